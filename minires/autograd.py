@@ -28,7 +28,7 @@ class _GradMode:
 
     def __call__(self, fn):  # usable as a decorator
         def wrapper(*args, **kwargs):
-            with self.__class__(self.enabled):
+            with _GradMode(self.enabled):
                 return fn(*args, **kwargs)
         wrapper.__name__ = getattr(fn, "__name__", "wrapper")
         wrapper.__doc__ = getattr(fn, "__doc__", None)

@@ -1,0 +1,285 @@
+"""Tensor engine: creation, broadcasting gradients, accumulation, no_grad, graph freeing, deep chains."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minires as mr
+
+
+def t64(a, requires_grad=True, device="cpu"):
+    return mr.tensor(np.asarray(a, dtype=np.float64), device=device, requires_grad=requires_grad)
+
+
+# ---- creation ----------------------------------------------------------------------------------
+
+def test_default_dtypes():
+    assert mr.tensor([1.0, 2.0]).dtype == np.float32
+    assert mr.tensor([1, 2]).dtype == np.int64
+    assert mr.tensor(np.zeros(3)).dtype == np.float64  # an ndarray keeps its dtype
+    assert mr.zeros(2, 3).dtype == np.float32 and mr.zeros(2, 3).shape == (2, 3)
+    assert mr.randn((4, 5), dtype=mr.float64).dtype == np.float64
+
+
+def test_tensor_copies_its_data():
+    a = np.ones(3, dtype=np.float32)
+    t = mr.tensor(a)
+    a[0] = 5
+    assert t.numpy()[0] == 1
+
+
+def test_manual_seed_reproducible():
+    mr.manual_seed(3)
+    a = mr.randn(5).numpy()
+    mr.manual_seed(3)
+    b = mr.randn(5).numpy()
+    mr.manual_seed(4)
+    c = mr.randn(5).numpy()
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_rng_state_roundtrip():
+    mr.manual_seed(0)
+    state = mr.get_rng_state()
+    a = mr.rand(4).numpy()
+    mr.set_rng_state(state)
+    assert np.array_equal(a, mr.rand(4).numpy())
+
+
+def test_bad_creation_arguments():
+    with pytest.raises(ValueError, match="shape"):
+        mr.zeros(2, -1)
+    with pytest.raises(TypeError, match="requires_grad"):
+        mr.tensor([1, 2], requires_grad=True)
+    with pytest.raises(ValueError, match="device"):
+        mr.zeros(2, device="tpu")
+    with pytest.raises(TypeError, match="dtype"):
+        mr.tensor([1.0], dtype="not-a-dtype")
+
+
+@pytest.mark.skipif(mr.backend.cupy_available(), reason="checks the error raised without a GPU")
+def test_cuda_without_gpu_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="cuda"):
+        mr.zeros(2, device="cuda")
+    with pytest.raises(RuntimeError, match="cuda"):
+        mr.zeros(2).to("cuda")
+
+
+def test_item_numpy_detach():
+    x = mr.tensor([[2.5]], requires_grad=True)
+    assert x.item() == 2.5
+    assert isinstance(x.numpy(), np.ndarray)
+    d = (x * 2).detach()
+    assert not d.requires_grad and d.is_leaf
+    with pytest.raises(ValueError, match="item"):
+        mr.zeros(2).item()
+
+
+# ---- arithmetic and broadcasting -------------------------------------------------------------------
+
+def test_operator_values_match_numpy():
+    a = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    b = np.array([0.5, -1.0, 2.0])
+    A, B = mr.tensor(a), mr.tensor(b)
+    for got, want in [(A + B, a + b), (A - B, a - b), (A * B, a * b), (A / B, a / b), (A ** 2, a ** 2),
+                      (-A, -a), (A @ B, a @ b), (2 - A, 2 - a), (1 / A, 1 / a), (A.exp(), np.exp(a)),
+                      (A.log(), np.log(a)), (A.sqrt(), np.sqrt(a)), (A.sum(1), a.sum(1)),
+                      (A.mean(0, keepdim=True), a.mean(0, keepdims=True)), (A.max(1), a.max(1)),
+                      (A.T, a.T), (A.reshape(3, 2), a.reshape(3, 2)), (A[:, 1:], a[:, 1:]),
+                      (A.flatten(), a.reshape(-1)), (A.permute(1, 0), a.T)]:
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+
+
+def test_float32_stays_float32_with_python_scalars():
+    x = mr.randn(3)
+    for y in (x + 1.5, x * 2, 2.0 / (x + 10), x ** 2, x - 1):
+        assert y.dtype == np.float32
+
+
+shapes = st.sampled_from([((3, 4), (4,)), ((3, 1), (1, 4)), ((2, 3, 4), (3, 1)), ((1,), (5, 2)),
+                          ((2, 1, 3), (4, 1)), ((), (3, 2))])
+
+
+@given(shapes, st.sampled_from(["add", "sub", "mul", "div", "pow"]))
+def test_broadcast_gradients(shape_pair, op):
+    rng = np.random.default_rng(0)
+    sa, sb = shape_pair
+    a = t64(rng.uniform(0.5, 2.0, sa))
+    b = t64(rng.uniform(0.5, 2.0, sb))
+    f = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+         "div": lambda a, b: a / b, "pow": lambda a, b: a ** b}[op]
+    assert mr.gradcheck(f, (a, b))
+    # grad shapes are the input shapes: un-broadcasting happened
+    a.grad = b.grad = None
+    f(a, b).sum().backward()
+    assert a.grad.shape == sa and b.grad.shape == sb
+
+
+@given(st.sampled_from([((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((2, 3), (3, 4)),
+                        ((5, 2, 3), (3, 4)), ((2, 1, 2, 3), (4, 3, 2))]))
+def test_matmul_gradients(shapes):
+    rng = np.random.default_rng(1)
+    a, b = t64(rng.standard_normal(shapes[0])), t64(rng.standard_normal(shapes[1]))
+    assert mr.gradcheck(lambda a, b: a @ b, (a, b))
+
+
+def test_reduction_and_shape_gradients():
+    rng = np.random.default_rng(2)
+    x = t64(rng.permutation(24).reshape(2, 3, 4) / 7.0)  # distinct values: no max ties
+    for f in [lambda x: x.sum(), lambda x: x.sum((0, 2), keepdim=True), lambda x: x.mean(1),
+              lambda x: x.max(), lambda x: x.max(2), lambda x: x.max((0, 1), keepdim=True),
+              lambda x: x.permute(2, 0, 1).reshape(4, 6), lambda x: x[1, ::2, 1:3],
+              lambda x: x[np.array([0, 0, 1])], lambda x: x.transpose(0, 2).flatten(1),
+              lambda x: x.exp().log(), lambda x: (x + 1).sqrt(), lambda x: (x - 0.05).abs(),
+              lambda x: x.unsqueeze(1).squeeze(1) * 3]:
+        assert mr.gradcheck(f, (x,))
+
+
+def test_max_ties_share_gradient():
+    x = t64([1.0, 3.0, 3.0, 2.0])
+    x.max().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 0.5, 0.5, 0])
+
+
+def test_repeated_index_accumulates():
+    x = t64([1.0, 2.0, 3.0])
+    x[np.array([0, 0, 2])].sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2, 0, 1])
+
+
+# ---- autograd semantics --------------------------------------------------------------------------
+
+def test_gradients_accumulate_across_backward_calls():
+    x = t64([1.0, 2.0])
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 3 + 2 * np.array([1.0, 2.0]))
+
+
+def test_shared_subexpression_sums_both_paths():
+    x = t64([2.0])
+    y = x * x
+    (y + y * x).sum().backward()  # d/dx (x^2 + x^3) = 2x + 3x^2
+    np.testing.assert_allclose(x.grad.numpy(), [2 * 2 + 3 * 4])
+
+
+def test_graph_freed_unless_retained():
+    x = t64([1.0, 2.0])
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+def test_no_grad_records_nothing():
+    x = t64([1.0])
+    with mr.no_grad():
+        y = x * 2
+    assert not y.requires_grad and y.grad_fn is None
+
+    @mr.no_grad()
+    def f(t):
+        return t * 3
+
+    assert not f(x).requires_grad
+    assert (x * 2).requires_grad  # restored after the context
+
+
+def test_backward_needs_scalar_or_grad():
+    x = t64([1.0, 2.0])
+    with pytest.raises(RuntimeError, match="scalar"):
+        (x * 2).backward()
+    (x * 2).backward(mr.tensor(np.array([1.0, 10.0])))
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 20.0])
+    with pytest.raises(ValueError, match="shape"):
+        (x * 2).backward(np.ones(3))
+
+
+def test_deep_chain_does_not_recurse():
+    x = mr.tensor([1.0], dtype=mr.float64, requires_grad=True)
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001 + 0.0
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.0001 ** 10_000], rtol=1e-9)
+
+
+def test_detach_blocks_gradient():
+    x = t64([3.0])
+    (x * x.detach()).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0])
+
+
+def test_cast_is_differentiable():
+    x = mr.tensor([1.0, 2.0], requires_grad=True)
+    y = x.to(mr.float64) * 2
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+
+
+# ---- errors ---------------------------------------------------------------------------------------
+
+def test_op_errors_name_op_and_shapes():
+    with pytest.raises(ValueError, match=r"add.*\(2, 3\).*\(4,\)"):
+        mr.zeros(2, 3) + mr.zeros(4)
+    with pytest.raises(ValueError, match="matmul"):
+        mr.zeros(2, 3) @ mr.zeros(2, 3)
+    with pytest.raises(TypeError, match="dtype"):
+        mr.zeros(2) + mr.zeros(2, dtype=mr.float64)
+    with pytest.raises(ValueError, match="reshape"):
+        mr.zeros(2, 3).reshape(4)
+    with pytest.raises(ValueError, match="sum"):
+        mr.zeros(2, 3).sum(5)
+    with pytest.raises(TypeError, match="unsupported"):
+        mr.zeros(2) + "a"
+
+
+def test_nan_propagates():
+    x = mr.tensor([np.nan, 1.0], requires_grad=True)
+    y = (x * 2).exp().sum()
+    assert np.isnan(y.item())
+    y.backward()
+    assert np.isnan(x.grad.numpy()[0]) and np.isfinite(x.grad.numpy()[1])
+
+
+# ---- gradcheck itself can fail -----------------------------------------------------------------------
+
+class _WrongSquare(mr.Function):
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, g):
+        return g * self.x  # should be 2 * x
+
+
+def test_gradcheck_catches_a_wrong_gradient():
+    x = t64([1.0, -2.0, 0.5])
+    with pytest.raises(mr.GradcheckError, match="input 0"):
+        mr.gradcheck(lambda x: _WrongSquare.apply(x), (x,))
+    with pytest.raises(mr.GradcheckError, match="directional"):
+        mr.gradcheck(lambda x: _WrongSquare.apply(x), (x,), fast_mode=True)
+
+
+def test_gradcheck_requires_float64():
+    with pytest.raises(TypeError, match="float64"):
+        mr.gradcheck(lambda x: x * 2, (mr.tensor([1.0], requires_grad=True),))
+
+
+def test_gradcheck_leaves_inputs_unchanged():
+    data = np.array([1.0, 2.0, 3.0])
+    x = t64(data)
+    mr.gradcheck(lambda x: (x * x).sum(), (x,))
+    np.testing.assert_array_equal(x.numpy(), data)
+    assert x.grad is None
+
+
+def test_get_array_module_cpu():
+    assert mr.backend.get_array_module(np.zeros(1), mr.zeros(1)) is np
+    assert mr.backend.parse_device("cuda") == "cuda:0"
+    assert mr.backend.parse_device("CUDA:1") == "cuda:1"
