@@ -1,6 +1,98 @@
-"""PLACEHOLDER: being written (core engine, issue 2)."""
+"""Cross-entropy loss on logits with fused, numerically stable log-softmax and label smoothing."""
+from __future__ import annotations
 
-def cross_entropy(logits, target, label_smoothing=0.0, reduction='mean'):
-    raise NotImplementedError
+import numbers
+
+import numpy as np
+
+from .. import _validate, backend
+from ..autograd import Function
+from ..backend import get_array_module
+from ..tensor import Tensor
+
+_REDUCTIONS = ("mean", "sum", "none")
 
 
+class CrossEntropy(Function):
+    name = "cross_entropy"
+
+    def forward(self, logits, target=None, label_smoothing=0.0, reduction="mean"):
+        xp = get_array_module(logits)
+        N, C = logits.shape
+        # NOTE: subtracting the row max keeps exp() <= 1, so logits of 1e4 cannot overflow.
+        z = logits - logits.max(axis=1, keepdims=True)  # (N, C)
+        e = xp.exp(z)
+        s = e.sum(axis=1, keepdims=True)  # (N, 1), >= 1 unless the row holds NaN
+        z -= xp.log(s)  # z is now log_softmax(logits)
+        rows = xp.arange(N)
+        loss = -z[rows, target]  # (N,) negative log-likelihood of the target class
+        if label_smoothing > 0:
+            # PyTorch: (1 - eps) * nll + eps * mean over classes of -log p
+            loss *= 1 - label_smoothing
+            loss -= label_smoothing * z.mean(axis=1)
+        e /= s  # softmax, all backward needs
+        self.p, self.target, self.rows = e, target, rows
+        self.label_smoothing, self.reduction = label_smoothing, reduction
+        if reduction == "none":
+            return loss
+        if reduction == "sum":
+            return xp.asarray(loss.sum())
+        if N == 0:  # PyTorch gives NaN for the mean over an empty batch
+            return xp.full((), xp.nan, dtype=logits.dtype)
+        return xp.asarray(loss.sum() / N)
+
+    def backward(self, g):
+        N, C = self.p.shape
+        eps = self.label_smoothing
+        # d loss_i / d logits_i = softmax_i - smoothed one-hot, with (1 - eps) on the target and eps/C on every class
+        d = self.p.copy()  # (N, C)
+        d[self.rows, self.target] -= 1 - eps
+        if eps > 0:
+            d -= eps / C
+        if self.reduction == "none":
+            d *= g[:, None]
+        elif self.reduction == "mean":
+            d *= g / max(N, 1)
+        else:
+            d *= g
+        return d
+
+
+def _target_array(target, logits):
+    if isinstance(target, Tensor):
+        if target.device != logits.device:
+            raise ValueError(f"cross_entropy: 'target' {target.shape} is on {target.device} but 'input' "
+                             f"{logits.shape} is on {logits.device}")
+        return target.data
+    if isinstance(target, np.ndarray) or get_array_module(target) is not np:
+        return backend.to_device(target, logits.device)  # a loader's NumPy labels follow the logits
+    raise TypeError(f"cross_entropy: argument 'target' must be a Tensor or an array of class indices, "
+                    f"got {type(target).__name__}")
+
+
+def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str = "mean"):
+    """Cross entropy between logits (N, C) and integer class indices (N,), as torch's F.cross_entropy."""
+    _validate.tensor_arg("cross_entropy", "input", logits, ndim=2)
+    N, C = logits.shape
+    t = _target_array(target, logits)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: argument 'target' must hold integer class indices "
+                        f"(int32/int64), got dtype {t.dtype}")
+    if t.shape != (N,):
+        raise ValueError(f"cross_entropy: 'target' must have shape ({N},) for input of shape {logits.shape}, "
+                         f"got {tuple(t.shape)}")
+    if C == 0:
+        raise ValueError(f"cross_entropy: 'input' needs at least one class, got shape {logits.shape}")
+    if N:
+        lo, hi = int(t.min()), int(t.max())
+        if lo < 0 or hi >= C:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"cross_entropy: target {bad} is out of bounds for {C} classes "
+                             f"(input shape {logits.shape})")
+    if not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool):
+        raise TypeError(f"cross_entropy: argument 'label_smoothing' must be a float, got {label_smoothing!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0.0, 1.0], got {label_smoothing}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return CrossEntropy.apply(logits, target=t, label_smoothing=float(label_smoothing), reduction=reduction)
