@@ -6,10 +6,11 @@ from .tensor import (Tensor, bool_, default_generator, float16, float32, float64
                      int32, int64, manual_seed, ones, ones_like, rand, randn, set_rng_state, tensor,
                      uint8, zeros, zeros_like)
 from . import functional  # noqa: E402  (needs Tensor defined first)
+from . import optim  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "randn", "rand", "zeros_like", "ones_like",
            "manual_seed", "default_generator", "get_rng_state", "set_rng_state", "no_grad",
            "enable_grad", "is_grad_enabled", "Function", "gradcheck", "GradcheckError", "backend",
-           "functional", "float16", "float32", "float64", "int32", "int64", "uint8", "bool_"]
+           "functional", "optim", "float16", "float32", "float64", "int32", "int64", "uint8", "bool_"]

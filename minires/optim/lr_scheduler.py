@@ -1,0 +1,273 @@
+"""Learning-rate schedulers: StepLR, MultiStepLR, CosineAnnealingLR, OneCycleLR, LinearLR.
+
+Each scheduler computes the lr of step `last_epoch` in closed form from the groups' `initial_lr`, so a
+resumed run gets bit-identical rates (PyTorch's chainable recursive forms agree up to rounding). Call
+`step()` once per batch or once per epoch; the constructor already applies step 0, as PyTorch does.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import numbers
+
+from .optimizer import Optimizer, check_number
+
+
+def _positive_int(name: str, arg: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name}: argument '{arg}' must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _per_group(name: str, arg: str, optimizer: Optimizer, value) -> list:
+    """A scalar option broadcast to every param group, or a list with one value per group."""
+    n = len(optimizer.param_groups)
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name}: argument '{arg}' has {len(value)} values for {n} param groups")
+        return [float(check_number(name, arg, v)) for v in value]
+    return [float(check_number(name, arg, value))] * n
+
+
+class LRScheduler:
+    """Base class: sets `group['lr']` from `get_lr()` for step `last_epoch` on every `step()`."""
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
+        name = type(self).__name__
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{name}: argument 'optimizer' must be a minires Optimizer, got {type(optimizer).__name__}")
+        if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral) or last_epoch < -1:
+            raise ValueError(f"{name}: argument 'last_epoch' must be an int >= -1, got {last_epoch!r}")
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:
+                    raise ValueError(f"{name}: last_epoch={last_epoch} resumes a schedule, but param group {i} "
+                                     "has no 'initial_lr' (load the optimizer's state_dict first)")
+        self.base_lrs = [float(group["initial_lr"]) for group in optimizer.param_groups]
+        self.last_epoch = int(last_epoch)
+        self._last_lr = [float(group["lr"]) for group in optimizer.param_groups]
+
+    def _initial_step(self) -> None:
+        """Apply step 0 (subclasses call this at the end of their constructor, once their fields exist)."""
+        self.step()
+
+    def get_lr(self) -> list:
+        """The lr of every param group at step `last_epoch`."""
+        raise NotImplementedError
+
+    def step(self, epoch=None) -> None:
+        """Advance one step (or jump to `epoch`) and write the new lrs into the optimizer."""
+        target = self.last_epoch + 1 if epoch is None else int(epoch)
+        previous, self.last_epoch = self.last_epoch, target
+        try:
+            lrs = self.get_lr()
+        except ValueError:
+            self.last_epoch = previous  # a refused step leaves the schedule where it was
+            raise
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = float(lr)
+        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
+
+    def get_last_lr(self) -> list:
+        """The lrs set by the latest `step()`."""
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict:
+        """Every field except the optimizer, as plain JSON-serialisable values."""
+        return {k: (list(v) if isinstance(v, (list, tuple)) else v)
+                for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore fields saved by `state_dict` (the optimizer's lrs are restored by its own state_dict)."""
+        name = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, dict) or "last_epoch" not in state_dict:
+            raise ValueError(f"{name}: expected a dict from state_dict() with 'last_epoch'")
+        unknown = sorted(set(state_dict) - set(self.__dict__))
+        if unknown:
+            raise ValueError(f"{name}: unexpected keys {unknown} (saved from a different scheduler?)")
+        self.__dict__.update({k: v for k, v in state_dict.items()})
+
+
+class StepLR(LRScheduler):
+    """lr = initial_lr * gamma ** (last_epoch // step_size)."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        self.step_size = _positive_int("StepLR", "step_size", step_size)
+        self.gamma = float(check_number("StepLR", "gamma", gamma, minimum=0.0))
+        super().__init__(optimizer, last_epoch)
+        self._initial_step()
+
+    def get_lr(self):
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """lr = initial_lr * gamma ** (number of milestones <= last_epoch)."""
+
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        try:
+            ms = list(milestones)
+        except TypeError:
+            raise TypeError(f"MultiStepLR: argument 'milestones' must be a list of ints, got {milestones!r}") from None
+        for m in ms:
+            if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 0:
+                raise ValueError(f"MultiStepLR: argument 'milestones' must hold non-negative ints, got {milestones!r}")
+        self.milestones = sorted(int(m) for m in ms)  # repeated milestones multiply by gamma twice, as PyTorch
+        self.gamma = float(check_number("MultiStepLR", "gamma", gamma, minimum=0.0))
+        super().__init__(optimizer, last_epoch)
+        self._initial_step()
+
+    def get_lr(self):
+        k = bisect.bisect_right(self.milestones, self.last_epoch)
+        return [base * self.gamma ** k for base in self.base_lrs]
+
+
+class CosineAnnealingLR(LRScheduler):
+    """lr = eta_min + (initial_lr - eta_min) * (1 + cos(pi * last_epoch / T_max)) / 2 (SGDR without restarts)."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        self.T_max = _positive_int("CosineAnnealingLR", "T_max", T_max)
+        self.eta_min = float(check_number("CosineAnnealingLR", "eta_min", eta_min, minimum=0.0))
+        super().__init__(optimizer, last_epoch)
+        self._initial_step()
+
+    def get_lr(self):
+        c = (1.0 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2.0
+        return [self.eta_min + (base - self.eta_min) * c for base in self.base_lrs]
+
+
+class LinearLR(LRScheduler):
+    """Linear warm-up: lr = initial_lr * factor, factor going from start_factor to end_factor over total_iters."""
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+        self.start_factor = float(check_number("LinearLR", "start_factor", start_factor))
+        self.end_factor = float(check_number("LinearLR", "end_factor", end_factor))
+        if not 0.0 < self.start_factor <= 1.0 or not 0.0 <= self.end_factor <= 1.0:
+            raise ValueError(f"LinearLR: need 0 < start_factor <= 1 and 0 <= end_factor <= 1, got "
+                             f"start_factor={start_factor!r}, end_factor={end_factor!r}")
+        self.total_iters = _positive_int("LinearLR", "total_iters", total_iters)
+        super().__init__(optimizer, last_epoch)
+        self._initial_step()
+
+    def get_lr(self):
+        t = min(self.last_epoch, self.total_iters) / self.total_iters
+        factor = self.start_factor + (self.end_factor - self.start_factor) * t
+        return [base * factor for base in self.base_lrs]
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin): warm up from max_lr/div_factor to max_lr, then anneal to a tiny lr.
+
+    Phase boundaries, defaults and momentum cycling (SGD's momentum or Adam's beta1, between max_momentum
+    and base_momentum, opposite to the lr) follow torch.optim.lr_scheduler.OneCycleLR. Step `total_steps`
+    is the last one allowed; stepping further raises ValueError.
+    """
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
+                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+                 div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
+        name = "OneCycleLR"
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{name}: argument 'optimizer' must be a minires Optimizer, got {type(optimizer).__name__}")
+        if total_steps is not None:
+            self.total_steps = _positive_int(name, "total_steps", total_steps)
+        elif epochs is not None and steps_per_epoch is not None:
+            self.total_steps = (_positive_int(name, "epochs", epochs)
+                                * _positive_int(name, "steps_per_epoch", steps_per_epoch))
+        else:
+            raise ValueError(f"{name}: give either total_steps or both epochs and steps_per_epoch "
+                             f"(got total_steps={total_steps!r}, epochs={epochs!r}, steps_per_epoch={steps_per_epoch!r})")
+        if isinstance(pct_start, bool) or not isinstance(pct_start, numbers.Real) or not 0.0 <= pct_start <= 1.0:
+            raise ValueError(f"{name}: argument 'pct_start' must be a float in [0, 1], got {pct_start!r}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"{name}: argument 'anneal_strategy' must be 'cos' or 'linear', got {anneal_strategy!r}")
+        self.anneal_strategy = anneal_strategy
+        check_number(name, "div_factor", div_factor)
+        check_number(name, "final_div_factor", final_div_factor)
+        if div_factor <= 0 or final_div_factor <= 0:
+            raise ValueError(f"{name}: div_factor and final_div_factor must be > 0, got {div_factor!r}, "
+                             f"{final_div_factor!r}")
+        T, p = self.total_steps, float(pct_start)
+        # Steps at which each phase ends (phase i starts where phase i-1 ended, the first at 0), as PyTorch.
+        if three_phase:
+            self._schedule_phases = [
+                dict(end_step=p * T - 1, start_lr="initial_lr", end_lr="max_lr",
+                     start_momentum="max_momentum", end_momentum="base_momentum"),
+                dict(end_step=2 * p * T - 2, start_lr="max_lr", end_lr="initial_lr",
+                     start_momentum="base_momentum", end_momentum="max_momentum"),
+                dict(end_step=float(T - 1), start_lr="initial_lr", end_lr="min_lr",
+                     start_momentum="max_momentum", end_momentum="max_momentum"),
+            ]
+        else:
+            self._schedule_phases = [
+                dict(end_step=p * T - 1, start_lr="initial_lr", end_lr="max_lr",
+                     start_momentum="max_momentum", end_momentum="base_momentum"),
+                dict(end_step=float(T - 1), start_lr="max_lr", end_lr="min_lr",
+                     start_momentum="base_momentum", end_momentum="max_momentum"),
+            ]
+        start = 0.0
+        for i, phase in enumerate(self._schedule_phases):
+            # NOTE: PyTorch divides by zero here; a clear error at construction is kinder.
+            if phase["end_step"] == start:
+                raise ValueError(f"{name}: phase {i} has zero length with total_steps={T}, pct_start={pct_start!r}; "
+                                 "use more steps or another pct_start")
+            start = phase["end_step"]
+
+        groups = optimizer.param_groups
+        if last_epoch == -1:
+            for group, lr in zip(groups, _per_group(name, "max_lr", optimizer, max_lr)):
+                group["initial_lr"] = lr / div_factor
+                group["max_lr"] = lr
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+
+        self.cycle_momentum = bool(cycle_momentum)
+        self.use_beta1 = False
+        if self.cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError(f"{name}: cycle_momentum=True needs an optimizer with 'momentum' or 'betas' "
+                                 f"({type(optimizer).__name__} has neither); pass cycle_momentum=False")
+            self.use_beta1 = "betas" in optimizer.defaults
+            if last_epoch == -1:
+                maxes = _per_group(name, "max_momentum", optimizer, max_momentum)
+                bases = _per_group(name, "base_momentum", optimizer, base_momentum)
+                for group, m_max, m_base in zip(groups, maxes, bases):
+                    self._set_momentum(group, m_max)
+                    group["max_momentum"] = m_max
+                    group["base_momentum"] = m_base
+        super().__init__(optimizer, last_epoch)
+        self._initial_step()
+
+    def _set_momentum(self, group, value):
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def _anneal(self, start, end, pct):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self):
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(f"OneCycleLR: tried to step {step} times; the schedule has total_steps="
+                             f"{self.total_steps}")
+        lrs = []
+        for group in self.optimizer.param_groups:
+            start = 0.0
+            for i, phase in enumerate(self._schedule_phases):
+                end = phase["end_step"]
+                if step <= end or i == len(self._schedule_phases) - 1:
+                    pct = (step - start) / (end - start)
+                    lrs.append(self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct))
+                    if self.cycle_momentum:
+                        self._set_momentum(group, self._anneal(group[phase["start_momentum"]],
+                                                               group[phase["end_momentum"]], pct))
+                    break
+                start = end
+        return lrs
