@@ -6,6 +6,7 @@ from .tensor import (Tensor, bool_, default_generator, float16, float32, float64
                      int32, int64, manual_seed, ones, ones_like, rand, randn, set_rng_state, tensor,
                      uint8, zeros, zeros_like)
 from . import functional  # noqa: E402  (needs Tensor defined first)
+from . import nn, models  # noqa: E402  (need functional)
 from . import optim  # noqa: E402
 
 __version__ = "0.1.0"

@@ -1,0 +1,68 @@
+"""BatchNorm2d layer over F.batch_norm, with running statistics as buffers."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from .. import functional as F
+from ..tensor import Tensor
+from .module import Module
+from .parameter import Parameter
+
+
+class BatchNorm2d(Module):
+    """Per-channel normalisation of NCHW input: batch statistics in training, running ones in eval."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None):
+        super().__init__()
+        if not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool) or num_features <= 0:
+            raise ValueError(f"BatchNorm2d: num_features must be a positive int, got {num_features!r}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm2d: momentum must be in [0, 1] or None, got {momentum!r}")
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        xp = backend.xp_for(device or "cpu")
+        dtype = np.dtype(dtype or np.float32)
+        if affine:
+            self.weight = Parameter(xp.ones((num_features,), dtype=dtype))
+            self.bias = Parameter(xp.zeros((num_features,), dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(xp.zeros((num_features,), dtype=dtype)))
+            self.register_buffer("running_var", Tensor(xp.ones((num_features,), dtype=dtype)))
+            self.register_buffer("num_batches_tracked", Tensor(xp.zeros((), dtype=np.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            self.weight.data[...] = 1
+            self.bias.data[...] = 0
+
+    def forward(self, x):
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1  # in place: state_dict views stay current
+            if self.momentum is None:  # cumulative moving average, as PyTorch
+                factor = 1.0 / float(self.num_batches_tracked.item())
+        # Batch statistics in training, or when there are no running statistics to use.
+        use_batch_stats = self.training or self.running_mean is None
+        track = not self.training or self.track_running_stats
+        return F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
+                            self.weight, self.bias, use_batch_stats, factor, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")

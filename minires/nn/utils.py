@@ -1,0 +1,34 @@
+"""Gradient utilities: clip_grad_norm_."""
+from __future__ import annotations
+
+import math
+
+from ..backend import get_array_module
+from ..tensor import Tensor
+
+
+def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> float:
+    """Scale gradients in place so their joint norm is at most max_norm; returns the norm before clipping."""
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    grads = [p.grad for p in parameters if p.grad is not None]
+    max_norm, norm_type = float(max_norm), float(norm_type)
+    if max_norm < 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm}")
+    if norm_type <= 0:
+        raise ValueError(f"clip_grad_norm_: norm_type must be > 0 or inf, got {norm_type}")
+    if not grads:
+        return 0.0
+    xp = get_array_module(grads[0].data)
+    if math.isinf(norm_type):
+        total = max(float(xp.abs(g.data).max()) if g.data.size else 0.0 for g in grads)
+    else:
+        # NOTE: accumulate in float64 so many float32 gradients do not lose precision.
+        total = float(sum(float((xp.abs(g.data.astype(xp.float64)) ** norm_type).sum()) for g in grads)) ** (1.0 / norm_type)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} is non-finite ({total})")
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        for g in grads:
+            g.data *= g.data.dtype.type(coef)
+    return total
