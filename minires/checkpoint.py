@@ -1,0 +1,180 @@
+"""Checkpoints in safetensors: weights under torchvision names, everything else as arrays + JSON.
+
+Layout of one file:
+- model weights and buffers under their `state_dict()` names (`conv1.weight`, `fc.bias`, ...),
+  so the weights load in any safetensors reader;
+- optimizer state arrays under `optimizer/state/<param index>/<name>` (a `/` never occurs in a
+  module path, so these cannot clash with weight names);
+- one JSON string in the header metadata (key "minires") holding the epoch, the optimizer's
+  scalars and param groups, the scheduler state, the RNG state, `extra` (config, best accuracy,
+  metrics history...) and a CRC-32 of all arrays, checked on load.
+No pickle anywhere: loading a checkpoint cannot run code.
+"""
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import struct
+import zlib
+from collections import OrderedDict
+
+import numpy as np
+
+from . import backend
+from .io import atomic_write_bytes
+
+FORMAT = "minires.checkpoint/1"
+_OPT_PREFIX = "optimizer/state/"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is truncated, corrupted, or not a minires checkpoint."""
+
+
+def _safetensors_numpy():
+    try:
+        import safetensors.numpy as stn
+    except ImportError:
+        raise ImportError("checkpoints need the safetensors package: pip install 'minires[train]'") from None
+    return stn
+
+
+def _json_default(obj):
+    """JSON for the NumPy scalars and small arrays that show up in optimizer/scheduler states."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (tuple, set)):
+        return list(obj)
+    raise TypeError(f"save_checkpoint: cannot store a {type(obj).__name__} in the JSON metadata")
+
+
+def _crc(tensors: dict) -> int:
+    """CRC-32 over names, dtypes, shapes and bytes of all arrays, in sorted name order."""
+    crc = 0
+    for name in sorted(tensors):
+        a = tensors[name]
+        crc = zlib.crc32(f"{name}|{a.dtype.str}|{a.shape}".encode(), crc)
+        crc = zlib.crc32(a.tobytes(), crc)  # tobytes: C order whatever the layout
+    return crc
+
+
+def _to_array(value) -> np.ndarray:
+    a = backend.to_numpy(getattr(value, "data", value))
+    # NOTE: not np.ascontiguousarray, which turns a 0-d array (num_batches_tracked) into shape (1,)
+    return a if a.flags.c_contiguous else np.array(a, order="C")
+
+
+def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch: int = 0, extra=None,
+                    rng_state=None) -> None:
+    """Atomically write a checkpoint of the model (and optimizer, scheduler, RNG, extra JSON) to path."""
+    stn = _safetensors_numpy()
+    tensors = OrderedDict((name, _to_array(v)) for name, v in model.state_dict().items())
+    for name in tensors:
+        if "/" in name:
+            raise ValueError(f"save_checkpoint: state_dict key {name!r} contains '/', reserved for optimizer state")
+    opt_meta = None
+    if optimizer is not None:
+        sd = optimizer.state_dict()
+        scalars = {}
+        for idx, state in sd["state"].items():
+            for key, value in state.items():
+                if isinstance(value, (numbers.Number, np.generic)) or value is None:
+                    scalars.setdefault(str(idx), {})[key] = value
+                else:
+                    tensors[f"{_OPT_PREFIX}{int(idx)}/{key}"] = _to_array(value)
+        opt_meta = {"scalars": scalars, "param_groups": sd["param_groups"]}
+    if rng_state is None:
+        from .tensor import get_rng_state
+        rng_state = get_rng_state()
+    meta = {
+        "format": FORMAT,
+        "model_keys": [k for k in tensors if not k.startswith(_OPT_PREFIX)],
+        "epoch": int(epoch),
+        "optimizer": opt_meta,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng_state": rng_state,
+        "extra": extra or {},
+        "crc32": _crc(tensors),
+    }
+    text = json.dumps(meta, default=_json_default)
+    atomic_write_bytes(path, stn.save(dict(tensors), metadata={"format": "np", "minires": text}))
+
+
+def _read_header(path: str, blob: bytes) -> dict:
+    """Parse and sanity-check the safetensors header, so damage gives a clear error naming the file."""
+    if len(blob) < 8:
+        raise CheckpointError(f"checkpoint {path!r} is truncated ({len(blob)} bytes)")
+    (n,) = struct.unpack("<Q", blob[:8])
+    if n > len(blob) - 8:
+        raise CheckpointError(f"checkpoint {path!r} is truncated or not a safetensors file "
+                              f"(header claims {n} bytes, file has {len(blob)})")
+    try:
+        header = json.loads(blob[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {path!r} has a corrupted header ({exc})") from None
+    data_len = len(blob) - 8 - n
+    ends = [info["data_offsets"][1] for key, info in header.items() if key != "__metadata__"]
+    if ends and max(ends) > data_len:
+        raise CheckpointError(f"checkpoint {path!r} is truncated: arrays need {max(ends)} bytes of data, "
+                              f"the file holds {data_len}")
+    return header
+
+
+def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict: bool = True) -> dict:
+    """Read a checkpoint; restore into model/optimizer/scheduler when given; return its contents.
+
+    Returns a dict with "model" (OrderedDict name -> ndarray), "optimizer" and "scheduler"
+    (state dicts or None), "epoch", "rng_state", "extra" and "path".
+    """
+    path = os.fspath(path)
+    stn = _safetensors_numpy()
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+    with open(path, "rb") as f:
+        blob = f.read()
+    header = _read_header(path, blob)
+    try:
+        meta = json.loads(header.get("__metadata__", {})["minires"])
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise CheckpointError(f"checkpoint {path!r} is a safetensors file without minires metadata") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path!r} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    try:
+        tensors = stn.load(blob)
+    except Exception as exc:  # safetensors raises its own error type
+        raise CheckpointError(f"checkpoint {path!r} is corrupted ({exc})") from None
+    if _crc(tensors) != meta["crc32"]:
+        raise CheckpointError(f"checkpoint {path!r} is corrupted: array checksum mismatch")
+
+    # safetensors sorts arrays by dtype and name; the metadata keeps the state_dict order
+    weights = OrderedDict((k, tensors[k]) for k in meta["model_keys"])
+
+    opt_sd = None
+    if meta["optimizer"] is not None:
+        state = {}
+        for idx, scalars in meta["optimizer"]["scalars"].items():
+            state.setdefault(int(idx), {}).update(scalars)
+        for k in tensors:
+            if k.startswith(_OPT_PREFIX):
+                idx, key = k[len(_OPT_PREFIX):].split("/", 1)
+                state.setdefault(int(idx), {})[key] = tensors[k]
+        opt_sd = {"state": dict(sorted(state.items())), "param_groups": meta["optimizer"]["param_groups"]}
+
+    if model is not None:
+        model.load_state_dict(weights, strict=strict)
+    if optimizer is not None:
+        if opt_sd is None:
+            raise CheckpointError(f"checkpoint {path!r} holds no optimizer state")
+        optimizer.load_state_dict(opt_sd)
+    if scheduler is not None:
+        if meta["scheduler"] is None:
+            raise CheckpointError(f"checkpoint {path!r} holds no scheduler state")
+        scheduler.load_state_dict(meta["scheduler"])
+    return {"model": weights, "optimizer": opt_sd, "scheduler": meta["scheduler"], "epoch": meta["epoch"],
+            "rng_state": meta["rng_state"], "extra": meta["extra"], "path": path}
+
+
+__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "FORMAT"]
