@@ -1,0 +1,201 @@
+"""batch_norm: statistics against per-channel loops, running-stat updates, gradcheck, eval mode, errors."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import minires as mr
+import minires.functional as F
+
+fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def t(a, device="cpu", requires_grad=False, dtype=np.float64):
+    return mr.tensor(np.asarray(a, dtype=dtype), device=device, requires_grad=requires_grad)
+
+
+def channel_values(a, c):
+    """Every value of channel c as a flat Python list (an explicit loop, no axis tricks)."""
+    vals = []
+    for n in range(a.shape[0]):
+        vals.extend(np.asarray(a[n, c]).ravel().tolist())
+    return vals
+
+
+def loop_stats(a):
+    """Per-channel mean, biased and unbiased variance by explicit sums."""
+    means, biased, unbiased = [], [], []
+    for c in range(a.shape[1]):
+        v = channel_values(a, c)
+        m = sum(v) / len(v)
+        ss = sum((u - m) ** 2 for u in v)
+        means.append(m)
+        biased.append(ss / len(v))
+        unbiased.append(ss / (len(v) - 1) if len(v) > 1 else math.nan)
+    return np.array(means), np.array(biased), np.array(unbiased)
+
+
+def loop_normalize(a, mean, var, w, b, eps):
+    out = np.empty_like(a, dtype=np.float64)
+    for n in range(a.shape[0]):
+        for c in range(a.shape[1]):
+            out[n, c] = (a[n, c] - mean[c]) / math.sqrt(var[c] + eps) * w[c] + b[c]
+    return out
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 2, 7), (3, 4, 5, 6), (2, 1, 1, 2)])
+def test_training_forward_matches_loops(device, shape):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shape) * 3 + 2
+    w, b = rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+    y = F.batch_norm(t(a, device), None, None, t(w, device), t(b, device), training=True, eps=1e-3)
+    mean, var, _ = loop_stats(a)
+    assert np.allclose(y.numpy(), loop_normalize(a, mean, var, w, b, 1e-3), atol=1e-10)
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.5, 1.0, 0.0])
+def test_running_stats_over_several_steps(device, momentum):
+    rng = np.random.default_rng(1)
+    C = 3
+    rm, rv = t(np.zeros(C), device), t(np.ones(C), device)
+    hand_m, hand_v = [0.0] * C, [1.0] * C
+    for step in range(4):
+        a = rng.standard_normal((4, C, 2, 3)) * (step + 1) + step
+        F.batch_norm(t(a, device), rm, rv, training=True, momentum=momentum)
+        mean, _, unbiased = loop_stats(a)
+        for c in range(C):
+            hand_m[c] = (1 - momentum) * hand_m[c] + momentum * mean[c]
+            hand_v[c] = (1 - momentum) * hand_v[c] + momentum * unbiased[c]
+    assert np.allclose(rm.numpy(), hand_m, atol=1e-12) and np.allclose(rv.numpy(), hand_v, atol=1e-12)
+
+
+def test_running_var_is_unbiased_for_two_values():
+    rm, rv = t([0.0]), t([0.0])
+    F.batch_norm(t([[1.0], [3.0]]), rm, rv, training=True, momentum=1.0)
+    assert rm.numpy().tolist() == [2.0] and rv.numpy().tolist() == [2.0]  # ((1-2)^2 + (3-2)^2) / (2-1)
+
+
+def test_eval_uses_running_stats_and_leaves_them(device):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((3, 2, 4, 4))
+    m, v = np.array([0.5, -1.0]), np.array([2.0, 0.25])
+    w, b = np.array([1.5, -0.5]), np.array([0.1, 0.2])
+    rm, rv = t(m, device), t(v, device)
+    y = F.batch_norm(t(a, device), rm, rv, t(w, device), t(b, device), training=False)
+    assert np.allclose(y.numpy(), loop_normalize(a, m, v, w, b, 1e-5), atol=1e-12)
+    assert np.array_equal(rm.numpy(), m) and np.array_equal(rv.numpy(), v)
+
+
+def test_eval_gradient_is_a_per_channel_scale(device):
+    rng = np.random.default_rng(3)
+    a, g = rng.standard_normal((2, 2, 3, 3)), rng.standard_normal((2, 2, 3, 3))
+    v, w = np.array([4.0, 0.5]), np.array([2.0, -3.0])
+    x = t(a, device, requires_grad=True)
+    F.batch_norm(x, t([1.0, 0.0], device), t(v, device), t(w, device), training=False).backward(t(g, device))
+    expected = g * (w / np.sqrt(v + 1e-5))[None, :, None, None]
+    assert np.allclose(x.grad.numpy(), expected, atol=1e-12)
+
+
+batch_shapes = st.tuples(st.integers(1, 4), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)).filter(
+    lambda s: s[0] * s[2] * s[3] > 1)  # training needs more than one value per channel
+
+
+@fixture_ok
+@given(shape=batch_shapes, affine=st.sampled_from(["both", "weight", "bias", "none"]), training=st.booleans(),
+       flat=st.booleans(), seed=st.integers(0, 2**16))
+def test_gradcheck(device, shape, affine, training, flat, seed):
+    rng = np.random.default_rng(seed)
+    if flat:  # the (N, C) layout of BatchNorm1d
+        shape = (shape[0] * shape[2] * shape[3] if shape[0] == 1 else shape[0], shape[1])
+    C = shape[1]
+    x = t(rng.standard_normal(shape) * 2 + 1, device, requires_grad=True)
+    w = t(rng.standard_normal(C), device, requires_grad=True) if affine in ("both", "weight") else None
+    b = t(rng.standard_normal(C), device, requires_grad=True) if affine in ("both", "bias") else None
+    rm, rv = t(rng.standard_normal(C), device), t(rng.random(C) + 0.5, device)
+    inputs = [i for i in (x, w, b) if i is not None]
+
+    def fn(*args):
+        it = iter(args)
+        return F.batch_norm(next(it), rm, rv, next(it) if w is not None else None,
+                            next(it) if b is not None else None, training=training, momentum=0.0)
+    assert mr.gradcheck(fn, inputs)
+
+
+def test_training_gradient_identities(device):
+    # For y = xhat (no affine, eps -> 0), dx is orthogonal to 1 and to xhat in each channel.
+    rng = np.random.default_rng(4)
+    a, g = rng.standard_normal((6, 3, 4, 5)), rng.standard_normal((6, 3, 4, 5))
+    x = t(a, device, requires_grad=True)
+    y = F.batch_norm(x, None, None, training=True, eps=1e-12)
+    y.backward(t(g, device))
+    dx, yv = x.grad.numpy(), y.numpy()
+    assert np.allclose(dx.sum(axis=(0, 2, 3)), 0, atol=1e-10)
+    assert np.allclose((dx * yv).sum(axis=(0, 2, 3)), 0, atol=1e-10)
+
+
+def test_batch_of_one_ok_in_training_with_spatial_values(device):
+    x = t(np.arange(8.0).reshape(1, 2, 2, 2), device, requires_grad=True)
+    y = F.batch_norm(x, None, None, training=True)
+    mean, var, _ = loop_stats(np.arange(8.0).reshape(1, 2, 2, 2))
+    assert np.allclose(y.numpy(), loop_normalize(np.arange(8.0).reshape(1, 2, 2, 2), mean, var, [1, 1], [0, 0], 1e-5))
+
+
+def test_float32_stays_float32(device):
+    f32 = np.float32
+    x = t(np.random.default_rng(5).standard_normal((4, 3, 2, 2)), device, requires_grad=True, dtype=f32)
+    w, b = t(np.ones(3), device, True, f32), t(np.zeros(3), device, True, f32)
+    rm, rv = t(np.zeros(3), device, dtype=f32), t(np.ones(3), device, dtype=f32)
+    for training in (True, False):
+        y = F.batch_norm(x, rm, rv, w, b, training=training)
+        assert y.dtype == f32
+        y.sum().backward()
+    assert x.grad.dtype == f32 and w.grad.dtype == f32 and b.grad.dtype == f32
+    assert rm.dtype == f32 and rv.dtype == f32
+
+
+def test_float32_large_mean_is_accurate():
+    # NOTE: a naive E[x^2] - E[x]^2 variance loses everything here in float32.
+    a = np.random.default_rng(6).standard_normal((64, 2, 8, 8)) + 1000.0
+    y = F.batch_norm(t(a, dtype=np.float32), None, None, training=True)
+    mean, var, _ = loop_stats(a.astype(np.float32).astype(np.float64))
+    ref = loop_normalize(a.astype(np.float32).astype(np.float64), mean, var, [1, 1], [0, 0], 1e-5)
+    assert np.abs(y.numpy() - ref).max() < 1e-3
+
+
+def test_errors(device):
+    x = t(np.zeros((4, 3, 2, 2)), device)
+    rm, rv = t(np.zeros(3), device), t(np.ones(3), device)
+    with pytest.raises(ValueError, match=r"batch_norm.*input.*\(3,\)"):
+        F.batch_norm(t(np.zeros(3), device), rm, rv)
+    with pytest.raises(ValueError, match="batch_norm.*input"):
+        F.batch_norm(t(np.zeros((1, 3, 1, 1, 1)), device), rm, rv)
+    with pytest.raises(ValueError, match=r"batch_norm.*running_mean.*\(3,\).*\(4,\)"):
+        F.batch_norm(x, t(np.zeros(4), device), rv)
+    with pytest.raises(ValueError, match=r"batch_norm.*running_var"):
+        F.batch_norm(x, rm, t(np.ones((3, 1)), device))
+    with pytest.raises(ValueError, match=r"batch_norm.*weight"):
+        F.batch_norm(x, rm, rv, weight=t(np.ones(2), device))
+    with pytest.raises(ValueError, match=r"batch_norm.*bias"):
+        F.batch_norm(x, rm, rv, bias=t(np.ones(4), device))
+    for one in ((1, 3), (1, 3, 1, 1), (1, 3, 1)):
+        with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+            F.batch_norm(t(np.zeros(one), device), rm, rv, training=True)
+    F.batch_norm(t(np.zeros((1, 3)), device), rm, rv, training=False)  # fine in eval
+    with pytest.raises(ValueError, match="batch_norm.*running_mean"):
+        F.batch_norm(x, None, None, training=False)
+    with pytest.raises(TypeError, match="batch_norm.*dtype"):
+        F.batch_norm(x, t(np.zeros(3), device, dtype=np.float32), rv)
+    with pytest.raises(TypeError, match="batch_norm.*floating"):
+        F.batch_norm(mr.zeros(4, 3, dtype=mr.int64, device=device), rm, rv)
+    with pytest.raises(TypeError, match="batch_norm.*Tensor"):
+        F.batch_norm(np.zeros((4, 3)), rm, rv)
+    with pytest.raises(ValueError, match="batch_norm.*eps"):
+        F.batch_norm(x, rm, rv, eps=0.0)
+
+
+@pytest.mark.gpu
+def test_device_mismatch():
+    with pytest.raises(ValueError, match="batch_norm.*device"):
+        F.batch_norm(mr.zeros(4, 3, device="cuda"), mr.zeros(3), mr.ones(3))
