@@ -82,7 +82,11 @@ class LRScheduler:
                 for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore fields saved by `state_dict` (the optimizer's lrs are restored by its own state_dict)."""
+        """Restore fields saved by `state_dict` and write the lrs of step `last_epoch` into the optimizer.
+
+        Unlike PyTorch, the optimizer's lrs (and OneCycle momenta) are re-applied here, so a resume is right
+        whether the optimizer's state was loaded before or after the scheduler was built.
+        """
         name = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, dict) or "last_epoch" not in state_dict:
             raise ValueError(f"{name}: expected a dict from state_dict() with 'last_epoch'")
@@ -90,6 +94,9 @@ class LRScheduler:
         if unknown:
             raise ValueError(f"{name}: unexpected keys {unknown} (saved from a different scheduler?)")
         self.__dict__.update({k: v for k, v in state_dict.items()})
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = float(lr)
+        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
 
 
 class StepLR(LRScheduler):
