@@ -305,3 +305,24 @@ def test_grad_shape_mismatch_raises():
     p.grad = mr.Tensor(np.ones(4))
     with pytest.raises(ValueError, match=r"SGD.step.*\(4,\).*\(5,\)"):
         opt.step()
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
+                                  lambda ps: Adam(ps, lr=0.05, amsgrad=True)], ids=["sgd", "adam"])
+def test_on_device_matches_cpu_and_checkpoints_as_numpy(make, device):
+    cpu = param()
+    opt_cpu = make([cpu])
+    run(opt_cpu, [cpu], 3)
+    dev = mr.tensor(P0, device=device, requires_grad=True)
+    opt = make([dev])
+    for _ in range(3):
+        dev.grad = mr.tensor(A * dev.numpy() + B, device=device)
+        opt.step()
+    assert dev.device.startswith(device) and dev.dtype == np.float64
+    np.testing.assert_allclose(dev.numpy(), cpu.data, rtol=1e-12)
+    sd = opt.state_dict()
+    assert all(type(v) is np.ndarray for v in sd["state"][0].values() if not isinstance(v, int))
+    back = mr.tensor(dev.numpy(), device=device, requires_grad=True)
+    opt2 = make([back])
+    opt2.load_state_dict(sd)
+    assert all(mr.backend.device_of(v).startswith(device) for v in opt2.state[back].values() if hasattr(v, "shape"))

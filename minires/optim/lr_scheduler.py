@@ -7,6 +7,7 @@ resumed run gets bit-identical rates (PyTorch's chainable recursive forms agree 
 from __future__ import annotations
 
 import bisect
+import copy
 import math
 import numbers
 
@@ -78,8 +79,8 @@ class LRScheduler:
 
     def state_dict(self) -> dict:
         """Every field except the optimizer, as plain JSON-serialisable values."""
-        return {k: (list(v) if isinstance(v, (list, tuple)) else v)
-                for k, v in self.__dict__.items() if k != "optimizer"}
+        return copy.deepcopy({k: (list(v) if isinstance(v, tuple) else v)
+                              for k, v in self.__dict__.items() if k != "optimizer"})
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore fields saved by `state_dict` and write the lrs of step `last_epoch` into the optimizer.
@@ -187,7 +188,8 @@ class OneCycleLR(LRScheduler):
                                 * _positive_int(name, "steps_per_epoch", steps_per_epoch))
         else:
             raise ValueError(f"{name}: give either total_steps or both epochs and steps_per_epoch "
-                             f"(got total_steps={total_steps!r}, epochs={epochs!r}, steps_per_epoch={steps_per_epoch!r})")
+                             f"(got total_steps={total_steps!r}, epochs={epochs!r}, "
+                             f"steps_per_epoch={steps_per_epoch!r})")
         if isinstance(pct_start, bool) or not isinstance(pct_start, numbers.Real) or not 0.0 <= pct_start <= 1.0:
             raise ValueError(f"{name}: argument 'pct_start' must be a float in [0, 1], got {pct_start!r}")
         if anneal_strategy not in ("cos", "linear"):
