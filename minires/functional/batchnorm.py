@@ -11,64 +11,64 @@ from ..backend import get_array_module
 class BatchNorm(Function):
     name = "batch_norm"
 
+    # Speed/memory: per-channel statistics are reductions over axes (0, 2) of an (N, C, L) view (no
+    # transpose); full-size temporaries are avoided by working in place in the output buffer (fresh
+    # 32 MB arrays cost a page-zeroing pass each). Backward keeps x (alive anyway as this node's
+    # input) instead of a centred copy, and rebuilds x - mean in the dx buffer.
+
     def forward(self, x, w=None, b=None, running_mean=None, running_var=None, training=False,
                 momentum=0.1, eps=1e-5):
         xp = get_array_module(x)
         N, C = x.shape[:2]
-        x3 = x.reshape(N, C, -1)  # (N, C, L), L = H*W; a view for contiguous x, no transpose
+        x3 = x.reshape(N, C, -1)  # (N, C, L), L = H*W; a view for contiguous x
         M = N * x3.shape[2]  # values per channel
-        self.x_shape, self.M, self.training = x.shape, M, training
         if training:
             mean = x3.sum(axis=(0, 2)) / M
-            xc = x3 - mean[:, None]  # (N, C, L)
+            y = x3 - mean[:, None]  # (N, C, L), centred in the output buffer
             # NOTE: two-pass variance (centre, then square) avoids E[x^2] - E[x]^2 cancellation in float32.
-            var = xp.einsum("ncl,ncl->c", xc, xc) / M
+            var = xp.einsum("ncl,ncl->c", y, y) / M
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
             if running_var is not None:
                 running_var *= 1 - momentum
                 running_var += (momentum * M / (M - 1)) * var  # the unbiased variance, as PyTorch
-        else:
-            mean, var = running_mean, running_var
-            xc = None
-        invstd = 1 / xp.sqrt(var + eps)  # (C,)
-        scale = invstd * w if w is not None else invstd
-        if training:
-            y = xc * scale[:, None]  # (N, C, L)
+            invstd = 1 / xp.sqrt(var + eps)  # (C,)
+            scale = invstd * w if w is not None else invstd
+            y *= scale[:, None]
             if b is not None:
                 y += b[:, None]
-            self.xc = xc
         else:
+            mean = running_mean.copy()  # the caller may update running_mean before backward
+            invstd = 1 / xp.sqrt(running_var + eps)
+            scale = invstd * w if w is not None else invstd
             shift = -mean * scale
             if b is not None:
                 shift += b
             y = x3 * scale[:, None]
             y += shift[:, None]
-            if self.needs_input_grad[1]:  # dw needs the normalised input, rebuilt in backward
-                self.x3, self.mean = x3, mean.copy()  # the caller may update running_mean
-        self.invstd, self.scale = invstd, scale
+        self.x3, self.mean, self.invstd, self.scale = x3, mean, invstd, scale
+        self.x_shape, self.M, self.training = x.shape, M, training
         return y.reshape(x.shape)
 
     def backward(self, g):
         xp = get_array_module(g)
-        need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
-        need_b = self.needs_input_grad[2]
-        N, C = self.x_shape[:2]
-        g3 = g.reshape(N, C, -1)  # (N, C, L)
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        g3 = g.reshape(self.x3.shape)  # (N, C, L)
         invstd, scale, M = self.invstd, self.scale, self.M
-        sum_g = g3.sum(axis=(0, 2)) if (need_b or (need_x and self.training)) else None
-        xc = self.xc if self.training else (self.x3 - self.mean[:, None] if need_w else None)
-        sum_gxc = xp.einsum("ncl,ncl->c", g3, xc) if xc is not None else None  # sum(g * (x - mean))
-        dx = None
-        if need_x and self.training:
+        full_dx = need_x and self.training  # in training the statistics depend on x
+        sum_g = g3.sum(axis=(0, 2)) if (need_b or full_dx) else None
+        dx = sum_gxc = None
+        if need_w or full_dx:
+            xc = self.x3 - self.mean[:, None]  # (N, C, L), becomes dx below
+            sum_gxc = xp.einsum("ncl,ncl->c", g3, xc)  # sum(g * (x - mean)) = sum(g * xhat) / invstd
+        if full_dx:
             # dx = (w*invstd/M) * (M*g - sum(g) - xhat*sum(g*xhat)) with xhat = xc*invstd,
-            # evaluated in place in one buffer: ((xc*c1 + g) + c0) * scale.
-            c1 = -(invstd * invstd * sum_gxc) / M
-            c0 = -sum_g / M
-            dx = xc * c1[:, None]
+            # evaluated in place in the xc buffer: (xc*c1 + g + c0) * scale.
+            dx = xc
+            dx *= (-(invstd * invstd * sum_gxc) / M)[:, None]
             dx += g3
-            dx += c0[:, None]
+            dx += (-sum_g / M)[:, None]
             dx *= scale[:, None]
         elif need_x:  # eval: the statistics are constants, so the map is a per-channel scale
             dx = g3 * scale[:, None]
