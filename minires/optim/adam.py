@@ -44,17 +44,25 @@ class Adam(Optimizer):
         step = state["step"]
         if wd != 0:
             g = g + wd * x
+        xp = get_array_module(x)
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m *= beta1
         m += (1.0 - beta1) * g
+        gg = xp.multiply(g, g)  # (also the scratch buffer for the update below, to spare allocations)
+        gg *= 1.0 - beta2
         v *= beta2
-        v += (1.0 - beta2) * (g * g)
+        v += gg
         if group["amsgrad"]:
-            vmax = state.setdefault("max_exp_avg_sq", get_array_module(x).zeros_like(x))
-            get_array_module(x).maximum(vmax, v, out=vmax)
+            vmax = state.setdefault("max_exp_avg_sq", xp.zeros_like(x))
+            xp.maximum(vmax, v, out=vmax)
             v = vmax
         bias_c1 = 1.0 - beta1 ** step
         bias_c2 = 1.0 - beta2 ** step
-        # Same algebra as PyTorch (not m_hat / (sqrt(v_hat) + eps)), so results agree to rounding.
-        denom = get_array_module(x).sqrt(v) / math.sqrt(bias_c2) + eps
-        x -= (lr / bias_c1) * (m / denom)
+        # Same algebra as PyTorch (not m_hat / (sqrt(v_hat) + eps)), so results agree to rounding:
+        # denom = sqrt(v) / sqrt(bias_c2) + eps;  p -= (lr / bias_c1) * m / denom
+        denom = xp.sqrt(v, out=gg)
+        denom /= math.sqrt(bias_c2)
+        denom += eps
+        update = xp.divide(m, denom, out=denom)
+        update *= lr / bias_c1
+        x -= update

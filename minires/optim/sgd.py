@@ -28,13 +28,28 @@ class SGD(Optimizer):
         lr, momentum = float(group["lr"]), float(group["momentum"])
         dampening, wd = float(group["dampening"]), float(group["weight_decay"])
         x = p.data
-        d_p = g + wd * x if wd != 0 else g  # a new array: the gradient itself is never modified
+        # NOTE: in-place ops on one scratch array: on the CPU, large temporaries cost more than the arithmetic.
+        scratch = wd != 0
+        if scratch:
+            d_p = x * wd
+            d_p += g  # g + wd*p in a new array: the gradient itself is never modified
+        else:
+            d_p = g
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = d_p.copy()  # first step: no dampening, as PyTorch
             else:
                 buf *= momentum
-                buf += (1.0 - dampening) * d_p
-            d_p = d_p + momentum * buf if group["nesterov"] else buf
-        x -= lr * d_p
+                buf += d_p if dampening == 0 else (1.0 - dampening) * d_p
+            if group["nesterov"]:
+                update = buf * momentum
+                update += d_p  # d_p + momentum*buf
+                d_p, scratch = update, True
+            else:
+                d_p, scratch = buf, False
+        if scratch:
+            d_p *= lr
+            x -= d_p
+        else:
+            x -= lr * d_p
