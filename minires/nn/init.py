@@ -10,10 +10,12 @@ from ..tensor import Tensor, default_generator
 
 
 def _fill(tensor, sample):
-    """Write `sample(shape)` (a float64 NumPy array) into the tensor's array, keeping dtype and device."""
+    """Write `sample(shape, dtype)` (a NumPy array) into the tensor's array, keeping dtype and device."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"init: expected a Tensor, got {type(tensor).__name__}")
-    values = np.asarray(sample(tensor.shape), dtype=np.float64).astype(tensor.dtype)
+    # NOTE: float32 tensors are drawn in float32 directly: twice as fast on ResNet-sized layers.
+    dtype = np.float32 if tensor.dtype == np.float32 else np.float64
+    values = np.asarray(sample(tensor.shape, dtype)).astype(tensor.dtype, copy=False)
     tensor.data[...] = backend.to_device(values, tensor.device)
     return tensor
 
@@ -51,16 +53,26 @@ def _fan(tensor, mode):
 
 def uniform_(tensor, a: float = 0.0, b: float = 1.0):
     """Fill with U(a, b)."""
-    return _fill(tensor, lambda s: default_generator().uniform(a, b, size=s))
+    def sample(shape, dtype):
+        u = default_generator().random(shape, dtype=dtype)
+        u *= b - a
+        u += a
+        return u
+    return _fill(tensor, sample)
 
 
 def normal_(tensor, mean: float = 0.0, std: float = 1.0):
     """Fill with N(mean, std^2)."""
-    return _fill(tensor, lambda s: default_generator().normal(mean, std, size=s))
+    def sample(shape, dtype):
+        z = default_generator().standard_normal(shape, dtype=dtype)
+        z *= std
+        z += mean
+        return z
+    return _fill(tensor, sample)
 
 
 def constant_(tensor, val: float):
-    return _fill(tensor, lambda s: np.full(s, val))
+    return _fill(tensor, lambda shape, dtype: np.full(shape, val, dtype=dtype))
 
 
 def zeros_(tensor):
