@@ -233,3 +233,19 @@ def test_tiny_resnet_overfits_a_batch_with_sgd():
             p.data -= 0.05 * v
         losses.append(loss.item())
     assert losses[0] > 1.5 and losses[-1] < 0.1 * losses[0], losses
+
+
+def test_model_moves_to_device(device):
+    mr.manual_seed(0)
+    m = models.resnet20().eval()
+    x = _x((2, 3, 16, 16))
+    with mr.no_grad():
+        expected = m(x).numpy()
+        m.to(device)
+        assert all(p.device.startswith(device) for p in m.parameters())
+        assert m.layer1[0].bn1.running_var.device.startswith(device)
+        out = m(x.to(device))
+    assert out.device.startswith(device)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-5)
+    m.load_state_dict({k: v.numpy() for k, v in m.state_dict().items()})  # NumPy values into device arrays
+    assert m.fc.weight.device.startswith(device)

@@ -41,6 +41,7 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
 
     def forward(self, *args, **kwargs):
+        """The computation; subclasses override it and are called as module(x)."""
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
     def __call__(self, *args, **kwargs):
@@ -138,10 +139,12 @@ class Module:
             yield from m.named_modules(memo, prefix + ("." if prefix else "") + name)
 
     def modules(self):
+        """This module and every descendant, each once."""
         for _, m in self.named_modules():
             yield m
 
     def named_children(self):
+        """(name, module) for the direct children."""
         seen = set()
         for name, m in self._modules.items():
             if m is not None and id(m) not in seen:
@@ -149,6 +152,7 @@ class Module:
                 yield name, m
 
     def children(self):
+        """The direct child modules."""
         for _, m in self.named_children():
             yield m
 
@@ -167,13 +171,16 @@ class Module:
         yield from self._named_members("_parameters", prefix, recurse)
 
     def parameters(self, recurse: bool = True):
+        """Every Parameter (of descendants too unless recurse=False), each once."""
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(self, prefix: str = "", recurse: bool = True):
+        """(qualified name, buffer Tensor) pairs, persistent or not."""
         yield from self._named_members("_buffers", prefix, recurse)
 
     def buffers(self, recurse: bool = True):
+        """Every buffer Tensor (e.g. BatchNorm running statistics)."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
@@ -194,9 +201,11 @@ class Module:
         return self
 
     def eval(self):
+        """Switch to evaluation mode (BatchNorm uses running statistics); returns self."""
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True):
+        """Turn gradient tracking of every parameter on or off (e.g. to freeze a backbone)."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self

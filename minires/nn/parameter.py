@@ -1,6 +1,8 @@
 """Parameter: a leaf Tensor that a Module registers as trainable."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..tensor import Tensor
 
 
@@ -9,7 +11,6 @@ class Parameter(Tensor):
 
     def __init__(self, data=None, requires_grad: bool = True):
         if data is None:
-            import numpy as np
             data = np.zeros((0,), dtype=np.float32)
         if isinstance(data, Tensor):
             data = data.data
