@@ -1,0 +1,68 @@
+"""PNG plots of a run: loss/accuracy curves and the confusion matrix (matplotlib, Agg backend)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from ..io import atomic_write_bytes
+
+
+def _pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend, or None (with a note) when missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def _save(fig, plt, path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_curves(history: list, path) -> bool:
+    """Loss and accuracy, train vs test, per epoch; False when matplotlib is not installed."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "acc", "accuracy")):
+        ax.plot(epochs, [row[f"train_{key}"] for row in history], "o-", label="train")
+        ax.plot(epochs, [row[f"test_{key}"] for row in history], "o-", label="test")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    _save(fig, plt, path)
+    return True
+
+
+def plot_confusion_matrix(cm, classes, path) -> bool:
+    """The confusion matrix as a heat map with counts; False when matplotlib is not installed."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    cm = np.asarray(cm)
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * k, 1.0 + 0.55 * k))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(k), labels=classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), labels=classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    limit = cm.max() / 2 if cm.size else 0
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if cm[i, j] > limit else "black")
+    fig.tight_layout()
+    _save(fig, plt, path)
+    return True

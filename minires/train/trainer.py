@@ -1,0 +1,391 @@
+"""The Trainer behind `minires train`: CIFAR-10 data, model, optimizer, schedule, loop, checkpoints."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import minires as mr
+from .. import backend, models
+from .. import functional as F
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..io import atomic_write_text
+from ..optim import SGD, Adam, lr_scheduler
+from . import plots
+from .metrics import classification_report, confusion_matrix, format_report, write_history
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("onecycle", "cosine", "step")
+DEFAULT_LR = {"sgd": 0.2, "adam": 2e-3}
+# Fields that define the run; on --resume they come from the checkpoint, not the command line.
+RUN_FIELDS = ("model", "model_kwargs", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
+              "schedule", "pct_start", "label_smoothing", "cutout", "seed", "limit_train", "limit_test",
+              "init_from", "freeze_backbone")
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (the CLI's `minires train` options)."""
+    model: str = "resnet20"
+    model_kwargs: dict = field(default_factory=dict)
+    data: str | None = None            # None: data.default_data_dir(), downloaded on first use
+    out: str = "runs/resnet20"
+    epochs: int = 5
+    batch_size: int = 128
+    eval_batch_size: int = 500
+    optimizer: str = "sgd"
+    lr: float | None = None            # peak lr; None: DEFAULT_LR[optimizer]
+    momentum: float = 0.9
+    weight_decay: float = 5e-4         # on conv/linear weights only
+    schedule: str = "onecycle"
+    pct_start: float = 0.25            # warm-up fraction of onecycle
+    label_smoothing: float = 0.1
+    cutout: int = 0                    # Cutout square size in pixels; 0 disables it
+    device: str = "cpu"
+    seed: int = 0
+    resume: bool = False
+    init_from: str | None = None
+    freeze_backbone: bool = False
+    limit_train: int | None = None
+    limit_test: int | None = None
+    progress: bool = True
+
+    def validate(self, check_init_from: bool = True) -> None:
+        """Raise ValueError (FileNotFoundError for missing paths) naming the first bad option."""
+        if self.model.lower() not in models.names():
+            raise ValueError(f"unknown model {self.model!r}; choose one of: {', '.join(models.names())}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be an integer >= 1, got {getattr(self, name)!r}")
+        for name in ("limit_train", "limit_test"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight-decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 < self.pct_start < 1.0:
+            raise ValueError(f"pct-start must be in (0, 1), got {self.pct_start}")
+        if self.cutout < 0:
+            raise ValueError(f"cutout must be >= 0, got {self.cutout}")
+        backend.parse_device(self.device)
+        if self.data is not None and not os.path.isdir(self.data):
+            raise FileNotFoundError(f"data directory {self.data!r} does not exist")
+        if check_init_from and self.init_from is not None and not os.path.isfile(self.init_from):
+            raise FileNotFoundError(f"--init-from: checkpoint {self.init_from!r} does not exist")
+
+
+def _subset(dataset, limit, seed):
+    """Keep `limit` examples chosen by a seeded permutation (image folders are sorted by class)."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    keep = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:limit])
+    dataset.data, dataset.targets = dataset.data[keep], dataset.targets[keep]
+    return dataset
+
+
+def load_datasets(data_dir, limit_train=None, limit_test=None, seed=0, train=True):
+    """(train set or None, test set): CIFAR10 from data_dir, or from the default dir (downloaded there)."""
+    from ..data import CIFAR10, default_data_dir
+    root, download = (data_dir, False) if data_dir is not None else (default_data_dir(), True)
+    train_set = _subset(CIFAR10(root, train=True, download=download), limit_train, seed) if train else None
+    test_set = _subset(CIFAR10(root, train=False, download=download), limit_test, seed + 1)
+    return train_set, test_set
+
+
+def _transforms(image_size: int, cutout: int, train: bool):
+    from ..data import CIFAR10_MEAN, CIFAR10_STD, transforms as T
+    steps = [T.RandomCrop(image_size, padding=4, padding_mode="reflect"), T.RandomHorizontalFlip()] if train else []
+    if train and cutout:
+        steps.append(T.Cutout(cutout))
+    steps.append(T.Normalize(CIFAR10_MEAN, CIFAR10_STD))
+    return T.Compose(steps)
+
+
+def evaluate(model, loader, label_smoothing: float = 0.0):
+    """(mean loss, accuracy, predictions, targets) of model on every batch of loader, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total_loss, preds, targets = 0.0, [], []
+    with mr.no_grad():
+        for x, y in loader:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            total_loss += float(loss.item()) * len(y)
+            preds.append(backend.to_numpy(logits.data.argmax(axis=1)))
+            targets.append(y.numpy())
+    model.train(was_training)
+    preds, targets = np.concatenate(preds), np.concatenate(targets)
+    n = max(len(targets), 1)
+    return total_loss / n, float((preds == targets).mean()) if len(targets) else math.nan, preds, targets
+
+
+def load_pretrained(model, path, log=print) -> None:
+    """Load a checkpoint's weights into model, all but the head `fc` when its shape differs."""
+    weights = load_checkpoint(path)["model"]
+    own = model.state_dict()
+    head = [k for k in weights if k.startswith("fc.")]
+    if any(k in own and tuple(weights[k].shape) != own[k].shape for k in head):
+        shapes = {k: tuple(weights[k].shape) for k in head}
+        log(f"init-from {path}: head {shapes} does not fit {model.fc.out_features} classes; "
+            "keeping a freshly initialised fc")
+        weights = {k: v for k, v in weights.items() if not k.startswith("fc.")}
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if unexpected or any(not k.startswith("fc.") for k in missing):
+            raise ValueError(f"init-from {path}: checkpoint does not match the model "
+                             f"(missing {list(missing)}, unexpected {list(unexpected)})")
+    else:
+        model.load_state_dict(weights)
+
+
+def freeze_backbone(model) -> list:
+    """requires_grad=False on every parameter outside `fc`; returns the head's parameters."""
+    head = []
+    for name, p in model.named_parameters():
+        p.requires_grad = name.startswith("fc.")
+        if p.requires_grad:
+            head.append(p)
+    return head
+
+
+def param_groups(model, weight_decay: float) -> list:
+    """Weight decay on conv/linear weights (ndim > 1) only, not on BatchNorm parameters or biases."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+class Trainer:
+    """Train one model on CIFAR-10 as a TrainConfig says, with checkpoints and metrics in config.out."""
+
+    def __init__(self, config: TrainConfig, log=print):
+        self.log = log
+        self.last_path = os.path.join(config.out, "last.safetensors")
+        self.best_path = os.path.join(config.out, "best.safetensors")
+        resume_state = None
+        if config.resume:
+            if not os.path.isfile(self.last_path):
+                raise FileNotFoundError(f"--resume: no checkpoint at {self.last_path}")
+            resume_state = load_checkpoint(self.last_path)
+            config = self._merge_saved_config(config, resume_state["extra"]["config"])
+        config.validate(check_init_from=resume_state is None)
+        self.config = c = config
+        self.device = backend.parse_device(c.device)
+        lr = c.lr if c.lr is not None else DEFAULT_LR[c.optimizer]
+
+        self.train_set, self.test_set = load_datasets(c.data, c.limit_train, c.limit_test, c.seed)
+        self.classes = list(self.train_set.classes)
+        size = int(self.train_set.data.shape[1])
+        from ..data import DataLoader
+        self.train_loader = DataLoader(self.train_set, batch_size=c.batch_size, shuffle=True, seed=c.seed,
+                                       transform=_transforms(size, c.cutout, train=True), device=self.device)
+        self.test_loader = DataLoader(self.test_set, batch_size=c.eval_batch_size, shuffle=False, seed=c.seed,
+                                      transform=_transforms(size, 0, train=False), device=self.device)
+
+        mr.manual_seed(c.seed)
+        self.model = models.get(c.model, num_classes=len(self.classes), **c.model_kwargs)
+        if c.init_from and resume_state is None:
+            load_pretrained(self.model, c.init_from, log)
+        self.model.to(self.device)
+        if c.freeze_backbone:
+            freeze_backbone(self.model)
+        groups = param_groups(self.model, c.weight_decay)
+        if c.optimizer == "sgd":
+            self.optimizer = SGD(groups, lr=lr, momentum=c.momentum, nesterov=c.momentum > 0)
+        else:
+            self.optimizer = Adam(groups, lr=lr)
+        total = c.epochs * len(self.train_loader)
+        if c.schedule == "onecycle":
+            self.scheduler = lr_scheduler.OneCycleLR(self.optimizer, max_lr=lr, total_steps=total,
+                                                     pct_start=c.pct_start)
+        elif c.schedule == "cosine":
+            self.scheduler = lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total)
+        else:
+            self.scheduler = lr_scheduler.MultiStepLR(self.optimizer, milestones=[total // 2, total * 3 // 4])
+        self.loss_fn = lambda logits, y: F.cross_entropy(logits, y, label_smoothing=c.label_smoothing)
+
+        self.epoch, self.history, self.best_acc = 0, [], -1.0
+        if resume_state is not None:
+            load_checkpoint(self.last_path, self.model, self.optimizer, self.scheduler)
+            mr.set_rng_state(resume_state["rng_state"])
+            self.epoch = resume_state["epoch"]
+            self.history = resume_state["extra"]["history"]
+            self.best_acc = resume_state["extra"]["best_acc"]
+            log(f"resumed {self.last_path} at epoch {self.epoch}/{c.epochs}")
+        elif os.path.exists(self.last_path):
+            log(f"note: {c.out} already holds a run; its checkpoints will be overwritten (use --resume to continue)")
+
+    def _merge_saved_config(self, config, saved: dict):
+        """The saved run's options, except where to run and how to report (device, out, data, progress)."""
+        changed = {k: (getattr(config, k), saved[k]) for k in RUN_FIELDS
+                   if k in saved and getattr(config, k) != saved[k]}
+        if changed:
+            self.log("--resume keeps the saved run's options: "
+                     + ", ".join(f"{k}={new!r} (not {old!r})" for k, (old, new) in changed.items()))
+        return dataclasses.replace(config, **{k: saved[k] for k in RUN_FIELDS if k in saved})
+
+    # ---- training -------------------------------------------------------------------------------
+    def _set_train_mode(self) -> None:
+        if self.config.freeze_backbone:
+            self.model.eval()  # NOTE: a frozen backbone keeps its BatchNorm running statistics too
+            self.model.fc.train()
+        else:
+            self.model.train()
+
+    def train_epoch(self, epoch: int) -> dict:
+        """One pass over the training set; raises TrainingDiverged on a non-finite loss."""
+        self._set_train_mode()
+        self.train_loader.set_epoch(epoch)
+        n_batches = len(self.train_loader)
+        bar = self._progress(n_batches, f"epoch {epoch + 1}/{self.config.epochs}")
+        total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+        for step, (x, y) in enumerate(self.train_loader):
+            logits = self.model(x)
+            loss = self.loss_fn(logits, y)
+            loss_value = float(loss.item())
+            if not math.isfinite(loss_value):
+                bar.close()
+                raise TrainingDiverged(
+                    f"loss is {loss_value} at epoch {epoch + 1}, step {step + 1}/{n_batches}; stopping. "
+                    f"The last good checkpoint is kept: {self._last_good()}")
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            total_loss += loss_value * len(y)
+            correct += int((logits.data.argmax(axis=1) == y.data).sum())
+            seen += len(y)
+            elapsed = time.perf_counter() - start
+            bar.update(loss=total_loss / seen, acc=correct / seen, ips=seen / max(elapsed, 1e-9))
+        bar.close()
+        elapsed = time.perf_counter() - start
+        return {"train_loss": total_loss / seen, "train_acc": correct / seen,
+                "images_per_s": seen / elapsed, "train_time_s": elapsed}
+
+    def _last_good(self) -> str:
+        return f"{self.last_path} (epoch {self.epoch})" if os.path.exists(self.last_path) else "none (no epoch finished)"
+
+    def _progress(self, total, desc):
+        return _Progress(total, desc, self.config.progress, self.log)
+
+    def fit(self, max_epochs: int | None = None) -> dict:
+        """Train to config.epochs (at most max_epochs more in this call); returns the final report."""
+        c = self.config
+        os.makedirs(c.out, exist_ok=True)
+        end = c.epochs if max_epochs is None else min(c.epochs, self.epoch + max_epochs)
+        while self.epoch < end:
+            start = time.perf_counter()
+            row = {"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
+            row.update(self.train_epoch(self.epoch))
+            row["test_loss"], row["test_acc"], _, _ = evaluate(self.model, self.test_loader, c.label_smoothing)
+            row["epoch_time_s"] = time.perf_counter() - start
+            self.epoch += 1
+            self.history.append(row)
+            is_best = row["test_acc"] > self.best_acc
+            self.best_acc = max(self.best_acc, row["test_acc"])
+            self._save(self.last_path)
+            if is_best:
+                self._save(self.best_path)
+            write_history(c.out, self.history)
+            plots.plot_curves(self.history, os.path.join(c.out, "curves.png"))
+            self.log(f"epoch {row['epoch']}/{c.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+                     f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | "
+                     f"{row['images_per_s']:.0f} img/s, {row['epoch_time_s']:.1f} s")
+        if self.epoch < c.epochs:
+            return {}
+        return self.final_report()
+
+    def _save(self, path) -> None:
+        config = dataclasses.asdict(self.config)
+        save_checkpoint(path, self.model, self.optimizer, self.scheduler, epoch=self.epoch,
+                        extra={"config": config, "classes": self.classes, "best_acc": self.best_acc,
+                               "history": self.history})
+
+    def final_report(self) -> dict:
+        """Evaluate on the test split; write final_eval.json and confusion_matrix.png; print the table."""
+        report = report_on(self.model, self.test_loader, self.classes)
+        report["best_acc"] = self.best_acc
+        write_report(report, self.config.out, self.log)
+        return report
+
+
+def report_on(model, loader, classes) -> dict:
+    """Accuracy, per-class precision/recall and the confusion matrix of model on loader."""
+    _, _, preds, targets = evaluate(model, loader)
+    return classification_report(confusion_matrix(targets, preds, len(classes)), classes)
+
+
+def write_report(report: dict, out_dir, log=print) -> None:
+    """Print the report and write final_eval.json and confusion_matrix.png into out_dir."""
+    log(format_report(report))
+    os.makedirs(out_dir, exist_ok=True)
+    atomic_write_text(os.path.join(out_dir, "final_eval.json"), json.dumps(report, indent=1) + "\n")
+    classes = [row["class"] for row in report["per_class"]]
+    plots.plot_confusion_matrix(report["confusion_matrix"], classes, os.path.join(out_dir, "confusion_matrix.png"))
+
+
+def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_test=None, out_dir=None, log=print):
+    """Rebuild the model saved in a checkpoint and report on the test split of `data`."""
+    from ..data import DataLoader
+    ckpt = load_checkpoint(path)
+    saved = ckpt["extra"].get("config")
+    if saved is None:
+        raise ValueError(f"checkpoint {path!r} has no training config; cannot tell which model it holds")
+    _, test_set = load_datasets(data, None, limit_test, saved.get("seed", 0), train=False)
+    classes = list(test_set.classes)
+    model = models.get(saved["model"], num_classes=len(classes), **saved.get("model_kwargs", {}))
+    model.load_state_dict(ckpt["model"])
+    model.to(backend.parse_device(device))
+    loader = DataLoader(test_set, batch_size=batch_size, shuffle=False,
+                        transform=_transforms(int(test_set.data.shape[1]), 0, train=False), device=device)
+    report = report_on(model, loader, classes)
+    if out_dir is not None:
+        write_report(report, out_dir, log)
+    else:
+        log(format_report(report))
+    return report
+
+
+class _Progress:
+    """A tqdm bar with loss/accuracy/images-per-second, or a few plain lines without tqdm."""
+
+    def __init__(self, total, desc, enabled, log):
+        self.bar, self.total, self.desc, self.log, self.n = None, total, desc, log, 0
+        self.enabled = enabled
+        if enabled:
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, desc=desc, leave=False, file=sys.stderr, mininterval=0.5)
+            except ImportError:
+                pass
+
+    def update(self, loss, acc, ips):
+        self.n += 1
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", img_s=f"{ips:.0f}", refresh=False)
+            self.bar.update(1)
+        elif self.enabled and (self.n % max(1, self.total // 10) == 0 or self.n == self.total):
+            self.log(f"{self.desc} step {self.n}/{self.total}: loss {loss:.4f} acc {acc:.4f} {ips:.0f} img/s")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,152 @@
+"""Trainer: bitwise resume, NaN stop, metrics files and plots, fine-tuning, weight-decay groups."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("safetensors")
+pytest.importorskip("PIL")
+
+import minires as mr
+from minires.checkpoint import load_checkpoint
+from minires.train import TrainConfig, Trainer, TrainingDiverged, param_groups
+from minires.train.metrics import classification_report, confusion_matrix
+
+
+def make_image_folder(root, classes, n_train, n_test, seed=0):
+    """32x32 PNGs in root/{train,test}/<class>/, each class a noisy shade of its own colour."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for k, cls in enumerate(classes):
+            os.makedirs(os.path.join(root, split, cls))
+            base = np.array([60 + 60 * (k % 3), 200 - 50 * (k % 4), 40 + 90 * (k % 2)], dtype=np.float64)
+            for i in range(n):
+                img = np.clip(base + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(os.path.join(root, split, cls, f"{i:03d}.png"))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def data4(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("data4"), ["ant", "bee", "cat", "dog"], 8, 4)
+
+
+def config(out, data, **kw):
+    base = dict(model="resnet20", model_kwargs={"widths": [4, 8, 8]}, data=data, out=str(out), epochs=2,
+                batch_size=16, eval_batch_size=24, progress=False, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def weights(model):
+    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
+
+
+def test_resume_is_bitwise_equal_to_a_straight_run(tmp_path, data4):
+    straight = Trainer(config(tmp_path / "a", data4), log=lambda *a: None)
+    straight.fit()
+
+    first = Trainer(config(tmp_path / "b", data4), log=lambda *a: None)
+    first.fit(max_epochs=1)
+    assert load_checkpoint(tmp_path / "b" / "last.safetensors")["epoch"] == 1
+    resumed = Trainer(config(tmp_path / "b", data4, resume=True), log=lambda *a: None)
+    assert resumed.epoch == 1
+    resumed.fit()
+
+    a, b = weights(straight.model), weights(resumed.model)
+    assert list(a) == list(b)
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    assert not np.array_equal(a["conv1.weight"], weights(first.model)["conv1.weight"])  # epoch 2 did train
+    for p, q in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert np.array_equal(straight.optimizer.state[p]["momentum_buffer"], resumed.optimizer.state[q]["momentum_buffer"])
+    strip = lambda rows: [{k: v for k, v in r.items() if "time" not in k and "per_s" not in k} for r in rows]
+    assert strip(straight.history) == strip(resumed.history)
+
+    # metrics files and plots: one row per epoch, rewritten each epoch, resumed history included
+    out = tmp_path / "b"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    csv_lines = (out / "metrics.csv").read_text().splitlines()
+    assert len(csv_lines) == 3 and csv_lines[0].startswith("epoch,lr,train_loss,train_acc,test_loss,test_acc")
+    for name in ("curves.png", "confusion_matrix.png", "last.safetensors", "best.safetensors", "final_eval.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads((out / "final_eval.json").read_text())
+    assert report["num_samples"] == 16 and len(report["per_class"]) == 4
+    assert report["accuracy"] == pytest.approx(rows[-1]["test_acc"])
+    best = max(r["test_acc"] for r in rows)
+    assert load_checkpoint(out / "best.safetensors")["extra"]["best_acc"] == best
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data4):
+    trainer = Trainer(config(tmp_path, data4), log=lambda *a: None)
+    real_loss, calls = trainer.loss_fn, []
+    per_epoch = len(trainer.train_loader)
+
+    def poisoned(logits, y):
+        calls.append(1)
+        loss = real_loss(logits, y)
+        return loss * float("nan") if len(calls) == per_epoch + 2 else loss
+
+    trainer.loss_fn = poisoned
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 2, step 2/\d+.*last.safetensors \(epoch 1\)"):
+        trainer.fit()
+    ck = load_checkpoint(tmp_path / "last.safetensors")
+    assert ck["epoch"] == 1 and len(ck["extra"]["history"]) == 1
+    assert all(np.isfinite(v).all() for v in ck["model"].values() if v.dtype.kind == "f")
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_finetune_replaces_head_and_freezes_backbone(tmp_path, data4):
+    Trainer(config(tmp_path / "pre", data4, epochs=1), log=lambda *a: None).fit()
+    ckpt = tmp_path / "pre" / "last.safetensors"
+    data2 = make_image_folder(tmp_path / "data2", ["left", "right"], 10, 4, seed=1)
+    logs = []
+    ft = Trainer(config(tmp_path / "ft", data2, epochs=1, init_from=str(ckpt), freeze_backbone=True),
+                 log=logs.append)
+    assert ft.model.fc.out_features == 2 and any("head" in line for line in logs)
+    pretrained = load_checkpoint(ckpt)["model"]
+    before = weights(ft.model)
+    for k, v in before.items():
+        if not k.startswith("fc."):
+            assert np.array_equal(v, pretrained[k]), k  # backbone loaded from the checkpoint
+    opt_params = [p for g in ft.optimizer.param_groups for p in g["params"]]
+    assert {id(p) for p in opt_params} == {id(ft.model.fc.weight), id(ft.model.fc.bias)}
+    ft.fit()
+    after = weights(ft.model)
+    for k in before:
+        if k.startswith("fc."):
+            assert not np.array_equal(before[k], after[k]), k
+        else:
+            assert np.array_equal(before[k], after[k]), k  # weights and BN statistics untouched
+
+
+def test_weight_decay_only_on_conv_and_linear_weights():
+    mr.manual_seed(0)
+    from minires import models
+    model = models.get("resnet20", widths=(4, 8, 8))
+    decay, no_decay = param_groups(model, 5e-4)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0
+    assert {names[id(p)] for p in decay["params"]} == {n for n, p in model.named_parameters()
+                                                       if ("conv" in n or "fc" in n or "downsample.0" in n)
+                                                       and n.endswith("weight")}
+    assert all(p.ndim == 1 for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_confusion_matrix_and_report_against_loops():
+    rng = np.random.default_rng(0)
+    t, p = rng.integers(0, 3, 50), rng.integers(0, 3, 50)
+    cm = confusion_matrix(t, p, 3)
+    for i in range(3):
+        for j in range(3):
+            assert cm[i, j] == sum(1 for a, b in zip(t, p) if a == i and b == j)
+    rep = classification_report(np.array([[5, 1, 0], [2, 3, 0], [0, 0, 0]]), ["a", "b", "c"])
+    assert rep["accuracy"] == pytest.approx(8 / 11)
+    assert [r["precision"] for r in rep["per_class"]] == pytest.approx([5 / 7, 3 / 4, 0.0])
+    assert [r["recall"] for r in rep["per_class"]] == pytest.approx([5 / 6, 3 / 5, 0.0])
+    assert [r["support"] for r in rep["per_class"]] == [6, 5, 0]
