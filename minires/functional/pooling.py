@@ -1,14 +1,177 @@
-"""PLACEHOLDER: being written (core engine, issue 2)."""
+"""Max, average and adaptive-average 2-D pooling (PyTorch semantics, NCHW), vectorised over kernel offsets."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validate
+from ..autograd import Function
+from ..backend import get_array_module
+from .im2col import conv_output_size
+
+
+def _window(i: int, j: int, stride, out_size):
+    """Index (all N, all C, rows, cols) of the input pixels at kernel offset (i, j) of every window."""
+    (SH, SW), (OH, OW) = stride, out_size
+    return (slice(None), slice(None), slice(i, i + SH * (OH - 1) + 1, SH), slice(j, j + SW * (OW - 1) + 1, SW))
+
+
+def _padded(x, padding, fill):
+    """x (N, C, H, W) padded by `fill` on each side; x itself when there is no padding."""
+    PH, PW = padding
+    if not PH and not PW:
+        return x
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    out = xp.full((N, C, H + 2 * PH, W + 2 * PW), fill, dtype=x.dtype)
+    out[:, :, PH:PH + H, PW:PW + W] = x
+    return out
+
+
+def _unpad(dxpad, padding, shape):
+    PH, PW = padding
+    return dxpad[:, :, PH:PH + shape[2], PW:PW + shape[3]]
+
+
+class MaxPool2d(Function):
+    """out = max over each window of the -inf padded input; the gradient goes to the (first) max."""
+
+    name = "max_pool2d"
+
+    def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
+        xp = get_array_module(x)
+        N, C, H, W = x.shape
+        (KH, KW), (PH, PW) = kernel_size, padding
+        OH = conv_output_size(H, KH, stride[0], PH, 1)
+        OW = conv_output_size(W, KW, stride[1], PW, 1)
+        xpad = _padded(x, padding, -np.inf)
+        if stride == kernel_size:
+            # Non-overlapping windows tile the (cropped) input: one reshape instead of a copy per offset.
+            win = xpad[:, :, :OH * KH, :OW * KW].reshape(N, C, OH, KH, OW, KW)  # (N, C, OH, KH, OW, KW)
+            win = win.transpose(3, 5, 0, 1, 2, 4)                             # (KH, KW, N, C, OH, OW)
+            win = win.reshape(KH * KW, N, C, OH, OW)                        # (KH*KW, N, C, OH, OW)
+        else:
+            win = xp.stack([xpad[_window(i, j, stride, (OH, OW))]
+                            for i in range(KH) for j in range(KW)])          # (KH*KW, N, C, OH, OW)
+        # NOTE: argmax returns the first maximum (PyTorch's tie rule) and the first NaN, so NaN
+        # propagates to the output like PyTorch's max_pool2d.
+        idx = win.argmax(axis=0)                                             # (N, C, OH, OW)
+        out = xp.take_along_axis(win, idx[None], axis=0)[0]
+        self.idx = idx.astype(np.int16 if KH * KW < 2**15 else np.int64)   # 4x less memory to keep
+        self.geom = (x.shape, kernel_size, stride, padding, (OH, OW))
+        return out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        shape, (KH, KW), stride, padding, out_size = self.geom
+        N, C, H, W = shape
+        PH, PW = padding
+        dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=g.dtype)
+        zero = g.dtype.type(0)
+        for k in range(KH * KW):
+            # One strided slice per offset hits each pixel once, so += is exact; offsets may overlap.
+            dxpad[_window(k // KW, k % KW, stride, out_size)] += xp.where(self.idx == k, g, zero)
+        return _unpad(dxpad, padding, shape)
+
+
+class AvgPool2d(Function):
+    """out = sum over each zero-padded window / (KH*KW) (count_include_pad=True)."""
+
+    name = "avg_pool2d"
+
+    def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
+        N, C, H, W = x.shape
+        (KH, KW), (PH, PW) = kernel_size, padding
+        OH = conv_output_size(H, KH, stride[0], PH, 1)
+        OW = conv_output_size(W, KW, stride[1], PW, 1)
+        xpad = _padded(x, padding, 0)
+        out = xpad[_window(0, 0, stride, (OH, OW))].copy()
+        for k in range(1, KH * KW):
+            out += xpad[_window(k // KW, k % KW, stride, (OH, OW))]
+        out *= x.dtype.type(1.0 / (KH * KW))
+        self.geom = (x.shape, kernel_size, stride, padding, (OH, OW))
+        return out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        shape, (KH, KW), stride, padding, out_size = self.geom
+        N, C, H, W = shape
+        PH, PW = padding
+        dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=g.dtype)
+        gs = g * g.dtype.type(1.0 / (KH * KW))
+        for k in range(KH * KW):
+            dxpad[_window(k // KW, k % KW, stride, out_size)] += gs
+        return _unpad(dxpad, padding, shape)
+
+
+def _bin_matrix(xp, size: int, out: int, dtype):
+    """(out, size) averaging matrix of PyTorch's adaptive bins [floor(i*size/out), ceil((i+1)*size/out))."""
+    A = np.zeros((out, size), dtype=np.float64)
+    for i in range(out):
+        start, end = (i * size) // out, -((-(i + 1) * size) // out)
+        A[i, start:end] = 1.0 / (end - start)
+    return xp.asarray(A.astype(dtype))
+
+
+class AdaptiveAvgPool2d(Function):
+    """out[n, c, i, j] = mean of x over PyTorch's adaptive bin (i, j); separable, so A_h @ x @ A_w^T."""
+
+    name = "adaptive_avg_pool2d"
+
+    def forward(self, x, output_size=(1, 1)):
+        xp = get_array_module(x)
+        N, C, H, W = x.shape
+        OH, OW = output_size
+        self.geom = (x.shape, output_size)
+        if (OH, OW) == (1, 1):  # global average pooling, the ResNet head
+            return x.mean(axis=(2, 3), keepdims=True, dtype=x.dtype)
+        self.ah = _bin_matrix(xp, H, OH, x.dtype)                            # (OH, H)
+        self.aw = _bin_matrix(xp, W, OW, x.dtype)                            # (OW, W)
+        return self.ah @ x @ self.aw.T                                       # (N, C, OH, OW)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        (N, C, H, W), (OH, OW) = self.geom
+        if (OH, OW) == (1, 1):
+            return xp.broadcast_to(g * g.dtype.type(1.0 / (H * W)), (N, C, H, W)).copy()
+        return self.ah.T @ g @ self.aw                                       # (N, C, H, W)
+
+
+def _pool_args(op, x, kernel_size, stride, padding):
+    _validate.tensor_arg(op, "input", x, ndim=4)
+    kernel_size = _validate.pair(op, "kernel_size", kernel_size, 1)
+    stride = kernel_size if stride is None else _validate.pair(op, "stride", stride, 1)
+    padding = _validate.pair(op, "padding", padding, 0)
+    if padding[0] > kernel_size[0] // 2 or padding[1] > kernel_size[1] // 2:
+        raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel_size}")
+    N, C, H, W = x.shape
+    if H + 2 * padding[0] < kernel_size[0] or W + 2 * padding[1] < kernel_size[1]:
+        raise ValueError(f"{op}: kernel {kernel_size} is larger than the padded input "
+                         f"{(H + 2 * padding[0], W + 2 * padding[1])} (input {x.shape}, padding {padding})")
+    return kernel_size, stride, padding
+
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
-    raise NotImplementedError
+    """Max over KH x KW windows of x (N, C, H, W); stride defaults to kernel_size, padding is -inf."""
+    kernel_size, stride, padding = _pool_args("max_pool2d", x, kernel_size, stride, padding)
+    return MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    raise NotImplementedError
+    """Mean over KH x KW windows of x (N, C, H, W), zero padding counted (count_include_pad=True)."""
+    kernel_size, stride, padding = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
+    return AvgPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
 
 
 def adaptive_avg_pool2d(x, output_size):
-    raise NotImplementedError
+    """Average x (N, C, H, W) into output_size (int or pair; None keeps that input size) bins."""
+    op = "adaptive_avg_pool2d"
+    _validate.tensor_arg(op, "input", x, ndim=4)
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        output_size = tuple(x.shape[2 + k] if s is None else s for k, s in enumerate(output_size))
+    output_size = _validate.pair(op, "output_size", output_size, 1)
+    if min(x.shape[2:]) < 1:
+        raise ValueError(f"{op}: input {x.shape} has an empty spatial dimension")
+    return AdaptiveAvgPool2d.apply(x, output_size=output_size)
 
 
+__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
