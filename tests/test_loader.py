@@ -1,0 +1,149 @@
+"""DataLoader: shapes, coverage, (seed, epoch) determinism, drop_last, worker errors and thread cleanup."""
+import threading
+
+import numpy as np
+import pytest
+
+import minires as mr
+from minires.data import DataLoader
+from minires.data import transforms as T
+
+
+class ArrayDataset:
+    """A CIFAR10-like dataset whose label is the sample index, so batches reveal the order."""
+
+    def __init__(self, n=37, seed=0):
+        self.data = np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        self.targets = np.arange(n, dtype=np.int64)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i], int(self.targets[i])
+
+
+class ItemDataset(ArrayDataset):
+    """The same samples, reachable only through __getitem__."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self._d, self._t = self.data, self.targets
+        del self.data, self.targets
+
+    def __len__(self):
+        return len(self._d)
+
+    def __getitem__(self, i):
+        return self._d[i], int(self._t[i])
+
+
+def loader_threads():
+    return [t for t in threading.enumerate() if t.name == "minires-DataLoader"]
+
+
+def collect(loader):
+    return [(x.numpy().copy(), y.numpy().copy()) for x, y in loader]
+
+
+@pytest.mark.parametrize("make", [ArrayDataset, ItemDataset])
+def test_batches_are_scaled_nchw_float32(make):
+    ds = make(37)
+    ref = ArrayDataset(37)
+    loader = DataLoader(ds, batch_size=16)
+    assert len(loader) == 3
+    batches = list(loader)
+    assert [x.shape for x, _ in batches] == [(16, 3, 32, 32), (16, 3, 32, 32), (5, 3, 32, 32)]
+    for b, (x, y) in enumerate(batches):
+        assert isinstance(x, mr.Tensor) and x.dtype == np.float32 and x.device == "cpu"
+        assert isinstance(y, mr.Tensor) and y.dtype == np.int64 and y.shape == (x.shape[0],)
+        for k, i in enumerate(range(16 * b, 16 * b + x.shape[0])):  # no shuffle: in order
+            assert y.data[k] == i
+            for c in range(3):
+                np.testing.assert_array_equal(x.data[k, c], ref.data[i, :, :, c].astype(np.float32) / 255)
+
+
+def test_shuffle_visits_every_sample_once_and_is_reproducible():
+    ds = ArrayDataset(50)
+    crop = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()])
+    loader = DataLoader(ds, batch_size=8, shuffle=True, seed=3, transform=crop)
+    loader.set_epoch(4)
+    a = collect(loader)
+    labels = np.concatenate([y for _, y in a])
+    np.testing.assert_array_equal(np.sort(labels), np.arange(50))
+    assert not np.array_equal(labels, np.arange(50))
+    again = DataLoader(ds, batch_size=8, shuffle=True, seed=3, transform=crop)
+    again.set_epoch(4)  # a fresh loader resumed at epoch 4 sees exactly the same batches and augmentation
+    b = collect(again)
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    again.set_epoch(5)
+    assert not np.array_equal(np.concatenate([y for _, y in collect(again)]), labels)
+    other_seed = DataLoader(ds, batch_size=8, shuffle=True, seed=4)
+    other_seed.set_epoch(4)
+    assert not np.array_equal(np.concatenate([y for _, y in collect(other_seed)]), labels)
+
+
+def test_epoch_advances_without_set_epoch():
+    loader = DataLoader(ArrayDataset(30), batch_size=30, shuffle=True)
+    first, second = collect(loader)[0][1], collect(loader)[0][1]
+    assert loader.epoch == 1 and not np.array_equal(first, second)
+    loader.set_epoch(0)
+    np.testing.assert_array_equal(collect(loader)[0][1], first)
+
+
+def test_drop_last():
+    loader = DataLoader(ArrayDataset(37), batch_size=16, shuffle=True, drop_last=True)
+    assert len(loader) == 2
+    batches = collect(loader)
+    assert [len(y) for _, y in batches] == [16, 16]
+    assert len(set(np.concatenate([y for _, y in batches]))) == 32
+
+
+def test_worker_exception_reaches_the_consumer():
+    calls = []
+
+    def failing(x, rng):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("augmentation exploded")
+        return x
+
+    loader = DataLoader(ArrayDataset(40), batch_size=8, transform=failing)
+    got = []
+    with pytest.raises(RuntimeError, match="augmentation exploded"):
+        for x, y in loader:
+            got.append(y)
+    assert len(got) == 1 and not loader_threads()
+
+
+def test_early_break_leaves_no_thread():
+    loader = DataLoader(ArrayDataset(64), batch_size=4, prefetch=2)
+    for i, _ in enumerate(loader):
+        if i == 1:
+            break
+    assert not loader_threads()
+    it = iter(loader)
+    next(it)
+    it.close()  # an explicit close stops the worker too
+    assert not loader_threads()
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="DataLoader: batch_size must be a positive int"):
+        DataLoader(ArrayDataset(4), batch_size=0)
+    with pytest.raises(ValueError, match="DataLoader.set_epoch: epoch"):
+        DataLoader(ArrayDataset(4)).set_epoch(-1)
+    with pytest.raises(TypeError, match="DataLoader: transform must be callable"):
+        DataLoader(ArrayDataset(4), transform="flip")
+
+
+def test_device_batches(device):
+    loader = DataLoader(ArrayDataset(10), batch_size=4, device=device,
+                        transform=T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()]))
+    cpu = DataLoader(ArrayDataset(10), batch_size=4, transform=loader.transform)
+    for (x, y), (xc, yc) in zip(loader, cpu, strict=True):
+        assert x.device.startswith(device) and y.device.startswith(device)
+        np.testing.assert_allclose(x.numpy(), xc.numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(y.numpy(), yc.numpy())
