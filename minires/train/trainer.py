@@ -214,8 +214,10 @@ class Trainer:
             self.optimizer = Adam(groups, lr=lr)
         total = c.epochs * len(self.train_loader)
         if c.schedule == "onecycle":
-            self.scheduler = lr_scheduler.OneCycleLR(self.optimizer, max_lr=lr, total_steps=total,
-                                                     pct_start=c.pct_start)
+            # NOTE: pct_start * total == 1 gives a zero-length warm-up (OneCycleLR rejects it); only
+            # tiny smoke-test runs hit this, so lengthen the warm-up a little instead of failing.
+            pct = c.pct_start * 1.5 if c.pct_start * total == 1 else c.pct_start
+            self.scheduler = lr_scheduler.OneCycleLR(self.optimizer, max_lr=lr, total_steps=total, pct_start=pct)
         elif c.schedule == "cosine":
             self.scheduler = lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total)
         else:

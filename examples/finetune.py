@@ -1,0 +1,71 @@
+"""Fine-tune a trained ResNet on a new image-folder task: load, replace the head, freeze the backbone.
+
+    minires train --model resnet20 --epochs 5 --out runs/resnet20           # a checkpoint to start from
+    python examples/finetune.py --checkpoint runs/resnet20/best.safetensors --data PATH
+
+PATH holds train/<class>/*.png|jpg and test/<class>/*.png|jpg (any number of classes, 32x32 RGB).
+Only the new head `fc` is trained; BatchNorm statistics of the backbone stay as they were.
+The `minires train --init-from CKPT --freeze-backbone` command does the same with checkpoints.
+"""
+import sys
+
+import minires as mr
+import minires.functional as F
+from minires import models, nn, optim
+from minires.checkpoint import load_checkpoint
+from minires.data import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, DataLoader
+from minires.data import transforms as T
+
+# ---- config -------------------------------------------------------------------------------------
+checkpoint = "runs/resnet20/best.safetensors"
+data = "data/my-task"
+device = "cpu"
+epochs = 3
+batch_size = 64
+lr = 0.05
+seed = 0
+for arg, value in zip(sys.argv[1::2], sys.argv[2::2]):  # --name value overrides
+    name = arg.lstrip("-")
+    globals()[name] = type(globals()[name])(value)
+
+# ---- data ---------------------------------------------------------------------------------------
+train_set, test_set = CIFAR10(data, train=True), CIFAR10(data, train=False)
+k = len(train_set.classes)
+augment = T.Compose([T.RandomCrop(32, padding=4, padding_mode="reflect"), T.RandomHorizontalFlip(),
+                     T.Normalize(CIFAR10_MEAN, CIFAR10_STD)])
+train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=seed, transform=augment, device=device)
+test_loader = DataLoader(test_set, batch_size=500, transform=T.Normalize(CIFAR10_MEAN, CIFAR10_STD), device=device)
+
+# ---- model: pretrained backbone, new head -------------------------------------------------------
+ckpt = load_checkpoint(checkpoint)
+saved = ckpt["extra"]["config"]
+mr.manual_seed(seed)
+model = models.get(saved["model"], num_classes=len(ckpt["extra"]["classes"]), **saved.get("model_kwargs", {}))
+model.load_state_dict(ckpt["model"])
+model.fc = nn.Linear(model.fc.in_features, k)  # a fresh head for the k new classes
+for name, p in model.named_parameters():
+    p.requires_grad = name.startswith("fc.")
+model.to(device)
+print(f"{saved['model']} from {checkpoint}: training fc ({model.fc.in_features} -> {k}) on {len(train_set)} images")
+
+# ---- optimizer: the head only -------------------------------------------------------------------
+optimizer = optim.SGD(model.fc.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(train_loader))
+
+# ---- loop ---------------------------------------------------------------------------------------
+for epoch in range(epochs):
+    model.eval()  # NOTE: eval mode keeps the frozen backbone's BatchNorm running statistics fixed
+    train_loader.set_epoch(epoch)
+    total_loss, seen = 0.0, 0
+    for x, y in train_loader:
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss, seen = total_loss + loss.item() * len(y), seen + len(y)
+    correct = 0
+    with mr.no_grad():
+        for x, y in test_loader:
+            correct += int((model(x).argmax(dim=1).numpy() == y.numpy()).sum())
+    print(f"epoch {epoch + 1}/{epochs}: train loss {total_loss / seen:.4f}, test accuracy {correct / len(test_set):.4f}")
