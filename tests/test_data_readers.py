@@ -320,6 +320,18 @@ def test_cache_falls_back_to_the_data_dir_when_unwritable(tmp_path, arrays, monk
     assert len(calls) == 1 and len(list((data_home / "cache").glob("cifar10-test-*.npz"))) == 1
 
 
+def test_read_only_folder_is_never_written(tmp_path, arrays, data_home):
+    pytest.importorskip("PIL")
+    root = write_image_folder(tmp_path / "ro", arrays)
+    root.chmod(0o555)  # root bypasses permission bits; the reader must still respect them
+    try:
+        CIFAR10(root, train=False)
+        assert sorted(p.name for p in root.iterdir()) == ["test", "train"]
+        assert len(list((data_home / "cache").glob("cifar10-test-*.npz"))) == 1
+    finally:
+        root.chmod(0o755)
+
+
 @pytest.mark.skipif(not SHARED.is_dir(), reason="the shared CIFAR-10 JPEG folder is not on this machine")
 def test_real_jpeg_test_split(tmp_path):
     pytest.importorskip("PIL")
@@ -330,3 +342,4 @@ def test_real_jpeg_test_split(tmp_path):
     np.testing.assert_allclose(mean, (0.4913, 0.4821, 0.4465), atol=0.01)  # README's train stats; test is close
     again = CIFAR10(SHARED, train=False)
     np.testing.assert_array_equal(again.data, ds.data)
+    assert sorted(p.name for p in SHARED.iterdir()) == ["test", "train"]  # nothing written into the shared data

@@ -129,11 +129,24 @@ def _read_cache(path, key):
         return None
 
 
+def _writable(directory) -> bool:
+    """False for a folder whose permission bits deny writing, even to root (who would bypass them)."""
+    probe = directory
+    while not os.path.isdir(probe):  # the nearest existing ancestor decides for folders still to create
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return False
+        probe = parent
+    return os.access(probe, os.W_OK) and bool(os.stat(probe).st_mode & 0o222)
+
+
 def _write_cache(path, key, data, targets, classes) -> bool:
     """Write the cache atomically (temp file, fsync, rename); False when the folder is not writable."""
     directory = os.path.dirname(path)
     tmp = None
     try:
+        if not _writable(directory):
+            return False
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
         with os.fdopen(fd, "wb") as f:
