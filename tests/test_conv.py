@@ -1,0 +1,192 @@
+"""conv2d: forward against a naive loop, backward against finite differences, im2col/col2im adjoint, errors."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import minires as mr
+import minires.functional as F
+from minires.backend import to_numpy
+from minires.functional.im2col import col2im, im2col
+from minires.testing import conv_configs
+
+# The `device` fixture is a plain string, so reusing it across hypothesis examples is safe.
+fixture_ok = settings(suppress_health_check=[*settings().suppress_health_check, HealthCheck.function_scoped_fixture])
+
+
+def naive_conv2d(x, w, b, stride, padding, dilation, groups):
+    """Direct definition: one dot product per output element, zero padding via np.pad."""
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = w.shape
+    (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
+    xpad = np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)))
+    OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
+    OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
+    out = np.zeros((N, O, OH, OW))
+    Og = O // groups
+    for n in range(N):
+        for o in range(O):
+            c0 = (o // Og) * Cg
+            for oh in range(OH):
+                for ow in range(OW):
+                    acc = 0.0
+                    for c in range(Cg):
+                        for i in range(KH):
+                            for j in range(KW):
+                                acc += xpad[n, c0 + c, oh * SH + i * DH, ow * SW + j * DW] * w[o, c, i, j]
+                    out[n, o, oh, ow] = acc + (b[o] if b is not None else 0.0)
+    return out
+
+
+def make(cfg, device, rng, requires_grad=True):
+    x = mr.tensor(rng.standard_normal(cfg.input_shape), device=device, requires_grad=requires_grad)
+    w = mr.tensor(rng.standard_normal(cfg.weight_shape), device=device, requires_grad=requires_grad)
+    b = mr.tensor(rng.standard_normal(cfg.C_out), device=device, requires_grad=requires_grad) if cfg.bias else None
+    return x, w, b
+
+
+@fixture_ok
+@given(cfg=conv_configs(max_size=6), seed=st.integers(0, 2**16))
+def test_forward_matches_naive_loops(device, cfg, seed):
+    x, w, b = make(cfg, device, np.random.default_rng(seed), requires_grad=False)
+    out = F.conv2d(x, w, b, **cfg.kwargs())
+    assert out.shape == cfg.output_shape
+    expected = naive_conv2d(x.numpy(), w.numpy(), None if b is None else b.numpy(), cfg.stride, cfg.padding,
+                            cfg.dilation, cfg.groups)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
+
+
+@fixture_ok
+@given(cfg=conv_configs(max_batch=2, max_channels=3, max_size=5), seed=st.integers(0, 2**16))
+def test_gradcheck_full_tiny(device, cfg, seed):
+    x, w, b = make(cfg, device, np.random.default_rng(seed))
+    inputs = [x, w] + ([b] if b is not None else [])
+    assert mr.gradcheck(lambda *t: F.conv2d(*t, **cfg.kwargs()), inputs)
+
+
+@settings(fixture_ok, max_examples=15)
+@given(cfg=conv_configs(max_batch=3, max_channels=8, max_size=10, max_kernel=5, max_groups=4),
+       seed=st.integers(0, 2**16))
+def test_gradcheck_fast_mode_larger(device, cfg, seed):
+    x, w, b = make(cfg, device, np.random.default_rng(seed))
+    inputs = [x, w] + ([b] if b is not None else [])
+    assert mr.gradcheck(lambda *t: F.conv2d(*t, **cfg.kwargs()), inputs, fast_mode=True)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", [
+    ((1, 3, 7, 5), (4, 3, 3, 3), dict(padding=1)),                      # batch 1, odd non-square
+    ((2, 4, 6, 6), (4, 4, 1, 1), dict(stride=2)),                       # ResNet 1x1 shortcut
+    ((2, 4, 9, 8), (6, 2, 3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=(2, 1), groups=2)),
+    ((1, 4, 5, 5), (4, 1, 3, 3), dict(padding=1, groups=4)),            # depthwise
+])
+def test_named_cases_forward_and_gradcheck(device, x_shape, w_shape, kw):
+    rng = np.random.default_rng(0)
+    x = mr.tensor(rng.standard_normal(x_shape), device=device, requires_grad=True)
+    w = mr.tensor(rng.standard_normal(w_shape), device=device, requires_grad=True)
+    b = mr.tensor(rng.standard_normal(w_shape[0]), device=device, requires_grad=True)
+    out = F.conv2d(x, w, b, **kw)
+    full = {**dict(stride=1, padding=0, dilation=1, groups=1), **kw}
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    expected = naive_conv2d(x.numpy(), w.numpy(), b.numpy(), pair(full["stride"]), pair(full["padding"]),
+                            pair(full["dilation"]), full["groups"])
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
+    assert mr.gradcheck(lambda x, w, b: F.conv2d(x, w, b, **kw), [x, w, b])
+
+
+def test_only_requested_grads_are_computed(device):
+    rng = np.random.default_rng(1)
+    x = mr.tensor(rng.standard_normal((2, 3, 5, 5)), device=device)
+    w = mr.tensor(rng.standard_normal((4, 3, 3, 3)), device=device, requires_grad=True)
+    F.conv2d(x, w, padding=1).sum().backward()
+    assert x.grad is None and w.grad is not None
+    # dw of sum(conv) = sum over positions of the input window: check against the naive conv's linearity.
+    expected = np.zeros((4, 3, 3, 3))
+    for c in range(3):
+        for i in range(3):
+            for j in range(3):
+                e = np.zeros((1, 3, 3, 3))
+                e[0, c, i, j] = 1.0
+                expected[:, c, i, j] = naive_conv2d(x.numpy(), e, None, (1, 1), (1, 1), (1, 1), 1).sum()
+    np.testing.assert_allclose(w.grad.numpy(), expected, rtol=1e-10)
+
+
+@fixture_ok
+@given(cfg=conv_configs(max_size=7), seed=st.integers(0, 2**16))
+def test_im2col_col2im_adjoint(device, cfg, seed):
+    rng = np.random.default_rng(seed)
+    xp = mr.backend.xp_for(device)
+    x = xp.asarray(rng.standard_normal(cfg.input_shape))
+    args = dict(stride=cfg.stride, padding=cfg.padding, dilation=cfg.dilation)
+    cols = im2col(x, (cfg.KH, cfg.KW), **args)
+    OH, OW = cfg.output_shape[2:]
+    assert cols.shape == (cfg.N, OH, OW, cfg.KH, cfg.KW, cfg.C_in)
+    y = xp.asarray(rng.standard_normal(cols.shape))
+    lhs = float((to_numpy(col2im(y, x.shape, **args)) * to_numpy(x)).sum())
+    rhs = float((to_numpy(y) * to_numpy(cols)).sum())
+    assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-10)
+
+
+def test_float32_stays_float32(device):
+    rng = np.random.default_rng(2)
+    x = mr.tensor(rng.standard_normal((2, 3, 6, 6)).astype(np.float32), device=device, requires_grad=True)
+    w = mr.tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), device=device, requires_grad=True)
+    b = mr.tensor(rng.standard_normal(4).astype(np.float32), device=device, requires_grad=True)
+    out = F.conv2d(x, w, b, padding=1, stride=2)
+    assert out.dtype == np.float32
+    out.sum().backward()
+    assert x.grad.dtype == w.grad.dtype == b.grad.dtype == np.float32
+    expected = naive_conv2d(x.numpy().astype(np.float64), w.numpy().astype(np.float64),
+                            b.numpy().astype(np.float64), (2, 2), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_nan_propagates(device):
+    x = np.ones((1, 2, 5, 5))
+    x[0, 1, 2, 2] = np.nan
+    x = mr.tensor(x, device=device, requires_grad=True)
+    w = mr.tensor(np.ones((3, 2, 3, 3)), device=device, requires_grad=True)
+    out = F.conv2d(x, w, padding=1)
+    nan = np.isnan(out.numpy())
+    assert nan[0, :, 1:4, 1:4].all() and nan.sum() == 3 * 9  # exactly the windows covering the NaN
+    out.sum().backward()
+    dw = w.grad.numpy()
+    assert np.isnan(dw[:, 1]).all() and not np.isnan(dw[:, 0]).any()  # only channel 1 saw the NaN
+    assert not np.isnan(x.grad.numpy()).any()  # dx only involves the (finite) weights
+
+
+def _t(shape, dtype=np.float64, device="cpu"):
+    return mr.tensor(np.zeros(shape, dtype=dtype), device=device)
+
+
+@pytest.mark.parametrize("args, kwargs, exc, words", [
+    ((_t((3, 5, 5)), _t((2, 3, 3, 3))), {}, ValueError, ["input", "(3, 5, 5)"]),
+    ((_t((1, 3, 5, 5)), _t((2, 3, 3))), {}, ValueError, ["weight", "(2, 3, 3)"]),
+    ((_t((1, 4, 5, 5)), _t((2, 3, 3, 3))), {}, ValueError, ["channels", "(1, 4, 5, 5)", "(2, 3, 3, 3)"]),
+    ((_t((1, 4, 5, 5)), _t((3, 2, 3, 3))), dict(groups=2), ValueError, ["groups", "(3, 2, 3, 3)"]),
+    ((_t((1, 3, 5, 5)), _t((2, 3, 3, 3)), _t((3,))), {}, ValueError, ["bias", "(3,)"]),
+    ((_t((1, 3, 5, 5)), _t((2, 3, 3, 3)), _t((2, 1))), {}, ValueError, ["bias", "(2, 1)"]),
+    ((_t((1, 3, 2, 5)), _t((2, 3, 3, 3))), {}, ValueError, ["kernel", "(1, 3, 2, 5)"]),
+    ((_t((1, 3, 4, 5)), _t((2, 3, 3, 3))), dict(dilation=2), ValueError, ["dilation", "(1, 3, 4, 5)"]),
+    ((_t((1, 3, 5, 5)), _t((2, 3, 3, 3))), dict(stride=0), ValueError, ["stride"]),
+    ((_t((1, 3, 5, 5)), _t((2, 3, 3, 3))), dict(padding=-1), ValueError, ["padding"]),
+    ((_t((1, 3, 5, 5)), _t((2, 3, 3, 3))), dict(dilation=(1, 0)), ValueError, ["dilation"]),
+    ((_t((1, 3, 5, 5)), _t((2, 3, 3, 3))), dict(groups=0), ValueError, ["groups"]),
+    ((_t((1, 3, 5, 5)), _t((2, 3, 3, 3))), dict(stride=1.5), TypeError, ["stride"]),
+    ((_t((1, 3, 5, 5)), _t((2, 3, 3, 3), np.float32)), {}, TypeError, ["float32", "float64"]),
+    ((_t((1, 3, 5, 5), np.int64), _t((2, 3, 3, 3))), {}, TypeError, ["input", "int64"]),
+    ((np.zeros((1, 3, 5, 5)), _t((2, 3, 3, 3))), {}, TypeError, ["input", "ndarray"]),
+])
+def test_bad_input_raises_clear_error(args, kwargs, exc, words):
+    with pytest.raises(exc) as info:
+        F.conv2d(*args, **kwargs)
+    msg = str(info.value)
+    assert "conv2d" in msg
+    for word in words:
+        assert word in msg, msg
+
+
+@pytest.mark.gpu
+def test_device_mismatch_raises():
+    x, w = _t((1, 3, 5, 5)), _t((2, 3, 3, 3), device="cuda")
+    with pytest.raises(ValueError, match="conv2d.*device"):
+        F.conv2d(x, w)
