@@ -1,0 +1,171 @@
+"""Pooling: forward against naive loops, backward against finite differences and the tie rule, errors."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import minires as mr
+import minires.functional as F
+from minires.testing import distinct_arrays, pool_configs
+
+fixture_ok = settings(suppress_health_check=[*settings().suppress_health_check, HealthCheck.function_scoped_fixture])
+
+
+def naive_pool(x, kernel_size, stride, padding, kind):
+    """Loop over windows of the padded input; returns (out, argmax as flat index into x or -1)."""
+    N, C, H, W = x.shape
+    (KH, KW), (SH, SW), (PH, PW) = kernel_size, stride, padding
+    OH, OW = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
+    out = np.zeros((N, C, OH, OW))
+    arg = -np.ones((N, C, OH, OW), dtype=np.int64)
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    best, where, total = -math.inf, -1, 0.0
+                    for i in range(KH):
+                        for j in range(KW):
+                            h, w = oh * SH - PH + i, ow * SW - PW + j
+                            inside = 0 <= h < H and 0 <= w < W
+                            v = x[n, c, h, w] if inside else (-math.inf if kind == "max" else 0.0)
+                            total += v
+                            if v > best or (math.isnan(v) and not math.isnan(best)):
+                                best, where = v, (n * C + c) * H * W + h * W + w if inside else -1
+                    out[n, c, oh, ow] = best if kind == "max" else total / (KH * KW)
+                    arg[n, c, oh, ow] = where
+    return out, arg
+
+
+def naive_adaptive_avg(x, OH, OW):
+    N, C, H, W = x.shape
+    out = np.zeros((N, C, OH, OW))
+    for i in range(OH):
+        h0, h1 = math.floor(i * H / OH), math.ceil((i + 1) * H / OH)
+        for j in range(OW):
+            w0, w1 = math.floor(j * W / OW), math.ceil((j + 1) * W / OW)
+            out[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return out
+
+
+@fixture_ok
+@given(cfg=pool_configs(), seed=st.integers(0, 2**16))
+def test_max_and_avg_forward_match_naive(device, cfg, seed):
+    x = np.random.default_rng(seed).standard_normal(cfg.input_shape)
+    t = mr.tensor(x, device=device)
+    for kind, fn in (("max", F.max_pool2d), ("avg", F.avg_pool2d)):
+        out = fn(t, **cfg.kwargs())
+        assert out.shape == cfg.output_shape
+        expected, _ = naive_pool(x, cfg.kernel_size, cfg.stride, cfg.padding, kind)
+        np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+@fixture_ok
+@given(cfg=pool_configs(max_size=6), data=st.data())
+def test_gradcheck_max_pool_away_from_ties(device, cfg, data):
+    x = data.draw(distinct_arrays(cfg.input_shape, margin=1e-3))
+    t = mr.tensor(x, device=device, requires_grad=True)
+    assert mr.gradcheck(lambda t: F.max_pool2d(t, **cfg.kwargs()), [t])
+
+
+@fixture_ok
+@given(cfg=pool_configs(max_size=6), seed=st.integers(0, 2**16))
+def test_gradcheck_avg_pool(device, cfg, seed):
+    t = mr.tensor(np.random.default_rng(seed).standard_normal(cfg.input_shape), device=device, requires_grad=True)
+    assert mr.gradcheck(lambda t: F.avg_pool2d(t, **cfg.kwargs()), [t])
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 1, 0)])
+def test_max_pool_ties_route_to_first_max(device, kernel, stride, padding):
+    # Integer-valued input with many ties: the gradient must follow PyTorch's first-max rule.
+    x = np.random.default_rng(3).integers(0, 3, size=(2, 2, 7, 6)).astype(np.float64)
+    t = mr.tensor(x, device=device, requires_grad=True)
+    out = F.max_pool2d(t, kernel, stride, padding)
+    g = np.random.default_rng(4).standard_normal(out.shape)
+    out.backward(mr.tensor(g, device=device))
+    _, arg = naive_pool(x, (kernel, kernel), (stride, stride), (padding, padding), "max")
+    expected = np.zeros(x.size)
+    np.add.at(expected, arg.ravel(), g.ravel())  # test-side reference only
+    np.testing.assert_allclose(t.grad.numpy().ravel(), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, out_size", [((2, 3, 7, 5), (3, 2)), ((1, 2, 4, 4), 1), ((1, 2, 5, 6), (5, 6)),
+                                             ((1, 1, 3, 4), (5, 7)), ((2, 2, 8, 8), (3, None))])
+def test_adaptive_avg_pool_matches_bins_and_gradcheck(device, shape, out_size):
+    x = np.random.default_rng(5).standard_normal(shape)
+    t = mr.tensor(x, device=device, requires_grad=True)
+    out = F.adaptive_avg_pool2d(t, out_size)
+    OH, OW = (out_size, out_size) if isinstance(out_size, int) else out_size
+    OW = shape[3] if OW is None else OW
+    np.testing.assert_allclose(out.numpy(), naive_adaptive_avg(x, OH, OW), rtol=1e-12, atol=1e-12)
+    assert mr.gradcheck(lambda t: F.adaptive_avg_pool2d(t, out_size), [t])
+
+
+def test_global_average_pool_gradient_is_uniform(device):
+    t = mr.tensor(np.random.default_rng(6).standard_normal((2, 3, 4, 5)), device=device, requires_grad=True)
+    F.adaptive_avg_pool2d(t, 1).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), np.full((2, 3, 4, 5), 1 / 20))
+
+
+def test_float32_stays_float32(device):
+    x = mr.tensor(np.random.default_rng(7).standard_normal((2, 3, 8, 8)).astype(np.float32), device=device,
+                  requires_grad=True)
+    for fn in (lambda t: F.max_pool2d(t, 3, 2, 1), lambda t: F.avg_pool2d(t, 2),
+               lambda t: F.adaptive_avg_pool2d(t, 1), lambda t: F.adaptive_avg_pool2d(t, (3, 2))):
+        x.grad = None
+        out = fn(x)
+        assert out.dtype == np.float32
+        out.sum().backward()
+        assert x.grad.dtype == np.float32
+
+
+def test_nan_propagates(device):
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 1] = np.nan
+    t = mr.tensor(x, device=device, requires_grad=True)
+    for fn in (lambda t: F.max_pool2d(t, 2), lambda t: F.avg_pool2d(t, 2)):
+        out = fn(t).numpy()
+        assert np.isnan(out[0, 0, 0, 0]) and not np.isnan(out.ravel()[1:]).any()
+    assert np.isnan(F.adaptive_avg_pool2d(t, 1).numpy()).all()
+    F.max_pool2d(t, 2).sum().backward()
+    assert t.grad.numpy()[0, 0, 0, 1] == 1.0  # the NaN was the "max" of its window
+
+
+def _t(shape, dtype=np.float64):
+    return mr.tensor(np.zeros(shape, dtype=dtype))
+
+
+@pytest.mark.parametrize("name", ["max_pool2d", "avg_pool2d"])
+@pytest.mark.parametrize("args, exc, words", [
+    ((_t((3, 4, 4)), 2), ValueError, ["input", "(3, 4, 4)"]),
+    ((_t((1, 1, 4, 4)), 0), ValueError, ["kernel_size"]),
+    ((_t((1, 1, 4, 4)), 2, 0), ValueError, ["stride"]),
+    ((_t((1, 1, 4, 4)), 2, 2, -1), ValueError, ["padding"]),
+    ((_t((1, 1, 4, 4)), 3, 1, 2), ValueError, ["padding", "half"]),
+    ((_t((1, 1, 2, 4)), 3), ValueError, ["kernel", "(1, 1, 2, 4)"]),
+    ((_t((1, 1, 4, 4)), 2.5), TypeError, ["kernel_size"]),
+    ((_t((1, 1, 4, 4), np.int64), 2), TypeError, ["input", "int64"]),
+])
+def test_pool_bad_input_raises(name, args, exc, words):
+    with pytest.raises(exc) as info:
+        getattr(F, name)(*args)
+    msg = str(info.value)
+    assert name in msg
+    for word in words:
+        assert word in msg, msg
+
+
+@pytest.mark.parametrize("args, exc, words", [
+    ((_t((4, 4)), 1), ValueError, ["input", "(4, 4)"]),
+    ((_t((1, 1, 4, 4)), 0), ValueError, ["output_size"]),
+    ((_t((1, 1, 4, 4)), (2, 2, 2)), TypeError, ["output_size"]),
+    ((_t((1, 1, 4, 4), np.int32), 1), TypeError, ["input", "int32"]),
+])
+def test_adaptive_bad_input_raises(args, exc, words):
+    with pytest.raises(exc) as info:
+        F.adaptive_avg_pool2d(*args)
+    msg = str(info.value)
+    assert "adaptive_avg_pool2d" in msg
+    for word in words:
+        assert word in msg, msg
