@@ -261,6 +261,15 @@ def _count_decodes(monkeypatch):
     return calls
 
 
+def test_threaded_decode_matches_serial(tmp_path, arrays):
+    pytest.importorskip("PIL")
+    root = write_image_folder(tmp_path, arrays)
+    _, files, _ = image_folder.list_image_folder(root / "train")
+    serial = image_folder.decode_images(files)
+    np.testing.assert_array_equal(image_folder.decode_images(files, workers=3, chunk=3), serial)
+    np.testing.assert_array_equal(serial, by_class(*arrays["train"])[0])
+
+
 def test_cache_hit_returns_the_same_data(tmp_path, arrays, monkeypatch):
     pytest.importorskip("PIL")
     root = write_image_folder(tmp_path, arrays)
