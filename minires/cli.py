@@ -5,10 +5,7 @@ import argparse
 import os
 import sys
 
-# Defaults tuned for a short CPU run of ResNet-20 (a few epochs on 2 cores): one-cycle with a quarter
-# warm-up, peak lr 0.2 at batch 128 with SGD + Nesterov, label smoothing 0.1, weight decay 5e-4.
-TRAIN_DEFAULTS = dict(model="resnet20", epochs=5, batch_size=128, optimizer="sgd", schedule="onecycle",
-                      lr=None, pct_start=0.25, momentum=0.9, label_smoothing=0.1, weight_decay=5e-4, seed=0)
+from .train.trainer import DEFAULT_LR, TrainConfig
 
 
 def _add_data_args(p) -> None:
@@ -21,31 +18,31 @@ def _add_data_args(p) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minires", description="Train and evaluate ResNets on CIFAR-10 with minires.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    d = TRAIN_DEFAULTS
+    d = TrainConfig()  # the defaults: tuned for a few-epoch ResNet-20 run on a small CPU
 
     t = sub.add_parser("train", help="train a model", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--model", default=d["model"], help="model name (see minires.models.names())")
+    t.add_argument("--model", default=d.model, help="model name (see minires.models.names())")
     _add_data_args(t)
-    t.add_argument("--epochs", type=int, default=d["epochs"])
-    t.add_argument("--batch-size", type=int, default=d["batch_size"])
-    t.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default: 0.2 for sgd, 2e-3 for adam)")
-    t.add_argument("--optimizer", choices=["sgd", "adam"], default=d["optimizer"])
-    t.add_argument("--schedule", choices=["onecycle", "cosine", "step"], default=d["schedule"],
+    t.add_argument("--epochs", type=int, default=d.epochs)
+    t.add_argument("--batch-size", type=int, default=d.batch_size)
+    t.add_argument("--lr", type=float, default=d.lr, help="peak learning rate; None picks " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()))
+    t.add_argument("--optimizer", choices=["sgd", "adam"], default=d.optimizer)
+    t.add_argument("--schedule", choices=["onecycle", "cosine", "step"], default=d.schedule,
                    help="lr schedule, stepped per batch")
-    t.add_argument("--pct-start", type=float, default=d["pct_start"], help="warm-up fraction of onecycle")
-    t.add_argument("--momentum", type=float, default=d["momentum"], help="SGD (Nesterov) momentum")
-    t.add_argument("--label-smoothing", type=float, default=d["label_smoothing"])
-    t.add_argument("--weight-decay", type=float, default=d["weight_decay"], help="on conv/linear weights only")
-    t.add_argument("--cutout", type=int, default=0, help="Cutout square size in pixels (0: off)")
+    t.add_argument("--pct-start", type=float, default=d.pct_start, help="warm-up fraction of onecycle")
+    t.add_argument("--momentum", type=float, default=d.momentum, help="SGD (Nesterov) momentum")
+    t.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    t.add_argument("--weight-decay", type=float, default=d.weight_decay, help="on conv/linear weights only")
+    t.add_argument("--cutout", type=int, default=d.cutout, help="Cutout square size in pixels (0: off)")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
     t.add_argument("--init-from", metavar="CKPT", default=None,
                    help="start from these weights (the head is replaced when the class count differs)")
     t.add_argument("--freeze-backbone", action="store_true", help="train only the head (fc)")
-    t.add_argument("--seed", type=int, default=d["seed"])
+    t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--limit-train", type=int, default=None, metavar="N", help="use N training images")
     t.add_argument("--limit-test", type=int, default=None, metavar="N", help="use N test images")
-    t.add_argument("--eval-batch-size", type=int, default=500)
+    t.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(handler=_train, subparser=t)  # errors show the subcommand's usage
 
@@ -60,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args, parser) -> int:
-    from .train import TrainConfig, Trainer, TrainingDiverged
+    from .train import Trainer, TrainingDiverged
     config = TrainConfig(
         model=args.model, data=args.data, out=args.out or os.path.join("runs", args.model), epochs=args.epochs,
         batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, optimizer=args.optimizer, lr=args.lr,
@@ -75,7 +72,7 @@ def _train(args, parser) -> int:
         parser.error(str(exc))  # exits 2
     try:
         trainer.fit()
-    except TrainingDiverged as exc:
+    except (TrainingDiverged, OSError) as exc:  # OSError: e.g. the run directory is not writable
         print(f"minires train: error: {exc}", file=sys.stderr)
         return 1
     return 0
