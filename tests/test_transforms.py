@@ -31,6 +31,17 @@ def test_random_crop_is_a_window_of_the_padded_image(n, h, w, pad, mode, seed):
         assert matches, f"image {i} is no window of its padded image"
 
 
+@pytest.mark.parametrize("mode", ["reflect", "constant"])
+def test_random_crop_takes_the_drawn_window(mode):
+    x = batch(32, 3, 32, 32)
+    crop = T.RandomCrop(28, padding=4, padding_mode=mode)
+    out = crop(x, rng(11))
+    oy, ox = crop.get_params(32, 40, 40, rng(11))  # the same draws
+    padded = np.pad(x, ((0, 0), (0, 0), (4, 4), (4, 4)), mode=mode)
+    for i in range(len(x)):
+        np.testing.assert_array_equal(out[i], padded[i, :, oy[i]:oy[i] + 28, ox[i]:ox[i] + 28])
+
+
 def test_random_crop_offsets_cover_every_position():
     x = batch(400, 1, 8, 8)
     out = T.RandomCrop(8, padding=2)(x, rng(1))

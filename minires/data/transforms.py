@@ -73,13 +73,18 @@ class RandomCrop:
             raise ValueError(f"RandomCrop: crop {self.size} larger than the padded image {(H + 2 * p, W + 2 * p)}")
         x = _pad(xp, x, p, self.padding_mode) if p else x  # (N, C, H+2p, W+2p)
         Hp, Wp = x.shape[2:]
-        oy = xp.asarray(rng.integers(0, Hp - th + 1, size=N))
-        ox = xp.asarray(rng.integers(0, Wp - tw + 1, size=N))
+        oy, ox = (xp.asarray(o) for o in self.get_params(N, Hp, Wp, rng))
         # A strided view of every th x tw window, then one gather of each image's window (no loop over images).
         sN, sC, sH, sW = x.strides
         windows = xp.lib.stride_tricks.as_strided(
             x, shape=(N, C, Hp - th + 1, Wp - tw + 1, th, tw), strides=(sN, sC, sH, sW, sH, sW))
         return windows[xp.arange(N), :, oy, ox]  # (N, C, th, tw)
+
+    def get_params(self, n, height, width, rng):
+        """Top-left offsets (oy, ox), each (n,), of the windows cut from padded images of height x width."""
+        oy = rng.integers(0, height - self.size[0] + 1, size=n)
+        ox = rng.integers(0, width - self.size[1] + 1, size=n)
+        return oy, ox
 
     def __repr__(self):
         return f"RandomCrop(size={self.size}, padding={self.padding}, padding_mode={self.padding_mode!r})"
