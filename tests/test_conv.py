@@ -93,6 +93,24 @@ def test_named_cases_forward_and_gradcheck(device, x_shape, w_shape, kw):
     assert mr.gradcheck(lambda x, w, b: F.conv2d(x, w, b, **kw), [x, w, b])
 
 
+@pytest.mark.parametrize("images", [1, 2])  # per chunk; with N=3 the last chunk of 2 is partial
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding=1), dict(padding=(0, 1), groups=2),
+                                dict(stride=(1, 2), dilation=2, groups=2)])
+def test_batch_chunking_matches_naive(monkeypatch, images, kw):
+    from minires.functional import conv as conv_module
+    rng = np.random.default_rng(8)
+    x = mr.tensor(rng.standard_normal((3, 4, 6, 5)), requires_grad=True)
+    w = mr.tensor(rng.standard_normal((4, 2 if "groups" in kw else 4, 3, 3)), requires_grad=True)
+    b = mr.tensor(rng.standard_normal(4), requires_grad=True)
+    full = {**dict(stride=1, padding=0, dilation=1, groups=1), **kw}
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    expected = naive_conv2d(x.numpy(), w.numpy(), b.numpy(), pair(full["stride"]), pair(full["padding"]),
+                            pair(full["dilation"]), full["groups"])
+    monkeypatch.setattr(conv_module, "_chunk_images", lambda *args: images)
+    np.testing.assert_allclose(F.conv2d(x, w, b, **kw).numpy(), expected, rtol=1e-10, atol=1e-10)
+    assert mr.gradcheck(lambda x, w, b: F.conv2d(x, w, b, **kw), [x, w, b])
+
+
 def test_only_requested_grads_are_computed(device):
     rng = np.random.default_rng(1)
     x = mr.tensor(rng.standard_normal((2, 3, 5, 5)), device=device)

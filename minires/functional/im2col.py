@@ -3,60 +3,13 @@
 The columns of an NCHW input are laid out as (N, OH, OW, KH, KW, C): each output pixel's
 receptive field is one contiguous row of KH*KW*C values, so a conv is a single GEMM
 `cols.reshape(N*OH*OW, KH*KW*C) @ Wmat` with the large dimension N*OH*OW as rows.
-Transposing x to NHWC once (inside the padded copy) makes every kernel-offset slice copy
-contiguous runs of C values instead of single elements.
+Transposing x to NHWC once (inside the padded copy) makes im2col one copy from a strided
+window view whose inner runs are C contiguous values (KW*C for stride-1, undilated W), and
+col2im KH*KW strided slice-adds of such runs.
 """
 from __future__ import annotations
 
-import threading
-
-import numpy as np
-
 from ..backend import get_array_module
-
-
-class Workspace:
-    """A cache of free CPU work arrays (columns, padded inputs) reused across calls, keyed by shape and dtype.
-
-    NOTE: page-faulting a fresh few-hundred-MB NumPy array costs about as much as filling it
-    (glibc returns big blocks to the OS on free), so ResNet-sized convs reuse their buffers.
-    CuPy has its own memory pool, so GPU arrays bypass this. Only arrays no caller can still
-    see may be given back.
-    """
-
-    def __init__(self, max_bytes: int = 2**30, min_bytes: int = 2**20):
-        self.max_bytes, self.min_bytes = max_bytes, min_bytes
-        self.free, self.bytes = {}, 0
-        self.lock = threading.Lock()
-
-    def empty(self, shape, dtype, xp=np):
-        """An uninitialised array, recycled when one of this shape and dtype is free."""
-        if xp is np:
-            key = (tuple(shape), np.dtype(dtype))
-            with self.lock:
-                stack = self.free.get(key)
-                if stack:
-                    a = stack.pop()
-                    self.bytes -= a.nbytes
-                    return a
-        return xp.empty(shape, dtype=dtype)
-
-    def give(self, a) -> None:
-        """Hand back an array (a base array from `empty`, not a view) for later reuse."""
-        if not isinstance(a, np.ndarray) or a.base is not None or a.nbytes < self.min_bytes:
-            return
-        with self.lock:
-            if self.bytes + a.nbytes <= self.max_bytes:
-                self.free.setdefault((a.shape, a.dtype), []).append(a)
-                self.bytes += a.nbytes
-
-    def clear(self) -> None:
-        """Drop every cached array."""
-        with self.lock:
-            self.free, self.bytes = {}, 0
-
-
-WORKSPACE = Workspace()
 
 
 def _pair(v):
@@ -78,7 +31,7 @@ def pad_nhwc(x, padding, fill=0):
     xp = get_array_module(x)
     N, C, H, W = x.shape
     PH, PW = _pair(padding)
-    out = WORKSPACE.empty((N, H + 2 * PH, W + 2 * PW, C), x.dtype, xp)
+    out = xp.empty((N, H + 2 * PH, W + 2 * PW, C), dtype=x.dtype)
     if PH or PW:  # fill only the border; the interior is overwritten just below
         out[:, :PH] = fill
         out[:, H + PH:] = fill
@@ -94,7 +47,7 @@ def im2col_nhwc(xpad, kernel_size, stride, dilation, out_size, out=None):
     N, _, _, C = xpad.shape
     KH, KW = kernel_size
     (SH, SW), (DH, DW), (OH, OW) = stride, dilation, out_size
-    cols = WORKSPACE.empty((N, OH, OW, KH, KW, C), xpad.dtype, xp) if out is None else out
+    cols = xp.empty((N, OH, OW, KH, KW, C), dtype=xpad.dtype) if out is None else out
     # A read-only strided view of every window, copied once. NOTE: this beats a loop of KH*KW
     # slice copies by ~3x on the CPU: for stride-1, undilated W the (KW, C) axes merge into one
     # contiguous run of KW*C values, and it is one pass instead of KH*KW.
@@ -138,10 +91,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     if OH < 1 or OW < 1:
         raise ValueError(f"im2col: kernel {(KH, KW)} (dilation {dilation}) does not fit input {x.shape} "
                          f"with padding {padding}")
-    xpad = pad_nhwc(x, padding)
-    cols = im2col_nhwc(xpad, (KH, KW), stride, dilation, (OH, OW))
-    WORKSPACE.give(xpad)
-    return cols
+    return im2col_nhwc(pad_nhwc(x, padding), (KH, KW), stride, dilation, (OH, OW))
 
 
 def col2im(cols, x_shape, stride=1, padding=0, dilation=1):
