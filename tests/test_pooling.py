@@ -31,7 +31,7 @@ def naive_pool(x, kernel_size, stride, padding, kind):
                             inside = 0 <= h < H and 0 <= w < W
                             v = x[n, c, h, w] if inside else (-math.inf if kind == "max" else 0.0)
                             total += v
-                            if v > best or (math.isnan(v) and not math.isnan(best)):
+                            if v > best or math.isnan(v):  # PyTorch: `val > max || isnan(val)`
                                 best, where = v, (n * C + c) * H * W + h * W + w if inside else -1
                     out[n, c, oh, ow] = best if kind == "max" else total / (KH * KW)
                     arg[n, c, oh, ow] = where
