@@ -104,15 +104,17 @@ class Conv2d(Function):
         need_dx, need_dw = self.needs_input_grad[0], self.needs_input_grad[1]
         need_db = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         xp = get_array_module(g)
-        gmat = g.transpose(0, 2, 3, 1).reshape(N * OH * OW, O)               # (N*OH*OW, O), free if g is NHWC
         dx = dw = db = None
         if need_db:
-            db = gmat.sum(axis=0)
+            db = g.sum(axis=(0, 2, 3))
+
+        def g_rows(n0, n1):  # (G, n*OH*OW, Og); a per-chunk NHWC copy stays in cache (free if g is NHWC)
+            return g[n0:n1].transpose(0, 2, 3, 1).reshape(-1, G, Og).transpose(1, 0, 2)
+
         if need_dw:
             dw = xp.zeros((G, K, Og), dtype=g.dtype)
             for n0, n1, cols in _columns(self.x, (O, Cg, KH, KW), stride, padding, dilation, G):
-                gg = gmat[n0 * OH * OW:n1 * OH * OW].reshape(-1, G, Og).transpose(1, 0, 2)  # (G, n*OH*OW, Og)
-                dw += cols.transpose(0, 2, 1) @ gg                           # (G, KH*KW*Cg, Og)
+                dw += cols.transpose(0, 2, 1) @ g_rows(n0, n1)               # (G, KH*KW*Cg, Og)
             dw = dw.reshape(G, KH, KW, Cg, Og).transpose(0, 4, 3, 1, 2).reshape(O, Cg, KH, KW)
             dw = xp.ascontiguousarray(dw)
         if need_dx and stride == (1, 1) and PH <= DH * (KH - 1) and PW <= DW * (KW - 1):
@@ -130,8 +132,7 @@ class Conv2d(Function):
             for n0 in range(0, N, B):
                 n1 = min(N, n0 + B)
                 n = n1 - n0
-                gg = gmat[n0 * OH * OW:n1 * OH * OW].reshape(-1, G, Og).transpose(1, 0, 2)  # (G, n*OH*OW, Og)
-                dcols = (gg @ wmat_t).reshape(G, n, OH, OW, KH, KW, Cg)      # (G, n, OH, OW, KH, KW, Cg)
+                dcols = (g_rows(n0, n1) @ wmat_t).reshape(G, n, OH, OW, KH, KW, Cg)      # (G, n, OH, OW, KH, KW, Cg)
                 dcols = dcols.transpose(1, 2, 3, 4, 5, 0, 6).reshape(n, OH, OW, KH, KW, C)  # channel g*Cg+c
                 col2im_nhwc(dcols, (n, H + 2 * PH, W + 2 * PW, C), stride, dilation, out=dxpad[n0:n1])
             dx = dxpad[:, PH:PH + H, PW:PW + W, :].transpose(0, 3, 1, 2)     # (N, C, H, W) view
