@@ -1,4 +1,9 @@
-"""2-D convolution (PyTorch semantics, NCHW) by channels-last im2col + GEMM over cache-sized batch chunks."""
+"""2-D convolution (PyTorch semantics, NCHW) by channels-last im2col + GEMM over cache-sized batch chunks.
+
+Forward: out rows (N*OH*OW, O) = cols (N*OH*OW, KH*KW*C) @ Wmat (KH*KW*C, O), a few images at a
+time. Backward: dw = cols^T @ g with the columns rebuilt chunk by chunk; dx is a conv of g with
+the flipped kernel when the stride is 1, else g @ Wmat^T scattered back by col2im.
+"""
 from __future__ import annotations
 
 import numbers
@@ -132,8 +137,8 @@ class Conv2d(Function):
             for n0 in range(0, N, B):
                 n1 = min(N, n0 + B)
                 n = n1 - n0
-                dcols = (g_rows(n0, n1) @ wmat_t).reshape(G, n, OH, OW, KH, KW, Cg)      # (G, n, OH, OW, KH, KW, Cg)
-                dcols = dcols.transpose(1, 2, 3, 4, 5, 0, 6).reshape(n, OH, OW, KH, KW, C)  # channel g*Cg+c
+                dcols = (g_rows(n0, n1) @ wmat_t).reshape(G, n, OH, OW, KH, KW, Cg)
+                dcols = dcols.transpose(1, 2, 3, 4, 5, 0, 6).reshape(n, OH, OW, KH, KW, C)  # channel g*Cg + c
                 col2im_nhwc(dcols, (n, H + 2 * PH, W + 2 * PW, C), stride, dilation, out=dxpad[n0:n1])
             dx = dxpad[:, PH:PH + H, PW:PW + W, :].transpose(0, 3, 1, 2)     # (N, C, H, W) view
         return dx, dw, db
@@ -169,7 +174,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"{op}: out channels {O} of weight {w.shape} are not divisible by groups={groups}")
     if b is not None and b.shape != (O,):
         raise ValueError(f"{op}: bias must have shape ({O},) for weight {w.shape}, got {b.shape}")
-    if min(O, Cg, KH, KW, N) < 1 or min(H, W) < 0:
+    if min(N, O, Cg, KH, KW) < 1:
         raise ValueError(f"{op}: empty input {x.shape} or weight {w.shape}")
     for axis, size, k in (("height", H, KH), ("width", W, KW)):
         d = dilation[0] if axis == "height" else dilation[1]
