@@ -9,7 +9,14 @@ col2im KH*KW strided slice-adds of such runs.
 """
 from __future__ import annotations
 
+import importlib
+
 from ..backend import get_array_module
+
+
+def _as_strided(xp):
+    """numpy.lib.stride_tricks.as_strided or CuPy's twin (imported by name: no cupy import here)."""
+    return importlib.import_module(xp.__name__ + ".lib.stride_tricks").as_strided
 
 
 def _pair(v):
@@ -53,7 +60,7 @@ def im2col_nhwc(xpad, kernel_size, stride, dilation, out_size, out=None):
     # contiguous run of KW*C values, and it is one pass instead of KH*KW.
     xpad = xp.ascontiguousarray(xpad)
     sN, sH, sW, sC = xpad.strides
-    windows = xp.lib.stride_tricks.as_strided(
+    windows = _as_strided(xp)(
         xpad, (N, OH, OW, KH, KW, C), (sN, sH * SH, sW * SW, sH * DH, sW * DW, sC))
     cols[...] = windows
     return cols
