@@ -199,3 +199,29 @@ def test_errors(device):
 def test_device_mismatch():
     with pytest.raises(ValueError, match="batch_norm.*device"):
         F.batch_norm(mr.zeros(4, 3, device="cuda"), mr.zeros(3), mr.ones(3))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_channels_last_input_matches_loops_and_gradcheck(device, training):
+    # conv2d returns NCHW views of NHWC memory; batch_norm works on those in place of a copy.
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((3, 4, 5, 6)) * 2 + 1                          # NCHW values
+    w, b = rng.standard_normal(4), rng.standard_normal(4)
+    rm, rv = rng.standard_normal(4), rng.random(4) + 0.5
+    x = t(np.ascontiguousarray(a.transpose(0, 2, 3, 1)), device, requires_grad=True)  # NHWC memory
+    xcl = x.permute(0, 3, 1, 2)
+    assert not xcl.data.flags.c_contiguous
+    y = F.batch_norm(xcl, t(rm, device), t(rv, device), t(w, device), t(b, device), training=training,
+                     momentum=0.0, eps=1e-3)
+    mean, var, _ = loop_stats(a) if training else (rm, rv, None)
+    assert y.shape == (3, 4, 5, 6)
+    assert np.allclose(y.numpy(), loop_normalize(a, mean, var, w, b, 1e-3), atol=1e-10)
+    g = rng.standard_normal((3, 4, 5, 6))
+
+    def fn(xh, wt, bt):  # a plain NCHW-contiguous multiplier makes the incoming gradient NCHW too
+        out = F.batch_norm(xh.permute(0, 3, 1, 2), t(rm, device), t(rv, device), wt, bt, training=training,
+                           momentum=0.0)
+        return out * t(g, device)
+    assert mr.gradcheck(fn, [x, t(w, device, requires_grad=True), t(b, device, requires_grad=True)])
+    assert mr.gradcheck(lambda xh: F.batch_norm(xh.permute(0, 3, 1, 2), t(rm, device), t(rv, device),
+                                                training=training, momentum=0.0), [x])
