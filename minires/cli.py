@@ -1,4 +1,4 @@
-"""The `minires` command: `minires train ...` and `minires eval ...`."""
+"""The `minires` command: `minires train ...`, `minires eval ...` and `minires bench ...`."""
 from __future__ import annotations
 
 import argparse
@@ -53,7 +53,34 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit-test", type=int, default=None, metavar="N")
     e.add_argument("--out", default=None, help="also write final_eval.json and confusion_matrix.png here")
     e.set_defaults(handler=_eval, subparser=e)
+
+    b = sub.add_parser("bench", help="per-kernel benchmark (benchmarks/bench_kernels.py of a source checkout)",
+                       add_help=False)
+    b.set_defaults(handler=lambda args, p: _bench([], p), subparser=b)
     return parser
+
+
+def _bench_script() -> str:
+    """benchmarks/bench_kernels.py beside the package (a source checkout or an editable install)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(root, "benchmarks", "bench_kernels.py")
+
+
+def _bench(bench_argv, parser) -> int:
+    import runpy
+    script = _bench_script()
+    if not os.path.isfile(script):
+        parser.error(f"the benchmarks live in the source tree and {script} is absent: "
+                     "run it from a checkout (pip install -e .)")
+    argv = sys.argv
+    sys.argv = [script] + list(bench_argv)
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:  # argparse --help / errors inside the script
+        return exc.code if isinstance(exc.code, int) else 0
+    finally:
+        sys.argv = argv
+    return 0
 
 
 def _train(args, parser) -> int:
@@ -95,6 +122,9 @@ def _eval(args, parser) -> int:
 def main(argv=None) -> int:
     """Entry point of the `minires` console script; returns the exit code."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # everything after `bench` belongs to the benchmark script
+        return _bench(argv[1:], parser)
     args = parser.parse_args(argv)
     try:
         return args.handler(args, args.subparser)

@@ -1,0 +1,161 @@
+"""One training step (forward, backward, SGD) of resnet20, resnet18 (small-image stem) and resnet9.
+
+    python benchmarks/bench_train.py                    # batch 128, all three, each in its own process
+    python benchmarks/bench_train.py --models resnet20 --steps 5
+
+Reports images/s (median over steps after a warm-up) and the peak RSS of a process that ran only
+that model, for minires and, when importable, PyTorch running the same architecture built here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import header, markdown_table, median_ms, torch_or_none, write_json  # noqa: E402
+
+
+# ---- the same architectures in PyTorch (reference only; never imported by the library) ------------------
+
+def torch_model(name: str, num_classes: int = 10):
+    import torch.nn as nn
+
+    def conv_bn(cin, cout, stride=1, k=3):
+        return [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout)]
+
+    class Basic(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.body = nn.Sequential(*conv_bn(cin, cout, stride), nn.ReLU(inplace=True), *conv_bn(cout, cout))
+            self.short = (nn.Sequential(*conv_bn(cin, cout, stride, k=1))
+                          if stride != 1 or cin != cout else nn.Identity())
+
+        def forward(self, x):
+            return (self.body(x) + self.short(x)).relu()
+
+    def stages(widths, blocks, stem):
+        layers, cin = [], stem
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            for j in range(n):
+                layers.append(Basic(cin, w, 2 if (i > 0 and j == 0) else 1))
+                cin = w
+        return layers, cin
+
+    if name in ("resnet20", "resnet18"):
+        widths, blocks, stem = (([16, 32, 64], [3, 3, 3], 16) if name == "resnet20"
+                                else ([64, 128, 256, 512], [2, 2, 2, 2], 64))
+        body, cout = stages(widths, blocks, stem)
+        return nn.Sequential(*conv_bn(3, stem), nn.ReLU(inplace=True), *body, nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(cout, num_classes))
+    if name == "resnet9":
+        def cbr(cin, cout, pool=False):
+            return nn.Sequential(*conv_bn(cin, cout), nn.ReLU(inplace=True), *([nn.MaxPool2d(2)] if pool else []))
+
+        class Res(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.f = nn.Sequential(cbr(c, c), cbr(c, c))
+
+            def forward(self, x):
+                return x + self.f(x)
+
+        class Scale(nn.Module):
+            def forward(self, x):
+                return x * 0.125
+        return nn.Sequential(cbr(3, 64), cbr(64, 128, True), Res(128), cbr(128, 256, True), cbr(256, 512, True),
+                             Res(512), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(512, num_classes), Scale())
+    raise ValueError(name)
+
+
+def run_one(lib: str, name: str, batch: int, steps: int, warmup: int) -> dict:
+    """Time `steps` training steps in this process; returns images/s and peak RSS."""
+    import resource
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    if lib == "torch":
+        import torch
+        torch.manual_seed(0)
+        model = torch_model(name).train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        xt, yt = torch.tensor(x), torch.tensor(y)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model(xt), yt)
+            loss.backward()
+            opt.step()
+    else:
+        import minires as mr
+        import minires.functional as F
+        from minires import models, optim
+        mr.manual_seed(0)
+        kw = {"small_input": True} if name == "resnet18" else {}
+        model = models.get(name, num_classes=10, **kw).train()
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        xt, yt = mr.tensor(x), mr.tensor(y)
+
+        def step():
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xt), yt)
+            loss.backward()
+            opt.step()
+    ms = median_ms(step, repeats=steps, warmup=warmup)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"lib": lib, "model": name, "batch": batch, "ms": ms, "img_s": batch / (ms / 1e3), "peak_rss_mb": peak_mb}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="resnet20,resnet18,resnet9")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--child", nargs=2, metavar=("LIB", "MODEL"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_one(args.child[0], args.child[1], args.batch, args.steps, args.warmup)))
+        return
+    libs = ["mr"] + ([] if args.no_torch or torch_or_none() is None else ["torch"])
+    head = header(f"training step (forward, backward, SGD nesterov), batch {args.batch}, "
+                  f"median of {args.steps} steps after {args.warmup} warm-up, each run in a fresh process")
+    print(head, flush=True)
+    rows = []
+    for name in args.models.split(","):
+        res = {}
+        for lib in libs:
+            cmd = [sys.executable, os.path.abspath(__file__), "--child", lib, name, "--batch", str(args.batch),
+                   "--steps", str(args.steps), "--warmup", str(args.warmup)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                print(out.stderr[-2000:], file=sys.stderr)
+                raise SystemExit(f"{lib} {name} failed")
+            res[lib] = json.loads(out.stdout.strip().splitlines()[-1])
+        row = {"model": name, "mr_img_s": res["mr"]["img_s"], "mr_rss": res["mr"]["peak_rss_mb"]}
+        if "torch" in res:
+            row.update(torch_img_s=res["torch"]["img_s"], torch_rss=res["torch"]["peak_rss_mb"],
+                       ratio=res["mr"]["img_s"] / res["torch"]["img_s"])
+        rows.append(row)
+        print(f"  {name}: {row}", flush=True)
+    columns = [("model", "model", None), ("mr_img_s", "minires img/s", "{:.1f}"),
+               ("mr_rss", "minires peak RSS MB", "{:.0f}")]
+    if len(libs) > 1:
+        columns += [("torch_img_s", "torch img/s", "{:.1f}"), ("torch_rss", "torch peak RSS MB", "{:.0f}"),
+                    ("ratio", "minires/torch speed", "{:.2f}x")]
+    table = markdown_table(rows, columns)
+    print()
+    print(table)
+    write_json(os.path.join(args.out, "bench_train.json"), {"header": head, "rows": rows})
+    with open(os.path.join(args.out, "bench_train.md"), "w") as f:
+        f.write("```\n" + head + "\n```\n\n" + table + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Benchmark plumbing: machine header, timers, and the machine's GEMM and copy ceilings."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def torch_or_none():
+    """PyTorch when importable (the reference to beat), else None."""
+    try:
+        import torch
+        return torch
+    except Exception:
+        return None
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def header(extra: str = "") -> str:
+    """One block naming the machine and the versions, printed above every table."""
+    import minires
+    torch = torch_or_none()
+    lines = [
+        f"machine: {cpu_name()}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}",
+        f"python {platform.python_version()}, numpy {np.__version__}, minires {minires.__version__}, "
+        f"torch {torch.__version__ if torch else 'not installed'}"
+        + (f" ({torch.get_num_threads()} threads)" if torch else ""),
+    ]
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        lines.append(f"numpy BLAS: {blas.get('name', '?')} {blas.get('version', '')}")
+    except Exception:
+        pass
+    if extra:
+        lines.append(extra)
+    return "\n".join(lines)
+
+
+def median_ms(fn, repeats: int = 7, warmup: int = 2, sync=None) -> float:
+    """Median wall time of fn() in milliseconds after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def gemm_ceiling_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """float32 n x n GEMM throughput through numpy's BLAS, the machine's matmul ceiling."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    out = np.empty((n, n), np.float32)
+    ms = median_ms(lambda: np.matmul(a, b, out=out), repeats=repeats, warmup=1)
+    return 2 * n ** 3 / (ms * 1e-3) / 1e9
+
+
+def copy_ceiling_gbs(nbytes: int = 256 << 20, repeats: int = 5) -> float:
+    """Memory-copy bandwidth (bytes read + written per second) of a large preallocated copy."""
+    src = np.ones(nbytes // 4, np.float32)
+    dst = np.empty_like(src)
+    ms = median_ms(lambda: np.copyto(dst, src), repeats=repeats, warmup=1)
+    return 2 * nbytes / (ms * 1e-3) / 1e9
+
+
+def write_json(path: str, obj) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def markdown_table(rows, columns) -> str:
+    """rows: list of dicts; columns: list of (key, title, format)."""
+    out = ["| " + " | ".join(t for _, t, _ in columns) + " |",
+           "|" + "|".join("---" for _ in columns) + "|"]
+    for r in rows:
+        cells = []
+        for key, _, fmt in columns:
+            v = r.get(key)
+            cells.append("" if v is None else (fmt.format(v) if fmt else str(v)))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(header())
+    print(f"GEMM ceiling {gemm_ceiling_gflops():.1f} GFLOP/s, copy ceiling {copy_ceiling_gbs():.1f} GB/s",
+          file=sys.stderr)
