@@ -93,11 +93,14 @@ def test_named_cases_forward_and_gradcheck(device, x_shape, w_shape, kw):
     assert mr.gradcheck(lambda x, w, b: F.conv2d(x, w, b, **kw), [x, w, b])
 
 
+@pytest.mark.parametrize("row_split", [False, True])  # both CPU column layouts, forced
 @pytest.mark.parametrize("images", [1, 2])  # per chunk; with N=3 the last chunk of 2 is partial
 @pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding=1), dict(padding=(0, 1), groups=2),
-                                dict(stride=(1, 2), dilation=2, groups=2)])
-def test_batch_chunking_matches_naive(monkeypatch, images, kw):
+                                dict(stride=(1, 2), dilation=2, groups=2), dict(padding=(0, 1)),
+                                dict(stride=(1, 2), padding=(2, 1), dilation=(2, 1))])
+def test_batch_chunking_matches_naive(monkeypatch, images, kw, row_split):
     from minires.functional import conv as conv_module
+    monkeypatch.setattr(conv_module, "ROW_SPLIT_MAX_K", 10**9 if row_split else 0)
     rng = np.random.default_rng(8)
     x = mr.tensor(rng.standard_normal((3, 4, 6, 5)), requires_grad=True)
     w = mr.tensor(rng.standard_normal((4, 2 if "groups" in kw else 4, 3, 3)), requires_grad=True)

@@ -59,6 +59,89 @@ def _columns(x, w_shape, stride, padding, dilation, G):
         yield n0, n1, c.reshape(n * OH * OW, KH * KW, G, Cg).transpose(2, 0, 1, 3).reshape(G, n * OH * OW, -1)
 
 
+# NOTE: for narrow inputs (KW*C values per kernel row, e.g. 48 for 3x3 over 16 channels) the
+# im2col copy is bound by its many short runs, not by bytes. For stride 1 along H, "row-split"
+# columns copy only the KW axis: P[n, h, ow] = xpad[n, h, ow*SW + (0..KW-1)*DW] over ALL padded
+# rows h, a third of the copying; kernel row i then reads rows shifted by i*DH*OW of P, a
+# contiguous slice, so the conv is KH GEMMs of depth KW*C. Measured ~20% faster for 16-channel
+# 3x3 layers and slower from 32 channels on (the GEMMs get too shallow relative to the copy saved).
+ROW_SPLIT_MAX_K = 48
+
+
+def _row_split(x_shape, w_shape, stride, G) -> bool:
+    """Whether to use row-split columns (see the note above) for this conv."""
+    O, Cg, KH, KW = w_shape
+    return G == 1 and stride[0] == 1 and KH > 1 and KW * Cg <= ROW_SPLIT_MAX_K
+
+
+def _row_columns(x, w_shape, stride, padding, dilation):
+    """Yield (n0, n1, P) over batch chunks; P (n*Hp*OW, KW*C) row-split columns in a reused buffer."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = w_shape
+    (PH, PW), (OH, OW) = padding, _geometry(x.shape, w_shape, stride, padding, dilation)
+    Hp, Wp = H + 2 * PH, W + 2 * PW
+    B = _chunk_images(xp, x.shape, (O, Cg, 1, KW), (Hp, OW), x.dtype.itemsize)  # Hp*OW*KW*C per image
+    xpad = xp.zeros((B, Hp, Wp, C), dtype=x.dtype)                          # the border stays zero
+    cols = xp.empty((B, Hp, OW, 1, KW, C), dtype=x.dtype)
+    for n0 in range(0, N, B):
+        n1 = min(N, n0 + B)
+        n = n1 - n0
+        xpad[:n, PH:PH + H, PW:PW + W, :] = x[n0:n1].transpose(0, 2, 3, 1)  # NCHW -> NHWC
+        c = im2col_nhwc(xpad[:n], (1, KW), (1, stride[1]), (1, dilation[1]), (Hp, OW), out=cols[:n])
+        yield n0, n1, c.reshape(n * Hp * OW, KW * C)                         # (n*Hp*OW, KW*C)
+
+
+def _row_weights(w):
+    """w (O, C, KH, KW) -> (KH, KW*C, O): kernel row i as a matrix ordered like a row of P."""
+    O, C, KH, KW = w.shape
+    return w.transpose(2, 3, 1, 0).reshape(KH, KW * C, O)
+
+
+def _row_split_gemm(x, w, stride, padding, dilation):
+    """_conv_gemm by row-split columns: out rows (n, oh, ow) = sum_i P[(n, oh + i*DH, ow)] @ W_i."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    O, _, KH, KW = w.shape
+    OH, OW = _geometry(x.shape, w.shape, stride, padding, dilation)
+    Hp, shift = H + 2 * padding[0], dilation[0] * OW                        # P rows per image, per kernel row
+    wrows = _row_weights(w)                                                  # (KH, KW*C, O)
+    out = xp.empty((N, OH, OW, O), dtype=x.dtype)
+    acc = tmp = None
+    for n0, n1, P in _row_columns(x, w.shape, stride, padding, dilation):
+        if acc is None:
+            acc, tmp = xp.empty((P.shape[0], O), dtype=x.dtype), xp.empty((P.shape[0], O), dtype=x.dtype)
+        # Rows (n, h, ow) with h >= OH mix neighbouring images (or stale rows): they are dropped below.
+        R = P.shape[0] - (KH - 1) * shift
+        xp.matmul(P[:R], wrows[0], out=acc[:R])
+        for i in range(1, KH):
+            xp.matmul(P[i * shift:i * shift + R], wrows[i], out=tmp[:R])
+            acc[:R] += tmp[:R]
+        out[n0:n1] = acc[:P.shape[0]].reshape(n1 - n0, Hp, OW, O)[:, :OH]
+    return out.reshape(N * OH * OW, O)
+
+
+def _row_split_dw(x, g, w_shape, stride, padding, dilation):
+    """dw (O, C, KH, KW) = sum over rows of P[(n, oh + i*DH, ow)]^T g[(n, oh, ow)], per kernel row i."""
+    xp = get_array_module(g)
+    N, C, H, W = x.shape
+    O, _, KH, KW = w_shape
+    OH, OW = g.shape[2:]
+    Hp, shift = H + 2 * padding[0], dilation[0] * OW
+    dw = xp.zeros((KH, KW * C, O), dtype=g.dtype)
+    gpad = None
+    for n0, n1, P in _row_columns(x, w_shape, stride, padding, dilation):
+        if gpad is None:  # rows h >= OH stay zero, so P rows that mix images contribute nothing
+            gpad = xp.zeros((P.shape[0] // (Hp * OW), Hp, OW, O), dtype=g.dtype)
+        n = n1 - n0
+        gpad[:n, :OH] = g[n0:n1].transpose(0, 2, 3, 1)                      # (n, OH, OW, O)
+        gr = gpad[:n].reshape(n * Hp * OW, O)
+        R = P.shape[0] - (KH - 1) * shift
+        for i in range(KH):
+            dw[i] += P[i * shift:i * shift + R].T @ gr[:R]                   # (KW*C, O)
+    return xp.ascontiguousarray(dw.reshape(KH, KW, C, O).transpose(3, 2, 0, 1))  # (O, C, KH, KW)
+
+
 def _weight_matrix(w, G):
     """w (O, Cg, KH, KW) -> (G, KH*KW*Cg, O/G), rows ordered like a row of columns."""
     O, Cg, KH, KW = w.shape
@@ -67,6 +150,8 @@ def _weight_matrix(w, G):
 
 def _conv_gemm(x, w, stride, padding, dilation, G):
     """x (N, C, H, W) conv w (O, C/G, KH, KW), no bias -> (N*OH*OW, O) rows in NHWC order."""
+    if _row_split(x.shape, w.shape, stride, G) and get_array_module(x) is np:
+        return _row_split_gemm(x, w, stride, padding, dilation)
     xp = get_array_module(x)
     N = x.shape[0]
     O = w.shape[0]
@@ -117,7 +202,9 @@ class Conv2d(Function):
         def g_rows(n0, n1):  # (G, n*OH*OW, Og); a per-chunk NHWC copy stays in cache (free if g is NHWC)
             return g[n0:n1].transpose(0, 2, 3, 1).reshape(-1, G, Og).transpose(1, 0, 2)
 
-        if need_dw:
+        if need_dw and _row_split(self.x.shape, (O, Cg, KH, KW), stride, G) and xp is np:
+            dw = _row_split_dw(self.x, g, (O, Cg, KH, KW), stride, padding, dilation)
+        elif need_dw:
             dw = xp.zeros((G, K, Og), dtype=g.dtype)
             for n0, n1, cols in _columns(self.x, (O, Cg, KH, KW), stride, padding, dilation, G):
                 dw += cols.transpose(0, 2, 1) @ g_rows(n0, n1)               # (G, KH*KW*Cg, Og)
