@@ -79,12 +79,26 @@ def col2im_nhwc(cols, padded_shape, stride, dilation, out=None):
         out = xp.zeros(padded_shape, dtype=cols.dtype)
     else:
         out.fill(0)
+    Wp = out.shape[2]
     # NOTE: within one kernel offset the strided slice hits each pixel at most once, so a plain
     # slice-add is exact; overlaps between offsets are handled by the KH*KW separate adds.
     for i in range(KH):
         rows = _offset_slice(i * DH, OH, SH)
-        for j in range(KW):
-            out[:, rows, _offset_slice(j * DW, OW, SW), :] += cols[:, :, :, i, j, :]
+        if DW != 1 or SW == 1:
+            for j in range(KW):
+                out[:, rows, _offset_slice(j * DW, OW, SW), :] += cols[:, :, :, i, j, :]
+            continue
+        # Strided, undilated: SW adjacent offsets j0..j0+SW-1 hit adjacent pixels SW*ow + j, so
+        # they go in one add of SW*C-value runs (one C-value run per offset measured ~3x slower).
+        for j0 in range(0, KW, SW):
+            nt = min(SW, KW - j0)
+            full = OW if j0 + SW * OW <= Wp else OW - 1  # the last window's block may pass the edge
+            if full > 0:
+                dst = out[:, rows, j0:j0 + SW * full, :].reshape(N, OH, full, SW, C)[:, :, :, :nt, :]
+                dst += cols[:, :, :full, i, j0:j0 + nt, :]
+            if full < OW:
+                c0 = j0 + SW * (OW - 1)
+                out[:, rows, c0:c0 + nt, :] += cols[:, :, OW - 1, i, j0:j0 + nt, :]
     return out
 
 
