@@ -82,7 +82,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
                 minus = _projected(fn, inputs, weights)
                 numeric = (plus - minus) / (2 * eps)
                 exact = float((analytic[i] * u).sum())
-                if not abs(numeric - exact) <= atol + rtol * abs(numeric):
+                if not abs(numeric - exact) <= atol + rtol * abs(numeric):  # False for NaN too
                     raise GradcheckError(
                         f"gradcheck: input {i} (shape {x.shape}): directional derivative numeric "
                         f"{numeric:.8g} vs analytic {exact:.8g}")
@@ -99,12 +99,13 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
                 flat[k] = old
                 numeric.reshape(-1)[k] = (plus - minus) / (2 * eps)
             err = np.abs(numeric - analytic[i]) - (atol + rtol * np.abs(numeric))
-            if (err > 0).any() or np.isnan(analytic[i]).any():
-                k = np.unravel_index(int(np.nanargmax(np.where(np.isnan(err), np.inf, err))), x.shape)
+            bad = ~(err <= 0)  # NOTE: NaN in either gradient counts as a failure, not a pass
+            if bad.any():
+                k = np.unravel_index(int(np.argmax(np.where(np.isnan(err), np.inf, err))), x.shape)
                 raise GradcheckError(
                     f"gradcheck: input {i} (shape {x.shape}) element {tuple(int(j) for j in k)}: "
                     f"numeric {numeric[k]:.8g} vs analytic {analytic[i][k]:.8g} "
-                    f"({int((err > 0).sum())} of {err.size} elements out of tolerance)")
+                    f"({int(bad.sum())} of {err.size} elements out of tolerance)")
         finally:
             x.data = original
     return True

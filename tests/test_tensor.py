@@ -283,3 +283,31 @@ def test_get_array_module_cpu():
     assert mr.backend.get_array_module(np.zeros(1), mr.zeros(1)) is np
     assert mr.backend.parse_device("cuda") == "cuda:0"
     assert mr.backend.parse_device("CUDA:1") == "cuda:1"
+
+
+class _NanAround(mr.Function):
+    """NaN everywhere except exactly at the test point: finite differences are NaN."""
+
+    def forward(self, x):
+        xp = mr.backend.get_array_module(x)
+        self.x = x
+        return xp.where(x == 1.0, x, xp.nan)
+
+    def backward(self, g):
+        return g * 123.0
+
+
+def test_gradcheck_fails_on_nan_finite_differences():
+    x = t64([1.0, 1.0])
+    with pytest.raises(mr.GradcheckError, match="nan"):
+        mr.gradcheck(lambda x: _NanAround.apply(x), (x,))
+    with pytest.raises(mr.GradcheckError):
+        mr.gradcheck(lambda x: _NanAround.apply(x), (x,), fast_mode=True)
+
+
+def test_truth_value():
+    assert bool(mr.tensor([2.0]) > 1) and not bool(mr.tensor(0.0))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(mr.tensor([1.0, 2.0]))
+    a, b = mr.tensor([1.0]), mr.tensor([2.0])
+    assert (a == b).item() is False
