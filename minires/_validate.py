@@ -6,18 +6,37 @@ import numbers
 import numpy as np
 
 
+# Axes that must be non-empty for an op's main input: the kernels reduce over them without an
+# identity (max_pool2d's NaN probe) or reshape with an inferred -1 (batch_norm's (N, C, -1) view),
+# and would otherwise fail deep inside NumPy. Checked here because every such op calls tensor_arg.
+NONEMPTY_AXES = {("max_pool2d", "input"): (0, 1, 2, 3), ("batch_norm", "input"): (0, 1, 2, 3)}
+_AXIS_NAMES = ("batch", "channel", "spatial", "spatial")
+# add_relu's in-place maximum needs an array, and NumPy turns the sum of two 0-d arrays into a scalar.
+MIN_NDIM = {("add_relu", "x"): 1, ("add_relu", "y"): 1}
+
+
 def tensor_arg(op: str, name: str, x, ndim=None, floating: bool = True):
-    """Check that x is a Tensor (of one of the ranks in `ndim`, floating-point if asked)."""
+    """Check that x is a Tensor (of one of the ranks in `ndim`), floating-point or else a real number type."""
     from .tensor import Tensor
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(x).__name__}")
     if floating and x.dtype.kind != "f":
         raise TypeError(f"{op}: argument '{name}' must be a floating-point tensor, got dtype {x.dtype}")
+    if not floating and x.dtype.kind not in "iuf":  # bool and complex have no order for max/relu
+        raise TypeError(f"{op}: argument '{name}' must be a real (integer or floating-point) tensor, "
+                        f"got dtype {x.dtype}")
     if ndim is not None:
         ranks = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if x.ndim not in ranks:
             want = " or ".join(f"{r}-D" for r in ranks)
             raise ValueError(f"{op}: argument '{name}' must be {want}, got shape {x.shape}")
+    if x.ndim < MIN_NDIM.get((op, name), 0):
+        raise ValueError(f"{op}: argument '{name}' must have at least {MIN_NDIM[(op, name)]} dimension(s), "
+                         f"got shape {x.shape}")
+    for axis in NONEMPTY_AXES.get((op, name), ()):
+        if axis < x.ndim and x.shape[axis] == 0:
+            raise ValueError(f"{op}: argument '{name}' has an empty {_AXIS_NAMES[axis]} dimension, "
+                             f"got shape {x.shape}")
     return x
 
 

@@ -12,17 +12,30 @@ def _normalize_axes(op: str, dim, ndim: int):
     """dim (None, int or tuple) -> tuple of non-negative axes, or None for all axes."""
     if dim is None:
         return None
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if isinstance(dim, (int, np.integer)) and not isinstance(dim, (bool, np.bool_)):
+        dims = (dim,)
+    elif isinstance(dim, (tuple, list)):
+        dims = tuple(dim)
+    else:
+        raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
     out = []
     for d in dims:
-        if not isinstance(d, (int, np.integer)):
+        if not isinstance(d, (int, np.integer)) or isinstance(d, (bool, np.bool_)):
             raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
         if not -max(ndim, 1) <= d < max(ndim, 1):
             raise ValueError(f"{op}: dim {d} is out of range for a tensor of {ndim} dimension(s)")
         out.append(int(d) % max(ndim, 1))
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: dim {dim!r} repeats an axis")
+    if ndim == 0:  # dim 0 / -1 of a 0-d tensor names the tensor itself, as in PyTorch
+        return ()
     return tuple(out)
+
+
+def _keepdim(op: str, keepdim) -> bool:
+    if not isinstance(keepdim, (bool, np.bool_)):
+        raise TypeError(f"{op}: keepdim must be a bool, got {keepdim!r}")
+    return bool(keepdim)
 
 
 def _binary_shape(op: str, a, b):
@@ -97,6 +110,8 @@ class Pow(Function):
 
 class Neg(Function):
     def forward(self, a):
+        if a.dtype.kind == "b":
+            raise TypeError(f"neg: negation of a bool tensor (shape {a.shape}) is not supported; use ~ or 1 - x")
         return -a
 
     def backward(self, g):
@@ -109,6 +124,11 @@ class MatMul(Function):
             raise ValueError(f"matmul: both arguments need at least 1 dimension, got shapes {a.shape} and {b.shape}")
         if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
             raise ValueError(f"matmul: inner dimensions differ, got shapes {a.shape} and {b.shape}")
+        try:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ValueError(f"matmul: batch dimensions cannot be broadcast together, got shapes "
+                             f"{a.shape} and {b.shape}") from None
         self.a, self.b = a, b
         return a @ b
 
@@ -172,7 +192,7 @@ class Sum(Function):
     def forward(self, a, dim=None, keepdim=False):
         self.shape = a.shape
         self.axes = _normalize_axes("sum", dim, a.ndim)
-        return a.sum(axis=self.axes, keepdims=keepdim)
+        return a.sum(axis=self.axes, keepdims=_keepdim("sum", keepdim))
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -185,6 +205,7 @@ class Mean(Function):
     def forward(self, a, dim=None, keepdim=False):
         self.shape = a.shape
         self.axes = _normalize_axes("mean", dim, a.ndim)
+        keepdim = _keepdim("mean", keepdim)
         axes = self.axes if self.axes is not None else tuple(range(a.ndim))
         self.count = int(np.prod([a.shape[i] for i in axes])) if axes else 1
         return a.mean(axis=self.axes, keepdims=keepdim)
@@ -198,9 +219,10 @@ class Mean(Function):
 
 class Max(Function):
     def forward(self, a, dim=None, keepdim=False):
+        self.axes = _normalize_axes("max", dim, a.ndim)
+        keepdim = _keepdim("max", keepdim)
         if a.size == 0:
             raise ValueError(f"max: cannot reduce an empty tensor of shape {a.shape}")
-        self.axes = _normalize_axes("max", dim, a.ndim)
         self.a = a
         self.out = a.max(axis=self.axes, keepdims=True)
         if keepdim:
@@ -210,14 +232,19 @@ class Max(Function):
     def backward(self, g):
         # NOTE: ties share the gradient equally, as PyTorch's amax does.
         mask = (self.a == self.out)
-        count = mask.sum(axis=self.axes, keepdims=True)
+        count = mask.sum(axis=self.axes, keepdims=True).astype(g.dtype)  # no float64 temporaries
         g = g.reshape(self.out.shape)
         return (mask * (g / count)).astype(self.a.dtype)
 
 
 def flatten_shape(op: str, shape, start_dim: int, end_dim: int):
+    for name, d in (("start_dim", start_dim), ("end_dim", end_dim)):
+        if not isinstance(d, (int, np.integer)) or isinstance(d, (bool, np.bool_)):
+            raise TypeError(f"{op}: argument '{name}' must be an int, got {d!r}")
     ndim = len(shape)
     if ndim == 0:
+        if not (-1 <= start_dim <= 0 and -1 <= end_dim <= 0):
+            raise ValueError(f"{op}: start_dim={start_dim}, end_dim={end_dim} invalid for a 0-d tensor")
         return (1,)
     s, e = start_dim % ndim if -ndim <= start_dim < ndim else None, end_dim % ndim if -ndim <= end_dim < ndim else None
     if s is None or e is None or s > e:
@@ -239,7 +266,10 @@ class Reshape(Function):
 
 class Permute(Function):
     def forward(self, a, dims=()):
-        if sorted(int(d) % max(a.ndim, 1) for d in dims) != list(range(a.ndim)) or len(dims) != a.ndim:
+        if not all(isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) for d in dims):
+            raise TypeError(f"permute: dims must be ints, got {tuple(dims)!r}")
+        if (len(dims) != a.ndim or not all(-a.ndim <= d < a.ndim for d in dims)
+                or sorted(int(d) % a.ndim for d in dims) != list(range(a.ndim))):
             raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of the {a.ndim} axes of shape {a.shape}")
         self.dims = tuple(int(d) % a.ndim for d in dims)
         return a.transpose(self.dims)

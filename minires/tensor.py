@@ -79,6 +79,11 @@ class Tensor:
     def numel(self) -> int:
         return int(self.data.size)
 
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(f"bool: the truth value of a tensor with {self.data.size} elements is ambiguous")
+        return bool(self.item())
+
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
@@ -154,6 +159,8 @@ class Tensor:
                 raise RuntimeError(f"backward: grad can be implicitly created only for scalar outputs, got shape {self.shape}")
             g = xp.ones_like(self.data)
         else:
+            if isinstance(grad, Tensor) and grad.device != self.device:
+                raise ValueError(f"backward: grad is on {grad.device} but the tensor is on {self.device}")
             g = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
             if g.shape != self.data.shape:
                 raise ValueError(f"backward: grad of shape {tuple(g.shape)} does not match the tensor's shape {self.shape}")
@@ -217,6 +224,14 @@ class Tensor:
 
     def argmax(self, dim=None, keepdim=False):
         """Indices of the maxima (not differentiable)."""
+        from .ops import _keepdim, _normalize_axes
+        if dim is not None and not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"argmax: dim must be an int or None, got {dim!r}")
+        axes = _normalize_axes("argmax", dim, self.ndim)
+        keepdim = _keepdim("argmax", keepdim)
+        dim = None if not axes else axes[0]
+        if self.data.size == 0 and (dim is None or self.shape[dim] == 0):
+            raise ValueError(f"argmax: cannot take the argmax of an empty tensor of shape {self.shape}")
         out = self.data.argmax(axis=dim)
         if keepdim and dim is not None:
             out = backend.get_array_module(out).expand_dims(out, dim)
@@ -237,6 +252,14 @@ class Tensor:
         return Permute.apply(self, dims=dims)
 
     def transpose(self, dim0: int, dim1: int):
+        from .ops import _normalize_axes
+        for d in (dim0, dim1):
+            if not isinstance(d, (int, np.integer)) or isinstance(d, (bool, np.bool_)):
+                raise TypeError(f"transpose: dims must be ints, got {dim0!r}, {dim1!r}")
+        dim0, dim1 = _normalize_axes("transpose", dim0, self.ndim), _normalize_axes("transpose", dim1, self.ndim)
+        if self.ndim == 0:
+            return self.reshape(())
+        dim0, dim1 = dim0[0], dim1[0]
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(*dims)
@@ -246,6 +269,10 @@ class Tensor:
         return self.reshape(flatten_shape("flatten", self.shape, start_dim, end_dim))
 
     def unsqueeze(self, dim: int):
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, (bool, np.bool_)):
+            raise TypeError(f"unsqueeze: dim must be an int, got {dim!r}")
+        if not -self.ndim - 1 <= dim <= self.ndim:
+            raise ValueError(f"unsqueeze: dim {dim} is out of range for a tensor of shape {self.shape}")
         shape = list(self.shape)
         shape.insert(dim if dim >= 0 else self.ndim + 1 + dim, 1)
         return self.reshape(shape)
@@ -253,6 +280,13 @@ class Tensor:
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape([s for s in self.shape if s != 1])
+        from .ops import _normalize_axes
+        if not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"squeeze: dim must be an int or None, got {dim!r}")
+        if self.ndim == 0:
+            _normalize_axes("squeeze", dim, 0)
+            return self.reshape(())
+        dim = _normalize_axes("squeeze", dim, self.ndim)[0]
         shape = list(self.shape)
         if shape[dim] == 1:
             del shape[dim]
@@ -297,9 +331,13 @@ def tensor(data, dtype=None, device="cpu", requires_grad: bool = False) -> Tenso
     dtype = _as_dtype(dtype)
     xp = backend.get_array_module(data)
     if xp is np:
-        arr = np.array(data, dtype=dtype if dtype is not None else _infer_dtype(data))
-        if arr.dtype == object:
-            raise TypeError("tensor: data must be numeric (nested lists of numbers or an array)")
+        try:
+            arr = np.array(data, dtype=dtype if dtype is not None else _infer_dtype(data))
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"tensor: data must be numeric nested lists of one shape or an array "
+                            f"({type(exc).__name__}: {str(exc).split('.')[0]})") from None
+        if arr.dtype.kind not in "biufc":
+            raise TypeError(f"tensor: data must be numeric (nested lists of numbers or an array), got dtype {arr.dtype}")
     else:
         arr = data.astype(dtype if dtype is not None else data.dtype, copy=True)
     arr = backend.to_device(arr, device)

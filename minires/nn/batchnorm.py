@@ -1,6 +1,9 @@
 """BatchNorm2d layer over F.batch_norm, with running statistics as buffers."""
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from .. import backend
@@ -18,6 +21,11 @@ class BatchNorm2d(Module):
         super().__init__()
         if not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool) or num_features <= 0:
             raise ValueError(f"BatchNorm2d: num_features must be a positive int, got {num_features!r}")
+        for name, v in (("eps", eps), ("momentum", momentum)):
+            if not (v is None and name == "momentum") and (isinstance(v, bool) or not isinstance(v, numbers.Real)):
+                raise TypeError(f"BatchNorm2d: {name} must be a real number, got {v!r}")
+        if not (eps > 0 and math.isfinite(eps)):
+            raise ValueError(f"BatchNorm2d: eps must be a finite number > 0, got {eps!r}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNorm2d: momentum must be in [0, 1] or None, got {momentum!r}")
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
@@ -52,6 +60,10 @@ class BatchNorm2d(Module):
             self.bias.data[...] = 0
 
     def forward(self, x):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"BatchNorm2d: input must be a Tensor, got {type(x).__name__}")
+        if x.ndim != 4:
+            raise ValueError(f"BatchNorm2d: expected 4-D input (N, C, H, W), got shape {x.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1  # in place: state_dict views stay current

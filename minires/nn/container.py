@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
+
 from .module import Module
 
 
@@ -33,6 +35,8 @@ class Sequential(Module):
         if isinstance(idx, slice):
             return Sequential(OrderedDict(list(self._modules.items())[idx]))
         n = len(self)
+        if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool):
+            raise TypeError(f"Sequential: index must be an int or a slice, got {idx!r}")
         if not -n <= idx < n:
             raise IndexError(f"Sequential: index {idx} out of range for {n} modules")
         return list(self._modules.values())[idx % n]
