@@ -30,7 +30,7 @@ RUN_FIELDS = ("model", "model_kwargs", "epochs", "batch_size", "optimizer", "lr"
 
 
 class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training loss or a gradient became NaN or infinite."""
 
 
 @dataclass
@@ -270,6 +270,12 @@ class Trainer:
                     f"The last good checkpoint is kept: {self._last_good()}")
             self.optimizer.zero_grad()
             loss.backward()
+            if not self._grads_finite():  # before step(): the weights stay those of the last good step
+                bar.close()
+                raise TrainingDiverged(
+                    f"gradient is non-finite ({self._first_bad_grad()}) at epoch {epoch + 1}, step "
+                    f"{step + 1}/{n_batches} (loss {loss_value:.4g}); stopping. "
+                    f"The last good checkpoint is kept: {self._last_good()}")
             self.optimizer.step()
             self.scheduler.step()
             total_loss += loss_value * len(y)
@@ -281,6 +287,31 @@ class Trainer:
         elapsed = time.perf_counter() - start
         return {"train_loss": total_loss / seen, "train_acc": correct / seen,
                 "images_per_s": seen / elapsed, "train_time_s": elapsed}
+
+    def _grads_finite(self) -> bool:
+        """Whether every gradient is finite, from one sum of squares (a NaN or inf anywhere makes it non-finite).
+
+        NOTE: one dot product per parameter and a single device sync; ~0.1 ms per step for ResNet-20
+        on the CPU. Squares overflow only for gradients above ~1e19 (float32), a diverged run anyway.
+        """
+        total = None
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    g = p.grad.data.reshape(-1)
+                    sq = backend.get_array_module(g).vdot(g, g)
+                    total = sq if total is None else total + sq
+        return total is None or math.isfinite(float(total))
+
+    def _first_bad_grad(self) -> str:
+        """'nan in layer1.0.conv1.weight': the first parameter whose gradient is not finite."""
+        for name, p in self.model.named_parameters():
+            if p.grad is not None:
+                g = backend.to_numpy(p.grad.data)
+                if not np.isfinite(g).all():
+                    kind = "nan" if np.isnan(g).any() else "inf"
+                    return f"{kind} in {name}"
+        return "overflow of the squared norm"
 
     def _last_good(self) -> str:
         return f"{self.last_path} (epoch {self.epoch})" if os.path.exists(self.last_path) else "none (no epoch finished)"
