@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-decay", type=float, default=d.weight_decay, help="on conv/linear weights only")
     t.add_argument("--cutout", type=int, default=d.cutout, help="Cutout square size in pixels (0: off)")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL)")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from OUT/last.safetensors (a fresh run if there is none yet)")
     t.add_argument("--init-from", metavar="CKPT", default=None,
                    help="start from these weights (the head is replaced when the class count differs)")
     t.add_argument("--freeze-backbone", action="store_true", help="train only the head (fc)")

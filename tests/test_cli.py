@@ -80,9 +80,11 @@ def test_bad_arguments_exit_2(argv, message, capsys):
 
 
 def test_resume_without_checkpoint_and_bad_data_exit_2(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(SystemExit) as exc:  # --resume with nothing to resume starts afresh (then fails on data)
         main(["train", "--out", str(tmp_path / "none"), "--resume", "--data", str(tmp_path)])
-    assert exc.value.code == 2 and "no checkpoint at" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert exc.value.code == 2 and "no CIFAR-10 data" in captured.err
+    assert "no checkpoint at" in captured.out and "starting a fresh run" in captured.out
     with pytest.raises(SystemExit) as exc:  # a directory without any CIFAR-10 layout
         main(["train", "--out", str(tmp_path / "x"), "--data", str(tmp_path)])
     assert exc.value.code == 2 and "no CIFAR-10 data" in capsys.readouterr().err

@@ -181,9 +181,10 @@ class Trainer:
         self.last_path = os.path.join(config.out, "last.safetensors")
         self.best_path = os.path.join(config.out, "best.safetensors")
         resume_state = None
-        if config.resume:
-            if not os.path.isfile(self.last_path):
-                raise FileNotFoundError(f"--resume: no checkpoint at {self.last_path}")
+        if config.resume and not os.path.isfile(self.last_path):
+            # A run killed before its first checkpoint: nothing to continue, so start it afresh.
+            log(f"--resume: no checkpoint at {self.last_path} yet; starting a fresh run")
+        elif config.resume:
             resume_state = load_checkpoint(self.last_path)
             config = self._merge_saved_config(config, resume_state["extra"]["config"])
         config.validate(check_init_from=resume_state is None)

@@ -1,0 +1,111 @@
+"""Crash safety: `minires train` killed with SIGKILL at random moments and resumed ends bitwise where a straight run does."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("safetensors")
+
+from minires.checkpoint import load_checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECORD = 1 + 3 * 32 * 32
+
+
+def write_binary_cifar(folder, n_per_batch=8, n_test=16, seed=0):
+    """cifar-10-batches-bin/ with five tiny training batches and a test batch of random images."""
+    rng = np.random.default_rng(seed)
+    d = os.path.join(folder, "cifar-10-batches-bin")
+    os.makedirs(d)
+    for name, n in [(f"data_batch_{i}", n_per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
+        records = np.empty((n, RECORD), dtype=np.uint8)  # 1 label byte + R, G, B planes
+        records[:, 0] = rng.integers(0, 10, n)
+        records[:, 1:] = rng.integers(0, 256, (n, RECORD - 1))
+        records.tofile(os.path.join(d, name + ".bin"))
+    return str(folder)
+
+
+def train_cmd(data, out):
+    return [sys.executable, "-m", "minires.cli", "train", "--model", "resnet20", "--data", data, "--out", out,
+            "--epochs", "4", "--batch-size", "16", "--limit-train", "32", "--limit-test", "16",
+            "--eval-batch-size", "16", "--seed", "7", "--no-progress", "--resume"]
+
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=ROOT)
+
+
+def run(cmd, kill_after=None):
+    """Run cmd; SIGKILL it after kill_after seconds if still running. Returns (killed, returncode, output)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=kill_after if kill_after is not None else 120)
+        return False, proc.returncode, out
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate()
+        return True, proc.returncode, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def checkpoints_load(out_dir):
+    """Every *.safetensors in out_dir loads (CRC-checked); returns {name: epoch}."""
+    epochs = {}
+    for name in sorted(os.listdir(out_dir)) if os.path.isdir(out_dir) else []:
+        if name.endswith(".safetensors"):
+            epochs[name] = load_checkpoint(os.path.join(out_dir, name))["epoch"]
+    return epochs
+
+
+def final_weights(out_dir):
+    return load_checkpoint(os.path.join(out_dir, "last.safetensors"))["model"]
+
+
+def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(tmp_path):
+    data = write_binary_cifar(tmp_path / "data")
+    straight = str(tmp_path / "straight")
+    t0 = time.perf_counter()
+    killed, code, log = run(train_cmd(data, straight))
+    duration = time.perf_counter() - t0
+    assert not killed and code == 0, log
+    assert "starting a fresh run" in log  # --resume with no checkpoint yet is a fresh start
+
+    crashed = str(tmp_path / "crashed")
+    rng = np.random.default_rng(2024)
+    kills, seen_epochs = 0, []
+    for attempt in range(8):
+        # Seeded moments across start-up, training, evaluation and saving; a resumed run has less left
+        # to do, so the delays stay below half of a whole run.
+        delay = rng.uniform(0.02, 0.1 if attempt == 0 else 0.5) * duration  # the first one before any checkpoint
+        killed, code, log = run(train_cmd(data, crashed), kill_after=delay)
+        epochs = checkpoints_load(crashed)  # whatever the moment, what is on disk loads
+        seen_epochs.append(epochs.get("last.safetensors", 0))
+        if not killed:
+            break
+        assert code == -signal.SIGKILL
+        kills += 1
+        if kills == 5:  # enough crashes: let the next run finish
+            killed, code, log = run(train_cmd(data, crashed))
+            break
+    assert not killed and code == 0, log
+    assert "resumed" in log
+    assert kills >= 3, f"only {kills} kills landed (delays too long for a {duration:.1f} s run)"
+    assert seen_epochs == sorted(seen_epochs), seen_epochs  # progress is never lost once saved
+    assert max(seen_epochs) >= 1, seen_epochs  # some kills hit a run that had resumed from a checkpoint
+    assert checkpoints_load(crashed)["last.safetensors"] == 4
+
+    a, b = final_weights(straight), final_weights(crashed)
+    assert list(a) == list(b)
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    strip = lambda rows: [{k: v for k, v in r.items() if "time" not in k and "per_s" not in k} for r in rows]
+    rows = lambda d: [json.loads(line) for line in open(os.path.join(d, "metrics.jsonl"))]
+    assert strip(rows(straight)) == strip(rows(crashed))
+    assert os.path.isfile(os.path.join(crashed, "final_eval.json"))
