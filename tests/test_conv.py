@@ -211,3 +211,27 @@ def test_device_mismatch_raises():
     x, w = _t((1, 3, 5, 5)), _t((2, 3, 3, 3), device="cuda")
     with pytest.raises(ValueError, match="conv2d.*device"):
         F.conv2d(x, w)
+
+
+@pytest.mark.parametrize("C, O, H, k, s", [(16, 16, 32, 3, 1), (32, 64, 16, 3, 2), (64, 64, 8, 3, 1), (64, 16, 16, 1, 1)])
+def test_forward_backward_peak_memory_is_bounded(C, O, H, k, s):
+    # Issue 4's budget: forward + backward allocate at most 12x the input's size beyond it (the
+    # columns are built in cache-sized chunks, never for the whole batch). NumPy reports to tracemalloc.
+    import tracemalloc
+    from minires.functional.conv import Conv2d
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, H, H, C)).astype(np.float32).transpose(0, 3, 1, 2)  # channels-last, as in a net
+    w = rng.standard_normal((O, C, k, k)).astype(np.float32)
+    OH = (H + 2 * (k // 2) - k) // s + 1
+    g = rng.standard_normal((32, O, OH, OH)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        f = Conv2d()
+        f.needs_input_grad = (True, True)
+        f.forward(x, w, None, stride=(s, s), padding=(k // 2, k // 2), dilation=(1, 1), groups=1)
+        f.backward(g)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak <= 12 * x.nbytes, f"peak extra {peak / x.nbytes:.1f}x the input"
