@@ -101,8 +101,11 @@ def read_binary_batches(folder, train: bool):
     classes = list(CLASSES)
     meta_path = os.path.join(folder, "batches.meta.txt")
     if os.path.isfile(meta_path):
-        with open(meta_path, encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip()]
+        try:
+            with open(meta_path, encoding="utf-8") as f:
+                names = [line.strip() for line in f if line.strip()]
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"CIFAR10: {meta_path} is corrupted: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         if names:
             classes = names
     datas, targets = [], []
