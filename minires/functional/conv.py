@@ -71,7 +71,9 @@ ROW_SPLIT_MAX_K = 48
 def _row_split(x_shape, w_shape, stride, G) -> bool:
     """Whether to use row-split columns (see the note above) for this conv."""
     O, Cg, KH, KW = w_shape
-    return G == 1 and stride[0] == 1 and KH > 1 and KW * Cg <= ROW_SPLIT_MAX_K
+    # The KH-1 extra accumulations cost O values per row against the KW*C copied values saved:
+    # for the 3-channel stem (9 < 16) plain im2col measured ~20% faster.
+    return G == 1 and stride[0] == 1 and KH > 1 and O <= KW * Cg <= ROW_SPLIT_MAX_K
 
 
 def _row_columns(x, w_shape, stride, padding, dilation):
