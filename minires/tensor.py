@@ -171,7 +171,7 @@ class Tensor:
         self.grad = None
 
     # ---- operators (defined in ops.py) -----------------------------------------------------------
-    def _scalar(self, other):
+    def _scalar(self, other, op: str = "tensor op"):
         if isinstance(other, Tensor):
             return other
         if isinstance(other, (numbers.Number, np.generic)):
@@ -180,30 +180,40 @@ class Tensor:
             return Tensor(xp.asarray(other, dtype=dtype))
         if isinstance(other, np.ndarray) or backend.get_array_module(other) is not np:
             return Tensor(other)
-        raise TypeError(f"unsupported operand type {type(other).__name__} for a Tensor operation")
+        raise TypeError(f"{op}: unsupported operand type {type(other).__name__} for a Tensor operation")
 
-    def __add__(self, o): from .ops import Add; return Add.apply(self, self._scalar(o))
-    def __radd__(self, o): from .ops import Add; return Add.apply(self._scalar(o), self)
-    def __sub__(self, o): from .ops import Sub; return Sub.apply(self, self._scalar(o))
-    def __rsub__(self, o): from .ops import Sub; return Sub.apply(self._scalar(o), self)
-    def __mul__(self, o): from .ops import Mul; return Mul.apply(self, self._scalar(o))
-    def __rmul__(self, o): from .ops import Mul; return Mul.apply(self._scalar(o), self)
-    def __truediv__(self, o): from .ops import Div; return Div.apply(self, self._scalar(o))
-    def __rtruediv__(self, o): from .ops import Div; return Div.apply(self._scalar(o), self)
-    def __pow__(self, o): from .ops import Pow; return Pow.apply(self, self._scalar(o))
-    def __rpow__(self, o): from .ops import Pow; return Pow.apply(self._scalar(o), self)
-    def __matmul__(self, o): from .ops import MatMul; return MatMul.apply(self, self._scalar(o))
-    def __rmatmul__(self, o): from .ops import MatMul; return MatMul.apply(self._scalar(o), self)
+    def __add__(self, o): from .ops import Add; return Add.apply(self, self._scalar(o, "add"))
+    def __radd__(self, o): from .ops import Add; return Add.apply(self._scalar(o, "add"), self)
+    def __sub__(self, o): from .ops import Sub; return Sub.apply(self, self._scalar(o, "sub"))
+    def __rsub__(self, o): from .ops import Sub; return Sub.apply(self._scalar(o, "sub"), self)
+    def __mul__(self, o): from .ops import Mul; return Mul.apply(self, self._scalar(o, "mul"))
+    def __rmul__(self, o): from .ops import Mul; return Mul.apply(self._scalar(o, "mul"), self)
+    def __truediv__(self, o): from .ops import Div; return Div.apply(self, self._scalar(o, "div"))
+    def __rtruediv__(self, o): from .ops import Div; return Div.apply(self._scalar(o, "div"), self)
+    def __pow__(self, o): from .ops import Pow; return Pow.apply(self, self._scalar(o, "pow"))
+    def __rpow__(self, o): from .ops import Pow; return Pow.apply(self._scalar(o, "pow"), self)
+    def __matmul__(self, o): from .ops import MatMul; return MatMul.apply(self, self._scalar(o, "matmul"))
+    def __rmatmul__(self, o): from .ops import MatMul; return MatMul.apply(self._scalar(o, "matmul"), self)
     def __neg__(self): from .ops import Neg; return Neg.apply(self)
     def __getitem__(self, index): from .ops import GetItem; return GetItem.apply(self, index=index)
 
     # comparisons give non-differentiable boolean tensors
-    def __eq__(self, o): return Tensor(self.data == self._scalar(o).data)
-    def __ne__(self, o): return Tensor(self.data != self._scalar(o).data)
-    def __lt__(self, o): return Tensor(self.data < self._scalar(o).data)
-    def __le__(self, o): return Tensor(self.data <= self._scalar(o).data)
-    def __gt__(self, o): return Tensor(self.data > self._scalar(o).data)
-    def __ge__(self, o): return Tensor(self.data >= self._scalar(o).data)
+    def _compare(self, o, op: str, fn):
+        other = self._scalar(o, op)
+        try:
+            np.broadcast_shapes(self.shape, other.shape)
+        except ValueError:
+            raise ValueError(f"{op}: shapes {self.shape} and {other.shape} cannot be broadcast together") from None
+        if op not in ("eq", "ne") and "c" in (self.dtype.kind, other.dtype.kind):
+            raise TypeError(f"{op}: complex numbers have no order (dtypes {self.dtype} and {other.dtype})")
+        return Tensor(fn(self.data, other.data))
+
+    def __eq__(self, o): return self._compare(o, "eq", lambda a, b: a == b)
+    def __ne__(self, o): return self._compare(o, "ne", lambda a, b: a != b)
+    def __lt__(self, o): return self._compare(o, "lt", lambda a, b: a < b)
+    def __le__(self, o): return self._compare(o, "le", lambda a, b: a <= b)
+    def __gt__(self, o): return self._compare(o, "gt", lambda a, b: a > b)
+    def __ge__(self, o): return self._compare(o, "ge", lambda a, b: a >= b)
     __hash__ = object.__hash__
 
     def matmul(self, o): return self @ o
