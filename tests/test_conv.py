@@ -100,7 +100,8 @@ def test_named_cases_forward_and_gradcheck(device, x_shape, w_shape, kw):
                                 dict(stride=(1, 2), padding=(2, 1), dilation=(2, 1))])
 def test_batch_chunking_matches_naive(monkeypatch, images, kw, row_split):
     from minires.functional import conv as conv_module
-    monkeypatch.setattr(conv_module, "ROW_SPLIT_MAX_K", 10**9 if row_split else 0)
+    for name in ("ROW_SPLIT_MAX_K", "ROW_SPLIT_DW_MAX_K"):
+        monkeypatch.setattr(conv_module, name, 10**9 if row_split else 0)
     rng = np.random.default_rng(8)
     x = mr.tensor(rng.standard_normal((3, 4, 6, 5)), requires_grad=True)
     w = mr.tensor(rng.standard_normal((4, 2 if "groups" in kw else 4, 3, 3)), requires_grad=True)
