@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -36,19 +37,33 @@ def train_cmd(data, out):
             "--eval-batch-size", "16", "--seed", "7", "--no-progress", "--resume"]
 
 
-ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=ROOT)
+ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=ROOT,
+           PYTHONUNBUFFERED="1")
 
 
-def run(cmd, kill_after=None):
-    """Run cmd; SIGKILL it after kill_after seconds if still running. Returns (killed, returncode, output)."""
+def run(cmd, after_epochs=None, delay=0.0, timeout=120):
+    """Run cmd; with after_epochs, SIGKILL it `delay` s after it has logged that many more finished epochs.
+
+    Waiting for the run's own "epoch k/E" lines (printed after each checkpoint) rather than for a
+    fixed time keeps the kills landing mid-run however loaded the machine is. Returns
+    (killed, returncode, output).
+    """
     proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: [lines.append(line) for line in proc.stdout], daemon=True)
+    reader.start()
+    killed, start = False, time.monotonic()
     try:
-        out, _ = proc.communicate(timeout=kill_after if kill_after is not None else 120)
-        return False, proc.returncode, out
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        out, _ = proc.communicate()
-        return True, proc.returncode, out
+        if after_epochs is not None:
+            while proc.poll() is None and sum(line.startswith("epoch ") for line in lines) < after_epochs:
+                time.sleep(0.02)
+            time.sleep(delay)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                killed = True
+        proc.wait(timeout=max(1.0, timeout - (time.monotonic() - start)))
+        reader.join(timeout=10)
+        return killed, proc.returncode, "".join(lines)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -64,8 +79,8 @@ def checkpoints_load(out_dir):
     return epochs
 
 
-def final_weights(out_dir):
-    return load_checkpoint(os.path.join(out_dir, "last.safetensors"))["model"]
+def final_weights(out_dir, name="last.safetensors"):
+    return load_checkpoint(os.path.join(out_dir, name))["model"]
 
 
 def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(tmp_path):
@@ -79,12 +94,13 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(tmp_path):
 
     crashed = str(tmp_path / "crashed")
     rng = np.random.default_rng(2024)
+    epoch_s = duration / 5  # start-up costs about one epoch here
     kills, seen_epochs = 0, []
     for attempt in range(8):
-        # Seeded moments across start-up, training, evaluation and saving; a resumed run has less left
-        # to do, so the delays stay below half of a whole run.
-        delay = rng.uniform(0.02, 0.1 if attempt == 0 else 0.5) * duration  # the first one before any checkpoint
-        killed, code, log = run(train_cmd(data, crashed), kill_after=delay)
+        # Seeded moments: the first during start-up or the first epoch (no checkpoint yet), then
+        # anywhere in the epoch after the next checkpoint (training, evaluation or saving).
+        after, delay = (0, rng.uniform(0.1, 1.0) * epoch_s) if attempt == 0 else (1, rng.uniform(0.0, 1.0) * epoch_s)
+        killed, code, log = run(train_cmd(data, crashed), after, delay)
         epochs = checkpoints_load(crashed)  # whatever the moment, what is on disk loads
         seen_epochs.append(epochs.get("last.safetensors", 0))
         if not killed:
@@ -95,16 +111,17 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(tmp_path):
             killed, code, log = run(train_cmd(data, crashed))
             break
     assert not killed and code == 0, log
-    assert "resumed" in log
+    assert "resumed" in log, log
     assert kills >= 3, f"only {kills} kills landed (delays too long for a {duration:.1f} s run)"
     assert seen_epochs == sorted(seen_epochs), seen_epochs  # progress is never lost once saved
     assert max(seen_epochs) >= 1, seen_epochs  # some kills hit a run that had resumed from a checkpoint
     assert checkpoints_load(crashed)["last.safetensors"] == 4
 
-    a, b = final_weights(straight), final_weights(crashed)
-    assert list(a) == list(b)
-    for k in a:
-        assert np.array_equal(a[k], b[k]), k
+    for name in ("last.safetensors", "best.safetensors"):
+        a, b = final_weights(straight, name), final_weights(crashed, name)
+        assert list(a) == list(b)
+        for k in a:
+            assert np.array_equal(a[k], b[k]), (name, k)
     strip = lambda rows: [{k: v for k, v in r.items() if "time" not in k and "per_s" not in k} for r in rows]
     rows = lambda d: [json.loads(line) for line in open(os.path.join(d, "metrics.jsonl"))]
     assert strip(rows(straight)) == strip(rows(crashed))

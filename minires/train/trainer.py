@@ -335,9 +335,11 @@ class Trainer:
             self.history.append(row)
             is_best = row["test_acc"] > self.best_acc
             self.best_acc = max(self.best_acc, row["test_acc"])
-            self._save(self.last_path)
+            # NOTE: best before last: a crash between the two then redoes this epoch on --resume and
+            # rewrites best identically, where the other order could leave best one epoch stale.
             if is_best:
                 self._save(self.best_path)
+            self._save(self.last_path)
             write_history(c.out, self.history)
             plots.plot_curves(self.history, os.path.join(c.out, "curves.png"))
             self.log(f"epoch {row['epoch']}/{c.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
