@@ -126,3 +126,14 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(tmp_path):
     rows = lambda d: [json.loads(line) for line in open(os.path.join(d, "metrics.jsonl"))]
     assert strip(rows(straight)) == strip(rows(crashed))
     assert os.path.isfile(os.path.join(crashed, "final_eval.json"))
+    assert not [f for f in os.listdir(crashed) if f.endswith(".tmp")]  # interrupted writes are cleaned up
+
+
+def test_stale_temp_files_of_interrupted_writes_are_removed(tmp_path):
+    from minires.train.trainer import _remove_stale_temp_files
+    for name in (".last.safetensors.ab12_x.tmp", ".metrics.csv.q9.tmp", ".other.tmp", "notes.tmp", "last.safetensors"):
+        (tmp_path / name).write_bytes(b"partial")
+    logs = []
+    _remove_stale_temp_files(str(tmp_path), logs.append)
+    assert sorted(os.listdir(tmp_path)) == [".other.tmp", "last.safetensors", "notes.tmp"]
+    assert len(logs) == 2

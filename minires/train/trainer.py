@@ -324,6 +324,7 @@ class Trainer:
         """Train to config.epochs (at most max_epochs more in this call); returns the final report."""
         c = self.config
         os.makedirs(c.out, exist_ok=True)
+        _remove_stale_temp_files(c.out, self.log)
         end = c.epochs if max_epochs is None else min(c.epochs, self.epoch + max_epochs)
         while self.epoch < end:
             start = time.perf_counter()
@@ -361,6 +362,22 @@ class Trainer:
         report["best_acc"] = self.best_acc
         write_report(report, self.config.out, self.log)
         return report
+
+
+# Files a run writes into its directory, each through io.atomic_write_bytes (temp file + rename).
+RUN_FILES = ("last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.csv", "curves.png",
+             "final_eval.json", "confusion_matrix.png")
+
+
+def _remove_stale_temp_files(out_dir, log=print) -> None:
+    """Delete `.NAME.XXXX.tmp` leftovers of atomic writes interrupted by a crash (a SIGKILL skips their cleanup)."""
+    for entry in os.listdir(out_dir):
+        if entry.endswith(".tmp") and any(entry.startswith(f".{name}.") for name in RUN_FILES):
+            try:
+                os.unlink(os.path.join(out_dir, entry))
+                log(f"removed {entry}, left by an interrupted write")
+            except OSError:
+                pass
 
 
 def report_on(model, loader, classes) -> dict:
