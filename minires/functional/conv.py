@@ -2,7 +2,9 @@
 
 Forward: out rows (N*OH*OW, O) = cols (N*OH*OW, KH*KW*C) @ Wmat (KH*KW*C, O), a few images at a
 time. Backward: dw = cols^T @ g with the columns rebuilt chunk by chunk; dx is a conv of g with
-the flipped kernel when the stride is 1, else g @ Wmat^T scattered back by col2im.
+the flipped kernel when the stride is 1, else g @ Wmat^T scattered back by col2im. Narrow
+stride-1 convs (16 channels) use row-split columns instead: only the KW axis is copied and the
+KH kernel rows become row-shifted GEMMs (see ROW_SPLIT_MAX_K).
 """
 from __future__ import annotations
 
