@@ -161,7 +161,11 @@ class Tensor:
         else:
             if isinstance(grad, Tensor) and grad.device != self.device:
                 raise ValueError(f"backward: grad is on {grad.device} but the tensor is on {self.device}")
-            g = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
+            try:
+                g = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
+            except (ValueError, TypeError):
+                raise TypeError(f"backward: grad must be a Tensor or an array of numbers of shape {self.shape}, "
+                                f"got {type(grad).__name__}") from None
             if g.shape != self.data.shape:
                 raise ValueError(f"backward: grad of shape {tuple(g.shape)} does not match the tensor's shape {self.shape}")
             g = g.astype(self.dtype, copy=False)

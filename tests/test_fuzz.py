@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 
 def fuzz(n):
-    """The loaded profile (derandomized on CI) with at least n examples; the n sum to the CI budget (550)."""
+    """The loaded profile (derandomized on CI) with at least n examples; the n sum to the CI budget (590)."""
     return settings(max_examples=max(n, settings.default.max_examples), deadline=None, suppress_health_check=[
         HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 
@@ -650,6 +650,63 @@ def test_adaptive_avg_pool2d_keeps_nan_in_its_bin():
     x = mr.tensor([[[[np.nan, 1.0, 2.0, np.inf]]]])
     out = F.adaptive_avg_pool2d(x, (1, 4)).numpy().ravel()
     assert np.isnan(out[0]) and out[1] == 1.0 and out[2] == 2.0 and out[3] == np.inf
+
+
+@fuzz(40)
+@given(op=st.sampled_from(["conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm", "linear",
+                           "cross_entropy", "relu", "add_relu"]),
+       N=st.integers(0, 3), C=st.integers(1, 3), H=st.integers(1, 5), W=st.integers(1, 5),
+       dtype=st.sampled_from(FLOATS), seed=st.integers(0, 99))
+def test_backward_of_valid_calls(op, N, C, H, W, dtype, seed):
+    """Valid calls (empty batches included where the op allows them) backpropagate input-shaped, finite gradients."""
+    if op in ("conv2d", "max_pool2d", "batch_norm"):
+        N = max(N, 2)  # refused when empty; batch_norm needs 2 values per channel
+    x = mr.tensor(make_array((N, C, H, W), dtype, seed), requires_grad=True)
+    params = []
+    if op == "conv2d":
+        w = mr.tensor(make_array((2, C, min(H, 3), min(W, 2)), dtype, seed + 1), requires_grad=True)
+        params = [w]
+        out = F.conv2d(x, w, padding=(1, 0), stride=(1, 2))
+    elif op == "max_pool2d":
+        out = F.max_pool2d(x, (min(H, 2), min(W, 3)), stride=1)
+    elif op == "avg_pool2d":
+        out = F.avg_pool2d(x, (min(H, 2), min(W, 2)), padding=(min(H, 2) // 2, 0))
+    elif op == "adaptive_avg_pool2d":
+        out = F.adaptive_avg_pool2d(x, (2, 3))
+    elif op == "batch_norm":
+        wb = [mr.tensor(make_array((C,), dtype, seed + k), requires_grad=True) for k in (1, 2)]
+        params = wb
+        out = F.batch_norm(x, mr.zeros(C, dtype=dtype), mr.ones(C, dtype=dtype), wb[0], wb[1], training=True)
+    elif op == "linear":
+        w = mr.tensor(make_array((3, W), dtype, seed + 1), requires_grad=True)
+        params = [w]
+        out = F.linear(x, w)
+    elif op == "cross_entropy":
+        logits = x.reshape(N, C * H * W)
+        out = F.cross_entropy(logits, mr.tensor(np.random.default_rng(seed).integers(0, C * H * W, N)),
+                              label_smoothing=0.1)
+    elif op == "relu":
+        out = F.relu(x)
+    else:
+        y = mr.tensor(make_array((N, C, H, W), dtype, seed + 1), requires_grad=True)
+        params = [y]
+        out = F.add_relu(x, y)
+    assert out.dtype == dtype
+    out.sum().backward()
+    for t in [x] + params:
+        assert t.grad is not None and t.grad.shape == t.shape and t.grad.dtype == t.dtype, op
+        assert np.isfinite(t.grad.numpy()).all(), op
+
+
+@pytest.mark.parametrize("grad, exc, words", [
+    ("a", TypeError, "backward: grad must be"), ([1.0, 2.0], ValueError, "backward: grad of shape (2,)"),
+    (None, RuntimeError, "implicitly created only for scalar"),
+])
+def test_backward_bad_grad(grad, exc, words):
+    x = mr.randn(2, 3, requires_grad=True)
+    with pytest.raises(exc) as info:
+        (x * 2).backward(grad)
+    assert words in str(info.value)
 
 
 # ---- nn modules ------------------------------------------------------------------------------------
