@@ -138,6 +138,16 @@ class AdaptiveAvgPool2d(Function):
             return x.mean(axis=(2, 3), keepdims=True, dtype=x.dtype)
         self.ah = _bin_matrix(xp, H, OH, x.dtype)                            # (OH, H)
         self.aw = _bin_matrix(xp, W, OW, x.dtype)                            # (OW, W)
+        if not bool(xp.isfinite(x).all()):
+            # NOTE: the matrix form multiplies NaN/inf by the zeros of other bins and would spread
+            # them everywhere; bin by bin keeps each non-finite value in its own bins.
+            out = xp.empty((N, C, OH, OW), dtype=x.dtype)
+            for i in range(OH):
+                h0, h1 = (i * H) // OH, -((-(i + 1) * H) // OH)
+                for j in range(OW):
+                    w0, w1 = (j * W) // OW, -((-(j + 1) * W) // OW)
+                    out[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+            return out
         return self.ah @ x @ self.aw.T                                       # (N, C, OH, OW)
 
     def backward(self, g):

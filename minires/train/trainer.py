@@ -214,10 +214,14 @@ class Trainer:
         else:
             self.optimizer = Adam(groups, lr=lr)
         total = c.epochs * len(self.train_loader)
-        if c.schedule == "onecycle":
-            # NOTE: pct_start * total == 1 gives a zero-length warm-up (OneCycleLR rejects it); only
-            # tiny smoke-test runs hit this, so lengthen the warm-up a little instead of failing.
-            pct = c.pct_start * 1.5 if c.pct_start * total == 1 else c.pct_start
+        if c.schedule == "onecycle" and total < 4:
+            # NOTE: one-cycle needs two non-empty phases of at least two steps; a run this tiny
+            # (a smoke test) anneals with cosine instead.
+            self.scheduler = lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total)
+        elif c.schedule == "onecycle":
+            # NOTE: a warm-up of under two steps gives OneCycleLR an empty or negative phase; only
+            # tiny smoke-test runs hit this, so lengthen the warm-up to two steps instead of failing.
+            pct = min(max(c.pct_start, 2.0 / total), 0.5)
             self.scheduler = lr_scheduler.OneCycleLR(self.optimizer, max_lr=lr, total_steps=total, pct_start=pct)
         elif c.schedule == "cosine":
             self.scheduler = lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total)
