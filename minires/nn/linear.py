@@ -1,8 +1,6 @@
 """Linear, Flatten and Identity layers."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import backend
@@ -31,11 +29,8 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """PyTorch's default: kaiming_uniform_(a=sqrt(5)) weight, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) bias."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
-            init.uniform_(self.bias, -bound, bound)
+        """PyTorch's default initialisation (init.default_reset_)."""
+        init.default_reset_(self.weight, self.bias)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
