@@ -8,6 +8,9 @@ from .backend import get_array_module, to_numpy
 from .tensor import Tensor
 
 
+FAST_DIRECTIONS = 3  # random directions per input in fast mode (two evaluations each)
+
+
 class GradcheckError(RuntimeError):
     """An analytic gradient disagrees with finite differences."""
 
@@ -34,7 +37,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 
     Every Tensor input with requires_grad=True is checked; it must be float64. The outputs are
     projected on a fixed random vector v, so the check covers J^T v for the whole Jacobian J.
-    fast_mode checks each input along one random direction (two evaluations per input).
+    fast_mode checks each input along FAST_DIRECTIONS random directions (two evaluations each).
     Returns True or raises GradcheckError naming the input, the worst element and both values.
     """
     if not callable(fn):
@@ -77,17 +80,20 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         try:
             if fast_mode:
                 xp = get_array_module(x.data)
-                u = rng.standard_normal(x.shape)
-                x.data = original + xp.asarray(eps * u)
-                plus = _projected(fn, inputs, weights)
-                x.data = original - xp.asarray(eps * u)
-                minus = _projected(fn, inputs, weights)
-                numeric = (plus - minus) / (2 * eps)
-                exact = float((analytic[i] * u).sum())
-                if not abs(numeric - exact) <= atol + rtol * abs(numeric):  # False for NaN too
-                    raise GradcheckError(
-                        f"gradcheck: input {i} (shape {x.shape}): directional derivative numeric "
-                        f"{numeric:.8g} vs analytic {exact:.8g}")
+                # NOTE: several directions: one alone can hide a wrong element whose error is
+                # small against the sum, or cancel against another.
+                for d in range(FAST_DIRECTIONS):
+                    u = rng.standard_normal(x.shape)
+                    x.data = original + xp.asarray(eps * u)
+                    plus = _projected(fn, inputs, weights)
+                    x.data = original - xp.asarray(eps * u)
+                    minus = _projected(fn, inputs, weights)
+                    numeric = (plus - minus) / (2 * eps)
+                    exact = float((analytic[i] * u).sum())
+                    if not abs(numeric - exact) <= atol + rtol * abs(numeric):  # False for NaN too
+                        raise GradcheckError(
+                            f"gradcheck: input {i} (shape {x.shape}): directional derivative {d} numeric "
+                            f"{numeric:.8g} vs analytic {exact:.8g}")
                 continue
             numeric = np.zeros(x.shape)
             x.data = original.copy()
