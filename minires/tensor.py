@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from . import backend
-from .autograd import is_grad_enabled, run_backward
+from .autograd import run_backward
 
 float16, float32, float64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 int32, int64, uint8, bool_ = np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.uint8), np.dtype(np.bool_)

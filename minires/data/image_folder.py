@@ -57,7 +57,7 @@ def cache_key(split_dir, classes, files) -> str:
 
 def _decode_chunk(paths):
     """Decode image files to a (n, 32, 32, 3) uint8 block; errors name the file."""
-    from PIL import Image, UnidentifiedImageError  # noqa: F401  (lazy: Pillow is optional)
+    from PIL import Image  # lazy: Pillow is optional
     out = np.empty((len(paths), 32, 32, 3), dtype=np.uint8)
     for i, path in enumerate(paths):
         try:

@@ -100,7 +100,6 @@ class BatchNorm(Function):
         return L.unview(y)
 
     def backward(self, g):
-        xp = get_array_module(g)
         need_x, need_w, need_b = self.needs_input_grad[:3]
         L = self.layout
         g3 = L.view(g)  # laid out like x3 (a copy only if g's layout differs from x's)

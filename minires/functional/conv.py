@@ -87,7 +87,7 @@ def _row_columns(x, w_shape, stride, padding, dilation):
     xp = get_array_module(x)
     N, C, H, W = x.shape
     O, Cg, KH, KW = w_shape
-    (PH, PW), (OH, OW) = padding, _geometry(x.shape, w_shape, stride, padding, dilation)
+    (PH, PW), (_, OW) = padding, _geometry(x.shape, w_shape, stride, padding, dilation)
     Hp, Wp = H + 2 * PH, W + 2 * PW
     B = _chunk_images(xp, x.shape, (O, Cg, 1, KW), (Hp, OW), x.dtype.itemsize)  # Hp*OW*KW*C per image
     xpad = xp.zeros((B, Hp, Wp, C), dtype=x.dtype)                          # the border stays zero

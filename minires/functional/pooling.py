@@ -32,6 +32,23 @@ def _unpad(dxpad, padding, shape):
     return dxpad[:, :, PH:PH + shape[2], PW:PW + shape[3]]
 
 
+def _scatter_windows(xp, values, geom, dtype):
+    """dx (N, C, H, W) of a pool: values(k) (N, C, OH, OW) added into the k-th kernel offset's windows."""
+    shape, (KH, KW), stride, padding, out_size = geom
+    N, C, H, W = shape
+    PH, PW = padding
+    dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dtype)
+    disjoint = stride[0] >= KH and stride[1] >= KW  # windows do not overlap: assign, no add
+    for k in range(KH * KW):
+        # One strided slice per offset hits each pixel once, so += is exact; offsets may overlap.
+        window = _window(k // KW, k % KW, stride, out_size)
+        if disjoint:
+            dxpad[window] = values(k)
+        else:
+            dxpad[window] += values(k)
+    return _unpad(dxpad, padding, shape)
+
+
 class MaxPool2d(Function):
     """out = max over each window of the -inf padded input; the gradient goes to the (first) max."""
 
@@ -64,20 +81,8 @@ class MaxPool2d(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
-        shape, (KH, KW), stride, padding, out_size = self.geom
-        N, C, H, W = shape
-        PH, PW = padding
-        dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=g.dtype)
         zero = g.dtype.type(0)
-        disjoint = stride[0] >= KH and stride[1] >= KW  # windows do not overlap: assign, no add
-        for k in range(KH * KW):
-            # One strided slice per offset hits each pixel once, so += is exact; offsets may overlap.
-            window = _window(k // KW, k % KW, stride, out_size)
-            if disjoint:
-                dxpad[window] = xp.where(self.idx == k, g, zero)
-            else:
-                dxpad[window] += xp.where(self.idx == k, g, zero)
-        return _unpad(dxpad, padding, shape)
+        return _scatter_windows(xp, lambda k: xp.where(self.idx == k, g, zero), self.geom, g.dtype)
 
 
 class AvgPool2d(Function):
@@ -99,20 +104,9 @@ class AvgPool2d(Function):
         return out
 
     def backward(self, g):
-        xp = get_array_module(g)
-        shape, (KH, KW), stride, padding, out_size = self.geom
-        N, C, H, W = shape
-        PH, PW = padding
-        dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=g.dtype)
+        KH, KW = self.geom[1]
         gs = g * g.dtype.type(1.0 / (KH * KW))
-        disjoint = stride[0] >= KH and stride[1] >= KW  # windows do not overlap: assign, no add
-        for k in range(KH * KW):
-            window = _window(k // KW, k % KW, stride, out_size)
-            if disjoint:
-                dxpad[window] = gs
-            else:
-                dxpad[window] += gs
-        return _unpad(dxpad, padding, shape)
+        return _scatter_windows(get_array_module(g), lambda k: gs, self.geom, g.dtype)
 
 
 def _bin_matrix(xp, size: int, out: int, dtype):

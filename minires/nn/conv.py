@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
 from .. import functional as F
 from .._validate import pair
 from . import init
 from .module import Module
-from .parameter import Parameter
+from .parameter import weight_and_bias
 
 
 class Conv2d(Module):
@@ -28,13 +27,7 @@ class Conv2d(Module):
         self.stride = pair("Conv2d", "stride", stride, 1)
         self.padding = pair("Conv2d", "padding", padding, 0)
         self.dilation = pair("Conv2d", "dilation", dilation, 1)
-        xp = backend.xp_for(device or "cpu")
-        dtype = np.dtype(dtype or np.float32)
-        self.weight = Parameter(xp.empty((out_channels, in_channels // groups) + self.kernel_size, dtype=dtype))
-        if bias:
-            self.bias = Parameter(xp.empty((out_channels,), dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        weight_and_bias(self, (out_channels, in_channels // groups) + self.kernel_size, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

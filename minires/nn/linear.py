@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
 from .. import functional as F
 from . import init
 from .module import Module
-from .parameter import Parameter
+from .parameter import weight_and_bias
 
 
 class Linear(Module):
@@ -19,13 +18,7 @@ class Linear(Module):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
                 raise ValueError(f"Linear: {name} must be a positive int, got {v!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        xp = backend.xp_for(device or "cpu")
-        dtype = np.dtype(dtype or np.float32)
-        self.weight = Parameter(xp.empty((out_features, in_features), dtype=dtype))
-        if bias:
-            self.bias = Parameter(xp.empty((out_features,), dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        weight_and_bias(self, (out_features, in_features), bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
