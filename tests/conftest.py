@@ -25,7 +25,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(params=[pytest.param("cpu"), pytest.param("cuda", marks=pytest.mark.gpu)])
-def device(request):
-    """Run a test on the CPU and, where a CUDA GPU is present, on CuPy."""
+@pytest.fixture(params=[pytest.param("cpu"), pytest.param("cpu-split"),
+                        pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request, monkeypatch):
+    """Run a test on the CPU, on the CPU with kernels split over 3 threads, and (with a GPU) on CuPy.
+
+    "cpu-split" cuts every CPU kernel's batch into up to 3 parts whatever its size (minires.parallel),
+    so the multi-threaded code paths and their partial sums are checked on small test shapes too.
+    """
+    if request.param == "cpu-split":
+        from minires import parallel
+        monkeypatch.setattr(parallel, "MIN_PART_ELEMENTS", 1)
+        previous = parallel.get_num_threads()
+        parallel.set_num_threads(3)
+        request.addfinalizer(lambda: parallel.set_num_threads(previous))
+        return "cpu"
     return request.param

@@ -4,32 +4,51 @@ from __future__ import annotations
 from .. import _validate
 from ..autograd import Function
 from ..backend import get_array_module
+from ..parallel import batch_parts
 
 
 class ReLU(Function):
     name = "relu"
 
     def forward(self, x):
-        out = get_array_module(x).maximum(x, 0)  # NOTE: maximum propagates NaN, as PyTorch does
-        self.mask = out > 0  # one byte per element, cheaper to keep than the output
+        xp = get_array_module(x)
+        out, self.mask = xp.empty_like(x), xp.empty_like(x, dtype=bool)  # both laid out like x
+
+        def part(i):
+            xp.maximum(x[i], 0, out=out[i])  # NOTE: maximum propagates NaN, as PyTorch does
+            xp.greater(out[i], 0, out=self.mask[i])  # one byte per element, cheaper to keep than out
+        batch_parts(xp, x, part)
         return out
 
     def backward(self, g):
-        return g * self.mask
+        return _masked(g, self.mask)
+
+
+def _masked(g, mask):
+    """g * mask, over batch blocks in parallel on the CPU."""
+    xp = get_array_module(g)
+    d = xp.empty_like(g)
+    batch_parts(xp, g, lambda i: xp.multiply(g[i], mask[i], out=d[i]))
+    return d
 
 
 class AddReLU(Function):
     name = "add_relu"
 
     def forward(self, x, y):
-        out = x + y
-        get_array_module(out).maximum(out, 0, out=out)  # in place: no second full-size buffer
-        self.mask = out > 0
+        xp = get_array_module(x)
+        out, self.mask = xp.empty_like(x), xp.empty_like(x, dtype=bool)
+
+        def part(i):
+            xp.add(x[i], y[i], out=out[i])
+            xp.maximum(out[i], 0, out=out[i])  # in place: no second full-size buffer
+            xp.greater(out[i], 0, out=self.mask[i])
+        batch_parts(xp, x, part)
         return out
 
     def backward(self, g):
         # The sum passes the same gradient to both inputs; the graph walk never writes into it.
-        d = g * self.mask
+        d = _masked(g, self.mask)
         return (d if self.needs_input_grad[0] else None), (d if self.needs_input_grad[1] else None)
 
 

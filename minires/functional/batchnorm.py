@@ -6,6 +6,7 @@ import numbers
 from .. import _validate
 from ..autograd import Function
 from ..backend import get_array_module
+from ..parallel import array_parts
 
 
 class _Layout:
@@ -62,7 +63,8 @@ class BatchNorm(Function):
     # Speed/memory: per-channel statistics are reductions of a view of x (no transpose, see
     # _Layout); full-size temporaries are avoided by working in place in the output buffer (fresh
     # 32 MB arrays cost a page-zeroing pass each). Backward keeps x (alive anyway as this node's
-    # input) instead of a centred copy, and rebuilds x - mean in the dx buffer.
+    # input) instead of a centred copy, and rebuilds x - mean in the dx buffer. On the CPU every
+    # pass runs over row blocks in parallel (minires.parallel); partial sums are added per channel.
 
     def forward(self, x, w=None, b=None, running_mean=None, running_var=None, training=False,
                 momentum=0.1, eps=1e-5):
@@ -70,11 +72,20 @@ class BatchNorm(Function):
         L = _Layout(x)
         x3 = L.view(x)  # (N, C, L) or (N*H, W*C)
         M = x.size // x.shape[1]  # values per channel
+        y = xp.empty_like(x3)
+
+        def rows(fn):  # fn(r0, r1) over row blocks of x3, one per CPU thread
+            return array_parts(xp, fn, x3.shape[0], row_size=x3[0].size)
+
         if training:
-            mean = L.sum(x3) / M
-            y = x3 - L.bc(mean)  # centred in the output buffer
+            mean = sum(rows(lambda r0, r1: L.sum(x3[r0:r1]))) / M
+            mean_bc = L.bc(mean)
+
+            def centre(r0, r1):  # y = x - mean, in the output buffer
+                xp.subtract(x3[r0:r1], mean_bc, out=y[r0:r1])
+                return L.dot(y[r0:r1], y[r0:r1])
             # NOTE: two-pass variance (centre, then square) avoids E[x^2] - E[x]^2 cancellation in float32.
-            var = L.dot(y, y) / M
+            var = sum(rows(centre)) / M
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
@@ -83,9 +94,13 @@ class BatchNorm(Function):
                 running_var += (momentum * M / (M - 1)) * var  # the unbiased variance, as PyTorch
             invstd = 1 / xp.sqrt(var + eps)  # (C,)
             scale = invstd * w if w is not None else invstd
-            y *= L.bc(scale)
-            if b is not None:
-                y += L.bc(b)
+            scale_bc, shift_bc = L.bc(scale), (L.bc(b) if b is not None else None)
+
+            def affine(r0, r1):
+                y[r0:r1] *= scale_bc
+                if shift_bc is not None:
+                    y[r0:r1] += shift_bc
+            rows(affine)
         else:
             mean = running_mean.copy()  # the caller may update running_mean before backward
             invstd = 1 / xp.sqrt(running_var + eps)
@@ -93,8 +108,12 @@ class BatchNorm(Function):
             shift = -mean * scale
             if b is not None:
                 shift += b
-            y = x3 * L.bc(scale)
-            y += L.bc(shift)
+            scale_bc, shift_bc = L.bc(scale), L.bc(shift)
+
+            def affine(r0, r1):
+                xp.multiply(x3[r0:r1], scale_bc, out=y[r0:r1])
+                y[r0:r1] += shift_bc
+            rows(affine)
         self.x3, self.mean, self.invstd, self.scale = x3, mean, invstd, scale
         self.layout, self.M, self.training = L, M, training
         return L.unview(y)
@@ -102,24 +121,43 @@ class BatchNorm(Function):
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad[:3]
         L = self.layout
+        xp = get_array_module(g)
         g3 = L.view(g)  # laid out like x3 (a copy only if g's layout differs from x's)
-        invstd, scale, M = self.invstd, self.scale, self.M
+        x3, invstd, scale, M = self.x3, self.invstd, self.scale, self.M
         full_dx = need_x and self.training  # in training the statistics depend on x
-        sum_g = L.sum(g3) if (need_b or full_dx) else None
-        dx = sum_gxc = None
-        if need_w or full_dx:
-            xc = self.x3 - L.bc(self.mean)  # becomes dx below
-            sum_gxc = L.dot(g3, xc)  # sum(g * (x - mean)) = sum(g * xhat) / invstd
+        need_sum_g, need_dot = need_b or full_dx, need_w or full_dx
+        dx = xp.empty_like(x3) if need_x else None
+        mean_bc = L.bc(self.mean)
+
+        def rows(fn):  # fn(r0, r1) over row blocks, one per CPU thread
+            return array_parts(xp, fn, x3.shape[0], row_size=x3[0].size)
+
+        def sums(r0, r1):
+            s_g = L.sum(g3[r0:r1]) if need_sum_g else 0
+            s_gxc = 0
+            if need_dot:  # sum(g * (x - mean)) = sum(g * xhat) / invstd; x - mean goes in dx's buffer
+                xc = xp.subtract(x3[r0:r1], mean_bc, out=dx[r0:r1] if full_dx else None)
+                s_gxc = L.dot(g3[r0:r1], xc)
+            return s_g, s_gxc
+        partial = rows(sums) if (need_sum_g or need_dot) else [(0, 0)]
+        sum_g = sum(p[0] for p in partial)
+        sum_gxc = sum(p[1] for p in partial)
         if full_dx:
             # dx = (w*invstd/M) * (M*g - sum(g) - xhat*sum(g*xhat)) with xhat = xc*invstd,
             # evaluated in place in the xc buffer: (xc*c1 + g + c0) * scale.
-            dx = xc
-            dx *= L.bc(-(invstd * invstd * sum_gxc) / M)
-            dx += g3
-            dx += L.bc(-sum_g / M)
-            dx *= L.bc(scale)
+            c1 = L.bc(-(invstd * invstd * sum_gxc) / M)
+            c0, scale_bc = L.bc(-sum_g / M), L.bc(scale)
+
+            def finish(r0, r1):
+                d = dx[r0:r1]
+                d *= c1
+                d += g3[r0:r1]
+                d += c0
+                d *= scale_bc
+            rows(finish)
         elif need_x:  # eval: the statistics are constants, so the map is a per-channel scale
-            dx = g3 * L.bc(scale)
+            scale_bc = L.bc(scale)
+            rows(lambda r0, r1: xp.multiply(g3[r0:r1], scale_bc, out=dx[r0:r1]))
         dw = sum_gxc * invstd if need_w else None
         db = sum_g if need_b else None
         return (L.unview(dx) if dx is not None else None), dw, db

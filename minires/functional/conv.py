@@ -15,6 +15,7 @@ import numpy as np
 from .. import _validate
 from ..autograd import Function
 from ..backend import get_array_module
+from ..parallel import MIN_PART_ELEMENTS, array_parts
 from .im2col import col2im_nhwc, conv_output_size, im2col_nhwc
 
 
@@ -106,7 +107,7 @@ def _row_weights(w):
     return w.transpose(2, 3, 1, 0).reshape(KH, KW * C, O)
 
 
-def _row_split_gemm(x, w, stride, padding, dilation):
+def _row_split_gemm(x, w, stride, padding, dilation, out):
     """_conv_gemm by row-split columns: out rows (n, oh, ow) = sum_i P[(n, oh + i*DH, ow)] @ W_i."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
@@ -114,7 +115,7 @@ def _row_split_gemm(x, w, stride, padding, dilation):
     OH, OW = _geometry(x.shape, w.shape, stride, padding, dilation)
     Hp, shift = H + 2 * padding[0], dilation[0] * OW                        # P rows per image, per kernel row
     wrows = _row_weights(w)                                                  # (KH, KW*C, O)
-    out = xp.empty((N, OH, OW, O), dtype=x.dtype)
+    out = out.reshape(N, OH, OW, O)
     acc = tmp = None
     for n0, n1, P in _row_columns(x, w.shape, stride, padding, dilation):
         if acc is None:
@@ -126,7 +127,6 @@ def _row_split_gemm(x, w, stride, padding, dilation):
             xp.matmul(P[i * shift:i * shift + R], wrows[i], out=tmp[:R])
             acc[:R] += tmp[:R]
         out[n0:n1] = acc[:P.shape[0]].reshape(n1 - n0, Hp, OW, O)[:, :OH]
-    return out.reshape(N * OH * OW, O)
 
 
 def _row_split_dw(x, g, w_shape, stride, padding, dilation):
@@ -156,22 +156,35 @@ def _weight_matrix(w, G):
     return w.reshape(G, O // G, Cg, KH, KW).transpose(0, 3, 4, 2, 1).reshape(G, KH * KW * Cg, O // G)
 
 
-def _conv_gemm(x, w, stride, padding, dilation, G):
-    """x (N, C, H, W) conv w (O, C/G, KH, KW), no bias -> (N*OH*OW, O) rows in NHWC order."""
-    if _row_split(x.shape, w.shape, stride, G) and get_array_module(x) is np:
-        return _row_split_gemm(x, w, stride, padding, dilation)
+def _conv_gemm_into(x, w, stride, padding, dilation, G, out):
+    """out (N*OH*OW, O) = rows of x (N, C, H, W) conv w (O, C/G, KH, KW), in one thread."""
     xp = get_array_module(x)
-    N = x.shape[0]
-    O = w.shape[0]
+    if _row_split(x.shape, w.shape, stride, G) and xp is np:
+        return _row_split_gemm(x, w, stride, padding, dilation, out)
     OH, OW = _geometry(x.shape, w.shape, stride, padding, dilation)
     wmat = _weight_matrix(w, G)                                              # (G, KH*KW*Cg, Og)
-    out = xp.empty((N * OH * OW, O), dtype=x.dtype)
     for n0, n1, cols in _columns(x, w.shape, stride, padding, dilation, G):
         rows = slice(n0 * OH * OW, n1 * OH * OW)
         if G == 1:
             xp.matmul(cols[0], wmat[0], out=out[rows])                       # (n*OH*OW, O)
         else:
-            out[rows] = (cols @ wmat).transpose(1, 0, 2).reshape(-1, O)      # (G, n*OH*OW, Og) -> rows
+            out[rows] = (cols @ wmat).transpose(1, 0, 2).reshape(-1, w.shape[0])  # (G, n*OH*OW, Og) -> rows
+
+
+def _batch_parts(xp, N, fn):
+    """fn(n0, n1) over parts of the batch, one per CPU thread (GEMMs included); one part on a GPU."""
+    return array_parts(xp, fn, N, row_size=MIN_PART_ELEMENTS, blas=True)
+
+
+def _conv_gemm(x, w, stride, padding, dilation, G):
+    """x (N, C, H, W) conv w (O, C/G, KH, KW), no bias -> (N*OH*OW, O) rows in NHWC order."""
+    xp = get_array_module(x)
+    N = x.shape[0]
+    OH, OW = _geometry(x.shape, w.shape, stride, padding, dilation)
+    out = xp.empty((N * OH * OW, w.shape[0]), dtype=x.dtype)
+    P = OH * OW
+    _batch_parts(xp, N, lambda n0, n1: _conv_gemm_into(
+        x[n0:n1], w, stride, padding, dilation, G, out[n0 * P:n1 * P]))
     return out
 
 
@@ -210,14 +223,22 @@ class Conv2d(Function):
         def g_rows(n0, n1):  # (G, n*OH*OW, Og); a per-chunk NHWC copy stays in cache (free if g is NHWC)
             return g[n0:n1].transpose(0, 2, 3, 1).reshape(-1, G, Og).transpose(1, 0, 2)
 
-        if need_dw and _row_split(self.x.shape, (O, Cg, KH, KW), stride, G, ROW_SPLIT_DW_MAX_K) and xp is np:
-            dw = _row_split_dw(self.x, g, (O, Cg, KH, KW), stride, padding, dilation)
-        elif need_dw:
-            dw = xp.zeros((G, K, Og), dtype=g.dtype)
-            for n0, n1, cols in _columns(self.x, (O, Cg, KH, KW), stride, padding, dilation, G):
-                dw += cols.transpose(0, 2, 1) @ g_rows(n0, n1)               # (G, KH*KW*Cg, Og)
-            dw = dw.reshape(G, KH, KW, Cg, Og).transpose(0, 4, 3, 1, 2).reshape(O, Cg, KH, KW)
-            dw = xp.ascontiguousarray(dw)
+        if need_dw:
+            x = self.x
+            if _row_split(x.shape, (O, Cg, KH, KW), stride, G, ROW_SPLIT_DW_MAX_K) and xp is np:
+                def dw_part(n0, n1):
+                    return _row_split_dw(x[n0:n1], g[n0:n1], (O, Cg, KH, KW), stride, padding, dilation)
+            else:
+                def dw_part(n0, n1):
+                    acc = xp.zeros((G, K, Og), dtype=g.dtype)
+                    for c0, c1, cols in _columns(x[n0:n1], (O, Cg, KH, KW), stride, padding, dilation, G):
+                        acc += cols.transpose(0, 2, 1) @ g_rows(n0 + c0, n0 + c1)  # (G, KH*KW*Cg, Og)
+                    acc = acc.reshape(G, KH, KW, Cg, Og).transpose(0, 4, 3, 1, 2).reshape(O, Cg, KH, KW)
+                    return xp.ascontiguousarray(acc)
+            partial = _batch_parts(xp, N, dw_part)
+            dw = partial[0]
+            for p in partial[1:]:
+                dw += p
         if need_dx and stride == (1, 1) and PH <= DH * (KH - 1) and PW <= DW * (KW - 1):
             # NOTE: for stride 1, dx is itself a conv of g with the flipped, in/out-swapped kernel
             # and padding d*(K-1) - p: cheaper than a GEMM writing KH*KW times dx's size + col2im.
@@ -230,12 +251,15 @@ class Conv2d(Function):
             wmat_t = _weight_matrix(self.w, G).transpose(0, 2, 1)            # (G, Og, KH*KW*Cg)
             dxpad = xp.empty((N, H + 2 * PH, W + 2 * PW, C), dtype=g.dtype)
             B = _chunk_images(xp, (N, C, H, W), (O, Cg, KH, KW), (OH, OW), g.dtype.itemsize)
-            for n0 in range(0, N, B):
-                n1 = min(N, n0 + B)
-                n = n1 - n0
-                dcols = (g_rows(n0, n1) @ wmat_t).reshape(G, n, OH, OW, KH, KW, Cg)
-                dcols = dcols.transpose(1, 2, 3, 4, 5, 0, 6).reshape(n, OH, OW, KH, KW, C)  # channel g*Cg + c
-                col2im_nhwc(dcols, (n, H + 2 * PH, W + 2 * PW, C), stride, dilation, out=dxpad[n0:n1])
+
+            def dx_part(p0, p1):
+                for n0 in range(p0, p1, B):
+                    n1 = min(p1, n0 + B)
+                    n = n1 - n0
+                    dcols = (g_rows(n0, n1) @ wmat_t).reshape(G, n, OH, OW, KH, KW, Cg)
+                    dcols = dcols.transpose(1, 2, 3, 4, 5, 0, 6).reshape(n, OH, OW, KH, KW, C)  # channel g*Cg + c
+                    col2im_nhwc(dcols, (n, H + 2 * PH, W + 2 * PW, C), stride, dilation, out=dxpad[n0:n1])
+            _batch_parts(xp, N, dx_part)
             dx = dxpad[:, PH:PH + H, PW:PW + W, :].transpose(0, 3, 1, 2)     # (N, C, H, W) view
         return dx, dw, db
 

@@ -6,6 +6,7 @@ import numpy as np
 from .. import _validate
 from ..autograd import Function
 from ..backend import get_array_module
+from ..parallel import batch_parts
 from .im2col import conv_output_size
 
 
@@ -33,19 +34,29 @@ def _unpad(dxpad, padding, shape):
 
 
 def _scatter_windows(xp, values, geom, dtype):
-    """dx (N, C, H, W) of a pool: values(k) (N, C, OH, OW) added into the k-th kernel offset's windows."""
+    """dx (N, C, H, W) of a pool: values(k, i) (n, C, OH, OW) added into the k-th kernel offset's windows.
+
+    i indexes a block of the batch: blocks run in parallel on the CPU (minires.parallel).
+    """
     shape, (KH, KW), stride, padding, out_size = geom
     N, C, H, W = shape
     PH, PW = padding
-    dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dtype)
+    dxpad = xp.empty((N, C, H + 2 * PH, W + 2 * PW), dtype=dtype)
     disjoint = stride[0] >= KH and stride[1] >= KW  # windows do not overlap: assign, no add
-    for k in range(KH * KW):
-        # One strided slice per offset hits each pixel once, so += is exact; offsets may overlap.
-        window = _window(k // KW, k % KW, stride, out_size)
-        if disjoint:
-            dxpad[window] = values(k)
-        else:
-            dxpad[window] += values(k)
+    covered = tuple(stride) == (KH, KW) and (PH, PW) == (0, 0) and (H, W) == (KH * out_size[0], KW * out_size[1])
+
+    def part(i):
+        d = dxpad[i]
+        if not covered:  # the windows leave pixels out: those get zero
+            d.fill(0)
+        for k in range(KH * KW):
+            # One strided slice per offset hits each pixel once, so += is exact; offsets may overlap.
+            window = _window(k // KW, k % KW, stride, out_size)
+            if disjoint:
+                d[window] = values(k, i)
+            else:
+                d[window] += values(k, i)
+    batch_parts(xp, dxpad, part)
     return _unpad(dxpad, padding, shape)
 
 
@@ -60,21 +71,25 @@ class MaxPool2d(Function):
         (KH, KW), (PH, PW) = kernel_size, padding
         OH = conv_output_size(H, KH, stride[0], PH, 1)
         OW = conv_output_size(W, KW, stride[1], PW, 1)
-        xpad = _padded(x, padding, -np.inf)
-        out = xpad[_window(0, 0, stride, (OH, OW))].copy()                  # (N, C, OH, OW)
+        out = xp.empty((N, C, OH, OW), dtype=x.dtype)
         idx = xp.zeros(out.shape, dtype=np.int8 if KH * KW <= 127 else np.int32)
-        better = xp.empty(out.shape, dtype=bool)
         has_nan = bool(xp.isnan(x.max()))  # one fast reduction; spares an isnan pass per offset
-        for k in range(1, KH * KW):
-            v = xpad[_window(k // KW, k % KW, stride, (OH, OW))]            # strided view, no copy
-            # NOTE: strict > keeps the first maximum on ties (PyTorch's rule); a NaN always wins
-            # and so propagates, as in PyTorch's `val > max || isnan(val)`.
-            xp.greater(v, out, out=better)
-            if has_nan:
-                better |= xp.isnan(v)
-            # Branch-free updates: masked copies with a random mask run ~4x slower on the CPU.
-            xp.maximum(out, v, out=out)  # NaN-propagating, equal to where(better, v, out)
-            idx += better.astype(idx.dtype) * (idx.dtype.type(k) - idx)     # idx = k where better
+
+        def part(i):
+            xpad, o, ix = _padded(x[i], padding, -np.inf), out[i], idx[i]
+            o[...] = xpad[_window(0, 0, stride, (OH, OW))]
+            better = xp.empty(o.shape, dtype=bool)
+            for k in range(1, KH * KW):
+                v = xpad[_window(k // KW, k % KW, stride, (OH, OW))]        # strided view, no copy
+                # NOTE: strict > keeps the first maximum on ties (PyTorch's rule); a NaN always wins
+                # and so propagates, as in PyTorch's `val > max || isnan(val)`.
+                xp.greater(v, o, out=better)
+                if has_nan:
+                    better |= xp.isnan(v)
+                # Branch-free updates: masked copies with a random mask run ~4x slower on the CPU.
+                xp.maximum(o, v, out=o)  # NaN-propagating, equal to where(better, v, o)
+                ix += better.astype(ix.dtype) * (ix.dtype.type(k) - ix)     # ix = k where better
+        batch_parts(xp, x, part)
         self.idx = idx
         self.geom = (x.shape, kernel_size, stride, padding, (OH, OW))
         return out
@@ -82,7 +97,7 @@ class MaxPool2d(Function):
     def backward(self, g):
         xp = get_array_module(g)
         zero = g.dtype.type(0)
-        return _scatter_windows(xp, lambda k: xp.where(self.idx == k, g, zero), self.geom, g.dtype)
+        return _scatter_windows(xp, lambda k, i: xp.where(self.idx[i] == k, g[i], zero), self.geom, g.dtype)
 
 
 class AvgPool2d(Function):
@@ -91,22 +106,29 @@ class AvgPool2d(Function):
     name = "avg_pool2d"
 
     def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
+        xp = get_array_module(x)
         N, C, H, W = x.shape
         (KH, KW), (PH, PW) = kernel_size, padding
         OH = conv_output_size(H, KH, stride[0], PH, 1)
         OW = conv_output_size(W, KW, stride[1], PW, 1)
-        xpad = _padded(x, padding, 0)
-        out = xpad[_window(0, 0, stride, (OH, OW))].copy()
-        for k in range(1, KH * KW):
-            out += xpad[_window(k // KW, k % KW, stride, (OH, OW))]
-        out *= x.dtype.type(1.0 / (KH * KW))
+        out = xp.empty((N, C, OH, OW), dtype=x.dtype)
+
+        def part(i):
+            xpad, o = _padded(x[i], padding, 0), out[i]
+            o[...] = xpad[_window(0, 0, stride, (OH, OW))]
+            for k in range(1, KH * KW):
+                o += xpad[_window(k // KW, k % KW, stride, (OH, OW))]
+            o *= x.dtype.type(1.0 / (KH * KW))
+        batch_parts(xp, x, part)
         self.geom = (x.shape, kernel_size, stride, padding, (OH, OW))
         return out
 
     def backward(self, g):
         KH, KW = self.geom[1]
-        gs = g * g.dtype.type(1.0 / (KH * KW))
-        return _scatter_windows(get_array_module(g), lambda k: gs, self.geom, g.dtype)
+        xp = get_array_module(g)
+        gs = xp.empty_like(g)
+        batch_parts(xp, g, lambda i: xp.multiply(g[i], g.dtype.type(1.0 / (KH * KW)), out=gs[i]))
+        return _scatter_windows(xp, lambda k, i: gs[i], self.geom, g.dtype)
 
 
 def _bin_matrix(xp, size: int, out: int, dtype):

@@ -1,0 +1,126 @@
+"""minires.parallel: how CPU work is cut into parts, run on threads, and how BLAS threads are held."""
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minires import parallel
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    """Set the kernel thread count for one test, splitting even tiny work; restored afterwards."""
+    monkeypatch.setattr(parallel, "MIN_PART_ELEMENTS", 1)
+    previous = parallel.get_num_threads()
+    yield parallel.set_num_threads
+    parallel.set_num_threads(previous)
+
+
+@given(n=st.integers(0, 200), k=st.integers(1, 9))
+def test_parts_cover_the_range_in_order_without_gaps(n, k):
+    spans = parallel.parts(n, k)
+    assert len(spans) == max(1, min(k, n))
+    covered = [i for a, b in spans for i in range(a, b)]
+    assert covered == list(range(n))
+    if n:
+        sizes = [b - a for a, b in spans]
+        assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+
+
+def test_parts_run_on_distinct_threads_and_come_back_in_order(threads):
+    threads(3)
+    barrier = threading.Barrier(3, timeout=10)  # deadlocks (times out) unless 3 parts run at once
+
+    def part(a, b):
+        barrier.wait()
+        return a, b, threading.get_ident()
+
+    out = parallel.parallel_for(part, 9)
+    assert [(a, b) for a, b, _ in out] == [(0, 3), (3, 6), (6, 9)]
+    assert len({t for *_, t in out}) == 3
+    assert out[0][2] == threading.get_ident()  # the caller runs the first part itself
+
+
+def test_small_work_is_not_split(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_PART_ELEMENTS", 1000)
+    assert parallel.parallel_for(lambda a, b: (a, b), 10, row_size=10) == [(0, 10)]
+    assert len(parallel.parallel_for(lambda a, b: (a, b), 10, row_size=1000)) == min(10, parallel.get_num_threads())
+
+
+def test_nested_calls_run_inline(threads):
+    threads(2)
+    inner = parallel.parallel_for(lambda a, b: parallel.parallel_for(lambda c, d: (c, d), b - a), 4)
+    assert inner == [[(0, 2)], [(0, 2)]]
+
+
+def test_an_exception_in_a_worker_part_reaches_the_caller_after_all_parts_end(threads):
+    threads(2)
+    finished = []
+
+    def part(a, b):
+        if a:
+            raise ValueError("part two failed")
+        finished.append(a)
+        return a
+
+    with pytest.raises(ValueError, match="part two failed"):
+        parallel.parallel_for(part, 2)
+    assert finished == [0]
+
+
+def test_one_thread_runs_everything_in_the_caller(threads):
+    threads(1)
+    assert parallel.parallel_for(lambda a, b: threading.get_ident(), 8) == [threading.get_ident()]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="set_num_threads"):
+        parallel.set_num_threads(bad)
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-3"])
+def test_bad_environment_thread_count_is_a_clear_error(monkeypatch, value):
+    monkeypatch.setenv("MINIRES_NUM_THREADS", value)
+    with pytest.raises(ValueError, match="MINIRES_NUM_THREADS"):
+        parallel._default_threads()
+
+
+def test_environment_thread_count_is_used(monkeypatch):
+    monkeypatch.setenv("MINIRES_NUM_THREADS", "5")
+    assert parallel._default_threads() == 5
+
+
+def test_blas_is_held_at_one_thread_in_blas_parts_and_given_back_at_one_thread(threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    threads(2)
+    a = np.ones((64, 64))
+    parallel.parallel_for(lambda i, j: a @ a, 2, blas=True)
+    blas = threadpoolctl.threadpool_info()
+    blas = [lib for lib in blas if lib["user_api"] == "blas"]
+    assert blas and all(lib["num_threads"] == 1 for lib in blas)
+    original = [t for _, t in parallel._blas_original]
+    threads(1)
+    now = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    assert now == original
+
+
+def test_cupy_like_arrays_run_as_one_part():
+    class FakeXp:
+        __name__ = "cupy"
+    assert parallel.array_parts(FakeXp, lambda a, b: (a, b), 100, row_size=10**6) == [(0, 100)]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_a_working_pool(threads):
+    import os
+    threads(2)
+    parallel.parallel_for(lambda a, b: None, 2)  # the parent's pool now has a thread
+    pid = os.fork()
+    if pid == 0:  # child: would hang on the parent's (absent) worker thread without the fork hook
+        ok = parallel.parallel_for(lambda a, b: (a, b), 2) == [(0, 1), (1, 2)]
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
