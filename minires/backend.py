@@ -19,6 +19,13 @@ def cupy_available() -> bool:
         return False
 
 
+def cupy_module():
+    """The cupy module (for minires.cuda's kernel launcher); a clear error without CuPy."""
+    if _cupy is None:
+        raise RuntimeError("CuPy is not installed: install the gpu extra (pip install 'minires[gpu]')")
+    return _cupy
+
+
 def get_array_module(*arrays):
     """Return `cupy` if any argument is a CuPy array (or a Tensor holding one), else `numpy`."""
     if _cupy is not None:

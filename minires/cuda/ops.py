@@ -1,0 +1,153 @@
+"""Array-level wrappers of the kernels in kernels.cu: allocate outputs, check layouts, launch.
+
+Each takes `launch` (a minires.cuda.Launcher) and `xp` (cupy, or numpy in the CPU emulation tests)
+so the same code runs on the GPU and under test. Outputs match the generic array-code paths of
+minires.functional in shape, layout and dtype.
+"""
+from __future__ import annotations
+
+
+def _strides(a):
+    """Element strides of an array."""
+    return tuple(s // a.itemsize for s in a.strides)
+
+
+def channel_layout(x):
+    """inner such that memory element i of dense x has channel (i // inner) % C, or None.
+
+    C-contiguous (N, C, ...) gives the product of the dims after C; an (N, C, H, W) view of
+    channels-last memory gives 1. Anything else (a strided slice, say) gives None.
+    """
+    if x.flags.c_contiguous:
+        inner = 1
+        for d in x.shape[2:]:
+            inner *= d
+        return inner
+    if x.ndim == 4 and x.transpose(0, 2, 3, 1).flags.c_contiguous:
+        return 1
+    return None
+
+
+def im2col(launch, xp, x, kernel_size, stride, padding, dilation, out_size):
+    """x (N, C, H, W), any strides -> columns (N*OH*OW, KH*KW*C), rows ordered like the CPU path's."""
+    N, C, H, W = x.shape
+    (KH, KW), (OH, OW) = kernel_size, out_size
+    cols = xp.empty((N * OH * OW, KH * KW * C), dtype=x.dtype)
+    launch("im2col", cols.size, x, cols, N, C, H, W, *_strides(x), OH, OW, KH, KW, *stride, *padding, *dilation)
+    return cols
+
+
+def col2im(launch, xp, cols, x_shape, kernel_size, stride, padding, dilation, out_size):
+    """Columns (N*OH*OW, KH*KW*C) -> dx (N, C, H, W) as a view of channels-last memory (summed overlaps)."""
+    N, C, H, W = x_shape
+    (KH, KW), (OH, OW) = kernel_size, out_size
+    cols = xp.ascontiguousarray(cols)
+    dx = xp.empty((N, H, W, C), dtype=cols.dtype)
+    launch("col2im", dx.size, cols, dx, N, C, H, W, OH, OW, KH, KW, *stride, *padding, *dilation)
+    return dx.transpose(0, 3, 1, 2)
+
+
+def _stat_slices(M: int) -> int:
+    """Threads per channel for the statistics: enough to fill the GPU, each summing >= 64 values."""
+    return max(1, min(256, M // 64))
+
+
+def batch_norm_stats(launch, xp, x, inner):
+    """(mean, biased var) per channel of dense x in one pass (Welford per thread, then merged)."""
+    C = x.shape[1]
+    M = x.size // C
+    S = _stat_slices(M)
+    pmean, pm2, pcount = (xp.empty((S, C), dtype=x.dtype) for _ in range(3))
+    launch("bn_partial_stats", S * C, x, pmean, pm2, pcount, C, inner, M, S)
+    mean, var = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
+    launch("bn_merge", C, pmean, pm2, pcount, mean, var, C, S)
+    return mean, var
+
+
+def batch_norm_apply(launch, xp, x, inner, mean, scale, shift):
+    """y = (x - mean[c]) * scale[c] + shift[c], laid out like x."""
+    y = xp.empty_like(x)
+    launch("bn_apply", x.size, x, y, *(xp.ascontiguousarray(v) for v in (mean, scale, shift)),
+           x.shape[1], inner, x.size)
+    return y
+
+
+def batch_norm_grad_sums(launch, xp, g, x, inner, mean):
+    """Per-channel sum(g) and sum(g * (x - mean)); g laid out like x."""
+    C = x.shape[1]
+    M = x.size // C
+    S = _stat_slices(M)
+    psum_g, psum_gxc = xp.empty((S, C), dtype=x.dtype), xp.empty((S, C), dtype=x.dtype)
+    launch("bn_partial_grad_sums", S * C, g, x, xp.ascontiguousarray(mean), psum_g, psum_gxc, C, inner, M, S)
+    return psum_g.sum(axis=0), psum_gxc.sum(axis=0)
+
+
+def batch_norm_backward_apply(launch, xp, g, x, inner, mean, c1, c0, scale):
+    """dx = (g + (x - mean) * c1 + c0) * scale per channel, laid out like x."""
+    dx = xp.empty_like(x)
+    launch("bn_backward_apply", x.size, g, x, *(xp.ascontiguousarray(v) for v in (mean, c1, c0, scale)),
+           dx, x.shape[1], inner, x.size)
+    return dx
+
+
+def max_pool(launch, xp, x, kernel_size, stride, padding, out_size):
+    """x (N, C, H, W), any strides -> out (N, C, OH, OW) and the int32 argmax offset of each window."""
+    N, C, H, W = x.shape
+    out = xp.empty((N, C) + tuple(out_size), dtype=x.dtype)
+    idx = xp.empty(out.shape, dtype=xp.int32)
+    launch("max_pool_forward", out.size, x, out, idx, N, C, H, W, *_strides(x), *out_size,
+           *kernel_size, *stride, *padding, float("-inf"))
+    return out, idx
+
+
+def max_pool_backward(launch, xp, g, idx, x_shape, kernel_size, stride, padding):
+    """dx (N, C, H, W): each pixel gathers g of the windows whose first maximum it is."""
+    N, C, H, W = x_shape
+    g = xp.ascontiguousarray(g)
+    dx = xp.empty(x_shape, dtype=g.dtype)
+    launch("max_pool_backward", dx.size, g, idx, dx, N, C, H, W, *g.shape[2:], *kernel_size, *stride, *padding)
+    return dx
+
+
+def _dense_alike(a, b):
+    """a is dense (C order, or an NCHW view of channels-last memory) and b is laid out element for element like it."""
+    dense = a.flags.c_contiguous or (a.ndim == 4 and channel_layout(a) == 1)
+    return dense and a.shape == b.shape and _strides(a) == _strides(b)
+
+
+def add_relu(launch, xp, x, y):
+    """(relu(x + y), mask out > 0) in one pass, for x and y laid out alike; None when they are not."""
+    if not _dense_alike(x, y):
+        return None
+    out, mask = xp.empty_like(x), xp.empty_like(x, dtype=bool)
+    launch("add_relu_forward", x.size, x, y, out, mask, x.size)
+    return out, mask
+
+
+def mask_grad(launch, xp, g, mask):
+    """g where mask else 0, for g laid out like mask; None when it is not."""
+    if not _dense_alike(g, mask):
+        return None
+    d = xp.empty_like(g)
+    launch("mask_grad", g.size, g, mask, d, g.size)
+    return d
+
+
+def softmax_cross_entropy(launch, xp, logits, target, label_smoothing):
+    """(softmax probabilities (N, C), per-row loss (N,)) of dense logits; target int64 (N,)."""
+    N, C = logits.shape
+    logits = xp.ascontiguousarray(logits)
+    target = xp.ascontiguousarray(target, dtype=xp.int64)
+    prob, loss = xp.empty_like(logits), xp.empty(N, dtype=logits.dtype)
+    launch("softmax_xent_forward", N, logits, target, prob, loss, N, C, label_smoothing)
+    return prob, loss
+
+
+def softmax_cross_entropy_backward(launch, xp, prob, target, scale, label_smoothing):
+    """d (N, C) = (prob - smoothed one-hot) * scale, scale (N,) per row or (1,) for all rows."""
+    N, C = prob.shape
+    scale = xp.ascontiguousarray(scale, dtype=prob.dtype).reshape(-1)
+    d = xp.empty_like(prob)
+    launch("softmax_xent_backward", d.size, prob, xp.ascontiguousarray(target, dtype=xp.int64), scale, d,
+           N, C, label_smoothing, int(scale.size == N and N != 1))
+    return d

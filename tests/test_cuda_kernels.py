@@ -1,0 +1,211 @@
+"""The hand-written CUDA kernels (minires/cuda/kernels.cu) against minires's generic array code.
+
+Without a GPU they run under tests/cuda_emulator.py (the same source built for the CPU, every
+block and thread in turn, with tiny blocks so grid-stride loops wrap); the `gpu`-marked tests at
+the end run them through CuPy on a real GPU. nvcc, where installed, must compile the source for
+Hopper in both dtypes.
+"""
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minires.functional as F
+from minires import cuda
+from minires.cuda import ops
+from minires.functional.batchnorm import BatchNorm
+from minires.functional.conv import Conv2d, _weight_matrix
+from minires.functional.im2col import col2im_nhwc, im2col_nhwc, pad_nhwc
+from minires.functional.loss import CrossEntropy
+from minires.functional.pooling import MaxPool2d
+from minires.testing import conv_configs, pool_configs
+
+from cuda_emulator import EmulatedLauncher, compiler
+
+pytestmark = pytest.mark.skipif(compiler() is None, reason="needs a C++ compiler to emulate the kernels")
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture(scope="module")
+def launch():
+    return EmulatedLauncher()
+
+
+def layouts(a):
+    """a as C-contiguous NCHW and as an NCHW view of channels-last memory."""
+    return [np.ascontiguousarray(a), np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)]
+
+
+def tol(dtype):
+    return dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+
+
+def test_every_kernel_in_the_source_has_a_parsed_signature():
+    names = set(cuda.signatures())
+    assert names == {"im2col", "col2im", "bn_partial_stats", "bn_merge", "bn_apply", "bn_partial_grad_sums",
+                     "bn_backward_apply", "max_pool_forward", "max_pool_backward", "add_relu_forward",
+                     "mask_grad", "softmax_xent_forward", "softmax_xent_backward"}
+    assert cuda.source().count('extern "C" __global__') == len(names)
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
+@pytest.mark.parametrize("ctype", ["float", "double"])
+def test_nvcc_compiles_the_kernels_for_hopper(tmp_path, ctype):
+    r = subprocess.run(["nvcc", "-c", "-arch=sm_90", f"-Dscalar_t={ctype}", "-x", "cu", str(cuda.SOURCE_PATH),
+                        "-o", str(tmp_path / "k.o")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+@settings(max_examples=15)
+@given(cfg=conv_configs(max_groups=1), seed=st.integers(0, 2**16), dtype=st.sampled_from(DTYPES))
+def test_im2col_matches_the_cpu_columns_for_both_layouts(launch, cfg, seed, dtype):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg.N, cfg.C_in, cfg.H, cfg.W)).astype(dtype)
+    k = (cfg.KH, cfg.KW)
+    OH = (cfg.H + 2 * cfg.padding[0] - cfg.dilation[0] * (cfg.KH - 1) - 1) // cfg.stride[0] + 1
+    OW = (cfg.W + 2 * cfg.padding[1] - cfg.dilation[1] * (cfg.KW - 1) - 1) // cfg.stride[1] + 1
+    xpad = pad_nhwc(x, cfg.padding)
+    want = im2col_nhwc(xpad, k, cfg.stride, cfg.dilation, (OH, OW)).reshape(cfg.N * OH * OW, -1)
+    for xl in layouts(x):
+        got = ops.im2col(launch, np, xl, k, cfg.stride, cfg.padding, cfg.dilation, (OH, OW))
+        np.testing.assert_array_equal(got, want)
+        # and the conv it feeds equals the CPU conv
+        w = rng.standard_normal((cfg.C_out, cfg.C_in) + k).astype(dtype)
+        conv = Conv2d()
+        conv.needs_input_grad = (False, False, False)
+        ref = conv.forward(x, w, None, stride=cfg.stride, padding=cfg.padding, dilation=cfg.dilation)
+        out = (got @ _weight_matrix(w, 1)[0]).reshape(cfg.N, OH, OW, -1).transpose(0, 3, 1, 2)
+        np.testing.assert_allclose(out, ref, **tol(dtype))
+    # col2im is im2col's adjoint, and equals the CPU scatter
+    c = rng.standard_normal(want.shape).astype(dtype)
+    dx = ops.col2im(launch, np, c, x.shape, k, cfg.stride, cfg.padding, cfg.dilation, (OH, OW))
+    np.testing.assert_allclose(np.vdot(want, c), np.vdot(x, dx), rtol=1e-4 if dtype == np.float32 else 1e-10)
+    ref = col2im_nhwc(c.reshape(cfg.N, OH, OW, cfg.KH, cfg.KW, cfg.C_in), xpad.shape, cfg.stride, cfg.dilation)
+    ref = ref[:, cfg.padding[0]:cfg.padding[0] + cfg.H, cfg.padding[1]:cfg.padding[1] + cfg.W].transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(dx, ref, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 3), (3, 2, 5), (2, 3, 4, 5), (1, 4, 1, 1), (300, 2)])
+def test_batch_norm_kernels_match_the_cpu_batch_norm(launch, dtype, shape):
+    rng = np.random.default_rng(len(shape))
+    x = (rng.standard_normal(shape) * 3 + 100).astype(dtype)  # a large mean: one-pass sums would cancel
+    g = rng.standard_normal(shape).astype(dtype)
+    w, b = rng.standard_normal(shape[1]).astype(dtype), rng.standard_normal(shape[1]).astype(dtype)
+    ref = BatchNorm()
+    ref.needs_input_grad = (True, True, True)
+    y_ref = ref.forward(x, w, b, training=True, eps=1e-5)
+    dx_ref, dw_ref, db_ref = ref.backward(g)
+    for xl in (layouts(x) if x.ndim == 4 else [x]):
+        gl = np.empty_like(xl)
+        gl[...] = g
+        inner = ops.channel_layout(xl)
+        mean, var = ops.batch_norm_stats(launch, np, xl, inner)
+        np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=(0,) + tuple(range(2, x.ndim))), rtol=1e-5)
+        np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0,) + tuple(range(2, x.ndim))), rtol=1e-3)
+        invstd = 1 / np.sqrt(var + 1e-5)
+        y = ops.batch_norm_apply(launch, np, xl, inner, mean, invstd * w, b)
+        np.testing.assert_allclose(y, y_ref, rtol=1e-3, atol=1e-4 if dtype == np.float32 else 1e-10)
+        sum_g, sum_gxc = ops.batch_norm_grad_sums(launch, np, gl, xl, inner, mean)
+        np.testing.assert_allclose(sum_g, db_ref, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(sum_gxc * invstd, dw_ref, rtol=1e-3, atol=1e-3)
+        M = x.size // x.shape[1]
+        dx = ops.batch_norm_backward_apply(launch, np, gl, xl, inner, mean, -(invstd ** 2 * sum_gxc) / M,
+                                           -sum_g / M, invstd * w)
+        np.testing.assert_allclose(dx, dx_ref, rtol=1e-3, atol=1e-3 if dtype == np.float32 else 1e-9)
+
+
+def test_channel_layout_refuses_strided_slices():
+    x = np.zeros((2, 3, 4, 6))
+    assert ops.channel_layout(x) == 24 and ops.channel_layout(layouts(x)[1]) == 1
+    assert ops.channel_layout(x[:, :, :, ::2]) is None
+
+
+@settings(max_examples=20)
+@given(cfg=pool_configs(), seed=st.integers(0, 2**16), dtype=st.sampled_from(DTYPES), ties=st.booleans())
+def test_max_pool_kernels_match_the_cpu_pool(launch, cfg, seed, dtype, ties):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg.N, cfg.C, cfg.H, cfg.W)).astype(dtype)
+    if ties:  # few distinct values: the first maximum must win, as on the CPU
+        x = np.round(x).astype(dtype)
+    if seed % 3 == 0:
+        x.flat[seed % x.size] = np.nan
+    ref = MaxPool2d()
+    out_ref = ref.forward(x, kernel_size=cfg.kernel_size, stride=cfg.stride, padding=cfg.padding)
+    g = rng.standard_normal(out_ref.shape).astype(dtype)
+    dx_ref = ref.backward(g)
+    for xl in layouts(x):
+        out, idx = ops.max_pool(launch, np, xl, cfg.kernel_size, cfg.stride, cfg.padding, out_ref.shape[2:])
+        np.testing.assert_array_equal(out, out_ref)
+        np.testing.assert_array_equal(idx, ref.idx)
+        dx = ops.max_pool_backward(launch, np, g, idx, x.shape, cfg.kernel_size, cfg.stride, cfg.padding)
+        np.testing.assert_allclose(dx, dx_ref, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_add_relu_and_mask_grad_match_numpy(launch, dtype):
+    rng = np.random.default_rng(0)
+    x, y = (rng.standard_normal((3, 4, 5, 6)).astype(dtype) for _ in range(2))
+    x[0, 0, 0, 0] = np.nan
+    for xl, yl in zip(layouts(x), layouts(y)):
+        out, mask = ops.add_relu(launch, np, xl, yl)
+        np.testing.assert_array_equal(out, np.maximum(x + y, 0))  # NaN propagates, as np.maximum
+        np.testing.assert_array_equal(mask, (x + y) > 0)
+        g = np.empty_like(xl)
+        g[...] = rng.standard_normal(x.shape)
+        np.testing.assert_array_equal(ops.mask_grad(launch, np, g, mask), np.where((x + y) > 0, g, 0))
+    a, b = layouts(x)
+    assert ops.add_relu(launch, np, a, b) is None  # different layouts: the caller uses generic code
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_softmax_cross_entropy_kernels_match_the_cpu_loss(launch, dtype, eps, reduction):
+    rng = np.random.default_rng(1)
+    N, C = 9, 13
+    logits = (rng.standard_normal((N, C)) * 30).astype(dtype)
+    target = rng.integers(0, C, N)
+    ref = CrossEntropy()
+    ref.needs_input_grad = (True,)
+    ref_loss = ref.forward(logits, target, label_smoothing=eps, reduction="none")
+    prob, loss = ops.softmax_cross_entropy(launch, np, logits, target, eps)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(prob, ref.p, rtol=1e-5, atol=1e-7)
+    g = rng.standard_normal(N).astype(dtype) if reduction == "none" else np.asarray(1.7, dtype)
+    ref.reduction = reduction
+    want = ref.backward(g)
+    scale = g if reduction == "none" else g / (N if reduction == "mean" else 1)
+    d = ops.softmax_cross_entropy_backward(launch, np, prob, target, np.atleast_1d(scale), eps)
+    np.testing.assert_allclose(d, want, rtol=1e-5, atol=1e-6)
+
+
+def test_launcher_checks_argument_types_and_count(launch):
+    x = np.zeros((1, 1, 2, 2), np.float32)
+    with pytest.raises(TypeError, match="argument 'mask' must be bool"):
+        launch("add_relu_forward", 4, x, x, x, np.zeros(4, np.int8), 4)
+    with pytest.raises(TypeError, match="expected 5 arguments"):
+        launch("add_relu_forward", 4, x, x, x)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        launch("mask_grad", 4, np.zeros(4, np.int32), np.zeros(4, bool), np.zeros(4, np.int32), 4)
+
+
+@pytest.mark.gpu
+def test_kernels_on_the_gpu_match_the_emulation(launch):
+    import cupy as cp
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 8, 9, 9)).astype(np.float32)
+    args = ((3, 3), (2, 2), (1, 1), (1, 1), (5, 5))
+    want = ops.im2col(launch, np, x, *args)
+    got = ops.im2col(cuda.launcher(), cp, cp.asarray(x), *args)
+    np.testing.assert_array_equal(cp.asnumpy(got), want)
+    out, idx = ops.max_pool(cuda.launcher(), cp, cp.asarray(x), (3, 3), (2, 2), (1, 1), (5, 5))
+    ref_out, ref_idx = ops.max_pool(launch, np, x, (3, 3), (2, 2), (1, 1), (5, 5))
+    np.testing.assert_array_equal(cp.asnumpy(out), ref_out)
+    np.testing.assert_array_equal(cp.asnumpy(idx), ref_idx)
+    mean, var = ops.batch_norm_stats(cuda.launcher(), cp, cp.asarray(x), 81)
+    np.testing.assert_allclose(cp.asnumpy(mean), x.mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cp.asnumpy(var), x.var(axis=(0, 2, 3)), rtol=1e-4)
