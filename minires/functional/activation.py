@@ -5,6 +5,8 @@ from .. import _validate
 from ..autograd import Function
 from ..backend import get_array_module
 from ..parallel import batch_parts
+from .. import cuda
+from ..cuda import ops as cuda_ops
 
 
 class ReLU(Function):
@@ -27,6 +29,10 @@ class ReLU(Function):
 def _masked(g, mask):
     """g * mask, over batch blocks in parallel on the CPU."""
     xp = get_array_module(g)
+    if cuda.enabled(xp):
+        d = cuda_ops.mask_grad(cuda.launcher(), xp, g, mask)
+        if d is not None:  # None: g laid out unlike the mask; the generic code below handles it
+            return d
     d = xp.empty_like(g)
     batch_parts(xp, g, lambda i: xp.multiply(g[i], mask[i], out=d[i]))
     return d
@@ -37,6 +43,11 @@ class AddReLU(Function):
 
     def forward(self, x, y):
         xp = get_array_module(x)
+        if cuda.enabled(xp):  # one fused pass when x and y are laid out alike
+            fused = cuda_ops.add_relu(cuda.launcher(), xp, x, y)
+            if fused is not None:
+                out, self.mask = fused
+                return out
         out, self.mask = xp.empty_like(x), xp.empty_like(x, dtype=bool)
 
         def part(i):

@@ -7,6 +7,8 @@ from .. import _validate
 from ..autograd import Function
 from ..backend import get_array_module
 from ..parallel import array_parts
+from .. import cuda
+from ..cuda import ops as cuda_ops
 
 
 class _Layout:
@@ -69,6 +71,9 @@ class BatchNorm(Function):
     def forward(self, x, w=None, b=None, running_mean=None, running_var=None, training=False,
                 momentum=0.1, eps=1e-5):
         xp = get_array_module(x)
+        self.cuda_inner = cuda_ops.channel_layout(x) if (training and cuda.enabled(xp)) else None
+        if self.cuda_inner is not None:
+            return self._forward_cuda(xp, x, w, b, running_mean, running_var, momentum, eps)
         L = _Layout(x)
         x3 = L.view(x)  # (N, C, L) or (N*H, W*C)
         M = x.size // x.shape[1]  # values per channel
@@ -118,7 +123,42 @@ class BatchNorm(Function):
         self.layout, self.M, self.training = L, M, training
         return L.unview(y)
 
+    def _forward_cuda(self, xp, x, w, b, running_mean, running_var, momentum, eps):
+        """Training forward by the kernels of minires/cuda: statistics in one pass, then one apply pass."""
+        launch, inner = cuda.launcher(), self.cuda_inner
+        mean, var = cuda_ops.batch_norm_stats(launch, xp, x, inner)
+        M = x.size // x.shape[1]
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += (momentum * M / (M - 1)) * var
+        invstd = 1 / xp.sqrt(var + eps)
+        scale = invstd * w if w is not None else invstd
+        shift = b if b is not None else xp.zeros_like(mean)
+        self.x, self.mean, self.invstd, self.scale, self.M, self.training = x, mean, invstd, scale, M, True
+        return cuda_ops.batch_norm_apply(launch, xp, x, inner, mean, scale, shift)
+
+    def _backward_cuda(self, g):
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        xp = get_array_module(g)
+        launch, inner, x = cuda.launcher(), self.cuda_inner, self.x
+        if g.strides != x.strides:  # the kernels read g and x with one index
+            gl = xp.empty_like(x)
+            gl[...] = g
+            g = gl
+        sum_g, sum_gxc = cuda_ops.batch_norm_grad_sums(launch, xp, g, x, inner, self.mean)
+        dx = None
+        if need_x:
+            c1 = -(self.invstd * self.invstd * sum_gxc) / self.M
+            dx = cuda_ops.batch_norm_backward_apply(launch, xp, g, x, inner, self.mean, c1, -sum_g / self.M,
+                                                    self.scale)
+        return dx, (sum_gxc * self.invstd if need_w else None), (sum_g if need_b else None)
+
     def backward(self, g):
+        if self.cuda_inner is not None:
+            return self._backward_cuda(g)
         need_x, need_w, need_b = self.needs_input_grad[:3]
         L = self.layout
         xp = get_array_module(g)

@@ -16,6 +16,8 @@ from .. import _validate
 from ..autograd import Function
 from ..backend import get_array_module
 from ..parallel import MIN_PART_ELEMENTS, array_parts
+from .. import cuda
+from ..cuda import ops as cuda_ops
 from .im2col import col2im_nhwc, conv_output_size, im2col_nhwc
 
 
@@ -173,6 +175,10 @@ def _conv_gemm_into(x, w, stride, padding, dilation, G, out):
         return _row_split_gemm(x, w, stride, padding, dilation, out)
     OH, OW = _geometry(x.shape, w.shape, stride, padding, dilation)
     wmat = _weight_matrix(w, G)                                              # (G, KH*KW*Cg, Og)
+    if G == 1 and cuda.enabled(xp):  # whole-batch columns gathered by a kernel straight from x (any layout)
+        cols = cuda_ops.im2col(cuda.launcher(), xp, x, w.shape[2:], stride, padding, dilation, (OH, OW))
+        xp.matmul(cols, wmat[0], out=out)                                    # cuBLAS
+        return
     for n0, n1, cols in _columns(x, w.shape, stride, padding, dilation, G):
         rows = slice(n0 * OH * OW, n1 * OH * OW)
         if G == 1:
@@ -238,6 +244,12 @@ class Conv2d(Function):
             if _row_split(x.shape, (O, Cg, KH, KW), stride, G, ROW_SPLIT_DW_MAX_K) and xp is np:
                 def dw_part(n0, n1):
                     return _row_split_dw(x[n0:n1], g[n0:n1], (O, Cg, KH, KW), stride, padding, dilation)
+            elif G == 1 and cuda.enabled(xp):
+                def dw_part(n0, n1):  # (KH*KW*C, N*OH*OW) @ (N*OH*OW, O) on cuBLAS
+                    cols = cuda_ops.im2col(cuda.launcher(), xp, x[n0:n1], (KH, KW), stride, padding, dilation,
+                                           (OH, OW))
+                    acc = cols.T @ g_rows(n0, n1)[0]
+                    return xp.ascontiguousarray(acc.reshape(KH, KW, Cg, Og).transpose(3, 2, 0, 1))
             else:
                 def dw_part(n0, n1):
                     acc = xp.zeros((G, K, Og), dtype=g.dtype)
@@ -257,6 +269,10 @@ class Conv2d(Function):
             pflip = (DH * (KH - 1) - PH, DW * (KW - 1) - PW)
             dxmat = _conv_gemm(g, wflip, (1, 1), pflip, dilation, G)         # (N*H*W, C)
             dx = dxmat.reshape(N, H, W, C).transpose(0, 3, 1, 2)             # (N, C, H, W) view
+        elif need_dx and G == 1 and cuda.enabled(xp):  # GEMM on cuBLAS, then a gather-form col2im kernel
+            dcols = g_rows(0, N)[0] @ _weight_matrix(self.w, 1)[0].T          # (N*OH*OW, KH*KW*C)
+            dx = cuda_ops.col2im(cuda.launcher(), xp, dcols, (N, C, H, W), (KH, KW), stride, padding, dilation,
+                                 (OH, OW))
         elif need_dx:
             wmat_t = _weight_matrix(self.w, G).transpose(0, 2, 1)            # (G, Og, KH*KW*Cg)
             dxpad = xp.empty((N, H + 2 * PH, W + 2 * PW, C), dtype=g.dtype)

@@ -7,6 +7,8 @@ import numpy as np
 
 from .. import _validate, backend
 from ..autograd import Function
+from .. import cuda
+from ..cuda import ops as cuda_ops
 from ..backend import get_array_module
 from ..tensor import Tensor
 
@@ -19,6 +21,11 @@ class CrossEntropy(Function):
     def forward(self, logits, target=None, label_smoothing=0.0, reduction="mean"):
         xp = get_array_module(logits)
         N, C = logits.shape
+        self.label_smoothing, self.reduction, self.target = label_smoothing, reduction, target
+        if cuda.enabled(xp) and N > 0:  # one thread per row: max, log-sum-exp, loss, softmax
+            self.p, loss = cuda_ops.softmax_cross_entropy(cuda.launcher(), xp, logits, target, label_smoothing)
+            self.rows = None
+            return loss if reduction == "none" else xp.asarray(loss.sum() / (N if reduction == "mean" else 1))
         # NOTE: subtracting the row max keeps exp() <= 1, so logits of 1e4 cannot overflow.
         z = logits - logits.max(axis=1, keepdims=True)  # (N, C)
         e = xp.exp(z)
@@ -44,6 +51,11 @@ class CrossEntropy(Function):
     def backward(self, g):
         N, C = self.p.shape
         eps = self.label_smoothing
+        xp = get_array_module(self.p)
+        if cuda.enabled(xp) and self.rows is None:
+            scale = g if self.reduction == "none" else (g / max(N, 1) if self.reduction == "mean" else g)
+            return cuda_ops.softmax_cross_entropy_backward(cuda.launcher(), xp, self.p, self.target,
+                                                           xp.atleast_1d(scale), eps)
         # d loss_i / d logits_i = softmax_i - smoothed one-hot, with (1 - eps) on the target and eps/C on every class
         d = self.p.copy()  # (N, C)
         d[self.rows, self.target] -= 1 - eps

@@ -7,6 +7,8 @@ from .. import _validate
 from ..autograd import Function
 from ..backend import get_array_module
 from ..parallel import batch_parts
+from .. import cuda
+from ..cuda import ops as cuda_ops
 from .im2col import conv_output_size
 
 
@@ -71,6 +73,10 @@ class MaxPool2d(Function):
         (KH, KW), (PH, PW) = kernel_size, padding
         OH = conv_output_size(H, KH, stride[0], PH, 1)
         OW = conv_output_size(W, KW, stride[1], PW, 1)
+        self.geom = (x.shape, kernel_size, stride, padding, (OH, OW))
+        if cuda.enabled(xp):  # one thread per window, argmax saved (minires/cuda/kernels.cu)
+            out, self.idx = cuda_ops.max_pool(cuda.launcher(), xp, x, kernel_size, stride, padding, (OH, OW))
+            return out
         out = xp.empty((N, C, OH, OW), dtype=x.dtype)
         idx = xp.zeros(out.shape, dtype=np.int8 if KH * KW <= 127 else np.int32)
         has_nan = bool(xp.isnan(x.max()))  # one fast reduction; spares an isnan pass per offset
@@ -91,11 +97,13 @@ class MaxPool2d(Function):
                 ix += better.astype(ix.dtype) * (ix.dtype.type(k) - ix)     # ix = k where better
         batch_parts(xp, x, part)
         self.idx = idx
-        self.geom = (x.shape, kernel_size, stride, padding, (OH, OW))
         return out
 
     def backward(self, g):
         xp = get_array_module(g)
+        if cuda.enabled(xp):
+            shape, kernel_size, stride, padding, _ = self.geom
+            return cuda_ops.max_pool_backward(cuda.launcher(), xp, g, self.idx, shape, kernel_size, stride, padding)
         zero = g.dtype.type(0)
         return _scatter_windows(xp, lambda k, i: xp.where(self.idx[i] == k, g[i], zero), self.geom, g.dtype)
 
