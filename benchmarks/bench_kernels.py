@@ -1,11 +1,13 @@
-"""Per-kernel CPU benchmark of minires against the machine's ceilings and PyTorch (when importable).
+"""Per-kernel benchmark of minires against the machine's ceilings and PyTorch (when importable), CPU and GPU.
 
-    python benchmarks/bench_kernels.py                 # N=128, full table
+    python benchmarks/bench_kernels.py                 # N=128, full table, CPU
     python benchmarks/bench_kernels.py --batch 32 --only conv
-    minires bench                                      # the same
+    minires bench --device cpu,cuda                    # CPU and GPU columns side by side, and the speed-up
 
-Prints a Markdown table under a header naming the machine and versions, and writes
-bench_kernels.{json,md,png} into --out. Times are medians of --repeats after --warmup calls.
+Prints a Markdown table under a header naming the machine, the GPU and the versions, and writes
+bench_kernels.{json,md,png} into --out. Times are medians of --repeats after --warmup calls; on a
+GPU each call is timed with CUDA events. Ceilings (float32 GEMM, memory copy) are measured in the
+same run on each device.
 """
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (copy_ceiling_gbs, gemm_ceiling_gflops, header, markdown_table, median_ms,  # noqa: E402
-                    torch_or_none, write_json)
+from common import (copy_ceiling_gbs, cuda_ceilings, cuda_header, cuda_median_ms, gemm_ceiling_gflops,  # noqa: E402
+                    header, markdown_table, median_ms, torch_or_none, write_json)
 
 import minires as mr  # noqa: E402
 import minires.functional as F  # noqa: E402
@@ -59,21 +61,20 @@ def build_cases(N):
     return cases
 
 
-def make_fn(lib, spec, rng):
-    """A closure running one forward (and backward) of the kernel in `lib` ('mr' or 'torch')."""
+def make_fn(lib, spec, rng, device="cpu"):
+    """A closure running one forward (and backward) of the kernel in `lib` ('mr' or 'torch') on `device`."""
     kind, s, backward = spec
     torch = torch_or_none() if lib == "torch" else None
 
     def T(a, grad=True):
         if lib == "mr":
-            return mr.tensor(a, requires_grad=grad)
-        return torch.tensor(a, requires_grad=grad)
+            return mr.tensor(a, requires_grad=grad, device=device)
+        return torch.tensor(a, requires_grad=grad, device=device)
 
     f = F if lib == "mr" else torch.nn.functional
     if kind == "conv":
         x, w = T(_arr(rng, s["x"])), T(_arr(rng, s["w"], 0.05))
-        g = _arr(rng, s["g"])
-        g = mr.tensor(g) if lib == "mr" else torch.tensor(g)
+        g = T(_arr(rng, s["g"]), grad=False)
 
         def run():
             out = f.conv2d(x, w, None, s["stride"], s["pad"])
@@ -83,7 +84,7 @@ def make_fn(lib, spec, rng):
         x = T(_arr(rng, s))
         y = T(_arr(rng, s))
         C = s[1]
-        rm, rv = (mr.zeros(C), mr.ones(C)) if lib == "mr" else (torch.zeros(C), torch.ones(C))
+        rm, rv = T(np.zeros(C, np.float32), False), T(np.ones(C, np.float32), False)
         wt, bs = T(np.ones(C, np.float32)), T(np.zeros(C, np.float32))
 
         def fwd():
@@ -101,8 +102,7 @@ def make_fn(lib, spec, rng):
                 return F.add_relu(x, y)
             return torch.relu(x + y)
         out0 = fwd()
-        g = _arr(rng, tuple(out0.shape))
-        g = mr.tensor(g) if lib == "mr" else torch.tensor(g)
+        g = T(_arr(rng, tuple(out0.shape)), grad=False)
 
         def run():
             out = fwd()
@@ -111,8 +111,7 @@ def make_fn(lib, spec, rng):
     elif kind == "linear":
         n, i, o = s
         x, w, b = T(_arr(rng, (n, i))), T(_arr(rng, (o, i), 0.05)), T(_arr(rng, (o,)))
-        g = _arr(rng, (n, o))
-        g = mr.tensor(g) if lib == "mr" else torch.tensor(g)
+        g = T(_arr(rng, (n, o)), grad=False)
 
         def run():
             out = f.linear(x, w, b)
@@ -121,8 +120,7 @@ def make_fn(lib, spec, rng):
     elif kind == "ce":
         n, c = s
         x = T(_arr(rng, (n, c)))
-        t = rng.integers(0, c, n)
-        t = mr.tensor(t) if lib == "mr" else torch.tensor(t)
+        t = T(rng.integers(0, c, n), grad=False)
 
         def run():
             out = f.cross_entropy(x, t)
@@ -133,6 +131,24 @@ def make_fn(lib, spec, rng):
     return run
 
 
+def _devices(parser, spec: str) -> list:
+    devices = []
+    for d in spec.split(","):
+        try:
+            d = mr.backend.parse_device(d)
+        except ValueError as e:
+            parser.error(f"--device: {e}")
+        if d != "cpu" and not mr.backend.cupy_available():
+            parser.error(f"--device {d}: needs CuPy and a CUDA GPU (pip install 'minires[gpu]'), none found here")
+        if d not in devices:
+            devices.append(d)
+    return devices
+
+
+def _torch_device_ok(torch, device) -> bool:
+    return device == "cpu" or bool(torch.cuda.is_available())
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=128)
@@ -140,64 +156,87 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--only", default="", help="run only kernels whose name contains this")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    p.add_argument("--device", default="cpu", help="comma-separated devices, e.g. cpu,cuda (default cpu)")
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
+    devices = _devices(p, args.device)
 
     torch = None if args.no_torch else torch_or_none()
-    gemm = gemm_ceiling_gflops()
-    copy = copy_ceiling_gbs()
-    head = header(f"ceilings measured in this run: float32 GEMM {gemm:.1f} GFLOP/s, copy {copy:.1f} GB/s; "
-                  f"N={args.batch}, median of {args.repeats} after {args.warmup} warm-up")
+    ceilings, lines = {}, []
+    for d in devices:
+        if d == "cpu":
+            ceilings[d] = (gemm_ceiling_gflops(), copy_ceiling_gbs())
+        else:
+            ceilings[d] = cuda_ceilings(d)
+            lines.append(cuda_header(d))
+        lines.append(f"{d} ceilings measured in this run: float32 GEMM {ceilings[d][0]:.1f} GFLOP/s, "
+                     f"copy {ceilings[d][1]:.1f} GB/s")
+    lines.append(f"N={args.batch}, median of {args.repeats} after {args.warmup} warm-up"
+                 + ("; GPU times by CUDA events" if len(devices) > 1 or devices[0] != "cpu" else ""))
+    head = header("\n".join(lines))
     print(head, flush=True)
     rows = []
     for name, mode, work, spec in build_cases(args.batch):
         if args.only and args.only not in name:
             continue
-        rng = np.random.default_rng(0)
-        ms = median_ms(make_fn("mr", spec, rng), args.repeats, args.warmup)
-        row = {"kernel": name, "pass": mode, "ms": ms}
-        if spec[0] in ("conv", "linear"):
-            row["rate"] = f"{work / (ms * 1e-3) / 1e9:.1f} GFLOP/s"
-            row["pct"] = 100 * work / (ms * 1e-3) / 1e9 / gemm
-        else:
-            row["rate"] = f"{work / (ms * 1e-3) / 1e9:.1f} GB/s"
-            row["pct"] = 100 * work / (ms * 1e-3) / 1e9 / copy
-        if torch is not None:
-            tms = median_ms(make_fn("torch", spec, np.random.default_rng(0)), args.repeats, args.warmup)
-            row["torch_ms"] = tms
-            row["ratio"] = ms / tms
+        row = {"kernel": name, "pass": mode}
+        for d in devices:
+            timer = median_ms if d == "cpu" else (lambda fn, r, w, d=d: cuda_median_ms(fn, r, w, d))
+            ms = timer(make_fn("mr", spec, np.random.default_rng(0), d), args.repeats, args.warmup)
+            gemm, copy = ceilings[d]
+            row[f"{d}_ms"] = ms
+            if spec[0] in ("conv", "linear"):
+                row[f"{d}_rate"] = f"{work / (ms * 1e-3) / 1e9:.1f} GFLOP/s"
+                row[f"{d}_pct"] = 100 * work / (ms * 1e-3) / 1e9 / gemm
+            else:
+                row[f"{d}_rate"] = f"{work / (ms * 1e-3) / 1e9:.1f} GB/s"
+                row[f"{d}_pct"] = 100 * work / (ms * 1e-3) / 1e9 / copy
+            if torch is not None and _torch_device_ok(torch, d):
+                tsync = (lambda: torch.cuda.synchronize()) if d != "cpu" else None
+                tms = median_ms(make_fn("torch", spec, np.random.default_rng(0), d), args.repeats, args.warmup,
+                                sync=tsync)
+                row[f"{d}_torch_ms"], row[f"{d}_ratio"] = tms, ms / tms
+        if len(devices) > 1:
+            row["speedup"] = row[f"{devices[0]}_ms"] / row[f"{devices[1]}_ms"]
         rows.append(row)
-        print(f"  {name:40s} {mode:8s} {ms:9.2f} ms" + (f"  torch {row['torch_ms']:8.2f} ms  x{row['ratio']:.2f}"
-                                                         if torch is not None else ""), flush=True)
-    columns = [("kernel", "kernel", None), ("pass", "pass", None), ("ms", "minires ms", "{:.2f}"),
-               ("rate", "rate", None), ("pct", "% of ceiling", "{:.0f}%")]
-    if torch is not None:
-        columns += [("torch_ms", "torch ms", "{:.2f}"), ("ratio", "minires/torch", "{:.2f}x")]
+        print("  " + f"{name:40s} {mode:8s}" + "".join(
+            f"  {d} {row[d + '_ms']:9.2f} ms" + (f" (torch {row[d + '_torch_ms']:.2f}, x{row[d + '_ratio']:.2f})"
+                                                if d + "_torch_ms" in row else "") for d in devices), flush=True)
+    columns = [("kernel", "kernel", None), ("pass", "pass", None)]
+    for d in devices:
+        columns += [(f"{d}_ms", f"{d} ms", "{:.2f}"), (f"{d}_rate", f"{d} rate", None),
+                    (f"{d}_pct", f"{d} % of ceiling", "{:.0f}%")]
+        if any(f"{d}_torch_ms" in r for r in rows):
+            columns += [(f"{d}_torch_ms", f"torch {d} ms", "{:.2f}"), (f"{d}_ratio", f"{d} minires/torch", "{:.2f}x")]
+    if len(devices) > 1:
+        columns.append(("speedup", f"{devices[1]} speed-up", "{:.1f}x"))
     table = markdown_table(rows, columns)
     print()
     print(table)
     os.makedirs(args.out, exist_ok=True)
     write_json(os.path.join(args.out, "bench_kernels.json"),
-               {"header": head, "gemm_gflops": gemm, "copy_gbs": copy, "rows": rows})
+               {"header": head, "devices": devices, "ceilings": ceilings, "rows": rows})
     with open(os.path.join(args.out, "bench_kernels.md"), "w") as f:
         f.write("```\n" + head + "\n```\n\n" + table + "\n")
     try:
-        _plot(rows, os.path.join(args.out, "bench_kernels.png"), torch is not None)
+        _plot(rows, os.path.join(args.out, "bench_kernels.png"), devices)
     except ImportError:
         print("(matplotlib not installed: no PNG)")
     return rows
 
 
-def _plot(rows, path, with_torch):
+def _plot(rows, path, devices):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     labels = [f"{r['kernel']} {r['pass']}" for r in rows]
     y = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(10, 0.35 * len(rows) + 1.5))
-    ax.barh(y - 0.2 if with_torch else y, [r["ms"] for r in rows], height=0.4, label="minires")
-    if with_torch:
-        ax.barh(y + 0.2, [r["torch_ms"] for r in rows], height=0.4, label="PyTorch")
+    series = [(f"minires {d}", f"{d}_ms") for d in devices]
+    series += [(f"PyTorch {d}", f"{d}_torch_ms") for d in devices if all(f"{d}_torch_ms" in r for r in rows)]
+    fig, ax = plt.subplots(figsize=(10, 0.25 * len(rows) * len(series) + 1.5))
+    h = 0.8 / len(series)
+    for i, (label, key) in enumerate(series):
+        ax.barh(y - 0.4 + h * (i + 0.5), [r[key] for r in rows], height=h, label=label)
     ax.set_yticks(y, labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xscale("log")

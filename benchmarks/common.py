@@ -95,6 +95,57 @@ def copy_ceiling_gbs(nbytes: int = 256 << 20, repeats: int = 5) -> float:
     return 2 * nbytes / (ms * 1e-3) / 1e9
 
 
+def _cupy():
+    from minires.backend import cupy_module
+    return cupy_module()
+
+
+def cuda_median_ms(fn, repeats: int = 7, warmup: int = 2, device: str = "cuda:0") -> float:
+    """Median GPU time of fn() in milliseconds, each call between two CUDA events, after `warmup` calls."""
+    cp = _cupy()
+    with cp.cuda.Device(int(device.split(":")[1])):
+        for _ in range(warmup):
+            fn()
+        cp.cuda.Device().synchronize()
+        times = []
+        for _ in range(repeats):
+            start, end = cp.cuda.Event(), cp.cuda.Event()
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(cp.cuda.get_elapsed_time(start, end))
+    return statistics.median(times)
+
+
+def cuda_ceilings(device: str = "cuda:0", n: int = 8192, nbytes: int = 1 << 30) -> tuple:
+    """(float32 GEMM GFLOP/s through cupy.matmul, copy GB/s read + written) on the GPU, this run."""
+    cp = _cupy()
+    with cp.cuda.Device(int(device.split(":")[1])):
+        a = cp.random.standard_normal((n, n), dtype=cp.float32)
+        b = cp.random.standard_normal((n, n), dtype=cp.float32)
+        out = cp.empty((n, n), cp.float32)
+        ms = cuda_median_ms(lambda: cp.matmul(a, b, out=out), 5, 2, device)
+        src = cp.ones(nbytes // 4, cp.float32)
+        dst = cp.empty_like(src)
+        cms = cuda_median_ms(lambda: cp.copyto(dst, src), 5, 2, device)
+    return 2 * n ** 3 / (ms * 1e-3) / 1e9, 2 * nbytes / (cms * 1e-3) / 1e9
+
+
+def cuda_header(device: str = "cuda:0") -> str:
+    """The GPU's name and the CUDA runtime, driver and CuPy versions."""
+    cp = _cupy()
+    i = int(device.split(":")[1])
+    props = cp.cuda.runtime.getDeviceProperties(i)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+
+    def version(v):
+        return f"{v // 1000}.{(v % 1000) // 10}"
+    return (f"gpu {device}: {name}, {props['totalGlobalMem'] / 2**30:.0f} GiB; CUDA runtime "
+            f"{version(cp.cuda.runtime.runtimeGetVersion())}, driver {version(cp.cuda.runtime.driverGetVersion())}, "
+            f"cupy {cp.__version__}")
+
+
 def write_json(path: str, obj) -> None:
     """Write JSON atomically (temp file + rename)."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
