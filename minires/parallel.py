@@ -11,7 +11,10 @@ first such call sets it to one thread FOR THE PROCESS and leaves it there: resto
 call woke OpenBLAS's idle worker, which then spins on a core for a while and slowed the next
 parallel kernel by up to 1.8x. So a user's own large matmuls run on one core once minires kernels
 have run with threads > 1; `set_num_threads(1)` gives BLAS its original thread count back.
-Without threadpoolctl the BLAS thread count cannot be set, and BLAS parts run in one thread.
+Without threadpoolctl the BLAS thread count cannot be set, and BLAS parts run in one thread. An
+OpenMP build of BLAS takes its thread count per calling thread, so the hold may not reach the
+workers there; NumPy's wheels use pthreads OpenBLAS, where it does. A call that gets a single part
+(a batch of one image, say) also runs its GEMMs on one core while BLAS is held.
 """
 from __future__ import annotations
 
@@ -50,9 +53,20 @@ def _default_threads() -> int:
             raise ValueError(f"MINIRES_NUM_THREADS must be a positive integer, got {env!r}")
         return n
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, _cgroup_cpu_quota() or cores))
+
+
+def _cgroup_cpu_quota(path: str = "/sys/fs/cgroup/cpu.max"):
+    """The CPUs a cgroup-v2 quota allows (a container run with --cpus=2, say), rounded up; None if unlimited."""
+    try:
+        with open(path) as f:
+            quota, period = f.read().split()[:2]
+        return None if quota == "max" else max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        return None
 
 
 def get_num_threads() -> int:
@@ -89,7 +103,7 @@ def _hold_blas() -> bool:
                 _blas = ThreadpoolController().select(user_api="blas")
             except ImportError:
                 _blas = False
-        if _blas is False:
+        if _blas is False or not _blas.lib_controllers:  # no BLAS found: its threads cannot be held
             return False
         if _blas_original is None:
             original = [(lib, lib.num_threads) for lib in _blas.lib_controllers]
@@ -106,12 +120,12 @@ def _release_blas() -> None:
     _blas_original = None
 
 
-def _executor(n: int) -> ThreadPoolExecutor:
+def _executor_locked(n: int) -> ThreadPoolExecutor:
+    """The pool of n - 1 workers (the caller runs a part too); call with _lock held."""
     global _pool
-    with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="minires")
-        return _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="minires")
+    return _pool
 
 
 def parts(n: int, k: int) -> list[tuple[int, int]]:
@@ -139,7 +153,9 @@ def parallel_for(fn, n: int, blas: bool = False, row_size: int = 1) -> list:
     if k <= 1 or getattr(_local, "worker", False) or (blas and not _hold_blas()):
         return [fn(0, n)]
     spans = parts(n, k)
-    futures = [_executor(get_num_threads()).submit(_run_part, fn, a, b) for a, b in spans[1:]]
+    with _lock:  # set_num_threads cannot shut the pool down between fetching it and submitting
+        pool = _executor_locked(get_num_threads())
+        futures = [pool.submit(_run_part, fn, a, b) for a, b in spans[1:]]
     try:
         first = _run_part(fn, *spans[0])
     finally:

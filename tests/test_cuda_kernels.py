@@ -214,7 +214,7 @@ def test_kernels_on_the_gpu_match_the_emulation(launch):
 @pytest.fixture
 def kernel_dispatch(monkeypatch, launch):
     """Route NumPy arrays through the ops' CuPy-only kernel branches, run by the emulator."""
-    monkeypatch.setattr(cuda, "enabled", lambda xp: True)
+    monkeypatch.setattr(cuda, "enabled", lambda xp, dtype: dtype in (np.float32, np.float64))
     monkeypatch.setattr(cuda, "launcher", lambda: launch)
 
 
@@ -252,3 +252,28 @@ def test_op_kernel_branches_pass_gradcheck(kernel_dispatch, case):
         fn = lambda a: F.cross_entropy(a, target, label_smoothing=0.1, reduction=red)  # noqa: E731
         inputs = [_t(rng.standard_normal((6, 7)))]
     assert mr.gradcheck(fn, inputs)
+
+
+def test_softmax_cross_entropy_kernel_keeps_a_minus_inf_logit_finite_without_smoothing(launch):
+    logits = np.array([[-np.inf, 0.0, 1.0]])
+    _, loss = ops.softmax_cross_entropy(launch, np, logits, np.array([1]), 0.0)
+    ref = CrossEntropy()
+    ref.needs_input_grad = (True,)
+    np.testing.assert_allclose(loss, ref.forward(logits, np.array([1]), reduction="none"))
+    assert np.isfinite(loss).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int32])
+def test_other_dtypes_take_the_generic_path(kernel_dispatch, dtype):
+    import minires as mr
+    x = mr.tensor(np.arange(-4, 4).reshape(1, 2, 2, 2).astype(dtype))
+    np.testing.assert_array_equal(F.add_relu(x, x).numpy(), np.maximum(2 * x.numpy(), 0))
+    if dtype == np.float16:
+        np.testing.assert_array_equal(F.max_pool2d(x, 2).numpy().ravel(), [-1, 3])
+
+
+def test_only_float32_and_float64_cupy_arrays_are_dispatched():
+    from types import SimpleNamespace
+    FakeCupy = SimpleNamespace(__name__="cupy")
+    assert cuda.enabled(FakeCupy, np.float32) and cuda.enabled(FakeCupy, np.float64)
+    assert not cuda.enabled(FakeCupy, np.float16) and not cuda.enabled(np, np.float32)

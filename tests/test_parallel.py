@@ -124,3 +124,22 @@ def test_a_forked_child_gets_a_working_pool(threads):
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+@pytest.mark.parametrize("text, cpus", [("max 100000\n", None), ("200000 100000\n", 2), ("150000 100000", 2),
+                                        ("50000 100000", 1), ("garbage", None)])
+def test_a_cgroup_cpu_quota_caps_the_default_thread_count(tmp_path, text, cpus):
+    f = tmp_path / "cpu.max"
+    f.write_text(text)
+    assert parallel._cgroup_cpu_quota(str(f)) == cpus
+    assert parallel._cgroup_cpu_quota(str(tmp_path / "absent")) is None
+
+
+def test_no_blas_library_found_means_blas_parts_run_inline(threads, monkeypatch):
+    class NoLibs:
+        lib_controllers = []
+    threads(2)
+    monkeypatch.setattr(parallel, "_blas", NoLibs())
+    monkeypatch.setattr(parallel, "_blas_original", None)
+    assert parallel.parallel_for(lambda a, b: (a, b), 4, blas=True) == [(0, 4)]
+    assert len(parallel.parallel_for(lambda a, b: (a, b), 4)) == 2  # element-wise parts still split

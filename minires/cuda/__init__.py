@@ -46,9 +46,11 @@ def signatures() -> dict:
     return sigs
 
 
-def enabled(xp) -> bool:
-    """Whether CuPy arrays use the hand-written kernels (MINIRES_CUDA_KERNELS=0 turns them off)."""
-    return xp.__name__ == "cupy" and os.environ.get("MINIRES_CUDA_KERNELS", "1") != "0"
+def enabled(xp, dtype) -> bool:
+    """Whether CuPy arrays of this dtype use the hand-written kernels (float32/float64 only;
+    MINIRES_CUDA_KERNELS=0 turns them off). Other dtypes, float16 included, take the generic code."""
+    return (xp.__name__ == "cupy" and dtype in (np.float32, np.float64)
+            and os.environ.get("MINIRES_CUDA_KERNELS", "1") != "0")
 
 
 class Launcher:

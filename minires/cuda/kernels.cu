@@ -208,7 +208,8 @@ extern "C" __global__ void softmax_xent_forward(const scalar_t* logits, const lo
         scalar_t lse = log(s);
         for (idx_t c = 0; c < C; ++c) prob[r * C + c] = exp(z[c] - mx) / s;
         scalar_t nll = lse - (z[target[r]] - mx);
-        loss[r] = (1 - eps) * nll + eps * (lse - zsum / C);
+        // eps == 0 skips the smoothing term: a -inf logit makes zsum -inf, and 0 * inf is NaN.
+        loss[r] = eps == 0 ? nll : (1 - eps) * nll + eps * (lse - zsum / C);
     }
 }
 

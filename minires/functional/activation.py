@@ -29,7 +29,7 @@ class ReLU(Function):
 def _masked(g, mask):
     """g * mask, over batch blocks in parallel on the CPU."""
     xp = get_array_module(g)
-    if cuda.enabled(xp):
+    if cuda.enabled(xp, g.dtype):
         d = cuda_ops.mask_grad(cuda.launcher(), xp, g, mask)
         if d is not None:  # None: g laid out unlike the mask; the generic code below handles it
             return d
@@ -43,7 +43,7 @@ class AddReLU(Function):
 
     def forward(self, x, y):
         xp = get_array_module(x)
-        if cuda.enabled(xp):  # one fused pass when x and y are laid out alike
+        if cuda.enabled(xp, x.dtype) and x.dtype == y.dtype:  # one fused pass when x and y are laid out alike
             fused = cuda_ops.add_relu(cuda.launcher(), xp, x, y)
             if fused is not None:
                 out, self.mask = fused

@@ -71,7 +71,7 @@ class BatchNorm(Function):
     def forward(self, x, w=None, b=None, running_mean=None, running_var=None, training=False,
                 momentum=0.1, eps=1e-5):
         xp = get_array_module(x)
-        self.cuda_inner = cuda_ops.channel_layout(x) if (training and cuda.enabled(xp)) else None
+        self.cuda_inner = cuda_ops.channel_layout(x) if (training and cuda.enabled(xp, x.dtype)) else None
         if self.cuda_inner is not None:
             return self._forward_cuda(xp, x, w, b, running_mean, running_var, momentum, eps)
         L = _Layout(x)

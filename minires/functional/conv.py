@@ -175,7 +175,7 @@ def _conv_gemm_into(x, w, stride, padding, dilation, G, out):
         return _row_split_gemm(x, w, stride, padding, dilation, out)
     OH, OW = _geometry(x.shape, w.shape, stride, padding, dilation)
     wmat = _weight_matrix(w, G)                                              # (G, KH*KW*Cg, Og)
-    if G == 1 and cuda.enabled(xp):  # whole-batch columns gathered by a kernel straight from x (any layout)
+    if G == 1 and cuda.enabled(xp, x.dtype):  # whole-batch columns gathered by a kernel straight from x (any layout)
         cols = cuda_ops.im2col(cuda.launcher(), xp, x, w.shape[2:], stride, padding, dilation, (OH, OW))
         xp.matmul(cols, wmat[0], out=out)                                    # cuBLAS
         return
@@ -244,7 +244,7 @@ class Conv2d(Function):
             if _row_split(x.shape, (O, Cg, KH, KW), stride, G, ROW_SPLIT_DW_MAX_K) and xp is np:
                 def dw_part(n0, n1):
                     return _row_split_dw(x[n0:n1], g[n0:n1], (O, Cg, KH, KW), stride, padding, dilation)
-            elif G == 1 and cuda.enabled(xp):
+            elif G == 1 and cuda.enabled(xp, g.dtype):
                 def dw_part(n0, n1):  # (KH*KW*C, N*OH*OW) @ (N*OH*OW, O) on cuBLAS
                     cols = cuda_ops.im2col(cuda.launcher(), xp, x[n0:n1], (KH, KW), stride, padding, dilation,
                                            (OH, OW))
@@ -269,7 +269,7 @@ class Conv2d(Function):
             pflip = (DH * (KH - 1) - PH, DW * (KW - 1) - PW)
             dxmat = _conv_gemm(g, wflip, (1, 1), pflip, dilation, G)         # (N*H*W, C)
             dx = dxmat.reshape(N, H, W, C).transpose(0, 3, 1, 2)             # (N, C, H, W) view
-        elif need_dx and G == 1 and cuda.enabled(xp):  # GEMM on cuBLAS, then a gather-form col2im kernel
+        elif need_dx and G == 1 and cuda.enabled(xp, g.dtype):  # GEMM on cuBLAS, then a gather-form col2im kernel
             dcols = g_rows(0, N)[0] @ _weight_matrix(self.w, 1)[0].T          # (N*OH*OW, KH*KW*C)
             dx = cuda_ops.col2im(cuda.launcher(), xp, dcols, (N, C, H, W), (KH, KW), stride, padding, dilation,
                                  (OH, OW))

@@ -22,7 +22,7 @@ class CrossEntropy(Function):
         xp = get_array_module(logits)
         N, C = logits.shape
         self.label_smoothing, self.reduction, self.target = label_smoothing, reduction, target
-        if cuda.enabled(xp) and N > 0:  # one thread per row: max, log-sum-exp, loss, softmax
+        if cuda.enabled(xp, logits.dtype) and N > 0:  # one thread per row: max, log-sum-exp, loss, softmax
             self.p, loss = cuda_ops.softmax_cross_entropy(cuda.launcher(), xp, logits, target, label_smoothing)
             self.rows = None
             return loss if reduction == "none" else xp.asarray(loss.sum() / (N if reduction == "mean" else 1))
@@ -52,7 +52,7 @@ class CrossEntropy(Function):
         N, C = self.p.shape
         eps = self.label_smoothing
         xp = get_array_module(self.p)
-        if cuda.enabled(xp) and self.rows is None:
+        if self.rows is None:
             scale = g if self.reduction == "none" else (g / max(N, 1) if self.reduction == "mean" else g)
             return cuda_ops.softmax_cross_entropy_backward(cuda.launcher(), xp, self.p, self.target,
                                                            xp.atleast_1d(scale), eps)

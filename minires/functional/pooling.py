@@ -74,7 +74,8 @@ class MaxPool2d(Function):
         OH = conv_output_size(H, KH, stride[0], PH, 1)
         OW = conv_output_size(W, KW, stride[1], PW, 1)
         self.geom = (x.shape, kernel_size, stride, padding, (OH, OW))
-        if cuda.enabled(xp):  # one thread per window, argmax saved (minires/cuda/kernels.cu)
+        self.cuda = cuda.enabled(xp, x.dtype)
+        if self.cuda:  # one thread per window, argmax saved (minires/cuda/kernels.cu)
             out, self.idx = cuda_ops.max_pool(cuda.launcher(), xp, x, kernel_size, stride, padding, (OH, OW))
             return out
         out = xp.empty((N, C, OH, OW), dtype=x.dtype)
@@ -101,7 +102,7 @@ class MaxPool2d(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
-        if cuda.enabled(xp):
+        if self.cuda:  # forward's choice: the CPU path saves its argmax as int8
             shape, kernel_size, stride, padding, _ = self.geom
             return cuda_ops.max_pool_backward(cuda.launcher(), xp, g, self.idx, shape, kernel_size, stride, padding)
         zero = g.dtype.type(0)
