@@ -8,6 +8,7 @@ from .tensor import (Tensor, bool_, default_generator, float16, float32, float64
 from . import functional  # noqa: E402  (needs Tensor defined first)
 from . import nn, models  # noqa: E402  (need functional)
 from . import optim  # noqa: E402
+from . import amp, parallel  # noqa: E402
 from . import data  # noqa: E402
 
 __version__ = "0.1.0"

@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", metavar="CKPT", default=None,
                    help="start from these weights (the head is replaced when the class count differs)")
     t.add_argument("--freeze-backbone", action="store_true", help="train only the head (fc)")
+    t.add_argument("--amp", action="store_true",
+                   help="mixed precision: float16 conv/linear GEMMs with float32 weights and dynamic loss scaling "
+                        "(for GPUs; correct but slow on the CPU)")
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--limit-train", type=int, default=None, metavar="N", help="use N training images")
     t.add_argument("--limit-test", type=int, default=None, metavar="N", help="use N test images")
@@ -93,7 +96,7 @@ def _train(args, parser) -> int:
         batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule, pct_start=args.pct_start,
         label_smoothing=args.label_smoothing, cutout=args.cutout, device=args.device, seed=args.seed,
-        resume=args.resume, init_from=args.init_from, freeze_backbone=args.freeze_backbone,
+        resume=args.resume, init_from=args.init_from, freeze_backbone=args.freeze_backbone, amp=args.amp,
         limit_train=args.limit_train, limit_test=args.limit_test, progress=not args.no_progress)
     try:
         config.validate()

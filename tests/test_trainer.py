@@ -150,3 +150,21 @@ def test_confusion_matrix_and_report_against_loops():
     assert [r["precision"] for r in rep["per_class"]] == pytest.approx([5 / 7, 3 / 4, 0.0])
     assert [r["recall"] for r in rep["per_class"]] == pytest.approx([5 / 6, 3 / 5, 0.0])
     assert [r["support"] for r in rep["per_class"]] == [6, 5, 0]
+
+
+def test_amp_run_trains_and_resumes_bitwise_with_the_loss_scale(tmp_path, data4):
+    straight = Trainer(config(tmp_path / "a", data4, amp=True), log=lambda *a: None)
+    report = straight.fit()
+    assert np.isfinite(straight.history[-1]["train_loss"]) and 0 <= report["accuracy"] <= 1
+    assert all(p.dtype == np.float32 for p in straight.model.parameters())  # master weights stay float32
+
+    first = Trainer(config(tmp_path / "b", data4, amp=True), log=lambda *a: None)
+    first.fit(max_epochs=1)
+    saved = load_checkpoint(tmp_path / "b" / "last.safetensors")["extra"]["scaler"]
+    assert saved["scale"] == first.scaler.get_scale() and saved["_growth_tracker"] == first.scaler._growth_tracker
+    resumed = Trainer(config(tmp_path / "b", data4, resume=True), log=lambda *a: None)
+    assert resumed.config.amp and resumed.scaler.state_dict() == first.scaler.state_dict()
+    resumed.fit()
+    a, b = weights(straight.model), weights(resumed.model)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numbers
 
-from .. import _validate
+from .. import _validate, amp
 from ..autograd import Function
 from ..backend import get_array_module
 from ..parallel import array_parts
@@ -220,6 +220,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     In training, running_mean/running_var (if given) are updated in place:
     new = (1 - momentum) * old + momentum * batch_stat, with the unbiased batch variance.
     """
+    x = amp.widen(x)  # under autocast: statistics and normalisation in float32
     _validate.tensor_arg("batch_norm", "input", x, ndim=(2, 3, 4))
     C = x.shape[1]
     _channel_arg("running_mean", running_mean, x, C)

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from .. import _validate
+from .. import _validate, amp
 from ..autograd import Function
 from ..backend import get_array_module
 from ..parallel import MIN_PART_ELEMENTS, array_parts
@@ -301,6 +301,7 @@ def _int_arg(op: str, name: str, value, minimum: int) -> int:
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of x (N, C, H, W) with w (O, C/groups, KH, KW) plus optional bias b (O,)."""
     op = "conv2d"
+    x, w, b = amp.cast_for_gemm(x, w, b)  # float16 under minires.amp.autocast
     _validate.tensor_arg(op, "input", x, ndim=4)
     _validate.tensor_arg(op, "weight", w, ndim=4)
     if b is not None:

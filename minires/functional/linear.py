@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .. import _validate
+from .. import _validate, amp
 from ..autograd import Function
 from ..backend import get_array_module
 from ..parallel import array_parts
@@ -51,6 +51,7 @@ def _parts(xp, n, other, fn):
 
 def linear(x, w, b=None):
     """x (..., in) @ w.T + b with w (out, in) and b (out,), as torch.nn.functional.linear."""
+    x, w, b = amp.cast_for_gemm(x, w, b)  # float16 under minires.amp.autocast
     _validate.tensor_arg("linear", "input", x)
     _validate.tensor_arg("linear", "weight", w, ndim=2)
     if x.ndim == 0:

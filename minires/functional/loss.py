@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from .. import _validate, backend
+from .. import _validate, amp, backend
 from ..autograd import Function
 from .. import cuda
 from ..cuda import ops as cuda_ops
@@ -84,6 +84,7 @@ def _target_array(target, logits):
 
 def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str = "mean"):
     """Cross entropy between logits (N, C) and integer class indices (N,), as torch's F.cross_entropy."""
+    logits = amp.widen(logits)  # under autocast: the loss in float32
     _validate.tensor_arg("cross_entropy", "input", logits, ndim=2)
     N, C = logits.shape
     t = _target_array(target, logits)

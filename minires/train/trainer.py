@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import minires as mr
-from .. import backend, models
+from .. import amp, backend, models
 from .. import functional as F
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..io import atomic_write_text
@@ -26,7 +26,7 @@ DEFAULT_LR = {"sgd": 0.2, "adam": 2e-3}
 # Fields that define the run; on --resume they come from the checkpoint, not the command line.
 RUN_FIELDS = ("model", "model_kwargs", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
               "schedule", "pct_start", "label_smoothing", "cutout", "seed", "limit_train", "limit_test",
-              "init_from", "freeze_backbone")
+              "init_from", "freeze_backbone", "amp")
 
 
 class TrainingDiverged(RuntimeError):
@@ -59,6 +59,7 @@ class TrainConfig:
     limit_train: int | None = None
     limit_test: int | None = None
     progress: bool = True
+    amp: bool = False                  # float16 conv/linear GEMMs (minires.amp.autocast) + dynamic loss scaling
 
     def validate(self, check_init_from: bool = True) -> None:
         """Raise ValueError (FileNotFoundError for missing paths) naming the first bad option."""
@@ -228,6 +229,7 @@ class Trainer:
         else:
             self.scheduler = lr_scheduler.MultiStepLR(self.optimizer, milestones=[total // 2, total * 3 // 4])
         self.loss_fn = lambda logits, y: F.cross_entropy(logits, y, label_smoothing=c.label_smoothing)
+        self.scaler = amp.GradScaler(enabled=c.amp)
 
         self.epoch, self.history, self.best_acc = 0, [], -1.0
         if resume_state is not None:
@@ -236,6 +238,8 @@ class Trainer:
             self.epoch = resume_state["epoch"]
             self.history = resume_state["extra"]["history"]
             self.best_acc = resume_state["extra"]["best_acc"]
+            if resume_state["extra"].get("scaler") is not None:
+                self.scaler.load_state_dict(resume_state["extra"]["scaler"])
             log(f"resumed {self.last_path} at epoch {self.epoch}/{c.epochs}")
         elif os.path.exists(self.last_path):
             log(f"note: {c.out} already holds a run; its checkpoints will be overwritten (use --resume to continue)")
@@ -264,9 +268,11 @@ class Trainer:
         n_batches = len(self.train_loader)
         bar = self._progress(n_batches, f"epoch {epoch + 1}/{self.config.epochs}")
         total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+        skipped = 0
         for step, (x, y) in enumerate(self.train_loader):
-            logits = self.model(x)
-            loss = self.loss_fn(logits, y)
+            with amp.autocast(enabled=self.config.amp):
+                logits = self.model(x)
+                loss = self.loss_fn(logits, y)
             loss_value = float(loss.item())
             if not math.isfinite(loss_value):
                 bar.close()
@@ -274,14 +280,21 @@ class Trainer:
                     f"loss is {loss_value} at epoch {epoch + 1}, step {step + 1}/{n_batches}; stopping. "
                     f"The last good checkpoint is kept: {self._last_good()}")
             self.optimizer.zero_grad()
-            loss.backward()
-            if not self._grads_finite():  # before step(): the weights stay those of the last good step
+            if self.config.amp:  # an overflow of the scaled float16 gradients skips the step, not the run
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                skipped += self.scaler.found_inf(self.optimizer)
+                self.scaler.update()
+            else:
+                loss.backward()
+            if not self.config.amp and not self._grads_finite():  # before step(): the weights stay the last good step's
                 bar.close()
                 raise TrainingDiverged(
                     f"gradient is non-finite ({self._first_bad_grad()}) at epoch {epoch + 1}, step "
                     f"{step + 1}/{n_batches} (loss {loss_value:.4g}); stopping. "
                     f"The last good checkpoint is kept: {self._last_good()}")
-            self.optimizer.step()
+            if not self.config.amp:
+                self.optimizer.step()
             self.scheduler.step()
             total_loss += loss_value * len(y)
             correct += int((logits.data.argmax(axis=1) == y.data).sum())
@@ -290,6 +303,9 @@ class Trainer:
             bar.update(loss=total_loss / seen, acc=correct / seen, ips=seen / max(elapsed, 1e-9))
         bar.close()
         elapsed = time.perf_counter() - start
+        if skipped:
+            self.log(f"amp: {skipped} step(s) skipped for overflowing float16 gradients; "
+                     f"loss scale now {self.scaler.get_scale():g}")
         return {"train_loss": total_loss / seen, "train_acc": correct / seen,
                 "images_per_s": seen / elapsed, "train_time_s": elapsed}
 
@@ -358,7 +374,7 @@ class Trainer:
         config = dataclasses.asdict(self.config)
         save_checkpoint(path, self.model, self.optimizer, self.scheduler, epoch=self.epoch,
                         extra={"config": config, "classes": self.classes, "best_acc": self.best_acc,
-                               "history": self.history})
+                               "history": self.history, "scaler": self.scaler.state_dict()})
 
     def final_report(self) -> dict:
         """Evaluate on the test split; write final_eval.json and confusion_matrix.png; print the table."""

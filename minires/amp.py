@@ -1,0 +1,173 @@
+"""Mixed precision: `autocast` runs conv2d and linear GEMMs in float16; `GradScaler` scales the loss.
+
+Inside `autocast()`, conv2d and linear cast their float32 inputs and weights to float16 (a
+differentiable cast: the float32 master weights receive float32 gradients) and return float16.
+batch_norm and cross_entropy widen float16 inputs back to float32, so statistics, normalisation and
+the loss stay in float32; element-wise ops and pools run in whatever dtype they receive. This is
+worth it on a GPU (tensor-core GEMMs, half the activation traffic); NumPy has no float16 BLAS, so
+on the CPU it is correct but slow.
+
+float16 gradients underflow below ~6e-8, so the loss is multiplied by a scale before backward and
+the gradients divided by it before the step; a step whose gradients overflowed is skipped and the
+scale halved, and after `growth_interval` good steps it doubles (PyTorch's GradScaler rules).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import threading
+
+import numpy as np
+
+from . import backend
+
+_state = threading.local()  # .dtype: the autocast dtype in this thread, or None
+
+
+def autocast_dtype():
+    """The dtype conv2d and linear compute in under autocast in this thread, or None outside it."""
+    return getattr(_state, "dtype", None)
+
+
+class autocast:
+    """Context manager (or decorator): conv2d/linear in float16 inside; `enabled=False` runs float32 inside."""
+
+    def __init__(self, enabled: bool = True, dtype=np.float16):
+        if np.dtype(dtype) != np.float16:
+            raise ValueError(f"autocast: only float16 is supported, got dtype {np.dtype(dtype)}")
+        self.enabled, self.dtype = bool(enabled), np.dtype(dtype)
+
+    def __enter__(self):
+        self.prev = autocast_dtype()
+        _state.dtype = self.dtype if self.enabled else None  # enabled=False turns an outer autocast off
+        return self
+
+    def __exit__(self, *exc):
+        _state.dtype = self.prev
+
+    def __call__(self, fn):
+        def wrapper(*args, **kwargs):
+            with autocast(self.enabled, self.dtype):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+def cast_for_gemm(*tensors):
+    """Under autocast, float32 Tensors cast (differentiably) to the autocast dtype; others unchanged."""
+    dtype = autocast_dtype()
+    if dtype is None:
+        return tensors
+    from .tensor import Tensor
+    return tuple(t.to(dtype=dtype) if isinstance(t, Tensor) and t.dtype == np.float32 else t for t in tensors)
+
+
+def widen(t):
+    """Under autocast, a float16 Tensor cast (differentiably) to float32; anything else unchanged."""
+    from .tensor import Tensor
+    if autocast_dtype() is not None and isinstance(t, Tensor) and t.dtype == np.float16:
+        return t.to(dtype=np.float32)
+    return t
+
+
+def _positive(name, value, low=0.0, high=math.inf, inclusive_high=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise TypeError(f"GradScaler: argument '{name}' must be a finite real number, got {value!r}")
+    if not (low < value < high or (inclusive_high and value == high)):
+        raise ValueError(f"GradScaler: argument '{name}' must be in ({low}, {high}), got {value}")
+    return float(value)
+
+
+class GradScaler:
+    """Dynamic loss scaling for float16 training, with PyTorch's GradScaler interface.
+
+        scaler = GradScaler()
+        with autocast():
+            loss = F.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)   # unscales; skips the step if a gradient is inf/NaN
+        scaler.update()          # halves the scale after a skipped step, doubles it every growth_interval good ones
+    """
+
+    def __init__(self, init_scale: float = 2.0 ** 16, growth_factor: float = 2.0, backoff_factor: float = 0.5,
+                 growth_interval: int = 2000, enabled: bool = True):
+        self._scale = _positive("init_scale", init_scale)
+        self.growth_factor = _positive("growth_factor", growth_factor, low=1.0)
+        self.backoff_factor = _positive("backoff_factor", backoff_factor, high=1.0)
+        if isinstance(growth_interval, bool) or not isinstance(growth_interval, numbers.Integral) \
+                or growth_interval < 1:
+            raise ValueError(f"GradScaler: argument 'growth_interval' must be a positive int, got {growth_interval!r}")
+        self.growth_interval = int(growth_interval)
+        self.enabled = bool(enabled)
+        self._growth_tracker = 0
+        self._found_inf = {}  # id(optimizer) -> bool, for this step
+
+    def get_scale(self) -> float:
+        return self._scale if self.enabled else 1.0
+
+    def is_enabled(self) -> bool:
+        return self.enabled
+
+    def scale(self, loss):
+        """loss * scale (a Tensor, differentiable), or loss itself when disabled."""
+        return loss * self._scale if self.enabled else loss
+
+    def unscale_(self, optimizer) -> None:
+        """Divide optimizer's gradients by the scale in place and note whether any is inf/NaN (one sync)."""
+        if not self.enabled:
+            return
+        if id(optimizer) in self._found_inf:
+            raise RuntimeError("GradScaler.unscale_: already called for this optimizer since the last update()")
+        inv = 1.0 / self._scale
+        total = None
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.data
+                g *= g.dtype.type(inv)
+                flat = g.reshape(-1)
+                sq = backend.get_array_module(g).vdot(flat, flat)  # inf/NaN anywhere makes it non-finite
+                total = sq if total is None else total + sq
+        self._found_inf[id(optimizer)] = total is not None and not math.isfinite(float(total))
+
+    def step(self, optimizer):
+        """optimizer.step() unless this step's gradients overflowed; unscales first if not done yet."""
+        if not self.enabled:
+            return optimizer.step()
+        if id(optimizer) not in self._found_inf:
+            self.unscale_(optimizer)
+        if self._found_inf[id(optimizer)]:
+            return None
+        return optimizer.step()
+
+    def found_inf(self, optimizer) -> bool:
+        """Whether this step's unscaled gradients of `optimizer` held an inf or NaN."""
+        return self._found_inf.get(id(optimizer), False)
+
+    def update(self) -> None:
+        """Adjust the scale for the next step from whether any gradient overflowed in this one."""
+        if not self.enabled:
+            return
+        if any(self._found_inf.values()):
+            self._scale *= self.backoff_factor
+            self._growth_tracker = 0
+        elif self._found_inf:
+            self._growth_tracker += 1
+            if self._growth_tracker == self.growth_interval:
+                self._scale *= self.growth_factor
+                self._growth_tracker = 0
+        self._found_inf = {}
+
+    def state_dict(self) -> dict:
+        return {"scale": self._scale, "growth_factor": self.growth_factor, "backoff_factor": self.backoff_factor,
+                "growth_interval": self.growth_interval, "_growth_tracker": self._growth_tracker}
+
+    def load_state_dict(self, state: dict) -> None:
+        missing = {"scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker"} - set(state)
+        if missing:
+            raise ValueError(f"GradScaler.load_state_dict: missing keys {sorted(missing)}")
+        self._scale = _positive("scale", state["scale"])
+        self.growth_factor = _positive("growth_factor", state["growth_factor"], low=1.0)
+        self.backoff_factor = _positive("backoff_factor", state["backoff_factor"], high=1.0)
+        self.growth_interval = int(state["growth_interval"])
+        self._growth_tracker = int(state["_growth_tracker"])
