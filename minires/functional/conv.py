@@ -18,6 +18,7 @@ from ..backend import get_array_module
 from ..parallel import MIN_PART_ELEMENTS, array_parts
 from .. import cuda
 from ..cuda import ops as cuda_ops
+from .gemm import matmul
 from .im2col import col2im_nhwc, conv_output_size, im2col_nhwc
 
 
@@ -134,9 +135,9 @@ def _row_split_gemm(x, w, stride, padding, dilation, out):
             acc, tmp = xp.empty((P.shape[0], O), dtype=x.dtype), xp.empty((P.shape[0], O), dtype=x.dtype)
         # Rows (n, h, ow) with h >= OH mix neighbouring images (or stale rows): they are dropped below.
         R = P.shape[0] - (KH - 1) * shift
-        xp.matmul(P[:R], wrows[0], out=acc[:R])
+        matmul(P[:R], wrows[0], out=acc[:R])
         for i in range(1, KH):
-            xp.matmul(P[i * shift:i * shift + R], wrows[i], out=tmp[:R])
+            matmul(P[i * shift:i * shift + R], wrows[i], out=tmp[:R])
             acc[:R] += tmp[:R]
         out[n0:n1] = acc[:P.shape[0]].reshape(n1 - n0, Hp, OW, O)[:, :OH]
 
@@ -158,7 +159,7 @@ def _row_split_dw(x, g, w_shape, stride, padding, dilation):
         gr = gpad[:n].reshape(n * Hp * OW, O)
         R = P.shape[0] - (KH - 1) * shift
         for i in range(KH):
-            dw[i] += P[i * shift:i * shift + R].T @ gr[:R]                   # (KW*C, O)
+            dw[i] += matmul(P[i * shift:i * shift + R].T, gr[:R])            # (KW*C, O)
     return xp.ascontiguousarray(dw.reshape(KH, KW, C, O).transpose(3, 2, 0, 1))  # (O, C, KH, KW)
 
 
@@ -182,9 +183,9 @@ def _conv_gemm_into(x, w, stride, padding, dilation, G, out):
     for n0, n1, cols in _columns(x, w.shape, stride, padding, dilation, G):
         rows = slice(n0 * OH * OW, n1 * OH * OW)
         if G == 1:
-            xp.matmul(cols[0], wmat[0], out=out[rows])                       # (n*OH*OW, O)
+            matmul(cols[0], wmat[0], out=out[rows])                          # (n*OH*OW, O)
         else:
-            out[rows] = (cols @ wmat).transpose(1, 0, 2).reshape(-1, w.shape[0])  # (G, n*OH*OW, Og) -> rows
+            out[rows] = matmul(cols, wmat).transpose(1, 0, 2).reshape(-1, w.shape[0])  # (G, n*OH*OW, Og) -> rows
 
 
 def _batch_parts(xp, N, fn):
@@ -254,7 +255,7 @@ class Conv2d(Function):
                 def dw_part(n0, n1):
                     acc = xp.zeros((G, K, Og), dtype=g.dtype)
                     for c0, c1, cols in _columns(x[n0:n1], (O, Cg, KH, KW), stride, padding, dilation, G):
-                        acc += cols.transpose(0, 2, 1) @ g_rows(n0 + c0, n0 + c1)  # (G, KH*KW*Cg, Og)
+                        acc += matmul(cols.transpose(0, 2, 1), g_rows(n0 + c0, n0 + c1))  # (G, KH*KW*Cg, Og)
                     acc = acc.reshape(G, KH, KW, Cg, Og).transpose(0, 4, 3, 1, 2).reshape(O, Cg, KH, KW)
                     return xp.ascontiguousarray(acc)
             partial = _batch_parts(xp, N, dw_part)
@@ -282,7 +283,7 @@ class Conv2d(Function):
                 for n0 in range(p0, p1, B):
                     n1 = min(p1, n0 + B)
                     n = n1 - n0
-                    dcols = (g_rows(n0, n1) @ wmat_t).reshape(G, n, OH, OW, KH, KW, Cg)
+                    dcols = matmul(g_rows(n0, n1), wmat_t).reshape(G, n, OH, OW, KH, KW, Cg)
                     dcols = dcols.transpose(1, 2, 3, 4, 5, 0, 6).reshape(n, OH, OW, KH, KW, C)  # channel g*Cg + c
                     col2im_nhwc(dcols, (n, H + 2 * PH, W + 2 * PW, C), stride, dilation, out=dxpad[n0:n1])
             _batch_parts(xp, N, dx_part)

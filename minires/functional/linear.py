@@ -8,6 +8,7 @@ from ..autograd import Function
 from ..backend import get_array_module
 from ..parallel import array_parts
 from ..tensor import Tensor
+from .gemm import matmul
 
 
 class Linear(Function):
@@ -18,7 +19,7 @@ class Linear(Function):
         self.x_shape = x.shape
         x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # (N, in), N = all leading dims
         y = xp.empty((x2.shape[0], w.shape[0]), dtype=x.dtype)  # (N, out)
-        _parts(xp, x2.shape[0], w, lambda n0, n1: xp.matmul(x2[n0:n1], w.T, out=y[n0:n1]))
+        _parts(xp, x2.shape[0], w, lambda n0, n1: matmul(x2[n0:n1], w.T, out=y[n0:n1]))
         if b is not None:
             y += b
         self.x2, self.w = x2, w
@@ -31,11 +32,11 @@ class Linear(Function):
         dx = dw = db = None
         if self.needs_input_grad[0]:
             dx = xp.empty(x2.shape, dtype=g.dtype)  # (N, in)
-            _parts(xp, x2.shape[0], w, lambda n0, n1: xp.matmul(g2[n0:n1], w, out=dx[n0:n1]))
+            _parts(xp, x2.shape[0], w, lambda n0, n1: matmul(g2[n0:n1], w, out=dx[n0:n1]))
             dx = dx.reshape(self.x_shape)
         if self.needs_input_grad[1]:
             dw = xp.empty(w.shape, dtype=g.dtype)  # (out, in): split by output feature, no partial sums
-            _parts(xp, w.shape[0], x2, lambda o0, o1: xp.matmul(g2[:, o0:o1].T, x2, out=dw[o0:o1]))
+            _parts(xp, w.shape[0], x2, lambda o0, o1: matmul(g2[:, o0:o1].T, x2, out=dw[o0:o1]))
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             db = g2.sum(axis=0)
         return dx, dw, db
