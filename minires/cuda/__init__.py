@@ -88,15 +88,20 @@ class CupyLauncher(Launcher):
     """Runs kernels on the current CUDA device; each dtype's module is compiled once (CuPy caches it on disk too)."""
 
     def __init__(self):
-        self._modules = {}
+        self._modules = {}    # dtype -> RawModule
+        self._functions = {}  # (dtype, name, device id) -> kernel function
 
     def launch(self, name, dtype, grid, args):
         from ..backend import cupy_module
         cp = cupy_module()
-        if dtype not in self._modules:
-            ctype = "float" if dtype == np.float32 else "double"
-            self._modules[dtype] = cp.RawModule(code=source(), options=(f"-Dscalar_t={ctype}", "-std=c++14"))
-        self._modules[dtype].get_function(name)((grid,), (self.block,), tuple(args))
+        key = (dtype, name, cp.cuda.Device().id)
+        fn = self._functions.get(key)
+        if fn is None:
+            if dtype not in self._modules:
+                ctype = "float" if dtype == np.float32 else "double"
+                self._modules[dtype] = cp.RawModule(code=source(), options=(f"-Dscalar_t={ctype}", "-std=c++14"))
+            fn = self._functions[key] = self._modules[dtype].get_function(name)
+        fn((grid,), (self.block,), tuple(args))
 
 
 @functools.lru_cache(maxsize=1)
