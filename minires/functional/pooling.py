@@ -36,9 +36,11 @@ def _unpad(dxpad, padding, shape):
 
 
 def _scatter_windows(xp, values, geom, dtype):
-    """dx (N, C, H, W) of a pool: values(k, i) (n, C, OH, OW) added into the k-th kernel offset's windows.
+    """dx (N, C, H, W) of a pool: values(k, i, out) (n, C, OH, OW) added into the k-th kernel offset's windows.
 
-    i indexes a block of the batch: blocks run in parallel on the CPU (minires.parallel).
+    values writes into `out` when it is given (the disjoint case: straight into dx's strided
+    window, no temporary) and returns a new array otherwise. i indexes a block of the batch:
+    blocks run in parallel on the CPU (minires.parallel).
     """
     shape, (KH, KW), stride, padding, out_size = geom
     N, C, H, W = shape
@@ -55,9 +57,9 @@ def _scatter_windows(xp, values, geom, dtype):
             # One strided slice per offset hits each pixel once, so += is exact; offsets may overlap.
             window = _window(k // KW, k % KW, stride, out_size)
             if disjoint:
-                d[window] = values(k, i)
+                values(k, i, d[window])
             else:
-                d[window] += values(k, i)
+                d[window] += values(k, i, None)
     batch_parts(xp, dxpad, part)
     return _unpad(dxpad, padding, shape)
 
@@ -105,8 +107,19 @@ class MaxPool2d(Function):
         if self.cuda:  # forward's choice: the CPU path saves its argmax as int8
             shape, kernel_size, stride, padding, _ = self.geom
             return cuda_ops.max_pool_backward(cuda.launcher(), xp, g, self.idx, shape, kernel_size, stride, padding)
-        zero = g.dtype.type(0)
-        return _scatter_windows(xp, lambda k, i: xp.where(self.idx[i] == k, g[i], zero), self.geom, g.dtype)
+        # g where this offset holds the window's maximum, else 0: a multiply by the boolean mask
+        # writes straight into dx's window (no where() temporary). NOTE: g * 0 would turn an inf or
+        # NaN gradient of another offset into NaN, so non-finite g takes where() instead.
+        finite = bool(xp.isfinite(g).all())
+
+        def values(k, i, out):
+            if finite:
+                return xp.multiply(g[i], self.idx[i] == k, out=out)
+            v = xp.where(self.idx[i] == k, g[i], g.dtype.type(0))
+            if out is None:
+                return v
+            out[...] = v
+        return _scatter_windows(xp, values, self.geom, g.dtype)
 
 
 class AvgPool2d(Function):
@@ -135,9 +148,8 @@ class AvgPool2d(Function):
     def backward(self, g):
         KH, KW = self.geom[1]
         xp = get_array_module(g)
-        gs = xp.empty_like(g)
-        batch_parts(xp, g, lambda i: xp.multiply(g[i], g.dtype.type(1.0 / (KH * KW)), out=gs[i]))
-        return _scatter_windows(xp, lambda k, i: gs[i], self.geom, g.dtype)
+        scale = g.dtype.type(1.0 / (KH * KW))
+        return _scatter_windows(xp, lambda k, i, out: xp.multiply(g[i], scale, out=out), self.geom, g.dtype)
 
 
 def _bin_matrix(xp, size: int, out: int, dtype):
