@@ -19,7 +19,6 @@ import threading
 
 import numpy as np
 
-from . import backend
 
 _state = threading.local()  # .dtype: the autocast dtype in this thread, or None
 
@@ -117,17 +116,11 @@ class GradScaler:
             return
         if id(optimizer) in self._found_inf:
             raise RuntimeError("GradScaler.unscale_: already called for this optimizer since the last update()")
-        inv = 1.0 / self._scale
-        total = None
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad.data
-                g *= g.dtype.type(inv)
-                flat = g.reshape(-1)
-                sq = backend.get_array_module(g).vdot(flat, flat)  # inf/NaN anywhere makes it non-finite
-                total = sq if total is None else total + sq
+        from .nn.utils import grad_sum_of_squares  # not at import: functional imports amp before nn exists
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        for p in params:
+            p.grad.data *= p.grad.data.dtype.type(1.0 / self._scale)
+        total = grad_sum_of_squares(params)
         self._found_inf[id(optimizer)] = total is not None and not math.isfinite(float(total))
 
     def step(self, optimizer):

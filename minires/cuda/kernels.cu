@@ -15,6 +15,13 @@ typedef long long idx_t;
 
 __device__ inline bool is_nan(scalar_t v) { return v != v; }
 
+// The output index along one axis of the window whose kernel offset k reads input position pos,
+// or -1 when no window does (gather-form backward passes: col2im, max-pool).
+__device__ inline idx_t window_of(idx_t pos, int pad, int k, int dil, int stride, idx_t out) {
+    idx_t p = pos + pad - (idx_t)k * dil;
+    return (p < 0 || p % stride != 0 || p / stride >= out) ? -1 : p / stride;
+}
+
 // cols (N, OH, OW, KH, KW, C) = the zero-padded window values of x, given by its (N, C, H, W)
 // element strides, so NCHW and channels-last inputs are read in place (no padded copy).
 extern "C" __global__ void im2col(const scalar_t* x, scalar_t* cols, idx_t N, idx_t C, idx_t H, idx_t W,
@@ -45,13 +52,11 @@ extern "C" __global__ void col2im(const scalar_t* cols, scalar_t* dx, idx_t N, i
         idx_t h = r % H; idx_t n = r / H;
         scalar_t acc = 0;
         for (int kh = 0; kh < KH; ++kh) {
-            idx_t hh = h + PH - (idx_t)kh * DH;
-            if (hh < 0 || hh % SH != 0 || hh / SH >= OH) continue;
-            idx_t oh = hh / SH;
+            idx_t oh = window_of(h, PH, kh, DH, SH, OH);
+            if (oh < 0) continue;
             for (int kw = 0; kw < KW; ++kw) {
-                idx_t ww = w + PW - (idx_t)kw * DW;
-                if (ww < 0 || ww % SW != 0 || ww / SW >= OW) continue;
-                idx_t ow = ww / SW;
+                idx_t ow = window_of(w, PW, kw, DW, SW, OW);
+                if (ow < 0) continue;
                 acc += cols[((((n * OH + oh) * OW + ow) * KH + kh) * KW + kw) * C + c];
             }
         }
@@ -169,12 +174,12 @@ extern "C" __global__ void max_pool_backward(const scalar_t* g, const int* idx, 
         idx_t h = r % H; idx_t nc = r / H;
         scalar_t acc = 0;
         for (int kh = 0; kh < KH; ++kh) {
-            idx_t hh = h + PH - kh;
-            if (hh < 0 || hh % SH != 0 || hh / SH >= OH) continue;
+            idx_t oh = window_of(h, PH, kh, 1, SH, OH);
+            if (oh < 0) continue;
             for (int kw = 0; kw < KW; ++kw) {
-                idx_t ww = w + PW - kw;
-                if (ww < 0 || ww % SW != 0 || ww / SW >= OW) continue;
-                idx_t o = (nc * OH + hh / SH) * OW + ww / SW;
+                idx_t ow = window_of(w, PW, kw, 1, SW, OW);
+                if (ow < 0) continue;
+                idx_t o = (nc * OH + oh) * OW + ow;
                 if (idx[o] == kh * KW + kw) acc += g[o];
             }
         }

@@ -59,6 +59,11 @@ class _Layout:
         return xp.einsum("ncl,ncl->c", a, b)
 
 
+def _row_blocks(xp, a):
+    """rows(fn): [fn(r0, r1) over row blocks of a viewed array], one block per CPU thread."""
+    return lambda fn: array_parts(xp, fn, a.shape[0], row_size=a[0].size)
+
+
 class BatchNorm(Function):
     name = "batch_norm"
 
@@ -78,10 +83,7 @@ class BatchNorm(Function):
         x3 = L.view(x)  # (N, C, L) or (N*H, W*C)
         M = x.size // x.shape[1]  # values per channel
         y = xp.empty_like(x3)
-
-        def rows(fn):  # fn(r0, r1) over row blocks of x3, one per CPU thread
-            return array_parts(xp, fn, x3.shape[0], row_size=x3[0].size)
-
+        rows = _row_blocks(xp, x3)
         if training:
             mean = sum(rows(lambda r0, r1: L.sum(x3[r0:r1]))) / M
             mean_bc = L.bc(mean)
@@ -168,9 +170,7 @@ class BatchNorm(Function):
         need_sum_g, need_dot = need_b or full_dx, need_w or full_dx
         dx = xp.empty_like(x3) if need_x else None
         mean_bc = L.bc(self.mean)
-
-        def rows(fn):  # fn(r0, r1) over row blocks, one per CPU thread
-            return array_parts(xp, fn, x3.shape[0], row_size=x3[0].size)
+        rows = _row_blocks(xp, x3)
 
         def sums(r0, r1):
             s_g = L.sum(g3[r0:r1]) if need_sum_g else 0

@@ -24,7 +24,7 @@ class CrossEntropy(Function):
         self.label_smoothing, self.reduction, self.target = label_smoothing, reduction, target
         if cuda.enabled(xp, logits.dtype) and N > 0:  # one thread per row: max, log-sum-exp, loss, softmax
             self.p, loss = cuda_ops.softmax_cross_entropy(cuda.launcher(), xp, logits, target, label_smoothing)
-            self.rows = None
+            self.rows = None  # marks the kernel path for backward
             return loss if reduction == "none" else xp.asarray(loss.sum() / (N if reduction == "mean" else 1))
         # NOTE: subtracting the row max keeps exp() <= 1, so logits of 1e4 cannot overflow.
         z = logits - logits.max(axis=1, keepdims=True)  # (N, C)
@@ -38,8 +38,7 @@ class CrossEntropy(Function):
             loss *= 1 - label_smoothing
             loss -= label_smoothing * z.mean(axis=1)
         e /= s  # softmax, all backward needs
-        self.p, self.target, self.rows = e, target, rows
-        self.label_smoothing, self.reduction = label_smoothing, reduction
+        self.p, self.rows = e, rows
         if reduction == "none":
             return loss
         if reduction == "sum":
@@ -53,7 +52,7 @@ class CrossEntropy(Function):
         eps = self.label_smoothing
         xp = get_array_module(self.p)
         if self.rows is None:
-            scale = g if self.reduction == "none" else (g / max(N, 1) if self.reduction == "mean" else g)
+            scale = g / max(N, 1) if self.reduction == "mean" else g
             return cuda_ops.softmax_cross_entropy_backward(cuda.launcher(), xp, self.p, self.target,
                                                            xp.atleast_1d(scale), eps)
         # d loss_i / d logits_i = softmax_i - smoothed one-hot, with (1 - eps) on the target and eps/C on every class

@@ -18,6 +18,11 @@ def _window(i: int, j: int, stride, out_size):
     return (slice(None), slice(None), slice(i, i + SH * (OH - 1) + 1, SH), slice(j, j + SW * (OW - 1) + 1, SW))
 
 
+def _out_size(x_shape, kernel_size, stride, padding):
+    """(OH, OW) of a pool over x (N, C, H, W)."""
+    return tuple(conv_output_size(x_shape[2 + a], kernel_size[a], stride[a], padding[a], 1) for a in (0, 1))
+
+
 def _padded(x, padding, fill):
     """x (N, C, H, W) padded by `fill` on each side; x itself when there is no padding."""
     PH, PW = padding
@@ -71,10 +76,9 @@ class MaxPool2d(Function):
 
     def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
         xp = get_array_module(x)
-        N, C, H, W = x.shape
-        (KH, KW), (PH, PW) = kernel_size, padding
-        OH = conv_output_size(H, KH, stride[0], PH, 1)
-        OW = conv_output_size(W, KW, stride[1], PW, 1)
+        N, C = x.shape[:2]
+        KH, KW = kernel_size
+        OH, OW = _out_size(x.shape, kernel_size, stride, padding)
         self.geom = (x.shape, kernel_size, stride, padding, (OH, OW))
         self.cuda = cuda.enabled(xp, x.dtype)
         if self.cuda:  # one thread per window, argmax saved (minires/cuda/kernels.cu)
@@ -108,8 +112,8 @@ class MaxPool2d(Function):
             shape, kernel_size, stride, padding, _ = self.geom
             return cuda_ops.max_pool_backward(cuda.launcher(), xp, g, self.idx, shape, kernel_size, stride, padding)
         # g where this offset holds the window's maximum, else 0: a multiply by the boolean mask
-        # writes straight into dx's window (no where() temporary). NOTE: g * 0 would turn an inf or
-        # NaN gradient of another offset into NaN, so non-finite g takes where() instead.
+        # writes straight into dx's window (no where() temporary). NOTE: inf * False is NaN where
+        # 0 is due, so a non-finite g takes where() instead.
         finite = bool(xp.isfinite(g).all())
 
         def values(k, i, out):
@@ -129,10 +133,9 @@ class AvgPool2d(Function):
 
     def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
         xp = get_array_module(x)
-        N, C, H, W = x.shape
-        (KH, KW), (PH, PW) = kernel_size, padding
-        OH = conv_output_size(H, KH, stride[0], PH, 1)
-        OW = conv_output_size(W, KW, stride[1], PW, 1)
+        N, C = x.shape[:2]
+        KH, KW = kernel_size
+        OH, OW = _out_size(x.shape, kernel_size, stride, padding)
         out = xp.empty((N, C, OH, OW), dtype=x.dtype)
 
         def part(i):

@@ -1,4 +1,4 @@
-"""Gradient utilities: clip_grad_norm_."""
+"""Gradient utilities: clip_grad_norm_ and grad_sum_of_squares."""
 from __future__ import annotations
 
 import math
@@ -35,4 +35,19 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     if coef < 1.0:
         for g in grads:
             g.data *= g.data.dtype.type(coef)
+    return total
+
+
+def grad_sum_of_squares(parameters):
+    """Sum of squares of every gradient as a device scalar (no host sync), or None without gradients.
+
+    An inf or NaN anywhere makes it non-finite, so one float() of it checks them all. Squares
+    overflow only for gradients above ~1e19 (float32), a diverged run anyway.
+    """
+    total = None
+    for p in parameters:
+        if p.grad is not None:
+            g = p.grad.data.reshape(-1)
+            sq = get_array_module(g).vdot(g, g)
+            total = sq if total is None else total + sq
     return total

@@ -1,6 +1,6 @@
 """Training on CIFAR-10: the Trainer (used by `minires train` and `minires eval`), metrics files and plots."""
-from .trainer import (TrainConfig, Trainer, TrainingDiverged, evaluate, evaluate_checkpoint, freeze_backbone,
-                      load_pretrained, param_groups)
+from .evaluation import evaluate, evaluate_checkpoint
+from .trainer import TrainConfig, Trainer, TrainingDiverged, freeze_backbone, load_pretrained, param_groups
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "evaluate", "evaluate_checkpoint", "freeze_backbone",
            "load_pretrained", "param_groups"]

@@ -1,0 +1,72 @@
+"""Evaluating a model: loss and accuracy over a loader, the per-class report, and `minires eval` of a checkpoint."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+import minires as mr
+from .. import backend, models
+from .. import functional as F
+from ..checkpoint import load_checkpoint
+from ..io import atomic_write_text
+from . import plots
+from .datasets import _transforms, load_datasets
+from .metrics import classification_report, confusion_matrix, format_report
+
+
+def evaluate(model, loader, label_smoothing: float = 0.0):
+    """(mean loss, accuracy, predictions, targets) of model on every batch of loader, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total_loss, preds, targets = 0.0, [], []
+    with mr.no_grad():
+        for x, y in loader:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            total_loss += float(loss.item()) * len(y)
+            preds.append(backend.to_numpy(logits.data.argmax(axis=1)))
+            targets.append(y.numpy())
+    model.train(was_training)
+    preds, targets = np.concatenate(preds), np.concatenate(targets)
+    n = max(len(targets), 1)
+    return total_loss / n, float((preds == targets).mean()) if len(targets) else math.nan, preds, targets
+
+
+def report_on(model, loader, classes) -> dict:
+    """Accuracy, per-class precision/recall and the confusion matrix of model on loader."""
+    _, _, preds, targets = evaluate(model, loader)
+    return classification_report(confusion_matrix(targets, preds, len(classes)), classes)
+
+
+def write_report(report: dict, out_dir, log=print) -> None:
+    """Print the report and write final_eval.json and confusion_matrix.png into out_dir."""
+    log(format_report(report))
+    os.makedirs(out_dir, exist_ok=True)
+    atomic_write_text(os.path.join(out_dir, "final_eval.json"), json.dumps(report, indent=1) + "\n")
+    classes = [row["class"] for row in report["per_class"]]
+    plots.plot_confusion_matrix(report["confusion_matrix"], classes, os.path.join(out_dir, "confusion_matrix.png"))
+
+
+def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_test=None, out_dir=None, log=print):
+    """Rebuild the model saved in a checkpoint and report on the test split of `data`."""
+    from ..data import DataLoader
+    ckpt = load_checkpoint(path)
+    saved = ckpt["extra"].get("config")
+    if saved is None:
+        raise ValueError(f"checkpoint {path!r} has no training config; cannot tell which model it holds")
+    _, test_set = load_datasets(data, None, limit_test, saved.get("seed", 0), train=False)
+    classes = list(test_set.classes)
+    model = models.get(saved["model"], num_classes=len(classes), **saved.get("model_kwargs", {}))
+    model.load_state_dict(ckpt["model"])
+    model.to(backend.parse_device(device))
+    loader = DataLoader(test_set, batch_size=batch_size, shuffle=False,
+                        transform=_transforms(int(test_set.data.shape[1]), 0, train=False), device=device)
+    report = report_on(model, loader, classes)
+    if out_dir is not None:
+        write_report(report, out_dir, log)
+    else:
+        log(format_report(report))
+    return report
