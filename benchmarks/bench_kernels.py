@@ -6,8 +6,10 @@
 
 Prints a Markdown table under a header naming the machine, the GPU and the versions, and writes
 bench_kernels.{json,md,png} into --out. Times are medians of --repeats after --warmup calls; on a
-GPU each call is timed with CUDA events. Ceilings (float32 GEMM, memory copy) are measured in the
-same run on each device.
+GPU each call is timed with CUDA events. On the CPU minires and PyTorch are timed in turns (one
+call each, repeated), so that the machine's drift hits both alike; the share of CPU time stolen by
+the hypervisor during the run is printed below the table. Ceilings (float32 GEMM, memory copy) are
+measured in the same run on each device.
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (copy_ceiling_gbs, cuda_ceilings, cuda_header, cuda_median_ms, gemm_ceiling_gflops,  # noqa: E402
-                    header, markdown_table, median_ms, torch_or_none, write_json)
+from common import (copy_ceiling_gbs, cpu_steal, cuda_ceilings, cuda_header, cuda_median_ms,  # noqa: E402
+                    gemm_ceiling_gflops, header, interleaved_ms, markdown_table, median_ms, steal_percent,
+                    torch_or_none, write_json)
 
 import minires as mr  # noqa: E402
 import minires.functional as F  # noqa: E402
@@ -162,6 +165,7 @@ def main(argv=None):
     devices = _devices(p, args.device)
 
     torch = None if args.no_torch else torch_or_none()
+    since = cpu_steal()
     ceilings, lines = {}, []
     for d in devices:
         if d == "cpu":
@@ -181,8 +185,15 @@ def main(argv=None):
             continue
         row = {"kernel": name, "pass": mode}
         for d in devices:
-            timer = median_ms if d == "cpu" else (lambda fn, r, w, d=d: cuda_median_ms(fn, r, w, d))
-            ms = timer(make_fn("mr", spec, np.random.default_rng(0), d), args.repeats, args.warmup)
+            ref = torch is not None and _torch_device_ok(torch, d)
+            mine = make_fn("mr", spec, np.random.default_rng(0), d)
+            if d == "cpu" and ref:  # in turns with PyTorch: both see the same machine drift
+                ms, tms = interleaved_ms([mine, make_fn("torch", spec, np.random.default_rng(0), d)],
+                                         args.repeats, args.warmup)
+            elif d == "cpu":
+                ms = median_ms(mine, args.repeats, args.warmup)
+            else:
+                ms = cuda_median_ms(mine, args.repeats, args.warmup, d)
             gemm, copy = ceilings[d]
             row[f"{d}_ms"] = ms
             if spec[0] in ("conv", "linear"):
@@ -191,10 +202,10 @@ def main(argv=None):
             else:
                 row[f"{d}_rate"] = f"{work / (ms * 1e-3) / 1e9:.1f} GB/s"
                 row[f"{d}_pct"] = 100 * work / (ms * 1e-3) / 1e9 / copy
-            if torch is not None and _torch_device_ok(torch, d):
-                tsync = (lambda: torch.cuda.synchronize()) if d != "cpu" else None
+            if ref and d != "cpu":
                 tms = median_ms(make_fn("torch", spec, np.random.default_rng(0), d), args.repeats, args.warmup,
-                                sync=tsync)
+                                sync=torch.cuda.synchronize)
+            if ref:
                 row[f"{d}_torch_ms"], row[f"{d}_ratio"] = tms, ms / tms
         if len(devices) > 1:
             row["speedup"] = row[f"{devices[0]}_ms"] / row[f"{devices[1]}_ms"]
@@ -210,7 +221,7 @@ def main(argv=None):
             columns += [(f"{d}_torch_ms", f"torch {d} ms", "{:.2f}"), (f"{d}_ratio", f"{d} minires/torch", "{:.2f}x")]
     if len(devices) > 1:
         columns.append(("speedup", f"{devices[1]} speed-up", "{:.1f}x"))
-    table = markdown_table(rows, columns)
+    table = markdown_table(rows, columns) + f"\n\nCPU steal time during the run: {steal_percent(since)}"
     print()
     print(table)
     os.makedirs(args.out, exist_ok=True)

@@ -5,19 +5,22 @@
 
 Reports images/s (median over steps after a warm-up) and the peak RSS of a process that ran only
 that model, for minires and, when importable, PyTorch running the same architecture built here.
+Each library runs --rounds times, in turns with the other, each time in a fresh process: images/s
+is the median over the rounds, the peak RSS the largest.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import header, markdown_table, median_ms, torch_or_none, write_json  # noqa: E402
+from common import cpu_steal, header, markdown_table, median_ms, steal_percent, torch_or_none, write_json  # noqa: E402
 
 
 # ---- the same architectures in PyTorch (reference only; never imported by the library) ------------------
@@ -116,6 +119,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=3, help="processes per library, run in turns")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--child", nargs=2, metavar=("LIB", "MODEL"), help=argparse.SUPPRESS)
@@ -125,23 +129,30 @@ def main(argv=None):
         return
     libs = ["mr"] + ([] if args.no_torch or torch_or_none() is None else ["torch"])
     head = header(f"training step (forward, backward, SGD nesterov), batch {args.batch}, "
-                  f"median of {args.steps} steps after {args.warmup} warm-up, each run in a fresh process")
+                  f"median of {args.steps} steps after {args.warmup} warm-up, each run in a fresh process; "
+                  f"{args.rounds} rounds, the libraries in turns (mr, torch, mr, ...), median over rounds")
     print(head, flush=True)
+    since = cpu_steal()
     rows = []
     for name in args.models.split(","):
-        res = {}
-        for lib in libs:
-            cmd = [sys.executable, os.path.abspath(__file__), "--child", lib, name, "--batch", str(args.batch),
-                   "--steps", str(args.steps), "--warmup", str(args.warmup)]
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            if out.returncode != 0:
-                print(out.stderr[-2000:], file=sys.stderr)
-                raise SystemExit(f"{lib} {name} failed")
-            res[lib] = json.loads(out.stdout.strip().splitlines()[-1])
-        row = {"model": name, "mr_img_s": res["mr"]["img_s"], "mr_rss": res["mr"]["peak_rss_mb"]}
+        runs = {lib: [] for lib in libs}
+        for _ in range(args.rounds):  # in turns, so that the machine's drift hits both libraries alike
+            for lib in libs:
+                cmd = [sys.executable, os.path.abspath(__file__), "--child", lib, name, "--batch", str(args.batch),
+                       "--steps", str(args.steps), "--warmup", str(args.warmup)]
+                out = subprocess.run(cmd, capture_output=True, text=True)
+                if out.returncode != 0:
+                    print(out.stderr[-2000:], file=sys.stderr)
+                    raise SystemExit(f"{lib} {name} failed")
+                runs[lib].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        res = {lib: {"img_s": statistics.median(r["img_s"] for r in rs),
+                     "peak_rss_mb": max(r["peak_rss_mb"] for r in rs)} for lib, rs in runs.items()}
+        row = {"model": name, "mr_img_s": res["mr"]["img_s"], "mr_rss": res["mr"]["peak_rss_mb"],
+               "mr_rounds": [round(r["img_s"], 1) for r in runs["mr"]]}
         if "torch" in res:
             row.update(torch_img_s=res["torch"]["img_s"], torch_rss=res["torch"]["peak_rss_mb"],
-                       ratio=res["mr"]["img_s"] / res["torch"]["img_s"])
+                       ratio=res["mr"]["img_s"] / res["torch"]["img_s"],
+                       torch_rounds=[round(r["img_s"], 1) for r in runs["torch"]])
         rows.append(row)
         print(f"  {name}: {row}", flush=True)
     columns = [("model", "model", None), ("mr_img_s", "minires img/s", "{:.1f}"),
@@ -149,7 +160,7 @@ def main(argv=None):
     if len(libs) > 1:
         columns += [("torch_img_s", "torch img/s", "{:.1f}"), ("torch_rss", "torch peak RSS MB", "{:.0f}"),
                     ("ratio", "minires/torch speed", "{:.2f}x")]
-    table = markdown_table(rows, columns)
+    table = markdown_table(rows, columns) + f"\n\nCPU steal time during the run: {steal_percent(since)}"
     print()
     print(table)
     write_json(os.path.join(args.out, "bench_train.json"), {"header": head, "rows": rows})

@@ -68,6 +68,48 @@ def median_ms(fn, repeats: int = 7, warmup: int = 2, sync=None) -> float:
     return statistics.median(times)
 
 
+def interleaved_ms(fns, repeats: int = 7, warmup: int = 2, syncs=None) -> list:
+    """Median wall time in ms of each fn in fns, timed in turns (a, b, a, b, ...) after the warm-ups.
+
+    NOTE: this machine's speed drifts by up to 2x over seconds (other tenants' load on the host:
+    see the steal time in the header). Timing minires and the reference in alternation exposes both
+    to the same drift, so their ratio holds where two back-to-back medians do not.
+    """
+    syncs = syncs or [None] * len(fns)
+    for fn, sync in zip(fns, syncs):
+        for _ in range(warmup):
+            fn()
+        if sync:
+            sync()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, sync, t in zip(fns, syncs, times):
+            t0 = time.perf_counter()
+            fn()
+            if sync:
+                sync()
+            t.append((time.perf_counter() - t0) * 1e3)
+    return [statistics.median(t) for t in times]
+
+
+def cpu_steal() -> tuple:
+    """(steal, total) CPU jiffies from /proc/stat so far; (0, 0) where unreadable (not Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return fields[7], sum(fields[:8])
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+
+
+def steal_percent(since: tuple) -> str:
+    """The share of CPU time the hypervisor gave to other guests since `since` (a cpu_steal())."""
+    steal, total = cpu_steal()
+    if total - since[1] <= 0:
+        return "n/a"
+    return f"{100 * (steal - since[0]) / (total - since[1]):.1f}%"
+
+
 def gemm_ceiling_gflops(n: int = 2048, repeats: int = 5) -> float:
     """float32 n x n GEMM throughput on all cores, the machine's matmul ceiling.
 
