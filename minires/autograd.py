@@ -157,7 +157,14 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
                 else:
                     t.grad = Tensor(t.grad.data + g)
                 continue
-            input_grads = ctx.backward(g)
+            try:
+                input_grads = ctx.backward(_read_only(g))
+            except ValueError as e:
+                if "read-only" not in str(e):
+                    raise
+                raise RuntimeError(
+                    f"{ctx.op_name()}: backward wrote into its incoming gradient (shape {g.shape}); the "
+                    f"same array may feed other nodes' gradients, so backward must return new arrays") from e
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             for p, need, pg in zip(ctx.parents, ctx.needs_input_grad, input_grads):
@@ -174,6 +181,20 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
             if not retain_graph:
                 ctx.release()
                 t._ctx = ctx  # keep the freed node so a second backward raises clearly
+
+
+def _read_only(g):
+    """A read-only view of a NumPy gradient, so that a backward writing into it raises at once.
+
+    NOTE: one gradient array can reach several nodes (an add passes its gradient to both inputs,
+    a reshape passes a view), so a backward that wrote into its incoming gradient would silently
+    corrupt its siblings' gradients. The view leaves the array itself, which the caller may own,
+    writeable. CuPy arrays have no such flag and pass through.
+    """
+    if isinstance(g, np.ndarray):
+        g = g.view()
+        g.flags.writeable = False
+    return g
 
 
 def unbroadcast(grad, shape):

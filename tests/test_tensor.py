@@ -247,6 +247,35 @@ def test_nan_propagates():
     assert np.isnan(x.grad.numpy()[0]) and np.isfinite(x.grad.numpy()[1])
 
 
+class _DoubleInPlace(mr.Function):
+    """A bad custom op: its backward scales the incoming gradient in place."""
+
+    def forward(self, x):
+        return x * 2
+
+    def backward(self, g):
+        g *= 2
+        return g
+
+
+def test_backward_writing_into_its_gradient_is_a_clear_error():
+    # y feeds both the bad op and a plain sum: a write into y's gradient would corrupt the other path.
+    x = t64([1.0, 2.0])
+    y = x * 3
+    out = _DoubleInPlace.apply(y).sum() + y.sum()
+    with pytest.raises(RuntimeError, match="_doubleinplace: backward wrote into its incoming gradient"):
+        out.backward()
+
+
+def test_caller_gradient_stays_writeable():
+    x = t64([1.0, 2.0])
+    seed = np.ones(2)
+    (x * 2).backward(seed)  # the walk hands ops a read-only view, not the caller's array frozen
+    assert seed.flags.writeable
+    seed[0] = 5.0
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+
+
 # ---- gradcheck itself can fail -----------------------------------------------------------------------
 
 class _WrongSquare(mr.Function):
