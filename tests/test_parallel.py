@@ -143,3 +143,29 @@ def test_no_blas_library_found_means_blas_parts_run_inline(threads, monkeypatch)
     monkeypatch.setattr(parallel, "_blas_original", None)
     assert parallel.parallel_for(lambda a, b: (a, b), 4, blas=True) == [(0, 4)]
     assert len(parallel.parallel_for(lambda a, b: (a, b), 4)) == 2  # element-wise parts still split
+
+
+def test_gemm_splits_its_rows_outside_a_part_and_runs_whole_inside_one(threads, monkeypatch):
+    from minires.functional import gemm
+    threads(3)
+    calls = []
+    product = gemm._product
+
+    def spy(a, b, out):
+        calls.append((a.shape[0], threading.get_ident()))
+        return product(a, b, out)
+    monkeypatch.setattr(gemm, "_product", spy)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 4))
+    reference = (a[:, :, None] * b[None, :, :]).sum(axis=1)  # sum of products, no BLAS
+    np.testing.assert_allclose(gemm.matmul(a, b), reference, rtol=1e-12)
+    assert sorted(rows for rows, _ in calls) == [2, 2, 3]  # a batch-of-one conv's GEMM still uses every core
+    assert len({thread for _, thread in calls}) > 1
+    calls.clear()
+    parallel.parallel_for(lambda r0, r1: gemm.matmul(a, b), 2)  # inside a part: no nested split
+    assert [rows for rows, _ in calls] == [7, 7]
+    a16, b16 = a.astype(np.float16), b.astype(np.float16)
+    out16 = gemm.matmul(a16, b16)  # float16 operands multiply in float32, the product rounds to float16
+    assert out16.dtype == np.float16
+    ref16 = (a16.astype(np.float64)[:, :, None] * b16.astype(np.float64)[None]).sum(axis=1)
+    np.testing.assert_allclose(out16.astype(np.float64), ref16, rtol=2e-3, atol=2e-3)
