@@ -20,7 +20,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import cpu_steal, header, markdown_table, median_ms, steal_percent, torch_or_none, write_json  # noqa: E402
+from common import (cpu_steal, cuda_header, header, markdown_table, median_ms, steal_percent,  # noqa: E402
+                    torch_or_none, write_json)
 
 
 # ---- the same architectures in PyTorch (reference only; never imported by the library) ------------------
@@ -75,40 +76,66 @@ def torch_model(name: str, num_classes: int = 10):
     raise ValueError(name)
 
 
-def run_one(lib: str, name: str, batch: int, steps: int, warmup: int) -> dict:
-    """Time `steps` training steps in this process; returns images/s and peak RSS."""
+def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: str = "cpu",
+            amp: bool = False) -> dict:
+    """Time `steps` training steps in this process; returns images/s and peak RSS.
+
+    On a GPU each step ends with a device synchronisation, so the time is the step's whole wall time
+    (host work, launches and the GPU's own time) and images/s is what a training loop would see.
+    With `amp`, both libraries run their autocast (float16 GEMMs) with a dynamic loss scaler.
+    """
     import resource
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, batch)
     if lib == "torch":
+        import contextlib
+
         import torch
         torch.manual_seed(0)
-        model = torch_model(name).train()
+        dev = torch.device(device)
+        model = torch_model(name).train().to(dev)
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
-        xt, yt = torch.tensor(x), torch.tensor(y)
+        xt, yt = torch.tensor(x, device=dev), torch.tensor(y, device=dev)
+        scaler = torch.amp.GradScaler(dev.type, enabled=amp)
+
+        def cast():
+            return torch.autocast(dev.type, dtype=torch.float16) if amp else contextlib.nullcontext()
 
         def step():
             opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(model(xt), yt)
-            loss.backward()
-            opt.step()
+            with cast():
+                loss = torch.nn.functional.cross_entropy(model(xt), yt)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        sync = torch.cuda.synchronize if dev.type == "cuda" else None
     else:
+        import contextlib
+
         import minires as mr
         import minires.functional as F
-        from minires import models, optim
+        from minires import backend, models, optim
         mr.manual_seed(0)
         kw = {"small_input": True} if name == "resnet18" else {}
-        model = models.get(name, num_classes=10, **kw).train()
+        model = models.get(name, num_classes=10, **kw).train().to(device)
         opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
-        xt, yt = mr.tensor(x), mr.tensor(y)
+        xt, yt = mr.tensor(x, device=device), mr.tensor(y, device=device)
+        scaler = mr.amp.GradScaler() if amp else None
 
         def step():
             opt.zero_grad()
-            loss = F.cross_entropy(model(xt), yt)
-            loss.backward()
-            opt.step()
-    ms = median_ms(step, repeats=steps, warmup=warmup)
+            with (mr.amp.autocast() if amp else contextlib.nullcontext()):
+                loss = F.cross_entropy(model(xt), yt)
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+        sync = (lambda: backend.cupy_module().cuda.Device().synchronize()) if device.startswith("cuda") else None
+    ms = median_ms(step, repeats=steps, warmup=warmup, sync=sync)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"lib": lib, "model": name, "batch": batch, "ms": ms, "img_s": batch / (ms / 1e3), "peak_rss_mb": peak_mb}
 
@@ -120,15 +147,25 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--rounds", type=int, default=3, help="processes per library, run in turns")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:i] (PyTorch on the same device)")
+    p.add_argument("--amp", action="store_true", help="float16 autocast and loss scaling in both libraries")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--child", nargs=2, metavar=("LIB", "MODEL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(run_one(args.child[0], args.child[1], args.batch, args.steps, args.warmup)))
+        print(json.dumps(run_one(args.child[0], args.child[1], args.batch, args.steps, args.warmup, args.device,
+                                 args.amp)))
         return
     libs = ["mr"] + ([] if args.no_torch or torch_or_none() is None else ["torch"])
-    head = header(f"training step (forward, backward, SGD nesterov), batch {args.batch}, "
+    from minires.backend import parse_device
+    try:
+        device = parse_device(args.device)  # "cuda" -> "cuda:0"
+        extra = cuda_header(device) + "\n" if device.startswith("cuda") else ""
+    except Exception as e:  # a bad name, no CuPy or no GPU: say so before spawning children
+        p.error(f"--device {args.device}: {e}")
+    head = header(extra + f"training step (forward, backward, SGD nesterov{', autocast float16' if args.amp else ''}) "
+                  f"on {device}, batch {args.batch}, "
                   f"median of {args.steps} steps after {args.warmup} warm-up, each run in a fresh process; "
                   f"{args.rounds} rounds, the libraries in turns (mr, torch, mr, ...), median over rounds")
     print(head, flush=True)
@@ -139,7 +176,8 @@ def main(argv=None):
         for _ in range(args.rounds):  # in turns, so that the machine's drift hits both libraries alike
             for lib in libs:
                 cmd = [sys.executable, os.path.abspath(__file__), "--child", lib, name, "--batch", str(args.batch),
-                       "--steps", str(args.steps), "--warmup", str(args.warmup)]
+                       "--steps", str(args.steps), "--warmup", str(args.warmup), "--device", device]
+                cmd += ["--amp"] if args.amp else []
                 out = subprocess.run(cmd, capture_output=True, text=True)
                 if out.returncode != 0:
                     print(out.stderr[-2000:], file=sys.stderr)

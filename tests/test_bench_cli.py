@@ -25,3 +25,32 @@ def test_bench_refuses_a_gpu_it_does_not_have_or_a_bad_device(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "--device" in err and ("tpu" in err or "CUDA GPU" in err)
+
+
+def _bench_train():
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "bench_train.py")
+    spec = importlib.util.spec_from_file_location("bench_train", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_train_times_steps_in_fresh_processes_and_writes_its_table(tmp_path, capsys):
+    _bench_train().main(["--models", "resnet20", "--batch", "2", "--steps", "2", "--warmup", "1", "--rounds", "2",
+                         "--no-torch", "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "bench_train.json").read_text())
+    (row,) = data["rows"]
+    assert row["model"] == "resnet20" and len(row["mr_rounds"]) == 2
+    assert row["mr_img_s"] > 0 and row["mr_rss"] > 0
+    assert "on cpu, batch 2" in data["header"] and "steal time" in capsys.readouterr().out
+
+
+def test_bench_train_refuses_a_gpu_it_does_not_have_or_a_bad_device(tmp_path, capsys):
+    import pytest
+    from minires.backend import cupy_available
+    bad = "tpu" if cupy_available() else "cuda"
+    with pytest.raises(SystemExit) as e:
+        _bench_train().main(["--device", bad, "--no-torch", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    assert f"--device {bad}" in capsys.readouterr().err
