@@ -62,7 +62,11 @@ def minires_conv(rng, N, C, O, H, stride):
     w = mr.tensor(rng.standard_normal((O, C, 3, 3), dtype=np.float32) * 0.05, requires_grad=True)
     OH = (H + 2 - 3) // stride + 1
     g = mr.tensor(np.ascontiguousarray(rng.standard_normal((N, OH, OH, O), dtype=np.float32)).transpose(0, 3, 1, 2))
-    return lambda: F.conv2d(x, w, None, stride, 1).backward(g)
+
+    def run():
+        x.grad = w.grad = None  # no gradient accumulation across calls in either library
+        F.conv2d(x, w, None, stride, 1).backward(g)
+    return run
 
 
 def torch_conv(torch, rng, N, C, O, H, stride):
@@ -71,7 +75,11 @@ def torch_conv(torch, rng, N, C, O, H, stride):
     w = torch.from_numpy(rng.standard_normal((O, C, 3, 3), dtype=np.float32) * 0.05).requires_grad_()
     OH = (H + 2 - 3) // stride + 1
     g = torch.from_numpy(rng.standard_normal((N, O, OH, OH), dtype=np.float32))
-    return lambda: torch.nn.functional.conv2d(x, w, None, stride, 1).backward(g)
+
+    def run():
+        x.grad = w.grad = None
+        torch.nn.functional.conv2d(x, w, None, stride, 1).backward(g)
+    return run
 
 
 def main(argv=None):

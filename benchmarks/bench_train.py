@@ -97,19 +97,20 @@ def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: st
         model = torch_model(name).train().to(dev)
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
         xt, yt = torch.tensor(x, device=dev), torch.tensor(y, device=dev)
-        scaler = torch.amp.GradScaler(dev.type, enabled=amp)
-
-        def cast():
-            return torch.autocast(dev.type, dtype=torch.float16) if amp else contextlib.nullcontext()
+        scaler = torch.amp.GradScaler(dev.type) if amp else None
 
         def step():
             opt.zero_grad(set_to_none=True)
-            with cast():
+            with (torch.autocast(dev.type, dtype=torch.float16) if amp else contextlib.nullcontext()):
                 loss = torch.nn.functional.cross_entropy(model(xt), yt)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        sync = torch.cuda.synchronize if dev.type == "cuda" else None
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+        sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else None
     else:
         import contextlib
 
@@ -134,7 +135,10 @@ def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: st
                 scaler.scale(loss).backward()
                 scaler.step(opt)
                 scaler.update()
-        sync = (lambda: backend.cupy_module().cuda.Device().synchronize()) if device.startswith("cuda") else None
+        sync = None
+        if device.startswith("cuda"):
+            gpu = backend.cupy_module().cuda.Device(int(device.split(":")[1]))
+            sync = gpu.synchronize
     ms = median_ms(step, repeats=steps, warmup=warmup, sync=sync)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"lib": lib, "model": name, "batch": batch, "ms": ms, "img_s": batch / (ms / 1e3), "peak_rss_mb": peak_mb}
@@ -157,17 +161,24 @@ def main(argv=None):
         print(json.dumps(run_one(args.child[0], args.child[1], args.batch, args.steps, args.warmup, args.device,
                                  args.amp)))
         return
-    libs = ["mr"] + ([] if args.no_torch or torch_or_none() is None else ["torch"])
+    if args.rounds < 1 or args.steps < 1 or args.warmup < 0:
+        p.error("--rounds and --steps must be >= 1 and --warmup >= 0")
+    torch = None if args.no_torch else torch_or_none()
     from minires.backend import parse_device
     try:
         device = parse_device(args.device)  # "cuda" -> "cuda:0"
         extra = cuda_header(device) + "\n" if device.startswith("cuda") else ""
     except Exception as e:  # a bad name, no CuPy or no GPU: say so before spawning children
         p.error(f"--device {args.device}: {e}")
+    if torch is not None and device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"(PyTorch {torch.__version__} has no CUDA here: minires only)", file=sys.stderr)
+        torch = None
+    libs = ["mr"] + (["torch"] if torch is not None else [])
     head = header(extra + f"training step (forward, backward, SGD nesterov{', autocast float16' if args.amp else ''}) "
                   f"on {device}, batch {args.batch}, "
                   f"median of {args.steps} steps after {args.warmup} warm-up, each run in a fresh process; "
-                  f"{args.rounds} rounds, the libraries in turns (mr, torch, mr, ...), median over rounds")
+                  f"{args.rounds} rounds" + (", the libraries in turns (mr, torch, mr, ...)" if len(libs) > 1 else "")
+                  + ", median over rounds")
     print(head, flush=True)
     since = cpu_steal()
     rows = []

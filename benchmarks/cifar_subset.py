@@ -17,8 +17,9 @@ import sys
 
 import numpy as np
 
-from minires.data.cifar10 import CIFAR10
-from minires.io import atomic_write_bytes, atomic_write_text
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's minires first
+from minires.data.cifar10 import CIFAR10  # noqa: E402
+from minires.io import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 _TRAIN_FILES = 5  # the official layout has five training batches; each may hold any number of records
 

@@ -10,6 +10,11 @@ import time
 
 import numpy as np
 
+# The checkout's own minires ahead of any installed copy: a benchmark measures the code beside it.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isdir(os.path.join(ROOT, "minires")) and ROOT not in sys.path:
+    sys.path.insert(1, ROOT)
+
 
 def torch_or_none():
     """PyTorch when importable (the reference to beat), else None."""
@@ -69,26 +74,32 @@ def median_ms(fn, repeats: int = 7, warmup: int = 2, sync=None) -> float:
 
 
 def interleaved_ms(fns, repeats: int = 7, warmup: int = 2, syncs=None) -> list:
-    """Median wall time in ms of each fn in fns, timed in turns (a, b, a, b, ...) after the warm-ups.
+    """Median wall time in ms of each fn in fns, timed in turns after the warm-ups.
 
-    NOTE: this machine's speed drifts by up to 2x over seconds (other tenants' load on the host:
-    see the steal time in the header). Timing minires and the reference in alternation exposes both
-    to the same drift, so their ratio holds where two back-to-back medians do not.
+    NOTE: this machine's speed drifts by up to 2x over seconds (other tenants' load on the host;
+    the steal time is printed under each table). Timing minires and the reference in alternation
+    exposes both to the same drift, so their ratio holds where two back-to-back medians do not.
+    The order flips every round (a, b, b, a, a, b, ...) so that no function always runs right
+    after the same other one: PyTorch's OpenMP threads spin for a while after each op and would
+    otherwise always slow whatever follows them.
     """
-    syncs = syncs or [None] * len(fns)
+    syncs = list(syncs) if syncs is not None else [None] * len(fns)
+    if len(syncs) != len(fns):
+        raise ValueError(f"interleaved_ms: {len(fns)} functions but {len(syncs)} syncs")
     for fn, sync in zip(fns, syncs):
         for _ in range(warmup):
             fn()
         if sync:
             sync()
     times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, sync, t in zip(fns, syncs, times):
+    order = list(range(len(fns)))
+    for r in range(repeats):
+        for i in (order if r % 2 == 0 else order[::-1]):
             t0 = time.perf_counter()
-            fn()
-            if sync:
-                sync()
-            t.append((time.perf_counter() - t0) * 1e3)
+            fns[i]()
+            if syncs[i]:
+                syncs[i]()
+            times[i].append((time.perf_counter() - t0) * 1e3)
     return [statistics.median(t) for t in times]
 
 

@@ -70,9 +70,10 @@ parity)
     for mode in fp32 amp; do
         flag=()
         [ "$mode" = amp ] && flag=(--amp)
+        rm -rf "runs/parity-$mode"  # a fresh run: no metrics left from an earlier one
         # shellcheck disable=SC2086  # PARITY_ARGS is a list of extra options
         step "parity-$mode" "$PY" -m minires.cli train --device "$DEVICE" --model resnet20 --data .gpu-data \
-            --epochs "${EPOCHS:-5}" --no-progress --out "runs/parity-$mode" "${flag[@]}" ${PARITY_ARGS:-}
+            --epochs "${EPOCHS:-5}" --no-progress --out "runs/parity-$mode" ${flag[@]+"${flag[@]}"} ${PARITY_ARGS:-}
         cp "runs/parity-$mode/metrics.jsonl" "$OUT/parity-$mode.jsonl"
         cp "runs/parity-$mode/final_eval.json" "$OUT/parity-$mode-final.json"
     done

@@ -163,8 +163,9 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
                 if "read-only" not in str(e):
                     raise
                 raise RuntimeError(
-                    f"{ctx.op_name()}: backward wrote into its incoming gradient (shape {g.shape}); the "
-                    f"same array may feed other nodes' gradients, so backward must return new arrays") from e
+                    f"{ctx.op_name()}: backward wrote into a read-only array, most likely its incoming gradient "
+                    f"(shape {g.shape}), which may also feed other nodes' gradients: backward must return new "
+                    f"arrays") from e
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             for p, need, pg in zip(ctx.parents, ctx.needs_input_grad, input_grads):

@@ -14,8 +14,8 @@ have run with threads > 1; `set_num_threads(1)` gives BLAS its original thread c
 Without threadpoolctl the BLAS thread count cannot be set, and BLAS parts run in one thread. An
 OpenMP build of BLAS takes its thread count per calling thread, so the hold may not reach the
 workers there; NumPy's wheels use pthreads OpenBLAS, where it does. A call that gets a single part
-(a batch of one image, say) still uses every core for its GEMMs: minires.functional.gemm splits a
-product's rows when it runs outside a part.
+(a batch of one image, say) still uses every core for its conv GEMMs: minires.functional.gemm splits
+a product's rows when it runs outside a part (a one-row product stays whole).
 """
 from __future__ import annotations
 

@@ -148,12 +148,13 @@ def test_no_blas_library_found_means_blas_parts_run_inline(threads, monkeypatch)
 def test_gemm_splits_its_rows_outside_a_part_and_runs_whole_inside_one(threads, monkeypatch):
     from minires.functional import gemm
     threads(3)
+    monkeypatch.setattr(parallel, "_hold_blas", lambda: True)  # split even where threadpoolctl is missing
     calls = []
     product = gemm._product
 
-    def spy(a, b, out):
+    def spy(a, b, out, dtype):
         calls.append((a.shape[0], threading.get_ident()))
-        return product(a, b, out)
+        return product(a, b, out, dtype)
     monkeypatch.setattr(gemm, "_product", spy)
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 4))
@@ -161,6 +162,17 @@ def test_gemm_splits_its_rows_outside_a_part_and_runs_whole_inside_one(threads, 
     np.testing.assert_allclose(gemm.matmul(a, b), reference, rtol=1e-12)
     assert sorted(rows for rows, _ in calls) == [2, 2, 3]  # a batch-of-one conv's GEMM still uses every core
     assert len({thread for _, thread in calls}) > 1
+    calls.clear()
+    out3 = gemm.matmul(a[None], b[None])  # a one-group conv's (1, M, K) @ (1, K, N) splits the same way
+    np.testing.assert_allclose(out3[0], reference, rtol=1e-12)
+    assert out3.shape == (1, 7, 4) and sorted(rows for rows, _ in calls) == [2, 2, 3]
+    sq = rng.standard_normal((6, 6))
+    expected = (sq[:, :, None] * sq[None, :, :]).sum(axis=1)
+    inplace = sq.copy()
+    calls.clear()
+    gemm.matmul(sq, inplace, out=inplace)  # out overlapping an operand: one whole product, as numpy buffers it
+    np.testing.assert_allclose(inplace, expected, rtol=1e-12)
+    assert [rows for rows, _ in calls] == [6]  # split parts would overwrite rows other parts still read
     calls.clear()
     parallel.parallel_for(lambda r0, r1: gemm.matmul(a, b), 2)  # inside a part: no nested split
     assert [rows for rows, _ in calls] == [7, 7]

@@ -263,7 +263,7 @@ def test_backward_writing_into_its_gradient_is_a_clear_error():
     x = t64([1.0, 2.0])
     y = x * 3
     out = _DoubleInPlace.apply(y).sum() + y.sum()
-    with pytest.raises(RuntimeError, match="_doubleinplace: backward wrote into its incoming gradient"):
+    with pytest.raises(RuntimeError, match="_doubleinplace: backward wrote into a read-only array, most likely its incoming gradient"):
         out.backward()
 
 

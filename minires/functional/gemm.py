@@ -22,14 +22,16 @@ from ..parallel import parallel_for
 _MACS_PER_ELEMENT = 32
 
 
-def _product(a, b, out):
-    if a.dtype == np.float16 or b.dtype == np.float16:
-        product = np.matmul(a.astype(np.float32), b.astype(np.float32))
-        if out is None:
-            return product.astype(np.result_type(a.dtype, b.dtype))
-        out[...] = product
-        return out
-    return np.matmul(a, b, out=out)
+def _product(a, b, out, dtype):
+    """a @ b into `out` (None: a new array of `dtype`); float16 operands are multiplied in float32."""
+    if np.float16 in (a.dtype, b.dtype):
+        a, b = a.astype(np.float32), b.astype(np.float32)
+    if out is None:
+        return np.matmul(a, b).astype(dtype, copy=False)
+    if out.dtype == np.result_type(a.dtype, b.dtype):
+        return np.matmul(a, b, out=out)
+    out[...] = np.matmul(a, b)  # the float32 product of float16 operands, rounded once
+    return out
 
 
 def matmul(a, b, out=None):
@@ -37,10 +39,19 @@ def matmul(a, b, out=None):
     xp = get_array_module(a)
     if xp is not np:
         return xp.matmul(a, b, out=out)
-    if a.ndim != 2 or b.ndim != 2:
-        return _product(a, b, out)
+    dtype = np.result_type(a.dtype, b.dtype)
+    if a.ndim == 3 and b.ndim == 3 and a.shape[0] == b.shape[0] == 1:  # one group: a 2-D product, split below
+        if out is None:
+            out = np.empty((1, a.shape[1], b.shape[2]), dtype=dtype)
+        matmul(a[0], b[0], out=out[0])
+        return out
+    if a.ndim != 2 or b.ndim != 2 or (out is not None and (np.may_share_memory(out, a) or
+                                                           np.may_share_memory(out, b))):
+        return _product(a, b, out, dtype)  # NOTE: numpy buffers an `out` that overlaps an input; parts would not
+    if np.float16 in (a.dtype, b.dtype):  # converted once here rather than once per part
+        a, b = a.astype(np.float32), b.astype(np.float32)
     if out is None:
-        out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a.dtype, b.dtype))
-    parallel_for(lambda r0, r1: _product(a[r0:r1], b, out[r0:r1]), a.shape[0], blas=True,
+        out = np.empty((a.shape[0], b.shape[1]), dtype=dtype)
+    parallel_for(lambda r0, r1: _product(a[r0:r1], b, out[r0:r1], dtype), a.shape[0], blas=True,
                  row_size=max(1, a.shape[1] * b.shape[1] // _MACS_PER_ELEMENT))
     return out
