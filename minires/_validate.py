@@ -9,7 +9,8 @@ import numpy as np
 # Axes that must be non-empty for an op's main input: the kernels reduce over them without an
 # identity (max_pool2d's NaN probe) or reshape with an inferred -1 (batch_norm's (N, C, -1) view),
 # and would otherwise fail deep inside NumPy. Checked here because every such op calls tensor_arg.
-NONEMPTY_AXES = {("max_pool2d", "input"): (0, 1, 2, 3), ("batch_norm", "input"): (0, 1, 2, 3)}
+# An empty batch is allowed, as in PyTorch: those ops return an empty output without running a kernel.
+NONEMPTY_AXES = {("max_pool2d", "input"): (1, 2, 3), ("batch_norm", "input"): (1, 2, 3)}
 _AXIS_NAMES = ("batch", "channel", "spatial", "spatial")
 # add_relu's in-place maximum needs an array, and NumPy turns the sum of two 0-d arrays into a scalar.
 MIN_NDIM = {("add_relu", "x"): 1, ("add_relu", "y"): 1}

@@ -425,7 +425,7 @@ def test_conv2d(x, O, K, stride, padding, dilation, groups, bias, wdtype, seed):
     spans = [H + 2 * p[0] - d[0] * (K[0] - 1) - 1, W + 2 * p[1] - d[1] * (K[1] - 1) - 1]
     if C != Cg * groups or C == 0:
         return assert_names(err, "conv2d", "channels")
-    if N == 0:  # minires refuses an empty batch (PyTorch returns an empty result)
+    if H == 0 or W == 0:  # an empty image is refused; an empty batch gives an empty result, as in PyTorch
         return assert_names(err, "conv2d", "empty")
     if min(spans) < 0:
         return assert_names(err, "conv2d", "kernel", "padded input")
@@ -468,7 +468,7 @@ def test_pooling(kind, x, k, stride, padding):
     if stride is not None:
         args["stride"] = (stride, 1)
     args["padding"] = (padding, 0)
-    if kind == "max" and x.size == 0:  # refused by minires (PyTorch returns an empty result)
+    if kind == "max" and min(x.shape[1:]) == 0:  # empty channels or images are refused; an empty batch is not
         return assert_names(err, op, "input", "empty")
     pairs = _check_pair_args(op, err, args)
     if pairs is None:
@@ -532,7 +532,7 @@ def test_batch_norm(x, training, affine, momentum, eps, stat_len):
     if bad:
         assert isinstance(err, bad[0]), err
         return assert_names(err, op, *bad[1])
-    if x.size == 0:  # refused by minires (PyTorch returns an empty result in eval)
+    if min(x.shape[1:]) == 0:  # empty channels or positions are refused; an empty batch is not (see below)
         return assert_names(err, op, "input", "empty")
     if Cs != C:
         return assert_names(err, op, "running_mean", f"({C},)")
@@ -655,8 +655,8 @@ def test_adaptive_avg_pool2d_keeps_nan_in_its_bin():
        dtype=st.sampled_from(FLOATS), seed=st.integers(0, 99))
 def test_backward_of_valid_calls(op, N, C, H, W, dtype, seed):
     """Valid calls (empty batches included where the op allows them) backpropagate input-shaped, finite gradients."""
-    if op in ("conv2d", "max_pool2d", "batch_norm"):
-        N = max(N, 2)  # refused when empty; batch_norm needs 2 values per channel
+    if op == "batch_norm":
+        N = max(N, 2)  # training needs 2 values per channel (test_empty_batches covers eval)
     x = mr.tensor(make_array((N, C, H, W), dtype, seed), requires_grad=True)
     params = []
     if op == "conv2d":
@@ -692,6 +692,25 @@ def test_backward_of_valid_calls(op, N, C, H, W, dtype, seed):
     for t in [x] + params:
         assert t.grad is not None and t.grad.shape == t.shape and t.grad.dtype == t.dtype, op
         assert np.isfinite(t.grad.numpy()).all(), op
+
+
+def test_empty_batches_give_empty_outputs_and_zero_parameter_gradients():
+    """As in PyTorch: a batch of zero images passes through (eval) with the output shape of a full batch."""
+    x = mr.zeros(0, 3, 9, 9, requires_grad=True)
+    w, b = mr.ones(4, 3, 3, 3, requires_grad=True), mr.ones(4, requires_grad=True)
+    gamma, beta = mr.ones(4, requires_grad=True), mr.ones(4, requires_grad=True)
+    y = F.conv2d(x, w, b, stride=2, padding=1)                                   # (0, 4, 5, 5)
+    y = F.batch_norm(y, mr.zeros(4), mr.ones(4), gamma, beta, training=False)
+    y = F.max_pool2d(y, 2)                                                       # (0, 4, 2, 2)
+    assert y.shape == (0, 4, 2, 2) and y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.shape == (0, 3, 9, 9)
+    for p in (w, b, gamma, beta):  # sums over no samples
+        assert p.grad.shape == p.shape and not p.grad.numpy().any()
+    with pytest.raises(ValueError, match="batch_norm: Expected more than 1 value per channel"):
+        F.batch_norm(x, mr.zeros(3), mr.ones(3), training=True)
+    model = mr.models.get("resnet20", num_classes=10).eval()
+    assert model(mr.zeros(0, 3, 32, 32)).shape == (0, 10)
 
 
 @pytest.mark.parametrize("grad, exc, words", [

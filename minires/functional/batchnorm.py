@@ -76,6 +76,10 @@ class BatchNorm(Function):
     def forward(self, x, w=None, b=None, running_mean=None, running_var=None, training=False,
                 momentum=0.1, eps=1e-5):
         xp = get_array_module(x)
+        self.empty = x.shape[0] == 0  # eval on an empty batch (training refuses it): nothing to normalise
+        if self.empty:
+            self.shape = x.shape
+            return xp.empty(x.shape, dtype=x.dtype)
         self.cuda_inner = cuda_ops.channel_layout(x) if (training and cuda.enabled(xp, x.dtype)) else None
         if self.cuda_inner is not None:
             return self._forward_cuda(xp, x, w, b, running_mean, running_var, momentum, eps)
@@ -159,6 +163,10 @@ class BatchNorm(Function):
         return dx, (sum_gxc * self.invstd if need_w else None), (sum_g if need_b else None)
 
     def backward(self, g):
+        if self.empty:  # sums over no samples
+            xp = get_array_module(g)
+            C = self.shape[1]
+            return xp.zeros(self.shape, dtype=g.dtype), xp.zeros(C, dtype=g.dtype), xp.zeros(C, dtype=g.dtype)
         if self.cuda_inner is not None:
             return self._backward_cuda(g)
         need_x, need_w, need_b = self.needs_input_grad[:3]

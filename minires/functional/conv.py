@@ -213,14 +213,17 @@ class Conv2d(Function):
     def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         N, C, H, W = x.shape
         O = w.shape[0]
+        OH, OW = _geometry(x.shape, w.shape, stride, padding, dilation)
+        self.geom = (x.shape, w.shape, (OH, OW), stride, padding, dilation, groups)
+        if N == 0:  # an empty batch: an empty output, and no kernel launch with an empty grid
+            self.w = None
+            return get_array_module(x).empty((0, O, OH, OW), dtype=x.dtype)
         out = _conv_gemm(x, w, stride, padding, dilation, groups)           # (N*OH*OW, O)
         if b is not None:
             out += b
         # Columns are rebuilt in backward (from cache-sized chunks) instead of being kept.
         self.x = x if self.needs_input_grad[1] else None
         self.w = w if self.needs_input_grad[0] else None
-        OH, OW = _geometry(x.shape, w.shape, stride, padding, dilation)
-        self.geom = (x.shape, w.shape, (OH, OW), stride, padding, dilation, groups)
         # NOTE: the result is an (N, O, OH, OW) view of channels-last memory, as PyTorch's
         # channels_last tensors are: elementwise ops keep the layout, and the next conv's NHWC
         # transpose then reads contiguously instead of paying a transpose copy here.
@@ -234,6 +237,10 @@ class Conv2d(Function):
         need_db = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         xp = get_array_module(g)
         dx = dw = db = None
+        if N == 0:  # sums over no samples
+            return ((xp.zeros((N, C, H, W), dtype=g.dtype) if need_dx else None),
+                    (xp.zeros((O, Cg, KH, KW), dtype=g.dtype) if need_dw else None),
+                    (xp.zeros(O, dtype=g.dtype) if need_db else None))
         if need_db:
             db = g.sum(axis=(0, 2, 3))
 
@@ -322,7 +329,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"{op}: out channels {O} of weight {w.shape} are not divisible by groups={groups}")
     if b is not None and b.shape != (O,):
         raise ValueError(f"{op}: bias must have shape ({O},) for weight {w.shape}, got {b.shape}")
-    if min(N, O, Cg, KH, KW) < 1:
+    if min(O, Cg, KH, KW, H, W) < 1:  # an empty batch (N = 0) is fine, as in PyTorch
         raise ValueError(f"{op}: empty input {x.shape} or weight {w.shape}")
     for axis, size, k in (("height", H, KH), ("width", W, KW)):
         d = dilation[0] if axis == "height" else dilation[1]

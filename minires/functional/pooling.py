@@ -81,6 +81,8 @@ class MaxPool2d(Function):
         OH, OW = _out_size(x.shape, kernel_size, stride, padding)
         self.geom = (x.shape, kernel_size, stride, padding, (OH, OW))
         self.cuda = cuda.enabled(xp, x.dtype)
+        if N == 0:  # an empty batch: no windows, and no kernel launch with an empty grid
+            return xp.empty((0, C, OH, OW), dtype=x.dtype)
         if self.cuda:  # one thread per window, argmax saved (minires/cuda/kernels.cu)
             out, self.idx = cuda_ops.max_pool(cuda.launcher(), xp, x, kernel_size, stride, padding, (OH, OW))
             return out
@@ -108,6 +110,8 @@ class MaxPool2d(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
+        if g.shape[0] == 0:
+            return xp.zeros(self.geom[0], dtype=g.dtype)
         if self.cuda:  # forward's choice: the CPU path saves its argmax as int8
             shape, kernel_size, stride, padding, _ = self.geom
             return cuda_ops.max_pool_backward(cuda.launcher(), xp, g, self.idx, shape, kernel_size, stride, padding)
