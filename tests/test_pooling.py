@@ -108,6 +108,27 @@ def test_global_average_pool_gradient_is_uniform(device):
     np.testing.assert_allclose(t.grad.numpy(), np.full((2, 3, 4, 5), 1 / 20))
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
+def test_global_average_pool_in_every_memory_layout(device, layout):
+    # Conv outputs are NCHW views of NHWC memory; each layout takes its own path in the kernel.
+    rng = np.random.default_rng(8)
+    base = rng.standard_normal((3, 4, 10 if layout == "strided" else 5, 6))
+    if layout == "channels_last":
+        base = np.ascontiguousarray(base.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    leaf = mr.tensor(base, device=device, requires_grad=True)
+    t = leaf[:, :, ::2] if layout == "strided" else leaf  # every other row: a strided view
+    x = base[:, :, ::2] if layout == "strided" else base
+    data = mr.backend.to_numpy(t.data) if device == "cpu" else x
+    assert data.flags.c_contiguous == (layout == "nchw")  # the layout reached the op
+    out = F.adaptive_avg_pool2d(t, 1)
+    np.testing.assert_allclose(out.numpy(), x.sum(axis=(2, 3), keepdims=True) / 30, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal((3, 4, 1, 1))
+    out.backward(mr.tensor(g, device=device))
+    expected = np.zeros(base.shape)
+    (expected[:, :, ::2] if layout == "strided" else expected)[...] = g / 30  # zero on the skipped rows
+    np.testing.assert_allclose(leaf.grad.numpy(), expected, rtol=1e-12, atol=0)
+
+
 def test_float32_stays_float32(device):
     x = mr.tensor(np.random.default_rng(7).standard_normal((2, 3, 8, 8)).astype(np.float32), device=device,
                   requires_grad=True)

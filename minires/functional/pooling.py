@@ -9,6 +9,7 @@ from ..backend import get_array_module
 from ..parallel import batch_parts
 from .. import cuda
 from ..cuda import ops as cuda_ops
+from .gemm import matmul
 from .im2col import conv_output_size
 
 
@@ -168,6 +169,24 @@ def _bin_matrix(xp, size: int, out: int, dtype):
     return xp.asarray(A.astype(dtype))
 
 
+def _global_mean(xp, x):
+    """x (N, C, H, W) -> per-image, per-channel mean (N, C, 1, 1) as a matrix-vector product.
+
+    NOTE: NumPy's mean over the two trailing axes of NCHW memory runs one short reduction per
+    (n, c): 2.9 ms for (128, 512, 4, 4) on this machine, against 0.3 ms for rows of H*W values
+    times a vector of 1/(H*W). Channels-last memory (conv outputs) reduces over the H*W axis of
+    (N, H*W, C) instead: 0.7 -> 0.4 ms. NaN and inf propagate as in a sum.
+    """
+    N, C, H, W = x.shape
+    inv = xp.full((H * W, 1), 1.0 / (H * W), dtype=x.dtype)                  # (H*W, 1)
+    if x.flags.c_contiguous:
+        return matmul(x.reshape(N * C, H * W), inv).reshape(N, C, 1, 1)
+    nhwc = x.transpose(0, 2, 3, 1)
+    if nhwc.flags.c_contiguous:
+        return matmul(inv.T, nhwc.reshape(N, H * W, C)).reshape(N, C, 1, 1)  # (1, H*W) @ (N, H*W, C)
+    return x.mean(axis=(2, 3), keepdims=True, dtype=x.dtype)
+
+
 class AdaptiveAvgPool2d(Function):
     """out[n, c, i, j] = mean of x over PyTorch's adaptive bin (i, j); separable, so A_h @ x @ A_w^T."""
 
@@ -179,7 +198,8 @@ class AdaptiveAvgPool2d(Function):
         OH, OW = output_size
         self.geom = (x.shape, output_size)
         if (OH, OW) == (1, 1):  # global average pooling, the ResNet head
-            return x.mean(axis=(2, 3), keepdims=True, dtype=x.dtype)
+            self.channels_last = not x.flags.c_contiguous and x.transpose(0, 2, 3, 1).flags.c_contiguous
+            return _global_mean(xp, x)
         self.ah = _bin_matrix(xp, H, OH, x.dtype)                            # (OH, H)
         self.aw = _bin_matrix(xp, W, OW, x.dtype)                            # (OW, W)
         if not bool(xp.isfinite(x).all()):
@@ -198,7 +218,12 @@ class AdaptiveAvgPool2d(Function):
         xp = get_array_module(g)
         (N, C, H, W), (OH, OW) = self.geom
         if (OH, OW) == (1, 1):
-            return xp.broadcast_to(g * g.dtype.type(1.0 / (H * W)), (N, C, H, W)).copy()
+            share = g * g.dtype.type(1.0 / (H * W))                          # (N, C, 1, 1)
+            if self.channels_last:  # dx laid out like x; C-value runs fill 4.7x faster than H*W-value runs at 4x4
+                dx = xp.empty((N, H, W, C), dtype=g.dtype)
+                dx[...] = share.reshape(N, 1, 1, C)
+                return dx.transpose(0, 3, 1, 2)                              # (N, C, H, W) view of NHWC memory
+            return xp.broadcast_to(share, (N, C, H, W)).copy()
         return self.ah.T @ g @ self.aw                                       # (N, C, H, W)
 
 
