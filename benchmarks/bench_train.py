@@ -11,6 +11,7 @@ is the median over the rounds, the peak RSS the largest.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -76,6 +77,20 @@ def torch_model(name: str, num_classes: int = 10):
     raise ValueError(name)
 
 
+def _step(loss_fn, opt, scaler):
+    """One training step on loss_fn()'s loss, through a GradScaler (PyTorch's or minires's) when given."""
+    def step():
+        loss = loss_fn()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+    return step
+
+
 def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: str = "cpu",
             amp: bool = False) -> dict:
     """Time `steps` training steps in this process; returns images/s and peak RSS.
@@ -89,8 +104,6 @@ def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: st
     x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, batch)
     if lib == "torch":
-        import contextlib
-
         import torch
         torch.manual_seed(0)
         dev = torch.device(device)
@@ -99,21 +112,12 @@ def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: st
         xt, yt = torch.tensor(x, device=dev), torch.tensor(y, device=dev)
         scaler = torch.amp.GradScaler(dev.type) if amp else None
 
-        def step():
+        def loss():
             opt.zero_grad(set_to_none=True)
             with (torch.autocast(dev.type, dtype=torch.float16) if amp else contextlib.nullcontext()):
-                loss = torch.nn.functional.cross_entropy(model(xt), yt)
-            if scaler is None:
-                loss.backward()
-                opt.step()
-            else:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
+                return torch.nn.functional.cross_entropy(model(xt), yt)
         sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else None
     else:
-        import contextlib
-
         import minires as mr
         import minires.functional as F
         from minires import backend, models, optim
@@ -124,22 +128,15 @@ def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: st
         xt, yt = mr.tensor(x, device=device), mr.tensor(y, device=device)
         scaler = mr.amp.GradScaler() if amp else None
 
-        def step():
+        def loss():
             opt.zero_grad()
             with (mr.amp.autocast() if amp else contextlib.nullcontext()):
-                loss = F.cross_entropy(model(xt), yt)
-            if scaler is None:
-                loss.backward()
-                opt.step()
-            else:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
+                return F.cross_entropy(model(xt), yt)
         sync = None
         if device.startswith("cuda"):
             gpu = backend.cupy_module().cuda.Device(int(device.split(":")[1]))
             sync = gpu.synchronize
-    ms = median_ms(step, repeats=steps, warmup=warmup, sync=sync)
+    ms = median_ms(_step(loss, opt, scaler), repeats=steps, warmup=warmup, sync=sync)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"lib": lib, "model": name, "batch": batch, "ms": ms, "img_s": batch / (ms / 1e3), "peak_rss_mb": peak_mb}
 

@@ -41,3 +41,17 @@ def device(request, monkeypatch):
         request.addfinalizer(lambda: parallel.set_num_threads(previous))
         return "cpu"
     return request.param
+
+
+@pytest.fixture
+def benchmark_script():
+    """load(name) -> the module benchmarks/<name>.py of this checkout (the scripts are not a package)."""
+    import importlib.util
+
+    def load(name):
+        path = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", f"{name}.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

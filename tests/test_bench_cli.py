@@ -27,17 +27,8 @@ def test_bench_refuses_a_gpu_it_does_not_have_or_a_bad_device(tmp_path, capsys):
     assert "--device" in err and ("tpu" in err or "CUDA GPU" in err)
 
 
-def _bench_train():
-    import importlib.util
-    path = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "bench_train.py")
-    spec = importlib.util.spec_from_file_location("bench_train", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bench_train_times_steps_in_fresh_processes_and_writes_its_table(tmp_path, capsys):
-    _bench_train().main(["--models", "resnet20", "--batch", "2", "--steps", "2", "--warmup", "1", "--rounds", "2",
+def test_bench_train_times_steps_in_fresh_processes_and_writes_its_table(tmp_path, capsys, benchmark_script):
+    benchmark_script("bench_train").main(["--models", "resnet20", "--batch", "2", "--steps", "2", "--warmup", "1", "--rounds", "2",
                          "--no-torch", "--out", str(tmp_path)])
     data = json.loads((tmp_path / "bench_train.json").read_text())
     (row,) = data["rows"]
@@ -46,11 +37,11 @@ def test_bench_train_times_steps_in_fresh_processes_and_writes_its_table(tmp_pat
     assert "on cpu, batch 2" in data["header"] and "steal time" in capsys.readouterr().out
 
 
-def test_bench_train_refuses_a_gpu_it_does_not_have_or_a_bad_device(tmp_path, capsys):
+def test_bench_train_refuses_a_gpu_it_does_not_have_or_a_bad_device(tmp_path, capsys, benchmark_script):
     import pytest
     from minires.backend import cupy_available
     bad = "tpu" if cupy_available() else "cuda"
     with pytest.raises(SystemExit) as e:
-        _bench_train().main(["--device", bad, "--no-torch", "--out", str(tmp_path)])
+        benchmark_script("bench_train").main(["--device", bad, "--no-torch", "--out", str(tmp_path)])
     assert e.value.code == 2
     assert f"--device {bad}" in capsys.readouterr().err

@@ -1,5 +1,4 @@
 """benchmarks/cifar_subset.py: a class-balanced subset in the official binary layout, read back by CIFAR10."""
-import importlib.util
 import os
 
 import numpy as np
@@ -7,14 +6,6 @@ import pytest
 
 from minires.data import CIFAR10
 from test_data_readers import write_python_batches
-
-
-def _tool():
-    path = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "cifar_subset.py")
-    spec = importlib.util.spec_from_file_location("cifar_subset", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -27,9 +18,9 @@ def source(tmp_path, monkeypatch):
     return tmp_path / "src", train, test
 
 
-def test_subset_is_balanced_and_holds_source_images_with_their_labels(source, tmp_path):
+def test_subset_is_balanced_and_holds_source_images_with_their_labels(source, tmp_path, benchmark_script):
     src, (xtr, ytr), (xte, yte) = source
-    _tool().write_subset(src, tmp_path / "dest", n_train=10, n_test=5, seed=3)
+    benchmark_script("cifar_subset").write_subset(src, tmp_path / "dest", n_train=10, n_test=5, seed=3)
     for split, (x, y), n in ((True, (xtr, ytr), 10), (False, (xte, yte), 5)):
         sub = CIFAR10(tmp_path / "dest", train=split)
         assert len(sub.data) == n and sub.data.dtype == np.uint8
@@ -41,10 +32,10 @@ def test_subset_is_balanced_and_holds_source_images_with_their_labels(source, tm
         f for f in os.listdir(tmp_path / "dest" / "cifar-10-batches-bin") if f.startswith(".")]  # no temp files
 
 
-def test_asking_for_more_than_a_class_holds_is_a_clear_error(source, tmp_path, capsys):
+def test_asking_for_more_than_a_class_holds_is_a_clear_error(source, tmp_path, capsys, benchmark_script):
     src = source[0]
     with pytest.raises(ValueError, match="3 images of class 0, the source has 2"):
-        _tool().write_subset(src, tmp_path / "dest", n_train=30, n_test=5)
+        benchmark_script("cifar_subset").write_subset(src, tmp_path / "dest", n_train=30, n_test=5)
     with pytest.raises(SystemExit) as e:
-        _tool().main([str(src), str(tmp_path / "dest"), "--train", "3"])
+        benchmark_script("cifar_subset").main([str(src), str(tmp_path / "dest"), "--train", "3"])
     assert e.value.code == 2 and "at least 5 training" in capsys.readouterr().err

@@ -216,7 +216,6 @@ class Conv2d(Function):
         OH, OW = _geometry(x.shape, w.shape, stride, padding, dilation)
         self.geom = (x.shape, w.shape, (OH, OW), stride, padding, dilation, groups)
         if N == 0:  # an empty batch: an empty output, and no kernel launch with an empty grid
-            self.w = None
             return get_array_module(x).empty((0, O, OH, OW), dtype=x.dtype)
         out = _conv_gemm(x, w, stride, padding, dilation, groups)           # (N*OH*OW, O)
         if b is not None:

@@ -5,8 +5,6 @@ import math
 
 from .. import _validate, amp
 from ..autograd import Function
-from ..backend import get_array_module
-from ..parallel import array_parts
 from ..tensor import Tensor
 from .gemm import matmul
 
@@ -14,40 +12,25 @@ from .gemm import matmul
 class Linear(Function):
     name = "linear"
 
+    # NOTE: on the CPU each product below splits its rows over the cores (minires.functional.gemm):
+    # batch rows for y and dx, output features for dw, so dw needs no partial sums.
+
     def forward(self, x, w, b=None):
-        xp = get_array_module(x)
         self.x_shape = x.shape
         x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # (N, in), N = all leading dims
-        y = xp.empty((x2.shape[0], w.shape[0]), dtype=x.dtype)  # (N, out)
-        _parts(xp, x2.shape[0], w, lambda n0, n1: matmul(x2[n0:n1], w.T, out=y[n0:n1]))
+        y = matmul(x2, w.T)  # (N, out)
         if b is not None:
             y += b
         self.x2, self.w = x2, w
         return y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, g):
-        xp = get_array_module(g)
         x2, w = self.x2, self.w
         g2 = g.reshape(x2.shape[0], w.shape[0])  # (N, out)
-        dx = dw = db = None
-        if self.needs_input_grad[0]:
-            dx = xp.empty(x2.shape, dtype=g.dtype)  # (N, in)
-            _parts(xp, x2.shape[0], w, lambda n0, n1: matmul(g2[n0:n1], w, out=dx[n0:n1]))
-            dx = dx.reshape(self.x_shape)
-        if self.needs_input_grad[1]:
-            dw = xp.empty(w.shape, dtype=g.dtype)  # (out, in): split by output feature, no partial sums
-            _parts(xp, w.shape[0], x2, lambda o0, o1: matmul(g2[:, o0:o1].T, x2, out=dw[o0:o1]))
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            db = g2.sum(axis=0)
+        dx = matmul(g2, w).reshape(self.x_shape) if self.needs_input_grad[0] else None  # (N, in)
+        dw = matmul(g2.T, x2) if self.needs_input_grad[1] else None                     # (out, in)
+        db = g2.sum(axis=0) if len(self.needs_input_grad) > 2 and self.needs_input_grad[2] else None
         return dx, dw, db
-
-
-def _parts(xp, n, other, fn):
-    """fn(i0, i1) over row blocks of one GEMM operand, one per CPU thread when the GEMM is large.
-
-    A part is worth a thread for about MIN_PART_ELEMENTS * 32 multiply-adds.
-    """
-    array_parts(xp, fn, n, row_size=other.size // 32, blas=True)
 
 
 def linear(x, w, b=None):
