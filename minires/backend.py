@@ -19,6 +19,18 @@ def cupy_available() -> bool:
         return False
 
 
+def use_cupy(module):
+    """Make `module` the CuPy that minires uses (the tests' CPU stand-in, say); returns the previous one."""
+    global _cupy, _checked
+    previous, _cupy, _checked = _cupy, module, set()
+    return previous
+
+
+def is_cupy(xp) -> bool:
+    """Whether an array module is the CuPy in use."""
+    return _cupy is not None and xp is _cupy
+
+
 def cupy_module():
     """The cupy module (for minires.cuda's kernel launcher); a clear error without CuPy."""
     if _cupy is None:
@@ -27,11 +39,15 @@ def cupy_module():
 
 
 def get_array_module(*arrays):
-    """Return `cupy` if any argument is a CuPy array (or a Tensor holding one), else `numpy`."""
+    """Return `cupy` if any argument is a CuPy array (or a Tensor holding one), else `numpy`.
+
+    A raw CuPy array is tested first: its own `.data` is a device pointer, not an array.
+    """
     if _cupy is not None:
         for a in arrays:
-            a = getattr(a, "data", a) if not isinstance(a, np.ndarray) else a
-            if isinstance(a, _cupy.ndarray):
+            if isinstance(a, np.ndarray):
+                continue
+            if isinstance(a, _cupy.ndarray) or isinstance(getattr(a, "data", None), _cupy.ndarray):
                 return _cupy
     return np
 
@@ -61,18 +77,38 @@ def device_of(array) -> str:
     raise TypeError(f"expected a NumPy or CuPy array, got {type(array).__name__}")
 
 
+_INSTALL = ("install the extra that matches the CUDA version nvidia-smi prints: "
+            "pip install 'minires[gpu]' for CUDA 12, 'minires[gpu-cuda13]' for CUDA 13")
+_checked = set()  # devices whose driver and CuPy build were found to match
+
+
+def _check_driver(device: str) -> None:
+    """A CuPy built for a newer CUDA than the driver supports fails at its first kernel launch with
+    an obscure error; say it here, once, in one line."""
+    try:
+        rt, drv = _cupy.cuda.runtime.runtimeGetVersion(), _cupy.cuda.runtime.driverGetVersion()
+    except Exception:
+        return
+    if drv and rt // 1000 > drv // 1000:
+        raise RuntimeError(f"device {device!r}: this CuPy is built for CUDA {rt // 1000}.{rt % 1000 // 10} "
+                           f"but the driver supports CUDA {drv // 1000}.{drv % 1000 // 10}; {_INSTALL}")
+
+
 def _require_cuda(device: str) -> int:
     if _cupy is None:
-        raise RuntimeError(
-            f"device {device!r} needs CuPy: install the gpu extra (pip install 'minires[gpu]')")
+        raise RuntimeError(f"device {device!r} needs CuPy: {_INSTALL}")
     index = int(device.split(":")[1])
     count = 0
     try:
         count = _cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        raise RuntimeError(f"device {device!r}: CuPy is installed but no CUDA GPU is usable ({exc})") from None
+        raise RuntimeError(f"device {device!r}: CuPy is installed but no CUDA GPU is usable ({exc}); "
+                           f"check the driver, or {_INSTALL}") from None
     if index >= count:
         raise RuntimeError(f"device {device!r}: only {count} CUDA device(s) visible")
+    if device not in _checked:
+        _check_driver(device)
+        _checked.add(device)
     return index
 
 
@@ -89,11 +125,7 @@ def to_device(array, device: str):
     """Copy a raw array to `device` ("cpu" or "cuda:N"); no copy when it already lives there."""
     device = parse_device(device)
     if device == "cpu":
-        if isinstance(array, np.ndarray):
-            return array
-        if _cupy is not None and isinstance(array, _cupy.ndarray):
-            return _cupy.asnumpy(array)
-        return np.asarray(array)
+        return to_numpy(array)
     index = _require_cuda(device)
     if isinstance(array, _cupy.ndarray) and array.device.id == index:
         return array

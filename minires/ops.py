@@ -275,7 +275,7 @@ class Permute(Function):
         return a.transpose(self.dims)
 
     def backward(self, g):
-        return g.transpose(np.argsort(self.dims))
+        return g.transpose(tuple(int(i) for i in np.argsort(self.dims)))
 
 
 def _is_basic_index(index) -> bool:

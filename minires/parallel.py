@@ -23,6 +23,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
+import numpy as np
+
 _lock = threading.Lock()
 _local = threading.local()  # .worker: True inside a part, so nested parallel_for runs inline
 _pool = None
@@ -166,7 +168,7 @@ def parallel_for(fn, n: int, blas: bool = False, row_size: int = 1) -> list:
 
 def array_parts(xp, fn, n: int, row_size: int = 1, blas: bool = False) -> list:
     """parallel_for for NumPy arrays (xp is numpy); [fn(0, n)] for CuPy, whose kernels run on the GPU."""
-    if xp.__name__ == "numpy":
+    if xp is np:
         return parallel_for(fn, n, blas=blas, row_size=row_size)
     return [fn(0, n)]
 

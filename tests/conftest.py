@@ -25,14 +25,30 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(params=[pytest.param("cpu"), pytest.param("cpu-split"),
+@pytest.fixture
+def standin():
+    """minires on the CuPy stand-in (tests/cupy_standin.py) for the test: device "cuda" is the CPU
+    behind CuPy's surface, kernels.cu runs through the emulator, host<->device copies are counted."""
+    import cupy_standin
+    with cupy_standin.installed() as cp:
+        cp.transfers.reset()
+        yield cp
+
+
+@pytest.fixture(params=[pytest.param("cpu"), pytest.param("cpu-split"), pytest.param("cuda-standin"),
                         pytest.param("cuda", marks=pytest.mark.gpu)])
 def device(request, monkeypatch):
-    """Run a test on the CPU, on the CPU with kernels split over 3 threads, and (with a GPU) on CuPy.
+    """Run a test on the CPU, on the CPU with kernels split over 3 threads, on the CuPy stand-in, and
+    (with a GPU) on CuPy.
 
     "cpu-split" cuts every CPU kernel's batch into up to 3 parts whatever its size (minires.parallel),
     so the multi-threaded code paths and their partial sums are checked on small test shapes too.
+    "cuda-standin" runs every `cuda` code path (dispatch, kernels, transfers) on the CPU: the test
+    sees device "cuda" (see the `standin` fixture).
     """
+    if request.param == "cuda-standin":
+        request.getfixturevalue("standin")
+        return "cuda"
     if request.param == "cpu-split":
         from minires import parallel
         monkeypatch.setattr(parallel, "MIN_PART_ELEMENTS", 1)

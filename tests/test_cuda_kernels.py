@@ -29,9 +29,19 @@ pytestmark = pytest.mark.skipif(compiler() is None, reason="needs a C++ compiler
 DTYPES = [np.float32, np.float64]
 
 
-@pytest.fixture(scope="module")
-def launch():
-    return EmulatedLauncher()
+@pytest.fixture(scope="module", params=["idx32", "idx64"])
+def launch(request):
+    """The emulated launcher, with 32-bit index arithmetic (what every test size gets) and with the
+    64-bit build forced (IDX32_LIMIT = 0), so both builds of every kernel are checked."""
+    limit = cuda.IDX32_LIMIT
+    if request.param == "idx64":
+        cuda.IDX32_LIMIT = 0
+    launcher = EmulatedLauncher()
+    try:
+        yield launcher
+    finally:
+        cuda.IDX32_LIMIT = limit
+    assert launcher.launches and all(idx32 == (request.param == "idx32") for _, _, idx32 in launcher.launches)
 
 
 def layouts(a):
@@ -82,7 +92,10 @@ def test_im2col_matches_the_cpu_columns_for_both_layouts(launch, cfg, seed, dtyp
     # col2im is im2col's adjoint, and equals the CPU scatter
     c = rng.standard_normal(want.shape).astype(dtype)
     dx = ops.col2im(launch, np, c, x.shape, k, cfg.stride, cfg.padding, cfg.dilation, (OH, OW))
-    np.testing.assert_allclose(np.vdot(want, c), np.vdot(x, dx), rtol=1e-4 if dtype == np.float32 else 1e-10)
+    f64 = np.float64
+    scale = np.abs(want.astype(f64) * c).sum()  # a sum that cancels is judged against its terms' size
+    np.testing.assert_allclose(np.vdot(want.astype(f64), c.astype(f64)), np.vdot(x.astype(f64), dx.astype(f64)),
+                               atol=(1e-5 if dtype == np.float32 else 1e-12) * scale)
     ref = col2im_nhwc(c.reshape(cfg.N, OH, OW, cfg.KH, cfg.KW, cfg.C_in), xpad.shape, cfg.stride, cfg.dilation)
     ref = ref[:, cfg.padding[0]:cfg.padding[0] + cfg.H, cfg.padding[1]:cfg.padding[1] + cfg.W].transpose(0, 3, 1, 2)
     np.testing.assert_allclose(dx, ref, **tol(dtype))
@@ -90,7 +103,11 @@ def test_im2col_matches_the_cpu_columns_for_both_layouts(launch, cfg, seed, dtyp
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(2, 3), (3, 2, 5), (2, 3, 4, 5), (1, 4, 1, 1), (300, 2)])
-def test_batch_norm_kernels_match_the_cpu_batch_norm(launch, dtype, shape):
+@pytest.mark.parametrize("slices", ["default", "many-levels"])
+def test_batch_norm_kernels_match_the_cpu_batch_norm(launch, dtype, shape, slices, monkeypatch):
+    if slices == "many-levels":  # one value per slice, pairs merged: log2(M) merge levels
+        monkeypatch.setattr(ops, "STAT_MIN_VALUES", 1)
+        monkeypatch.setattr(ops, "MERGE_FANIN", 2)
     rng = np.random.default_rng(len(shape))
     x = (rng.standard_normal(shape) * 3 + 100).astype(dtype)  # a large mean: one-pass sums would cancel
     g = rng.standard_normal(shape).astype(dtype)
@@ -263,17 +280,73 @@ def test_softmax_cross_entropy_kernel_keeps_a_minus_inf_logit_finite_without_smo
     assert np.isfinite(loss).all()
 
 
-@pytest.mark.parametrize("dtype", [np.float16, np.int32])
-def test_other_dtypes_take_the_generic_path(kernel_dispatch, dtype):
-    import minires as mr
-    x = mr.tensor(np.arange(-4, 4).reshape(1, 2, 2, 2).astype(dtype))
-    np.testing.assert_array_equal(F.add_relu(x, x).numpy(), np.maximum(2 * x.numpy(), 0))
-    if dtype == np.float16:
-        np.testing.assert_array_equal(F.max_pool2d(x, 2).numpy().ravel(), [-1, 3])
+def test_dispatch_picks_the_kernels_for_float_arrays_of_the_cupy_in_use_only():
+    import cupy_standin
+    from minires import backend
+    assert not cuda.enabled(np, np.float32)
+    assert not cuda.enabled(cupy_standin, np.float32)  # not installed: not the CuPy in use
+    with cupy_standin.installed():
+        assert all(cuda.enabled(cupy_standin, d) for d in (np.float16, np.float32, np.float64))
+        assert not cuda.enabled(cupy_standin, np.int32) and not cuda.enabled(np, np.float32)
+        assert backend.get_array_module(cupy_standin.zeros(3)) is cupy_standin
+    assert backend.get_array_module(cupy_standin.zeros(3)) is np
 
 
-def test_only_float32_and_float64_cupy_arrays_are_dispatched():
-    from types import SimpleNamespace
-    FakeCupy = SimpleNamespace(__name__="cupy")
-    assert cuda.enabled(FakeCupy, np.float32) and cuda.enabled(FakeCupy, np.float64)
-    assert not cuda.enabled(FakeCupy, np.float16) and not cuda.enabled(np, np.float32)
+def test_index_width_follows_the_largest_offset(monkeypatch):
+    """32-bit indices only while every size and element offset fits, strided views included."""
+    seen = []
+
+    class Recorder(cuda.Launcher):
+        def launch(self, name, dtype, idx32, grid, args):
+            seen.append((idx32, type(args[-1])))
+    x = np.zeros((4, 8), np.float32)
+    monkeypatch.setattr(cuda, "IDX32_LIMIT", 32)
+    Recorder()("mask_grad", 31, x.ravel()[:31], np.zeros(31, bool), np.zeros(31, np.float32), 31)
+    Recorder()("mask_grad", 8, x[:, 0], np.zeros(8, bool), np.zeros(8, np.float32), 8)  # reaches offset 28
+    x5 = np.zeros((5, 8), np.float32)
+    Recorder()("mask_grad", 5, x5[:, 0], np.zeros(5, bool), np.zeros(5, np.float32), 5)  # reaches offset 32
+    Recorder()("mask_grad", 32, x.ravel(), np.zeros(32, bool), np.zeros(32, np.float32), 32)
+    assert seen == [(True, np.int32), (True, np.int32), (False, np.int64), (False, np.int64)]
+
+
+def _half_ref(fn, *arrays):
+    """fn on float32 copies of float16 arrays, rounded back to float16: what a kernel that widens,
+    computes in float32 and rounds once must give."""
+    out = fn(*(a.astype(np.float32) for a in arrays))
+    return tuple(o.astype(np.float16) for o in out) if isinstance(out, tuple) else out.astype(np.float16)
+
+
+def test_float16_kernels_compute_in_float32_and_round_once(launch):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float16)
+    y = rng.standard_normal(x.shape).astype(np.float16)
+    x[0, 0, 0, 0] = np.nan
+    # im2col copies values; col2im sums overlaps in float32
+    k, st_, pad, dil, osz = (3, 3), (2, 1), (1, 1), (1, 1), (4, 6)
+    cols = ops.im2col(launch, np, x, k, st_, pad, dil, osz)
+    want = im2col_nhwc(pad_nhwc(x, pad), k, st_, dil, osz).reshape(cols.shape)
+    np.testing.assert_array_equal(cols, want)
+    c = rng.standard_normal(cols.shape).astype(np.float16)
+    dx = ops.col2im(launch, np, c, x.shape, k, st_, pad, dil, osz)
+    ref = col2im_nhwc(c.astype(np.float32).reshape(2, 4, 6, 3, 3, 3), (2, 9, 8, 3), st_, dil)
+    np.testing.assert_array_equal(dx, ref[:, 1:8, 1:7].transpose(0, 3, 1, 2).astype(np.float16))
+    # max pool: exact values and first-maximum offsets; NaN wins
+    out, idx = ops.max_pool(launch, np, x, (2, 2), (2, 2), (0, 0), (3, 3))
+    ref_pool = MaxPool2d()
+    np.testing.assert_array_equal(out, ref_pool.forward(x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)))
+    np.testing.assert_array_equal(idx, ref_pool.idx)
+    # add + relu: the float16 sum is rounded once, as NumPy's float16 add
+    s, mask = ops.add_relu(launch, np, x, y)
+    np.testing.assert_array_equal(s, np.maximum(x + y, np.float16(0)))
+    np.testing.assert_array_equal(mask, (x + y) > 0)
+    # batch norm: statistics and affine in float32, per-channel vectors float32
+    xb = np.nan_to_num(x)
+    mean, var = ops.batch_norm_stats(launch, np, xb, 42)
+    assert mean.dtype == var.dtype == np.float32
+    np.testing.assert_allclose(mean, xb.astype(np.float64).mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(var, xb.astype(np.float64).var(axis=(0, 2, 3)), rtol=1e-5)
+    scale, shift = np.float32([0.5, 2.0, -1.0]), np.float32([0.1, 0.0, 3.0])
+    ybn = ops.batch_norm_apply(launch, np, xb, 42, mean, scale, shift)
+    assert ybn.dtype == np.float16
+    np.testing.assert_array_equal(ybn, _half_ref(
+        lambda a: (a - mean[:, None, None]) * scale[:, None, None] + shift[:, None, None], xb))

@@ -1,11 +1,13 @@
 """Hand-written CUDA kernels (kernels.cu) and the launcher that compiles them once per dtype through CuPy.
 
 The kernel signatures are read from kernels.cu itself, so Python scalars are converted to the exact
-C types (64-bit sizes, 32-bit ints, the array dtype for `scalar_t`) and arrays are checked against
+C types (32-bit sizes when every size and offset fits, else 64-bit; 32-bit ints; the array dtype
+for `scalar_t`, float32 for `acc_t` of float16) and arrays are checked against
 the pointer types before a launch. `Launcher` holds that logic; `CupyLauncher` runs kernels on the
 GPU, and the tests run the same source on the CPU through a C++ build of it (tests/cuda_emulator.py).
 
 MINIRES_CUDA_KERNELS=0 turns the kernels off: CuPy arrays then take the generic array-code path.
+The tests run all of it without a GPU through a CuPy stand-in (tests/cupy_standin.py).
 """
 from __future__ import annotations
 
@@ -16,19 +18,39 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import backend
+
 SOURCE_PATH = Path(__file__).with_name("kernels.cu")
 BLOCK = 256           # threads per block
 MAX_BLOCKS = 65535    # grid-stride loops cover the rest
+# 32-bit index arithmetic when every size and offset stays below this: a grid-stride loop steps at
+# most MAX_BLOCKS * BLOCK (< 2**25) past a size before it stops, and that must not overflow either.
+IDX32_LIMIT = 2**31 - 2**25
+
+DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+# The dtype kernels compute and keep statistics in: float16 arrays are read and written as float16,
+# with arithmetic, reductions and per-channel vectors in float32.
+ACC_DTYPE = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.float32): np.dtype(np.float32),
+             np.dtype(np.float64): np.dtype(np.float64)}
 
 # C parameter type in kernels.cu -> how a Python argument is passed: an array of this dtype
-# ("scalar" = the launch's float dtype), or a scalar converted to this numpy type.
-_POINTERS = {"scalar_t": "scalar", "int": np.int32, "long long": np.int64, "bool": np.bool_}
-_SCALARS = {"idx_t": np.int64, "int": np.int32, "scalar_t": "scalar"}
+# ("scalar"/"acc" = the launch's element/accumulator dtype), or a scalar converted to this numpy type.
+_POINTERS = {"scalar_t": "scalar", "acc_t": "acc", "int": np.int32, "long long": np.int64, "bool": np.bool_}
+_SCALARS = {"idx_t": "idx", "int": np.int32, "acc_t": "acc"}
 
 
 @functools.lru_cache(maxsize=1)
 def source() -> str:
     return SOURCE_PATH.read_text()
+
+
+def defines(dtype, idx32: bool) -> dict:
+    """The -D macros that build kernels.cu for one element dtype and index width."""
+    dtype = np.dtype(dtype)
+    d = {"MINIRES_HALF": "1"} if dtype == np.float16 else {"scalar_t": "float" if dtype == np.float32 else "double"}
+    if idx32:
+        d["MINIRES_IDX32"] = "1"
+    return d
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,10 +69,17 @@ def signatures() -> dict:
 
 
 def enabled(xp, dtype) -> bool:
-    """Whether CuPy arrays of this dtype use the hand-written kernels (float32/float64 only;
-    MINIRES_CUDA_KERNELS=0 turns them off). Other dtypes, float16 included, take the generic code."""
-    return (xp.__name__ == "cupy" and dtype in (np.float32, np.float64)
+    """Whether CuPy arrays of this dtype use the hand-written kernels (float16/32/64;
+    MINIRES_CUDA_KERNELS=0 turns them off). Other dtypes take the generic array code."""
+    return (backend.is_cupy(xp) and np.dtype(dtype) in DTYPES
             and os.environ.get("MINIRES_CUDA_KERNELS", "1") != "0")
+
+
+def _span(a) -> int:
+    """1 + the largest element offset a kernel can reach from a's first element."""
+    if a.size == 0:
+        return 0
+    return 1 + sum((d - 1) * abs(s) for d, s in zip(a.shape, a.strides)) // a.itemsize
 
 
 class Launcher:
@@ -63,44 +92,50 @@ class Launcher:
         sig = signatures()[name]
         if len(args) != len(sig):
             raise TypeError(f"cuda kernel {name}: expected {len(sig)} arguments, got {len(args)}")
-        dtype = next((a.dtype for (ptr, ctype, _), a in zip(sig, args) if ptr and ctype == "scalar_t"), None)
-        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise TypeError(f"cuda kernel {name}: float32 or float64 arrays needed, got {dtype}")
+        # The element dtype, from the first scalar_t array (or, for kernels on accumulators only, acc_t)
+        dtype = next((a.dtype for want in ("scalar_t", "acc_t") for (ptr, ctype, _), a in zip(sig, args)
+                      if ptr and ctype == want), None)
+        if dtype is None or dtype not in DTYPES:
+            raise TypeError(f"cuda kernel {name}: float16, float32 or float64 arrays needed, got {dtype}")
+        kinds = {"scalar": dtype, "acc": ACC_DTYPE[dtype]}
+        arrays = [a for (ptr, _, _), a in zip(sig, args) if ptr]
+        idx32 = max([int(total)] + [_span(a) for a in arrays]) < IDX32_LIMIT
+        kinds["idx"] = np.dtype(np.int32 if idx32 else np.int64)
         converted = []
         for (ptr, ctype, pname), a in zip(sig, args):
             if ptr:
-                want = dtype if _POINTERS[ctype] == "scalar" else np.dtype(_POINTERS[ctype])
+                want = np.dtype(kinds.get(_POINTERS[ctype], _POINTERS[ctype]))
                 if a.dtype != want:
                     raise TypeError(f"cuda kernel {name}: argument '{pname}' must be {want}, got {a.dtype}")
                 converted.append(a)
             else:
                 kind = _SCALARS[ctype]
-                converted.append(dtype.type(a) if kind == "scalar" else kind(a))
+                converted.append(np.dtype(kinds.get(kind, kind)).type(a))
         if total > 0:
             grid = max(1, min(self.max_blocks, -(-total // self.block)))
-            self.launch(name, dtype, grid, converted)
+            self.launch(name, dtype, idx32, grid, converted)
 
-    def launch(self, name, dtype, grid, args):
+    def launch(self, name, dtype, idx32, grid, args):
         raise NotImplementedError
 
 
 class CupyLauncher(Launcher):
-    """Runs kernels on the current CUDA device; each dtype's module is compiled once (CuPy caches it on disk too)."""
+    """Runs kernels on the current CUDA device; each (dtype, index width) module is compiled once
+    (CuPy caches it on disk too)."""
 
     def __init__(self):
-        self._modules = {}    # dtype -> RawModule
-        self._functions = {}  # (dtype, name, device id) -> kernel function
+        self._modules = {}    # (dtype, idx32) -> RawModule
+        self._functions = {}  # (dtype, idx32, name, device id) -> kernel function
 
-    def launch(self, name, dtype, grid, args):
-        from ..backend import cupy_module
-        cp = cupy_module()
-        key = (dtype, name, cp.cuda.Device().id)
+    def launch(self, name, dtype, idx32, grid, args):
+        cp = backend.cupy_module()
+        key = (dtype, idx32, name, cp.cuda.Device().id)
         fn = self._functions.get(key)
         if fn is None:
-            if dtype not in self._modules:
-                ctype = "float" if dtype == np.float32 else "double"
-                self._modules[dtype] = cp.RawModule(code=source(), options=(f"-Dscalar_t={ctype}", "-std=c++14"))
-            fn = self._functions[key] = self._modules[dtype].get_function(name)
+            if (dtype, idx32) not in self._modules:
+                options = tuple(f"-D{k}={v}" for k, v in defines(dtype, idx32).items()) + ("-std=c++14",)
+                self._modules[dtype, idx32] = cp.RawModule(code=source(), options=options)
+            fn = self._functions[key] = self._modules[dtype, idx32].get_function(name)
         fn((grid,), (self.block,), tuple(args))
 
 

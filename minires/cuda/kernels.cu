@@ -1,19 +1,42 @@
-// minires's hand-written CUDA kernels, compiled once per dtype by CuPy (RawModule, -Dscalar_t=float
-// or -Dscalar_t=double) and, in the tests, by a C++ compiler that runs every (block, thread) in turn.
+// minires's hand-written CUDA kernels, compiled by CuPy (RawModule) once per element type and index
+// width, and in the tests by a C++ compiler that runs every (block, thread) in turn.
+//
+//   -Dscalar_t=float | -Dscalar_t=double | -DMINIRES_HALF (float16)   element type of the arrays
+//   -DMINIRES_IDX32                                                    32-bit sizes and offsets
 //
 // Rules that make both possible: one thread per output element in a grid-stride loop, every
 // output written by exactly one thread (gather form: no atomics), no shared memory, no
 // __syncthreads. Arrays are passed as pointers to their first element plus element strides
-// or a documented dense layout; sizes and strides are 64-bit.
+// or a documented dense layout.
+//
+// Arithmetic is in acc_t: float for float16 (loads widen, stores round once), else scalar_t.
+// Index arithmetic is in idx_t: 32-bit when the launcher has checked that every size and offset
+// fits (a 64-bit division costs dozens of instructions on a GPU), else 64-bit.
+#if defined(MINIRES_HALF)
+typedef unsigned short scalar_t;  // IEEE float16 bits
+typedef float acc_t;
+#ifndef MINIRES_EMULATOR
+__device__ inline float to_acc(scalar_t v) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v)); return f; }
+__device__ inline scalar_t to_scalar(float f) { scalar_t h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+#endif
+#else
 #ifndef scalar_t
 #define scalar_t float
 #endif
+typedef scalar_t acc_t;
+__device__ inline acc_t to_acc(scalar_t v) { return v; }
+__device__ inline scalar_t to_scalar(acc_t v) { return v; }
+#endif
+#ifdef MINIRES_IDX32
+typedef int idx_t;
+#else
 typedef long long idx_t;
+#endif
 
 #define GRID_STRIDE_LOOP(i, total) \
-    for (idx_t i = (idx_t)blockIdx.x * blockDim.x + threadIdx.x; i < (total); i += (idx_t)blockDim.x * gridDim.x)
+    for (idx_t i = (idx_t)(blockIdx.x * blockDim.x + threadIdx.x); i < (total); i += (idx_t)(blockDim.x * gridDim.x))
 
-__device__ inline bool is_nan(scalar_t v) { return v != v; }
+__device__ inline bool is_nan(acc_t v) { return v != v; }
 
 // The output index along one axis of the window whose kernel offset k reads input position pos,
 // or -1 when no window does (gather-form backward passes: col2im, max-pool).
@@ -36,7 +59,7 @@ extern "C" __global__ void im2col(const scalar_t* x, scalar_t* cols, idx_t N, id
         idx_t ow = r % OW; r /= OW;
         idx_t oh = r % OH; idx_t n = r / OH;
         idx_t h = oh * SH - PH + kh * DH, w = ow * SW - PW + kw * DW;
-        cols[i] = (h >= 0 && h < H && w >= 0 && w < W) ? x[n * sN + c * sC + h * sH + w * sW] : (scalar_t)0;
+        cols[i] = (h >= 0 && h < H && w >= 0 && w < W) ? x[n * sN + c * sC + h * sH + w * sW] : to_scalar(0);
     }
 }
 
@@ -50,17 +73,17 @@ extern "C" __global__ void col2im(const scalar_t* cols, scalar_t* dx, idx_t N, i
         idx_t c = r % C; r /= C;
         idx_t w = r % W; r /= W;
         idx_t h = r % H; idx_t n = r / H;
-        scalar_t acc = 0;
+        acc_t acc = 0;
         for (int kh = 0; kh < KH; ++kh) {
             idx_t oh = window_of(h, PH, kh, DH, SH, OH);
             if (oh < 0) continue;
             for (int kw = 0; kw < KW; ++kw) {
                 idx_t ow = window_of(w, PW, kw, DW, SW, OW);
                 if (ow < 0) continue;
-                acc += cols[((((n * OH + oh) * OW + ow) * KH + kh) * KW + kw) * C + c];
+                acc += to_acc(cols[((((n * OH + oh) * OW + ow) * KH + kh) * KW + kw) * C + c]);
             }
         }
-        dx[i] = acc;
+        dx[i] = to_scalar(acc);
     }
 }
 
@@ -70,73 +93,86 @@ __device__ inline idx_t channel_elem(idx_t m, idx_t c, idx_t C, idx_t inner) {
     return (m / inner) * (C * inner) + c * inner + m % inner;  // m-th value of channel c
 }
 
-// Statistics in one pass over x: thread t = s*C + c runs Welford's update over the values
-// m = s, s+S, ... of channel c; bn_merge then combines the S partials (Chan et al.).
-extern "C" __global__ void bn_partial_stats(const scalar_t* x, scalar_t* pmean, scalar_t* pm2, scalar_t* pcount, idx_t C, idx_t inner,
+// Statistics, level 1: S slices per channel; partial p = c*S + s runs Welford's update over the
+// values m = s, s+S, s+2S, ... of channel c. Adjacent threads read adjacent memory: adjacent
+// channels for channels-last (inner == 1), adjacent slices of one channel otherwise.
+__device__ inline void slice_of(idx_t t, idx_t C, idx_t S, idx_t inner, idx_t& c, idx_t& s) {
+    if (inner == 1) { c = t % C; s = t / C; } else { s = t % S; c = t / S; }
+}
+
+extern "C" __global__ void bn_partial_stats(const scalar_t* x, acc_t* pmean, acc_t* pm2, acc_t* pcount, idx_t C, idx_t inner,
                                             idx_t M, idx_t S) {
     GRID_STRIDE_LOOP(t, S * C) {
-        idx_t c = t % C, s = t / C;
-        scalar_t mean = 0, m2 = 0, count = 0;
+        idx_t c, s;
+        slice_of(t, C, S, inner, c, s);
+        acc_t mean = 0, m2 = 0, count = 0;
         for (idx_t m = s; m < M; m += S) {
-            scalar_t v = x[channel_elem(m, c, C, inner)];
+            acc_t v = to_acc(x[channel_elem(m, c, C, inner)]);
             count += 1;
-            scalar_t d = v - mean;
+            acc_t d = v - mean;
             mean += d / count;
             m2 += d * (v - mean);
         }
-        pmean[t] = mean; pm2[t] = m2; pcount[t] = count;
+        pmean[c * S + s] = mean; pm2[c * S + s] = m2; pcount[c * S + s] = count;
     }
 }
 
-extern "C" __global__ void bn_merge(const scalar_t* pmean, const scalar_t* pm2, const scalar_t* pcount, scalar_t* mean, scalar_t* var, idx_t C,
-                                    idx_t S) {
-    GRID_STRIDE_LOOP(c, C) {
-        scalar_t n = 0, mu = 0, m2 = 0;
-        for (idx_t s = 0; s < S; ++s) {
-            scalar_t nb = pcount[s * C + c];
+// Statistics, level 2 and up: out[c*S2 + j] merges the partials c*S + j*R ... c*S + min(S, (j+1)*R) - 1
+// (Chan et al.'s pairwise update); called until one partial per channel is left.
+extern "C" __global__ void bn_merge(const acc_t* pmean, const acc_t* pm2, const acc_t* pcount, acc_t* omean, acc_t* om2,
+                                    acc_t* ocount, idx_t C, idx_t S, idx_t S2, idx_t R) {
+    GRID_STRIDE_LOOP(o, C * S2) {
+        idx_t c = o / S2, j = o % S2;
+        idx_t end = (j + 1) * R < S ? (j + 1) * R : S;
+        acc_t n = 0, mu = 0, m2 = 0;
+        for (idx_t p = c * S + j * R; p < c * S + end; ++p) {
+            acc_t nb = pcount[p];
             if (nb == 0) continue;
-            scalar_t d = pmean[s * C + c] - mu, tot = n + nb;
+            acc_t d = pmean[p] - mu, tot = n + nb;
             mu += d * (nb / tot);
-            m2 += pm2[s * C + c] + d * d * (n * nb / tot);
+            m2 += pm2[p] + d * d * (n * nb / tot);
             n = tot;
         }
-        mean[c] = mu;
-        var[c] = m2 / n;  // biased, as used for normalising
+        omean[o] = mu; om2[o] = m2; ocount[o] = n;
     }
 }
 
 // y = (x - mean[c]) * scale[c] + shift[c], x and y dense with the same layout. Centring first keeps
 // float32 precise when |mean| >> std (x * scale + shift' would cancel).
-extern "C" __global__ void bn_apply(const scalar_t* x, scalar_t* y, const scalar_t* mean, const scalar_t* scale,
-                                    const scalar_t* shift, idx_t C, idx_t inner, idx_t total) {
+extern "C" __global__ void bn_apply(const scalar_t* x, scalar_t* y, const acc_t* mean, const acc_t* scale,
+                                    const acc_t* shift, idx_t C, idx_t inner, idx_t total) {
     GRID_STRIDE_LOOP(i, total) {
         idx_t c = (i / inner) % C;
-        y[i] = (x[i] - mean[c]) * scale[c] + shift[c];
+        y[i] = to_scalar((to_acc(x[i]) - mean[c]) * scale[c] + shift[c]);
     }
 }
 
-// Partial per-channel sums of g and g * (x - mean), g and x dense with the same layout.
-extern "C" __global__ void bn_partial_grad_sums(const scalar_t* g, const scalar_t* x, const scalar_t* mean, scalar_t* psum_g, scalar_t* psum_gxc,
-                                                idx_t C, idx_t inner, idx_t M, idx_t S) {
+// Partial per-channel sums of g and g * (x - mean), g and x dense with the same layout; slices
+// and partials as in bn_partial_stats, summed per channel afterwards.
+extern "C" __global__ void bn_partial_grad_sums(const scalar_t* g, const scalar_t* x, const acc_t* mean, acc_t* psum_g,
+                                                acc_t* psum_gxc, idx_t C, idx_t inner, idx_t M, idx_t S) {
     GRID_STRIDE_LOOP(t, S * C) {
-        idx_t c = t % C, s = t / C;
-        scalar_t sg = 0, sgx = 0, mu = mean[c];
+        idx_t c, s;
+        slice_of(t, C, S, inner, c, s);
+        acc_t sg = 0, sgx = 0, mu = mean[c];
         for (idx_t m = s; m < M; m += S) {
             idx_t e = channel_elem(m, c, C, inner);
-            sg += g[e];
-            sgx += g[e] * (x[e] - mu);
+            acc_t gv = to_acc(g[e]);
+            sg += gv;
+            sgx += gv * (to_acc(x[e]) - mu);
         }
-        psum_g[t] = sg; psum_gxc[t] = sgx;
+        psum_g[c * S + s] = sg; psum_gxc[c * S + s] = sgx;
     }
 }
 
 // dx = (g + (x - mean) * c1[c] + c0[c]) * scale[c]: the training-mode batch-norm gradient with
 // c1 = -invstd^2 * sum(g*(x-mean)) / M and c0 = -sum(g) / M.
-extern "C" __global__ void bn_backward_apply(const scalar_t* g, const scalar_t* x, const scalar_t* mean, const scalar_t* c1, const scalar_t* c0,
-                                             const scalar_t* scale, scalar_t* dx, idx_t C, idx_t inner, idx_t total) {
+extern "C" __global__ void bn_backward_apply(const scalar_t* g, const scalar_t* x, const acc_t* mean, const acc_t* c1,
+                                             const acc_t* c0, const acc_t* scale, scalar_t* dx, idx_t C, idx_t inner,
+                                             idx_t total) {
     GRID_STRIDE_LOOP(i, total) {
         idx_t c = (i / inner) % C;
-        dx[i] = (g[i] + (x[i] - mean[c]) * c1[c] + c0[c]) * scale[c];
+        dx[i] = to_scalar((to_acc(g[i]) + (to_acc(x[i]) - mean[c]) * c1[c] + c0[c]) * scale[c]);
     }
 }
 
@@ -144,21 +180,21 @@ extern "C" __global__ void bn_backward_apply(const scalar_t* g, const scalar_t* 
 // propagates (PyTorch's rule); padding reads as `pad` (-inf). x given by its element strides.
 extern "C" __global__ void max_pool_forward(const scalar_t* x, scalar_t* out, int* idx, idx_t N, idx_t C, idx_t H, idx_t W,
                                             idx_t sN, idx_t sC, idx_t sH, idx_t sW, idx_t OH, idx_t OW,
-                                            int KH, int KW, int SH, int SW, int PH, int PW, scalar_t pad) {
+                                            int KH, int KW, int SH, int SW, int PH, int PW, acc_t pad) {
     idx_t total = N * C * OH * OW;
     GRID_STRIDE_LOOP(i, total) {
         idx_t r = i;
         idx_t ow = r % OW; r /= OW;
         idx_t oh = r % OH; r /= OH;
         idx_t c = r % C; idx_t n = r / C;
-        scalar_t best = 0;
+        acc_t best = 0;
         int bk = 0;
         for (int k = 0; k < KH * KW; ++k) {
             idx_t h = oh * SH - PH + k / KW, w = ow * SW - PW + k % KW;
-            scalar_t v = (h >= 0 && h < H && w >= 0 && w < W) ? x[n * sN + c * sC + h * sH + w * sW] : pad;
+            acc_t v = (h >= 0 && h < H && w >= 0 && w < W) ? to_acc(x[n * sN + c * sC + h * sH + w * sW]) : pad;
             if (k == 0 || v > best || is_nan(v)) { best = v; bk = k; }
         }
-        out[i] = best;
+        out[i] = to_scalar(best);  // exact: every float16 is a float
         idx[i] = bk;
     }
 }
@@ -172,7 +208,7 @@ extern "C" __global__ void max_pool_backward(const scalar_t* g, const int* idx, 
         idx_t r = i;
         idx_t w = r % W; r /= W;
         idx_t h = r % H; idx_t nc = r / H;
-        scalar_t acc = 0;
+        acc_t acc = 0;
         for (int kh = 0; kh < KH; ++kh) {
             idx_t oh = window_of(h, PH, kh, 1, SH, OH);
             if (oh < 0) continue;
@@ -180,51 +216,54 @@ extern "C" __global__ void max_pool_backward(const scalar_t* g, const int* idx, 
                 idx_t ow = window_of(w, PW, kw, 1, SW, OW);
                 if (ow < 0) continue;
                 idx_t o = (nc * OH + oh) * OW + ow;
-                if (idx[o] == kh * KW + kw) acc += g[o];
+                if (idx[o] == kh * KW + kw) acc += to_acc(g[o]);
             }
         }
-        dx[i] = acc;
+        dx[i] = to_scalar(acc);
     }
 }
 
 // out = relu(x + y) and mask = out > 0 in one pass; all dense with the same layout. NaN propagates.
 extern "C" __global__ void add_relu_forward(const scalar_t* x, const scalar_t* y, scalar_t* out, bool* mask, idx_t total) {
     GRID_STRIDE_LOOP(i, total) {
-        scalar_t s = x[i] + y[i];
-        out[i] = (s > 0 || is_nan(s)) ? s : (scalar_t)0;
+        acc_t s = to_acc(to_scalar(to_acc(x[i]) + to_acc(y[i])));  // rounded to scalar_t once, as NumPy
+        out[i] = to_scalar((s > 0 || is_nan(s)) ? s : (acc_t)0);
         mask[i] = s > 0;
     }
 }
 
 // d = g where mask else 0 (the ReLU / add+ReLU backward); dense with the same layout.
 extern "C" __global__ void mask_grad(const scalar_t* g, const bool* mask, scalar_t* d, idx_t total) {
-    GRID_STRIDE_LOOP(i, total) { d[i] = mask[i] ? g[i] : (scalar_t)0; }
+    GRID_STRIDE_LOOP(i, total) { d[i] = mask[i] ? g[i] : to_scalar(0); }
 }
 
 // Row r of logits (N, C) dense: prob = softmax, loss = (1-eps) * nll + eps * mean_c(-log p).
+// A target outside [0, C) gives a NaN loss for its row (no host sync to check it; see functional/loss.py).
 extern "C" __global__ void softmax_xent_forward(const scalar_t* logits, const long long* target, scalar_t* prob, scalar_t* loss,
-                                                idx_t N, idx_t C, scalar_t eps) {
+                                                idx_t N, idx_t C, acc_t eps) {
     GRID_STRIDE_LOOP(r, N) {
         const scalar_t* z = logits + r * C;
-        scalar_t mx = z[0];
-        for (idx_t c = 1; c < C; ++c) mx = (z[c] > mx || is_nan(z[c])) ? z[c] : mx;
-        scalar_t s = 0, zsum = 0;
-        for (idx_t c = 0; c < C; ++c) { s += exp(z[c] - mx); zsum += z[c] - mx; }
-        scalar_t lse = log(s);
-        for (idx_t c = 0; c < C; ++c) prob[r * C + c] = exp(z[c] - mx) / s;
-        scalar_t nll = lse - (z[target[r]] - mx);
+        acc_t mx = to_acc(z[0]);
+        for (idx_t c = 1; c < C; ++c) { acc_t v = to_acc(z[c]); mx = (v > mx || is_nan(v)) ? v : mx; }
+        acc_t s = 0, zsum = 0;
+        for (idx_t c = 0; c < C; ++c) { s += exp(to_acc(z[c]) - mx); zsum += to_acc(z[c]) - mx; }
+        acc_t lse = log(s);
+        for (idx_t c = 0; c < C; ++c) prob[r * C + c] = to_scalar(exp(to_acc(z[c]) - mx) / s);
+        long long t = target[r];
+        if (t < 0 || t >= C) { loss[r] = to_scalar(log((acc_t)-1)); continue; }  // NaN
+        acc_t nll = lse - (to_acc(z[t]) - mx);
         // eps == 0 skips the smoothing term: a -inf logit makes zsum -inf, and 0 * inf is NaN.
-        loss[r] = eps == 0 ? nll : (1 - eps) * nll + eps * (lse - zsum / C);
+        loss[r] = to_scalar(eps == 0 ? nll : (1 - eps) * nll + eps * (lse - zsum / C));
     }
 }
 
 // d (N, C) = (prob - (1-eps) * onehot(target) - eps/C) * scale[r * per_row]
 // (per_row = 1: one scale per row, reduction 'none'; 0: one scale for all).
 extern "C" __global__ void softmax_xent_backward(const scalar_t* prob, const long long* target, const scalar_t* scale,
-                                                 scalar_t* d, idx_t N, idx_t C, scalar_t eps, int per_row) {
+                                                 scalar_t* d, idx_t N, idx_t C, acc_t eps, int per_row) {
     GRID_STRIDE_LOOP(i, N * C) {
         idx_t r = i / C, c = i % C;
-        scalar_t v = prob[i] - eps / C - (c == target[r] ? 1 - eps : (scalar_t)0);
-        d[i] = v * scale[per_row ? r : 0];
+        acc_t v = to_acc(prob[i]) - eps / C - (c == target[r] ? 1 - eps : (acc_t)0);
+        d[i] = to_scalar(v * to_acc(scale[per_row ? r : 0]));
     }
 }

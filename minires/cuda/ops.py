@@ -6,6 +6,8 @@ minires.functional in shape, layout and dtype.
 """
 from __future__ import annotations
 
+from .. import cuda
+
 
 def _strides(a):
     """Element strides of an array."""
@@ -47,45 +49,63 @@ def col2im(launch, xp, cols, x_shape, kernel_size, stride, padding, dilation, ou
     return dx.transpose(0, 3, 1, 2)
 
 
-def _stat_slices(M: int) -> int:
-    """Threads per channel for the statistics: enough to fill the GPU, each summing >= 64 values."""
-    return max(1, min(256, M // 64))
+# Statistics threads: enough to fill a large GPU (132 SMs x 2048 resident threads ~ 2**18), each
+# summing at least STAT_MIN_VALUES values; partials are then merged MERGE_FANIN at a time.
+STAT_THREADS = 2**18
+STAT_MIN_VALUES = 32
+MERGE_FANIN = 32
+
+
+def _stat_slices(M: int, C: int) -> int:
+    """Slices per channel for the level-1 statistics kernels."""
+    return max(1, min(M // STAT_MIN_VALUES, STAT_THREADS // C))
+
+
+def _acc(xp, v, dtype):
+    """A per-channel vector as the kernels' accumulator dtype, contiguous."""
+    return xp.ascontiguousarray(v, dtype=cuda.ACC_DTYPE[dtype])
 
 
 def batch_norm_stats(launch, xp, x, inner):
-    """(mean, biased var) per channel of dense x in one pass (Welford per thread, then merged)."""
+    """(mean, biased var) per channel of dense x, in the accumulator dtype: Welford over S slices per
+    channel, then Chan's merge MERGE_FANIN partials at a time until one per channel is left."""
     C = x.shape[1]
     M = x.size // C
-    S = _stat_slices(M)
-    pmean, pm2, pcount = (xp.empty((S, C), dtype=x.dtype) for _ in range(3))
-    launch("bn_partial_stats", S * C, x, pmean, pm2, pcount, C, inner, M, S)
-    mean, var = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
-    launch("bn_merge", C, pmean, pm2, pcount, mean, var, C, S)
-    return mean, var
+    S = _stat_slices(M, C)
+    acc = cuda.ACC_DTYPE[x.dtype]
+    mean, m2, count = (xp.empty((C, S), dtype=acc) for _ in range(3))
+    launch("bn_partial_stats", S * C, x, mean, m2, count, C, inner, M, S)
+    while S > 1:
+        S2 = -(-S // MERGE_FANIN)
+        out = tuple(xp.empty((C, S2), dtype=acc) for _ in range(3))
+        launch("bn_merge", C * S2, mean, m2, count, *out, C, S, S2, -(-S // S2))
+        (mean, m2, count), S = out, S2
+    return mean.reshape(C), (m2 / count).reshape(C)
 
 
 def batch_norm_apply(launch, xp, x, inner, mean, scale, shift):
     """y = (x - mean[c]) * scale[c] + shift[c], laid out like x."""
     y = xp.empty_like(x)
-    launch("bn_apply", x.size, x, y, *(xp.ascontiguousarray(v) for v in (mean, scale, shift)),
+    launch("bn_apply", x.size, x, y, *(_acc(xp, v, x.dtype) for v in (mean, scale, shift)),
            x.shape[1], inner, x.size)
     return y
 
 
 def batch_norm_grad_sums(launch, xp, g, x, inner, mean):
-    """Per-channel sum(g) and sum(g * (x - mean)); g laid out like x."""
+    """Per-channel sum(g) and sum(g * (x - mean)) in the accumulator dtype; g laid out like x."""
     C = x.shape[1]
     M = x.size // C
-    S = _stat_slices(M)
-    psum_g, psum_gxc = xp.empty((S, C), dtype=x.dtype), xp.empty((S, C), dtype=x.dtype)
-    launch("bn_partial_grad_sums", S * C, g, x, xp.ascontiguousarray(mean), psum_g, psum_gxc, C, inner, M, S)
-    return psum_g.sum(axis=0), psum_gxc.sum(axis=0)
+    S = _stat_slices(M, C)
+    acc = cuda.ACC_DTYPE[x.dtype]
+    psum_g, psum_gxc = xp.empty((C, S), dtype=acc), xp.empty((C, S), dtype=acc)
+    launch("bn_partial_grad_sums", S * C, g, x, _acc(xp, mean, x.dtype), psum_g, psum_gxc, C, inner, M, S)
+    return psum_g.sum(axis=1), psum_gxc.sum(axis=1)
 
 
 def batch_norm_backward_apply(launch, xp, g, x, inner, mean, c1, c0, scale):
     """dx = (g + (x - mean) * c1 + c0) * scale per channel, laid out like x."""
     dx = xp.empty_like(x)
-    launch("bn_backward_apply", x.size, g, x, *(xp.ascontiguousarray(v) for v in (mean, c1, c0, scale)),
+    launch("bn_backward_apply", x.size, g, x, *(_acc(xp, v, x.dtype) for v in (mean, c1, c0, scale)),
            dx, x.shape[1], inner, x.size)
     return dx
 
