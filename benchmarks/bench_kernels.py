@@ -161,6 +161,8 @@ def main(argv=None):
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     p.add_argument("--device", default="cpu", help="comma-separated devices, e.g. cpu,cuda (default cpu)")
     p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--ceiling-scale", type=float, default=1.0,
+                   help="GPU ceilings measured on an 8192^2 GEMM and a 1 GiB copy times this (default 1)")
     args = p.parse_args(argv)
     devices = _devices(p, args.device)
 
@@ -171,7 +173,8 @@ def main(argv=None):
         if d == "cpu":
             ceilings[d] = (gemm_ceiling_gflops(), copy_ceiling_gbs())
         else:
-            ceilings[d] = cuda_ceilings(d)
+            k = min(max(args.ceiling_scale, 1e-3), 1.0)
+            ceilings[d] = cuda_ceilings(d, n=max(64, int(8192 * k ** (1 / 3))), nbytes=max(2**20, int(2**30 * k)))
             lines.append(cuda_header(d))
         lines.append(f"{d} ceilings measured in this run: float32 GEMM {ceilings[d][0]:.1f} GFLOP/s, "
                      f"copy {ceilings[d][1]:.1f} GB/s")

@@ -120,8 +120,19 @@ class GradScaler:
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         for p in params:
             p.grad.data *= p.grad.data.dtype.type(1.0 / self._scale)
-        total = grad_sum_of_squares(params)
-        self._found_inf[id(optimizer)] = total is not None and not math.isfinite(float(total))
+        # Kept on the device: found_inf() copies it to the host when first asked (one sync), and a
+        # training loop that copies it together with its other numbers hands it back instead.
+        self._found_inf[id(optimizer)] = grad_sum_of_squares(params)
+
+    def unscaled_grad_sumsq(self, optimizer):
+        """The squared norm of optimizer's unscaled gradients as unscale_ left it (a device scalar, or
+        None without gradients); pass its host value to record_found_inf() to avoid a second sync."""
+        value = self._found_inf.get(id(optimizer))
+        return None if isinstance(value, bool) else value
+
+    def record_found_inf(self, optimizer, grad_sumsq: float) -> None:
+        """Settle this step's overflow check from the host value of unscaled_grad_sumsq()."""
+        self._found_inf[id(optimizer)] = not math.isfinite(grad_sumsq)
 
     def step(self, optimizer):
         """optimizer.step() unless this step's gradients overflowed; unscales first if not done yet."""
@@ -129,19 +140,25 @@ class GradScaler:
             return optimizer.step()
         if id(optimizer) not in self._found_inf:
             self.unscale_(optimizer)
-        if self._found_inf[id(optimizer)]:
+        if self.found_inf(optimizer):
             return None
         return optimizer.step()
 
     def found_inf(self, optimizer) -> bool:
         """Whether this step's unscaled gradients of `optimizer` held an inf or NaN."""
-        return self._found_inf.get(id(optimizer), False)
+        return self._settle(id(optimizer))
+
+    def _settle(self, key) -> bool:
+        value = self._found_inf.get(key, False)
+        if not isinstance(value, bool):  # the device value of unscale_: copy it to the host once
+            value = self._found_inf[key] = value is not None and not math.isfinite(float(value))
+        return value
 
     def update(self) -> None:
         """Adjust the scale for the next step from whether any gradient overflowed in this one."""
         if not self.enabled:
             return
-        if any(self._found_inf.values()):
+        if any([self._settle(key) for key in list(self._found_inf)]):
             self._scale *= self.backoff_factor
             self._growth_tracker = 0
         elif self._found_inf:

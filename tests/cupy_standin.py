@@ -297,16 +297,20 @@ lib.stride_tricks.as_strided = _device_fn(np.lib.stride_tricks.as_strided, "as_s
 sys.modules[lib.__name__] = lib
 sys.modules[lib.stride_tricks.__name__] = lib.stride_tricks
 
-# random: device arrays from NumPy's generator
-random = types.SimpleNamespace(default_rng=lambda seed=None: _Generator(np.random.default_rng(seed)))
-
-
 class _Generator:
+    """cupy.random's functions and generators: device arrays drawn by a NumPy Generator."""
+
     def __init__(self, g):
         self._g = g
 
+    def default_rng(self, seed=None):
+        return _Generator(np.random.default_rng(seed))
+
     def __getattr__(self, name):
         return _device_fn(getattr(self._g, name), name)
+
+
+random = _Generator(np.random.default_rng(0))
 
 
 # ---- cupy.cuda --------------------------------------------------------------------------------

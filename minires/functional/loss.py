@@ -26,6 +26,10 @@ class CrossEntropy(Function):
             self.p, loss = cuda_ops.softmax_cross_entropy(cuda.launcher(), xp, logits, target, label_smoothing)
             self.rows = None  # marks the kernel path for backward
             return loss if reduction == "none" else xp.asarray(loss.sum() / (N if reduction == "mean" else 1))
+        valid = None
+        if xp is not np:  # the label range is checked afterwards (see check_targets): NaN for bad rows
+            valid = (target >= 0) & (target < C)
+            target = self.target = xp.where(valid, target, 0)
         # NOTE: subtracting the row max keeps exp() <= 1, so logits of 1e4 cannot overflow.
         z = logits - logits.max(axis=1, keepdims=True)  # (N, C)
         e = xp.exp(z)
@@ -37,6 +41,8 @@ class CrossEntropy(Function):
             # PyTorch: (1 - eps) * nll + eps * mean over classes of -log p
             loss *= 1 - label_smoothing
             loss -= label_smoothing * z.mean(axis=1)
+        if valid is not None:
+            loss = xp.where(valid, loss, xp.nan).astype(loss.dtype, copy=False)
         e /= s  # softmax, all backward needs
         self.p, self.rows = e, rows
         if reduction == "none":
@@ -81,8 +87,23 @@ def _target_array(target, logits):
                     f"got {type(target).__name__}")
 
 
+def check_targets(target, num_classes: int, shape=None) -> None:
+    """ValueError naming the first class index outside [0, num_classes) (a host sync on a GPU)."""
+    if target.size:
+        lo, hi = int(target.min()), int(target.max())
+        if lo < 0 or hi >= num_classes:
+            bad = lo if lo < 0 else hi
+            where = f" (input shape {shape})" if shape is not None else ""
+            raise ValueError(f"cross_entropy: target {bad} is out of bounds for {num_classes} classes{where}")
+
+
 def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str = "mean"):
-    """Cross entropy between logits (N, C) and integer class indices (N,), as torch's F.cross_entropy."""
+    """Cross entropy between logits (N, C) and integer class indices (N,), as torch's F.cross_entropy.
+
+    On the CPU an out-of-range class index raises ValueError here. On a GPU that check would cost a
+    device-to-host sync in every step, so, like PyTorch's device-side assert, it is deferred: the
+    row's loss is NaN, and minires's Trainer names the bad index (check_targets) when it sees it.
+    """
     logits = amp.widen(logits)  # under autocast: the loss in float32
     _validate.tensor_arg("cross_entropy", "input", logits, ndim=2)
     N, C = logits.shape
@@ -95,12 +116,8 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
                          f"got {tuple(t.shape)}")
     if C == 0:
         raise ValueError(f"cross_entropy: 'input' needs at least one class, got shape {logits.shape}")
-    if N:
-        lo, hi = int(t.min()), int(t.max())
-        if lo < 0 or hi >= C:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"cross_entropy: target {bad} is out of bounds for {C} classes "
-                             f"(input shape {logits.shape})")
+    if isinstance(t, np.ndarray):
+        check_targets(t, C, logits.shape)
     if not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool):
         raise TypeError(f"cross_entropy: argument 'label_smoothing' must be a float, got {label_smoothing!r}")
     if not 0.0 <= label_smoothing <= 1.0:

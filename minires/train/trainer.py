@@ -14,6 +14,7 @@ import minires as mr
 from .. import amp, backend, models
 from .. import functional as F
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..functional.loss import check_targets
 from ..nn.utils import grad_sum_of_squares
 from ..optim import SGD, Adam, lr_scheduler
 from . import plots
@@ -233,20 +234,25 @@ class Trainer:
             if self.config.amp:  # an overflow of the scaled float16 gradients skips the step, not the run
                 self.scaler.scale(loss).backward()
                 self.scaler.unscale_(self.optimizer)
-                skipped += self.scaler.found_inf(self.optimizer)
+                sumsq = self.scaler.unscaled_grad_sumsq(self.optimizer)
             else:
                 loss.backward()
+                sumsq = self._grad_sumsq()
             # NOTE: one device-to-host transfer per step for the loss, the gradients' finiteness and
             # the accuracy count (three separate syncs would stall a GPU three times).
             xp = backend.get_array_module(loss.data)
             correct_dev = (logits.data.argmax(axis=1) == y.data).sum()
-            sumsq = None if self.config.amp else self._grad_sumsq()
             host = backend.to_numpy(xp.stack([loss.data.astype(xp.float64).reshape(()),
                                               xp.asarray(0.0 if sumsq is None else sumsq, dtype=xp.float64),
                                               correct_dev.astype(xp.float64)]))
             loss_value, sumsq_value, correct_step = float(host[0]), float(host[1]), int(host[2])
+            if self.config.amp:
+                self.scaler.record_found_inf(self.optimizer, sumsq_value)
+                skipped += self.scaler.found_inf(self.optimizer)
+                sumsq_value = 0.0  # an overflow skips the step (checked above), it does not stop the run
             if not math.isfinite(loss_value):
                 bar.close()
+                check_targets(y.data, logits.shape[1])  # deferred on a GPU: a bad label gives a NaN loss
                 raise TrainingDiverged(
                     f"loss is {loss_value} at epoch {epoch + 1}, step {step + 1}/{n_batches}; stopping. "
                     f"The last good checkpoint is kept: {self._last_good()}")
