@@ -107,6 +107,10 @@ def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: st
         import torch
         torch.manual_seed(0)
         dev = torch.device(device)
+        if dev.type == "cuda":  # like for like: cupy.matmul does not use TF32, so float32 PyTorch must not
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cudnn.benchmark = True
         model = torch_model(name).train().to(dev)
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
         xt, yt = torch.tensor(x, device=dev), torch.tensor(y, device=dev)
@@ -171,6 +175,9 @@ def main(argv=None):
         print(f"(PyTorch {torch.__version__} has no CUDA here: minires only)", file=sys.stderr)
         torch = None
     libs = ["mr"] + (["torch"] if torch is not None else [])
+    if device.startswith("cuda"):
+        extra += ("PyTorch: TF32 off (torch.backends.cuda.matmul / cudnn allow_tf32 = False), cudnn.benchmark on, "
+                  "eager (no torch.compile), NCHW; minires: cupy.matmul (no TF32) and kernels.cu\n")
     head = header(extra + f"training step (forward, backward, SGD nesterov{', autocast float16' if args.amp else ''}) "
                   f"on {device}, batch {args.batch}, "
                   f"median of {args.steps} steps after {args.warmup} warm-up, each run in a fresh process; "

@@ -20,6 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's minires first
 from minires.data.cifar10 import CIFAR10  # noqa: E402
 from minires.io import atomic_write_bytes, atomic_write_text  # noqa: E402
+from minires.train.datasets import _subset  # noqa: E402
 
 _TRAIN_FILES = 5  # the official layout has five training batches; each may hold any number of records
 
@@ -42,8 +43,13 @@ def records(data, targets) -> bytes:
     return np.concatenate([targets.astype(np.uint8)[:, None], planes], axis=1).tobytes()
 
 
-def write_subset(source, dest, n_train: int, n_test: int, seed: int = 0) -> str:
-    """Write the subset under dest/cifar-10-batches-bin and return that folder."""
+def write_subset(source, dest, n_train: int, n_test: int, seed: int = 0, pick: str = "balanced") -> str:
+    """Write the subset under dest/cifar-10-batches-bin and return that folder.
+
+    pick="balanced": as equal a number per class as the counts allow, in random order.
+    pick="limit": exactly the images, in the same order, that `minires train --limit-train n_train
+    --limit-test n_test --seed seed` keeps of the source, so a run on the subset sees the same data.
+    """
     if n_train < _TRAIN_FILES or n_test < 1:
         raise ValueError(f"cifar_subset: need at least {_TRAIN_FILES} training and 1 test image, "
                          f"got {n_train} and {n_test}")
@@ -51,12 +57,23 @@ def write_subset(source, dest, n_train: int, n_test: int, seed: int = 0) -> str:
     out = os.path.join(dest, "cifar-10-batches-bin")
     os.makedirs(out, exist_ok=True)
     train = CIFAR10(source, train=True)
+    if pick == "limit":
+        return _write_as_limit(train, CIFAR10(source, train=False), out, n_train, n_test, seed)
     idx = balanced_indices(train.targets, n_train, len(train.classes), rng)
     for i, part in enumerate(np.array_split(idx, _TRAIN_FILES), start=1):
         atomic_write_bytes(os.path.join(out, f"data_batch_{i}.bin"), records(train.data[part], train.targets[part]))
     test = CIFAR10(source, train=False)
     idx = balanced_indices(test.targets, n_test, len(test.classes), rng)
     atomic_write_bytes(os.path.join(out, "test_batch.bin"), records(test.data[idx], test.targets[idx]))
+    atomic_write_text(os.path.join(out, "batches.meta.txt"), "\n".join(train.classes) + "\n")
+    return out
+
+
+def _write_as_limit(train, test, out, n_train, n_test, seed) -> str:
+    train, test = _subset(train, n_train, seed), _subset(test, n_test, seed + 1)  # what --limit-* keeps
+    for i, part in enumerate(np.array_split(np.arange(len(train.data)), _TRAIN_FILES), start=1):
+        atomic_write_bytes(os.path.join(out, f"data_batch_{i}.bin"), records(train.data[part], train.targets[part]))
+    atomic_write_bytes(os.path.join(out, "test_batch.bin"), records(test.data, test.targets))
     atomic_write_text(os.path.join(out, "batches.meta.txt"), "\n".join(train.classes) + "\n")
     return out
 
@@ -68,9 +85,11 @@ def main(argv=None):
     p.add_argument("--train", type=int, default=12000, help="training images (default 12000)")
     p.add_argument("--test", type=int, default=2000, help="test images (default 2000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pick", choices=("balanced", "limit"), default="balanced",
+                   help="balanced classes (default), or exactly what minires train --limit-train/--limit-test keep")
     args = p.parse_args(argv)
     try:
-        out = write_subset(args.source, args.dest, args.train, args.test, args.seed)
+        out = write_subset(args.source, args.dest, args.train, args.test, args.seed, args.pick)
     except (ValueError, FileNotFoundError) as e:
         p.error(str(e))
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))

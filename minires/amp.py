@@ -3,7 +3,9 @@
 Inside `autocast()`, conv2d and linear cast their float32 inputs and weights to float16 (a
 differentiable cast: the float32 master weights receive float32 gradients) and return float16.
 batch_norm and cross_entropy widen float16 inputs back to float32, so statistics, normalisation and
-the loss stay in float32; element-wise ops and pools run in whatever dtype they receive. This is
+the loss stay in float32; element-wise ops and pools run in whatever dtype they receive. On a GPU the
+training batch_norm kernels take float16 as it is (float16 in and out, statistics, parameters and
+arithmetic in float32), so ReLU, the residual add and pooling then run on float16 too. This is
 worth it on a GPU (tensor-core GEMMs, half the activation traffic); NumPy has no float16 BLAS, so
 on the CPU it is correct but slow.
 

@@ -69,6 +69,10 @@ class Function:
     def backward(self, grad):
         raise NotImplementedError
 
+    # True for an op whose own wrapper checks dtypes (batch_norm's float16 input with float32
+    # parameters on the GPU kernels under autocast); every other op takes one float dtype.
+    mixed_float_dtypes = False
+
     @classmethod
     def op_name(cls) -> str:
         return cls.name or cls.__name__.lower()
@@ -79,7 +83,7 @@ class Function:
         from .tensor import Tensor
 
         tensors = [t for t in inputs if isinstance(t, Tensor)]
-        _check_same_device_and_dtype(cls.op_name(), tensors)
+        _check_same_device_and_dtype(cls.op_name(), tensors, cls.mixed_float_dtypes)
         ctx = cls()
         requires_grad = is_grad_enabled() and any(t.requires_grad for t in tensors)
         ctx.needs_input_grad = tuple(
@@ -98,7 +102,7 @@ class Function:
         self.freed = True
 
 
-def _check_same_device_and_dtype(op: str, tensors) -> None:
+def _check_same_device_and_dtype(op: str, tensors, mixed_floats: bool = False) -> None:
     if len(tensors) < 2:
         return
     devices = {t.device for t in tensors}
@@ -106,7 +110,7 @@ def _check_same_device_and_dtype(op: str, tensors) -> None:
         shapes = ", ".join(f"{tuple(t.shape)} on {t.device}" for t in tensors)
         raise ValueError(f"{op}: all tensors must be on one device, got {shapes}")
     floats = {t.dtype for t in tensors if t.dtype.kind in "fc"}
-    if len(floats) > 1:
+    if len(floats) > 1 and not mixed_floats:
         shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in tensors if t.dtype.kind in "fc")
         raise TypeError(f"{op}: floating-point inputs must share one dtype, got {shapes}")
 

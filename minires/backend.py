@@ -1,10 +1,16 @@
 """Array backends: NumPy on the CPU, CuPy on CUDA GPUs. The only module that imports CuPy."""
 from __future__ import annotations
 
+import importlib
+import os
+
 import numpy as np
 
-try:  # CuPy is the optional `gpu` extra; everything on the CPU works without it.
-    import cupy as _cupy
+# CuPy is the optional `gpu` extra; everything on the CPU works without it. MINIRES_CUPY_MODULE
+# names another module to use in its place (the tests' CPU stand-in, tests/cupy_standin.py, which
+# benchmarks/gpu_check.sh uses to rehearse on a machine without a GPU).
+try:
+    _cupy = importlib.import_module(os.environ.get("MINIRES_CUPY_MODULE") or "cupy")
 except Exception:  # ImportError, or a broken CUDA install raising at import
     _cupy = None
 

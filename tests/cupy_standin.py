@@ -12,13 +12,13 @@ What it copies from CuPy (the parts minires touches):
 - `RawModule(code=..., options=("-D...",))` builds the CUDA source on the CPU through
   tests/cuda_emulator.py and runs each launch block by block, thread by thread.
 
-Run a program under it: `python tests/cupy_standin.py -m minires train --device cuda ...`.
+Run a program under it: `MINIRES_CUPY_MODULE=cupy_standin PYTHONPATH=tests minires train --device cuda ...`
+(what `benchmarks/gpu_check.sh` does with DEVICE=standin).
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import runpy
 import sys
 import time
 import types
@@ -377,8 +377,8 @@ class RawModule:
 
     def __init__(self, code, options=(), **kwargs):
         import cuda_emulator  # beside this file
-        defines = dict(o[2:].split("=", 1) if "=" in o else (o[2:], "1") for o in options if o.startswith("-D"))
-        self._lib = cuda_emulator.build(code, defines)
+        self.defines = dict(o[2:].split("=", 1) if "=" in o else (o[2:], "1") for o in options if o.startswith("-D"))
+        self._lib = cuda_emulator.build(code, self.defines)
 
     def get_function(self, name):
         return _RawFunction(self._lib, name)
@@ -415,25 +415,3 @@ def installed():
     finally:
         backend.use_cupy(previous)
         mr_cuda.launcher.cache_clear()
-
-
-def main(argv):
-    """python tests/cupy_standin.py -m module args... | script.py args...: run it with the stand-in installed."""
-    if not argv:
-        raise SystemExit("usage: cupy_standin.py -m module [args] | script.py [args]")
-    module = sys.modules[__name__]
-    from minires import backend
-    backend.use_cupy(module)
-    if argv[0] == "-m":
-        sys.argv = [argv[1]] + argv[2:]
-        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
-    else:
-        sys.argv = argv
-        runpy.run_path(argv[0], run_name="__main__")
-
-
-if __name__ == "__main__":  # run through the importable module, so there is one ndarray type
-    import os
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import cupy_standin
-    cupy_standin.main(sys.argv[1:])

@@ -94,19 +94,23 @@ def test_resnet20_training_step_on_cuda_equals_the_cpu(standin, dtype, rtol):
 
 
 def test_amp_step_on_cuda_runs_float16_kernels_and_stays_near_float32(standin):
-    """Under autocast the convs' im2col/col2im kernels run in float16; the step's gradients, as one
+    """Under autocast the conv, batch-norm, ReLU and residual-add kernels run in float16; the step's gradients, as one
     vector, stay as close to the float32 step's as the CPU's float16 step does (this tiny net with
     batch 6 puts both about 10% away: BatchNorm over few values amplifies float16 rounding)."""
     launched = []
     original = standin.RawModule.get_function
-    standin.RawModule.get_function = lambda self, name: launched.append(name) or original(self, name)
+    standin.RawModule.get_function = lambda self, name: launched.append(
+        (name, "MINIRES_HALF" in self.defines)) or original(self, name)
     try:
         loss_g, grads_g, _ = _step("cuda", np.float32, amp=True)
     finally:
         standin.RawModule.get_function = original
     loss_c, grads_c, _ = _step("cpu", np.float32, amp=True)
     loss_32, grads_32, _ = _step("cpu", np.float32)
-    assert {"im2col", "col2im", "bn_apply", "add_relu_forward", "softmax_xent_forward"} <= set(launched)
+    half = {name for name, is_half in launched if is_half}
+    assert {"im2col", "col2im", "bn_partial_stats", "bn_apply", "bn_backward_apply", "add_relu_forward",
+            "mask_grad"} <= half  # the whole conv-BN-ReLU-add chain in float16
+    assert ("softmax_xent_forward", False) in launched  # the loss in float32
     flat = lambda g: np.concatenate([g[n].ravel() for n in sorted(g)])  # noqa: E731
     err = lambda g: np.linalg.norm(flat(g) - flat(grads_32)) / np.linalg.norm(flat(grads_32))  # noqa: E731
     assert loss_g == pytest.approx(loss_32, rel=2e-3)

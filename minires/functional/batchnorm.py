@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from .. import _validate, amp
 from ..autograd import Function
 from ..backend import get_array_module
@@ -66,6 +68,7 @@ def _row_blocks(xp, a):
 
 class BatchNorm(Function):
     name = "batch_norm"
+    mixed_float_dtypes = True  # batch_norm() checks: float16 input, float32 parameters on the GPU kernels only
 
     # Speed/memory: per-channel statistics are reductions of a view of x (no transpose, see
     # _Layout); full-size temporaries are avoided by working in place in the output buffer (fresh
@@ -221,6 +224,13 @@ def _channel_arg(name, t, x, C):
     return t
 
 
+def _half_on_kernels(x) -> bool:
+    """A float16 Tensor under autocast that the CUDA batch-norm kernels take as it is."""
+    if amp.autocast_dtype() is None or getattr(x, "dtype", None) != np.float16:
+        return False
+    return cuda.enabled(get_array_module(x.data), x.dtype) and cuda_ops.channel_layout(x.data) is not None
+
+
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                eps=1e-5):
     """Normalise each channel by its batch statistics (training) or running statistics (eval).
@@ -228,7 +238,12 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     In training, running_mean/running_var (if given) are updated in place:
     new = (1 - momentum) * old + momentum * batch_stat, with the unbiased batch variance.
     """
-    x = amp.widen(x)  # under autocast: statistics and normalisation in float32
+    # Under autocast a float16 input is widened to float32 (statistics and normalisation in float32),
+    # except where the CUDA kernels train on it: they read and write float16 and keep the statistics
+    # and parameters in float32 (half the memory traffic, the same arithmetic).
+    half_kernels = training and _half_on_kernels(x)
+    if not half_kernels:
+        x = amp.widen(x)
     _validate.tensor_arg("batch_norm", "input", x, ndim=(2, 3, 4))
     C = x.shape[1]
     _channel_arg("running_mean", running_mean, x, C)
@@ -237,7 +252,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     _channel_arg("bias", bias, x, C)
     tensors = dict(input=x, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
     _validate.same_device("batch_norm", **tensors)
-    _validate.same_dtype("batch_norm", **tensors)
+    _validate.same_dtype("batch_norm", **({k: v for k, v in tensors.items() if k != "input"} if half_kernels else tensors))
     for name, v in (("momentum", momentum), ("eps", eps)):
         if not isinstance(v, numbers.Real) or isinstance(v, bool):
             raise TypeError(f"batch_norm: argument '{name}' must be a real number, got {v!r}")
