@@ -5,7 +5,9 @@
 Both runs: `minires train --model resnet20 --data .gpu-data --epochs 2` (same seed, same data order),
 the CPU's recorded on the 2-core machine (see RESULTS.md), the GPU's in the check. float32 on two
 devices sums in different orders, and those differences grow over a run, so the curves are compared
-within noise, not bitwise: per epoch, train loss within LOSS_REL and test accuracy within ACC_ABS.
+within noise, not bitwise: each epoch's train loss within LOSS_REL, the last epoch's test accuracy
+within ACC_ABS. (Two CPU runs of this command on different commits of this code gave train losses
+1.5% apart and epoch-2 accuracies 48.1% and 45.1%; epoch 1, at the peak learning rate, 22.7% and 30.8%.)
 Writes DIR/parity.json and prints a table; exits 1 when an epoch is out of tolerance.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import sys
 
 LOSS_REL = 0.05   # train loss, relative
-ACC_ABS = 0.04    # test accuracy, absolute (2,000 test images: one standard error is ~1 point)
+ACC_ABS = 0.05    # last epoch's test accuracy, absolute (2,000 test images: one standard error is ~1 point)
 
 
 def read(path):
@@ -26,9 +28,9 @@ def read(path):
 
 def compare(cpu, gpu):
     rows, ok = [], len(cpu) == len(gpu) and len(cpu) > 0
-    for c, g in zip(cpu, gpu):
+    for i, (c, g) in enumerate(zip(cpu, gpu)):
         loss_rel = abs(g["train_loss"] - c["train_loss"]) / abs(c["train_loss"])
-        acc_diff = abs(g["test_acc"] - c["test_acc"])
+        acc_diff = abs(g["test_acc"] - c["test_acc"]) if i == len(cpu) - 1 else 0.0
         good = loss_rel <= LOSS_REL and acc_diff <= ACC_ABS
         ok &= good
         rows.append({"epoch": c["epoch"], "cpu_train_loss": c["train_loss"], "gpu_train_loss": g["train_loss"],
