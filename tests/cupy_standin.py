@@ -81,13 +81,9 @@ class MemoryPointer:
         self.ptr = ptr
 
 
-class Device:
-    """cupy.cuda.Device: the stand-in has one device, id 0."""
-
-    def __init__(self, device=None):
-        self.id = 0 if device is None else int(device)
-        if self.id != 0:
-            raise RuntimeError(f"cudaErrorInvalidDevice: invalid device ordinal {self.id}")
+class _Context:
+    """A `with` block that changes nothing, and a synchronize() that returns at once (all is done
+    by the time a stand-in call returns)."""
 
     def __enter__(self):
         return self
@@ -97,6 +93,15 @@ class Device:
 
     def synchronize(self):
         pass
+
+
+class Device(_Context):
+    """cupy.cuda.Device: the stand-in has one device, id 0."""
+
+    def __init__(self, device=None):
+        self.id = 0 if device is None else int(device)
+        if self.id != 0:
+            raise RuntimeError(f"cudaErrorInvalidDevice: invalid device ordinal {self.id}")
 
     @property
     def compute_capability(self):
@@ -315,20 +320,11 @@ random = _Generator(np.random.default_rng(0))
 
 
 # ---- cupy.cuda --------------------------------------------------------------------------------
-class Stream:
+class Stream(_Context):
     null = None
 
     def __init__(self, non_blocking=False):
         self.non_blocking = non_blocking
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def synchronize(self):
-        pass
 
     def use(self):
         return self

@@ -108,6 +108,7 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
     _validate.tensor_arg("cross_entropy", "input", logits, ndim=2)
     N, C = logits.shape
     t = _target_array(target, logits)
+    host = target if isinstance(target, np.ndarray) else t  # labels given on the host are checked there
     if t.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: argument 'target' must hold integer class indices "
                         f"(int32/int64), got dtype {t.dtype}")
@@ -116,8 +117,8 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
                          f"got {tuple(t.shape)}")
     if C == 0:
         raise ValueError(f"cross_entropy: 'input' needs at least one class, got shape {logits.shape}")
-    if isinstance(t, np.ndarray):
-        check_targets(t, C, logits.shape)
+    if isinstance(host, np.ndarray):
+        check_targets(host, C, logits.shape)
     if not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool):
         raise TypeError(f"cross_entropy: argument 'label_smoothing' must be a float, got {label_smoothing!r}")
     if not 0.0 <= label_smoothing <= 1.0:
