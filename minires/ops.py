@@ -295,8 +295,8 @@ class GetItem(Function):
         self.shape, self.dtype, self.index = a.shape, a.dtype, index
         try:
             return a[index]
-        except IndexError as exc:
-            raise ValueError(f"getitem: index {index!r} is invalid for shape {a.shape} ({exc})") from None
+        except IndexError as exc:  # IndexError, as PyTorch and Python's sequences (iteration stops on it)
+            raise IndexError(f"getitem: index {index!r} is invalid for shape {a.shape} ({exc})") from None
 
     def backward(self, g):
         xp = get_array_module(g)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,6 +21,17 @@ def _as_dtype(dtype):
         return np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype: {dtype!r} is not a valid dtype") from None
+
+
+class ValuesIndices(NamedTuple):
+    """What max(dim) and min(dim) return: PyTorch's (values, indices) pair, unpackable and named."""
+    values: "Tensor"
+    indices: "Tensor"
+
+
+def _int_dim(op: str, dim) -> None:
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r} (amax reduces over several dims)")
 
 
 class Tensor:
@@ -88,6 +100,12 @@ class Tensor:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
+
+    def __iter__(self):
+        """Over the first axis, as PyTorch: `for row in t`, `a, b = t`, `list(t)` (each row differentiable)."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
 
     def __repr__(self):
         extra = f", device='{self.device}'" if self.device != "cpu" else ""
@@ -234,19 +252,44 @@ class Tensor:
         from .ops import Mean; return Mean.apply(self, dim=dim, keepdim=keepdim)
 
     def max(self, dim=None, keepdim=False):
+        """The largest value (dim=None), or the named pair (values, indices) along `dim`, as PyTorch."""
+        from .ops import Max
+        if dim is None:
+            return Max.apply(self, dim=None, keepdim=keepdim)
+        _int_dim("max", dim)
+        return ValuesIndices(Max.apply(self, dim=dim, keepdim=keepdim), self.argmax(dim, keepdim))
+
+    def min(self, dim=None, keepdim=False):
+        """The smallest value (dim=None), or the named pair (values, indices) along `dim`, as PyTorch."""
+        from .ops import Max, Neg
+        if dim is None:
+            return Neg.apply(Max.apply(Neg.apply(self), dim=None, keepdim=keepdim))
+        _int_dim("min", dim)
+        return ValuesIndices(Neg.apply(Max.apply(Neg.apply(self), dim=dim, keepdim=keepdim)),
+                             self.argmin(dim, keepdim))
+
+    def amax(self, dim=None, keepdim=False):
+        """The largest values over one or several dims (ties share the gradient)."""
         from .ops import Max; return Max.apply(self, dim=dim, keepdim=keepdim)
 
     def argmax(self, dim=None, keepdim=False):
         """Indices of the maxima (not differentiable)."""
+        return self._arg_reduce("argmax", dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        """Indices of the minima (not differentiable)."""
+        return self._arg_reduce("argmin", dim, keepdim)
+
+    def _arg_reduce(self, op, dim, keepdim):
         from .ops import _keepdim, _normalize_axes
-        if dim is not None and not isinstance(dim, (int, np.integer)):
-            raise TypeError(f"argmax: dim must be an int or None, got {dim!r}")
-        axes = _normalize_axes("argmax", dim, self.ndim)
-        keepdim = _keepdim("argmax", keepdim)
+        if dim is not None:
+            _int_dim(op, dim)
+        axes = _normalize_axes(op, dim, self.ndim)
+        keepdim = _keepdim(op, keepdim)
         dim = None if not axes else axes[0]
         if self.data.size == 0 and (dim is None or self.shape[dim] == 0):
-            raise ValueError(f"argmax: cannot take the argmax of an empty tensor of shape {self.shape}")
-        out = self.data.argmax(axis=dim)
+            raise ValueError(f"{op}: cannot take the {op} of an empty tensor of shape {self.shape}")
+        out = getattr(self.data, op)(axis=dim)
         if keepdim and dim is not None:
             out = backend.get_array_module(out).expand_dims(out, dim)
         return Tensor(out)

@@ -84,7 +84,7 @@ def test_operator_values_match_numpy():
     for got, want in [(A + B, a + b), (A - B, a - b), (A * B, a * b), (A / B, a / b), (A ** 2, a ** 2),
                       (-A, -a), (A @ B, a @ b), (2 - A, 2 - a), (1 / A, 1 / a), (A.exp(), np.exp(a)),
                       (A.log(), np.log(a)), (A.sqrt(), np.sqrt(a)), (A.sum(1), a.sum(1)),
-                      (A.mean(0, keepdim=True), a.mean(0, keepdims=True)), (A.max(1), a.max(1)),
+                      (A.mean(0, keepdim=True), a.mean(0, keepdims=True)), (A.max(1).values, a.max(1)),
                       (A.T, a.T), (A.reshape(3, 2), a.reshape(3, 2)), (A[:, 1:], a[:, 1:]),
                       (A.flatten(), a.reshape(-1)), (A.permute(1, 0), a.T)]:
         assert got.dtype == np.float64
@@ -128,7 +128,8 @@ def test_reduction_and_shape_gradients():
     rng = np.random.default_rng(2)
     x = t64(rng.permutation(24).reshape(2, 3, 4) / 7.0)  # distinct values: no max ties
     for f in [lambda x: x.sum(), lambda x: x.sum((0, 2), keepdim=True), lambda x: x.mean(1),
-              lambda x: x.max(), lambda x: x.max(2), lambda x: x.max((0, 1), keepdim=True),
+              lambda x: x.max(), lambda x: x.max(2).values, lambda x: x.amax((0, 1), keepdim=True),
+              lambda x: x.min(), lambda x: x.min(1, keepdim=True).values,
               lambda x: x.permute(2, 0, 1).reshape(4, 6), lambda x: x[1, ::2, 1:3],
               lambda x: x[np.array([0, 0, 1])], lambda x: x.transpose(0, 2).flatten(1),
               lambda x: x.exp().log(), lambda x: (x + 1).sqrt(), lambda x: (x - 0.05).abs(),
@@ -340,3 +341,44 @@ def test_truth_value():
         bool(mr.tensor([1.0, 2.0]))
     a, b = mr.tensor([1.0]), mr.tensor([2.0])
     assert (a == b).item() is False
+
+
+# ---- PyTorch's sequence behaviour and (values, indices) ---------------------------------------------
+
+def test_iteration_and_unpacking_go_over_the_first_axis():
+    a = np.arange(6.0).reshape(3, 2)
+    t = mr.tensor(a, requires_grad=True)
+    rows = list(t)
+    assert len(rows) == 3 and all(r.shape == (2,) for r in rows)
+    np.testing.assert_array_equal(np.stack([r.numpy() for r in rows]), a)
+    first, second = mr.tensor(a[:2])
+    np.testing.assert_array_equal(second.numpy(), a[1])
+    sum(r.sum() * (i + 1) for i, r in enumerate(t)).backward()  # each row is a differentiable view
+    np.testing.assert_array_equal(t.grad.numpy(), [[1, 1], [2, 2], [3, 3]])
+    with pytest.raises(TypeError, match="0-d"):
+        iter(mr.tensor(1.0))
+
+
+def test_out_of_range_index_is_an_index_error_naming_the_shape():
+    t = mr.zeros(3, 2)
+    with pytest.raises(IndexError, match=r"getitem: index 3 .*\(3, 2\)"):
+        t[3]
+    with pytest.raises(IndexError, match="getitem"):
+        t[:, -3]
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_and_min_along_a_dim_return_named_values_and_indices(keepdim):
+    a = np.array([[3.0, 7.0, 7.0, -1.0], [0.5, -2.0, 4.0, 4.5]])
+    t = mr.tensor(a)
+    for name, ref, arg in (("max", np.max, np.argmax), ("min", np.min, np.argmin)):
+        values, indices = getattr(t, name)(1, keepdim=keepdim)
+        result = getattr(t, name)(dim=1, keepdim=keepdim)
+        assert result.values is result[0] and result.indices is result[1]
+        np.testing.assert_array_equal(values.numpy(), ref(a, axis=1, keepdims=keepdim))
+        want = arg(a, axis=1)  # the first extreme on ties, as NumPy (PyTorch leaves ties unspecified)
+        np.testing.assert_array_equal(indices.numpy(), want[:, None] if keepdim else want)
+        assert indices.dtype == np.int64
+    assert t.max().item() == 7.0 and t.min().item() == -2.0
+    with pytest.raises(TypeError, match="max: dim must be an int.*amax"):
+        t.max((0, 1))
