@@ -97,3 +97,74 @@ def test_console_entry_point_has_no_traceback(tmp_path):
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2
     assert "bad.safetensors" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---- a CLI that never surprises (issue 14) -------------------------------------------------------
+def test_an_existing_run_directory_is_refused_without_resume_or_overwrite(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(data, out)) == 0
+    before = (out / "best.safetensors").read_bytes()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(train_args(data, out, "--seed", "9"))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "already holds a run" in err and "--resume" in err and "--overwrite" in err
+    assert (out / "best.safetensors").read_bytes() == before  # nothing touched
+    assert main(train_args(data, out, "--seed", "9", "--overwrite")) == 0
+    assert load_checkpoint(out / "last.safetensors")["extra"]["config"]["seed"] == 9
+
+
+@pytest.mark.parametrize("argv", [["train", "--epochs", "x"], ["train", "--optimizer", "rmsprop"],
+                                  ["eval"], ["bogus"], ["train", "--device", "tpu", "--data", "."]])
+def test_errors_are_one_line_without_the_usage_block(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "error:" in err and "usage:" not in err, err
+
+
+def test_help_shows_every_default_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.count("(default: cpu)") == 1 and "(default: cpu) (default: cpu)" not in text
+    for shown in ("(default: 5)", "(default: 128)", "(default: sgd)", "(default: 0)", "(default: 0.2 for sgd"):
+        assert shown in text, shown
+
+
+def test_version_and_python_dash_m(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"minires {mr.__version__}"
+    r = subprocess.run([sys.executable, "-m", "minires", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == f"minires {mr.__version__}"
+
+
+def test_eval_names_what_it_evaluates_and_takes_no_progress(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(data, out)) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out / "last.safetensors"), "--data", data, "--limit-test", "8",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    assert "resnet20 after epoch 1 of 1" in printed.out and "eval" not in printed.err
+
+
+def test_ctrl_c_says_where_it_stopped_what_is_saved_and_how_to_continue(tmp_path, data, capsys, monkeypatch):
+    from minires.train import Trainer
+    original, calls = Trainer.train_epoch, []
+
+    def train_epoch(self, epoch):
+        calls.append(epoch)
+        if len(calls) == 2:  # the user presses Ctrl-C during the second epoch's first step
+            self.step = 1
+            raise KeyboardInterrupt
+        return original(self, epoch)
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    out = tmp_path / "run"
+    assert main(train_args(data, out, "--epochs", "3")) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"minires train: stopped at epoch 2, step 1/2; last checkpoint at {out / 'last.safetensors'} "
+                   f"(epoch 1); continue with --resume --out {out}")

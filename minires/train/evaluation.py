@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -17,13 +18,24 @@ from .datasets import _transforms, load_datasets
 from .metrics import classification_report, confusion_matrix, format_report
 
 
-def evaluate(model, loader, label_smoothing: float = 0.0):
+def _batches(loader, progress: bool):
+    """loader's batches, behind a tqdm bar on stderr when progress is asked for and tqdm is installed."""
+    if progress:
+        try:
+            from tqdm import tqdm
+            return tqdm(loader, total=len(loader), desc="eval", leave=False, file=sys.stderr, mininterval=0.5)
+        except ImportError:
+            pass
+    return loader
+
+
+def evaluate(model, loader, label_smoothing: float = 0.0, progress: bool = False):
     """(mean loss, accuracy, predictions, targets) of model on every batch of loader, in eval mode."""
     was_training = model.training
     model.eval()
     total_loss, preds, targets = 0.0, [], []
     with mr.no_grad():
-        for x, y in loader:
+        for x, y in _batches(loader, progress):
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
             total_loss += float(loss.item()) * len(y)
@@ -35,9 +47,9 @@ def evaluate(model, loader, label_smoothing: float = 0.0):
     return total_loss / n, float((preds == targets).mean()) if len(targets) else math.nan, preds, targets
 
 
-def report_on(model, loader, classes) -> dict:
+def report_on(model, loader, classes, progress: bool = False) -> dict:
     """Accuracy, per-class precision/recall and the confusion matrix of model on loader."""
-    _, _, preds, targets = evaluate(model, loader)
+    _, _, preds, targets = evaluate(model, loader, progress=progress)
     return classification_report(confusion_matrix(targets, preds, len(classes)), classes)
 
 
@@ -50,7 +62,8 @@ def write_report(report: dict, out_dir, log=print) -> None:
     plots.plot_confusion_matrix(report["confusion_matrix"], classes, os.path.join(out_dir, "confusion_matrix.png"))
 
 
-def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_test=None, out_dir=None, log=print):
+def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_test=None, out_dir=None, log=print,
+                        progress: bool = False):
     """Rebuild the model saved in a checkpoint and report on the test split of `data`."""
     from ..data import DataLoader
     ckpt = load_checkpoint(path)
@@ -62,9 +75,10 @@ def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_tes
     model = models.get(saved["model"], num_classes=len(classes), **saved.get("model_kwargs", {}))
     model.load_state_dict(ckpt["model"])
     model.to(backend.parse_device(device))
+    log(f"evaluating {path}: {saved['model']} after epoch {ckpt['epoch']} of {saved.get('epochs', '?')}, on {device}")
     loader = DataLoader(test_set, batch_size=batch_size, shuffle=False,
                         transform=_transforms(int(test_set.data.shape[1]), 0, train=False), device=device)
-    report = report_on(model, loader, classes)
+    report = report_on(model, loader, classes, progress)
     if out_dir is not None:
         write_report(report, out_dir, log)
     else:

@@ -62,6 +62,7 @@ class TrainConfig:
     limit_test: int | None = None
     progress: bool = True
     amp: bool = False                  # float16 conv/linear GEMMs (minires.amp.autocast) + dynamic loss scaling
+    overwrite: bool = False            # start afresh in an `out` that already holds a run (else refused)
 
     def validate(self, check_init_from: bool = True) -> None:
         """Raise ValueError (FileNotFoundError for missing paths) naming the first bad option."""
@@ -146,7 +147,11 @@ class Trainer:
             resume_state = load_checkpoint(self.last_path)
             config = self._merge_saved_config(config, resume_state["extra"]["config"])
         config.validate(check_init_from=resume_state is None)
+        if resume_state is None and not config.resume and not config.overwrite and _holds_a_run(config.out):
+            raise ValueError(f"{config.out} already holds a run: continue it with --resume, "
+                             f"or start over there with --overwrite")
         self.config = c = config
+        self.step = 0  # steps done in the current epoch (for the message on an interrupt)
         self.device = backend.parse_device(c.device)
         lr = c.lr if c.lr is not None else DEFAULT_LR[c.optimizer]
 
@@ -198,8 +203,8 @@ class Trainer:
             if resume_state["extra"].get("scaler") is not None:
                 self.scaler.load_state_dict(resume_state["extra"]["scaler"])
             log(f"resumed {self.last_path} at epoch {self.epoch}/{c.epochs}")
-        elif os.path.exists(self.last_path):
-            log(f"note: {c.out} already holds a run; its checkpoints will be overwritten (use --resume to continue)")
+        elif _holds_a_run(c.out):
+            log(f"--overwrite: starting afresh in {c.out}; the run there is replaced epoch by epoch")
 
     def _merge_saved_config(self, config, saved: dict):
         """The saved run's options, except where to run and how to report (device, out, data, progress)."""
@@ -268,6 +273,7 @@ class Trainer:
             else:
                 self.optimizer.step()
             self.scheduler.step()
+            self.step = step + 1
             total_loss += loss_value * len(y)
             correct += correct_step
             seen += len(y)
@@ -294,6 +300,14 @@ class Trainer:
                     kind = "nan" if np.isnan(g).any() else "inf"
                     return f"{kind} in {name}"
         return "overflow of the squared norm"
+
+    def interrupted(self) -> str:
+        """What to tell a user who stopped the run (Ctrl-C): where, what is saved, how to go on."""
+        where = f"stopped at epoch {self.epoch + 1}, step {self.step}/{len(self.train_loader)}"
+        if os.path.exists(self.last_path):
+            return (f"{where}; last checkpoint at {self.last_path} (epoch {self.epoch}); "
+                    f"continue with --resume --out {self.config.out}")
+        return f"{where}; no checkpoint yet (no epoch finished), so nothing to continue"
 
     def _last_good(self) -> str:
         return f"{self.last_path} (epoch {self.epoch})" if os.path.exists(self.last_path) else "none (no epoch finished)"
@@ -348,6 +362,12 @@ class Trainer:
 # Files a run writes into its directory, each through io.atomic_write_bytes (temp file + rename).
 RUN_FILES = ("last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.csv", "curves.png",
              "final_eval.json", "confusion_matrix.png")
+
+
+def _holds_a_run(out_dir) -> bool:
+    """Whether out_dir has checkpoints or metrics of an earlier run."""
+    return any(os.path.exists(os.path.join(out_dir, name)) for name in
+               ("last.safetensors", "best.safetensors", "metrics.jsonl"))
 
 
 def _remove_stale_temp_files(out_dir, log=print) -> None:
