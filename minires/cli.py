@@ -31,6 +31,8 @@ def _add_data_args(p) -> None:
                         "default: $MINIRES_DATA or ~/.cache/minires, downloaded there on first use")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-cache", action="store_true",
+                   help="decode image folders every time (else cached under $MINIRES_DATA/cache, never beside the data)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,7 +120,7 @@ def _train(args, parser) -> int:
         label_smoothing=args.label_smoothing, cutout=args.cutout, device=args.device, seed=args.seed,
         resume=args.resume, init_from=args.init_from, freeze_backbone=args.freeze_backbone, amp=args.amp,
         limit_train=args.limit_train, limit_test=args.limit_test, progress=not args.no_progress,
-        overwrite=args.overwrite)
+        overwrite=args.overwrite, cache=not args.no_cache)
     try:
         config.validate()
         trainer = Trainer(config)
@@ -144,7 +146,7 @@ def _eval(args, parser) -> int:
         parser.error(f"data directory {args.data!r} does not exist")
     try:
         evaluate_checkpoint(args.checkpoint, args.data, args.device, args.batch_size, args.limit_test, args.out,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, cache=not args.no_cache)
     except (CheckpointError, ValueError, FileNotFoundError, RuntimeError) as exc:
         parser.error(str(exc))
     return 0

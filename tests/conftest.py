@@ -25,6 +25,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _private_data_home(tmp_path_factory, monkeypatch):
+    """Downloads and decode caches of every test go to a temporary $MINIRES_DATA, never ~/.cache."""
+    monkeypatch.setenv("MINIRES_DATA", str(tmp_path_factory.mktemp("minires-data-home")))
+
+
 @pytest.fixture
 def standin():
     """minires on the CuPy stand-in (tests/cupy_standin.py) for the test: device "cuda" is the CPU

@@ -168,3 +168,14 @@ def test_ctrl_c_says_where_it_stopped_what_is_saved_and_how_to_continue(tmp_path
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == (f"minires train: stopped at epoch 2, step 1/2; last checkpoint at {out / 'last.safetensors'} "
                    f"(epoch 1); continue with --resume --out {out}")
+
+
+def test_train_and_eval_leave_the_data_folder_as_it_was(tmp_path, data):
+    from pathlib import Path
+    listing = lambda: sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in Path(data).rglob("*"))  # noqa: E731
+    before = listing()
+    assert main(train_args(data, tmp_path / "run")) == 0
+    assert main(["eval", "--checkpoint", str(tmp_path / "run" / "last.safetensors"), "--data", data,
+                 "--limit-test", "8", "--no-progress"]) == 0
+    assert main(train_args(data, tmp_path / "run2", "--no-cache")) == 0
+    assert listing() == before

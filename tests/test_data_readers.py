@@ -270,18 +270,24 @@ def test_threaded_decode_matches_serial(tmp_path, arrays):
     np.testing.assert_array_equal(serial, by_class(*arrays["train"])[0])
 
 
-def test_cache_hit_returns_the_same_data(tmp_path, arrays, monkeypatch):
+def _listing(root):
+    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*"))
+
+
+def test_cache_hit_returns_the_same_data_and_the_data_folder_is_untouched(tmp_path, arrays, monkeypatch, data_home):
     pytest.importorskip("PIL")
-    root = write_image_folder(tmp_path, arrays)
+    root = write_image_folder(tmp_path / "data", arrays)
+    before = _listing(root)
     calls = _count_decodes(monkeypatch)
     first = CIFAR10(root, train=True)
-    assert calls == [len(first)] and (root / "minires-cache-train.npz").is_file()
+    assert calls == [len(first)] and len(list((data_home / "cache").glob("cifar10-train-*.npz"))) == 1
+    assert _listing(root) == before  # nothing written into the user's data folder
     second = CIFAR10(root, train=True)
     assert calls == [len(first)]  # no decode: served from the cache
     np.testing.assert_array_equal(second.data, first.data)
     np.testing.assert_array_equal(second.targets, first.targets)
     assert second.classes == first.classes
-    assert not list(root.glob("*.tmp"))  # atomic write left no temp file
+    assert not list((data_home / "cache").glob("*.tmp"))  # atomic write left no temp file
 
 
 def test_changed_source_invalidates_the_cache(tmp_path, arrays, monkeypatch):
@@ -303,30 +309,46 @@ def test_changed_source_invalidates_the_cache(tmp_path, arrays, monkeypatch):
     np.testing.assert_array_equal(again.data[0], 0)
 
 
-def test_corrupt_cache_is_rebuilt(tmp_path, arrays, monkeypatch):
+def test_corrupt_cache_is_rebuilt(tmp_path, arrays, monkeypatch, data_home):
     pytest.importorskip("PIL")
     root = write_image_folder(tmp_path, arrays)
     good = CIFAR10(root, train=False).data
-    cache = root / "minires-cache-test.npz"
+    (cache,) = (data_home / "cache").glob("cifar10-test-*.npz")
     cache.write_bytes(cache.read_bytes()[:100])
     calls = _count_decodes(monkeypatch)
     np.testing.assert_array_equal(CIFAR10(root, train=False).data, good)
     assert len(calls) == 1
 
 
-def test_cache_falls_back_to_the_data_dir_when_unwritable(tmp_path, arrays, monkeypatch, data_home):
+def test_a_cache_beside_the_data_from_older_versions_is_still_read(tmp_path, arrays, monkeypatch, data_home):
     pytest.importorskip("PIL")
-    root = write_image_folder(tmp_path / "ro", arrays)
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a folder")
-    real = image_folder._cache_paths
-    # the first candidate lies "inside" a regular file, so writing there fails like a read-only folder
-    monkeypatch.setattr(image_folder, "_cache_paths",
-                        lambda *a: [str(blocker / "minires-cache-test.npz")] + real(*a)[1:])
+    root = write_image_folder(tmp_path / "data", arrays)
+    CIFAR10(root, train=False)
+    (cache,) = (data_home / "cache").glob("cifar10-test-*.npz")
+    cache.rename(root / "minires-cache-test.npz")  # where versions before 0.2 wrote it
     calls = _count_decodes(monkeypatch)
     CIFAR10(root, train=False)
-    CIFAR10(root, train=False)
-    assert len(calls) == 1 and len(list((data_home / "cache").glob("cifar10-test-*.npz"))) == 1
+    assert calls == [] and not list((data_home / "cache").glob("cifar10-test-*.npz"))
+
+
+def test_no_cache_decodes_every_time_and_writes_nothing(tmp_path, arrays, monkeypatch, data_home):
+    pytest.importorskip("PIL")
+    root = write_image_folder(tmp_path / "data", arrays)
+    calls = _count_decodes(monkeypatch)
+    a, b = CIFAR10(root, train=False, cache=False), CIFAR10(root, train=False, cache=False)
+    assert len(calls) == 2 and not data_home.exists()
+    np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_an_unwritable_cache_folder_only_costs_a_decode(tmp_path, arrays, monkeypatch, data_home):
+    pytest.importorskip("PIL")
+    root = write_image_folder(tmp_path / "data", arrays)
+    data_home.parent.mkdir(parents=True, exist_ok=True)
+    data_home.write_text("a file where the cache folder would go")
+    calls = _count_decodes(monkeypatch)
+    first, second = CIFAR10(root, train=False), CIFAR10(root, train=False)
+    assert len(calls) == 2 and sorted(p.name for p in root.iterdir()) == ["test", "train"]
+    np.testing.assert_array_equal(first.data, second.data)
 
 
 def test_read_only_folder_is_never_written(tmp_path, arrays, data_home):

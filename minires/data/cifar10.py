@@ -125,9 +125,12 @@ def read_binary_batches(folder, train: bool):
 
 
 class CIFAR10:
-    """CIFAR-10: `.data` uint8 (N, 32, 32, 3), `.targets` int64 (N,), `.classes`; `ds[i]` -> (image, label)."""
+    """CIFAR-10: `.data` uint8 (N, 32, 32, 3), `.targets` int64 (N,), `.classes`; `ds[i]` -> (image, label).
 
-    def __init__(self, root=None, train: bool = True, download: bool = False):
+    An image-folder copy is decoded once and cached outside it (see load_image_folder); cache=False
+    decodes every time and writes nothing."""
+
+    def __init__(self, root=None, train: bool = True, download: bool = False, cache: bool = True):
         root = os.path.abspath(os.path.expanduser(os.fspath(root if root is not None else default_data_dir())))
         layout = find_layout(root)
         if layout is None and download:
@@ -146,7 +149,8 @@ class CIFAR10:
         elif self.layout == "bin":
             self.data, self.targets, self.classes = read_binary_batches(self.path, self.train)
         else:
-            self.data, self.targets, self.classes = load_image_folder(self.path, "train" if self.train else "test")
+            self.data, self.targets, self.classes = load_image_folder(self.path, "train" if self.train else "test",
+                                                                      use_cache=cache)
 
     def __len__(self) -> int:
         return len(self.data)

@@ -111,11 +111,12 @@ def _bar(total):
 
 
 def _cache_paths(root, split, split_dir):
-    """Candidate cache files: next to the data first, then the user's data dir (keyed by the data path)."""
+    """(the cache file in the user's data dir, keyed by the data path; the one beside the data that
+    versions before 0.2 wrote, read but never written: nothing is written into a user's data folder)."""
     from .cifar10 import default_data_dir
     tag = hashlib.sha1(os.path.realpath(split_dir).encode()).hexdigest()[:12]
-    return [os.path.join(root, f"minires-cache-{split}.npz"),
-            os.path.join(default_data_dir(), "cache", f"cifar10-{split}-{tag}.npz")]
+    return (os.path.join(default_data_dir(), "cache", f"cifar10-{split}-{tag}.npz"),
+            os.path.join(root, f"minires-cache-{split}.npz"))
 
 
 def _read_cache(path, key):
@@ -162,22 +163,24 @@ def _write_cache(path, key, data, targets, classes) -> bool:
 
 
 def load_image_folder(root, split: str, use_cache: bool = True):
-    """Decode `root/<split>/<class>/*` to (data uint8 (N, 32, 32, 3), targets int64 (N,), classes)."""
+    """Decode `root/<split>/<class>/*` to (data uint8 (N, 32, 32, 3), targets int64 (N,), classes).
+
+    The decoded arrays are cached under $MINIRES_DATA/cache (default ~/.cache/minires/cache), keyed by
+    the folder's path and checked against its file list, sizes and times; use_cache=False neither
+    reads nor writes a cache."""
     split_dir = os.path.join(root, split)
     classes, files, targets = list_image_folder(split_dir)
     if not use_cache:
         return decode_images(files), targets, classes
     key = cache_key(split_dir, classes, files)
-    candidates = _cache_paths(root, split, split_dir)
-    for path in candidates:
+    mine, legacy = _cache_paths(root, split, split_dir)
+    for path in (mine, legacy):
         if os.path.isfile(path):
             hit = _read_cache(path, key)
             if hit is not None and len(hit[0]) == len(files):
                 return hit
     data = decode_images(files)
-    for path in candidates:
-        if _write_cache(path, key, data, targets, classes):
-            break
+    _write_cache(mine, key, data, targets, classes)  # an unwritable cache folder only costs the next decode
     return data, targets, classes
 
 

@@ -13,12 +13,12 @@ def _subset(dataset, limit, seed):
     return dataset
 
 
-def load_datasets(data_dir, limit_train=None, limit_test=None, seed=0, train=True):
+def load_datasets(data_dir, limit_train=None, limit_test=None, seed=0, train=True, cache=True):
     """(train set or None, test set): CIFAR10 from data_dir, or from the default dir (downloaded there)."""
     from ..data import CIFAR10, default_data_dir
     root, download = (data_dir, False) if data_dir is not None else (default_data_dir(), True)
-    train_set = _subset(CIFAR10(root, train=True, download=download), limit_train, seed) if train else None
-    test_set = _subset(CIFAR10(root, train=False, download=download), limit_test, seed + 1)
+    train_set = _subset(CIFAR10(root, train=True, download=download, cache=cache), limit_train, seed) if train else None
+    test_set = _subset(CIFAR10(root, train=False, download=download, cache=cache), limit_test, seed + 1)
     return train_set, test_set
 
 

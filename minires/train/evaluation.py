@@ -63,14 +63,14 @@ def write_report(report: dict, out_dir, log=print) -> None:
 
 
 def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_test=None, out_dir=None, log=print,
-                        progress: bool = False):
+                        progress: bool = False, cache: bool = True):
     """Rebuild the model saved in a checkpoint and report on the test split of `data`."""
     from ..data import DataLoader
     ckpt = load_checkpoint(path)
     saved = ckpt["extra"].get("config")
     if saved is None:
         raise ValueError(f"checkpoint {path!r} has no training config; cannot tell which model it holds")
-    _, test_set = load_datasets(data, None, limit_test, saved.get("seed", 0), train=False)
+    _, test_set = load_datasets(data, None, limit_test, saved.get("seed", 0), train=False, cache=cache)
     classes = list(test_set.classes)
     model = models.get(saved["model"], num_classes=len(classes), **saved.get("model_kwargs", {}))
     model.load_state_dict(ckpt["model"])

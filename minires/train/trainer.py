@@ -63,6 +63,7 @@ class TrainConfig:
     progress: bool = True
     amp: bool = False                  # float16 conv/linear GEMMs (minires.amp.autocast) + dynamic loss scaling
     overwrite: bool = False            # start afresh in an `out` that already holds a run (else refused)
+    cache: bool = True                 # cache decoded image folders under $MINIRES_DATA/cache
 
     def validate(self, check_init_from: bool = True) -> None:
         """Raise ValueError (FileNotFoundError for missing paths) naming the first bad option."""
@@ -155,7 +156,7 @@ class Trainer:
         self.device = backend.parse_device(c.device)
         lr = c.lr if c.lr is not None else DEFAULT_LR[c.optimizer]
 
-        self.train_set, self.test_set = load_datasets(c.data, c.limit_train, c.limit_test, c.seed)
+        self.train_set, self.test_set = load_datasets(c.data, c.limit_train, c.limit_test, c.seed, cache=c.cache)
         self.classes = list(self.train_set.classes)
         size = int(self.train_set.data.shape[1])
         from ..data import DataLoader
