@@ -147,3 +147,58 @@ def test_device_batches(device):
         assert x.device.startswith(device) and y.device.startswith(device)
         np.testing.assert_allclose(x.numpy(), xc.numpy(), rtol=1e-6, atol=1e-7)
         np.testing.assert_array_equal(y.numpy(), yc.numpy())
+
+
+# ---- datasets of any sample shape (issue 14, item 7) ---------------------------------------------
+def test_tensor_dataset_batches_every_field_along_a_new_leading_axis():
+    from minires.data import TensorDataset
+    rng = np.random.default_rng(0)
+    feats, extra, labels = rng.standard_normal((10, 3, 5, 7)), rng.standard_normal((10, 2)), np.arange(10)
+    ds = TensorDataset(mr.tensor(feats), extra, labels)
+    assert len(ds) == 10 and [tuple(t.shape) for t in ds[4]] == [(3, 5, 7), (2,), ()]
+    batches = list(DataLoader(ds, batch_size=4))
+    assert [tuple(b[0].shape) for b in batches] == [(4, 3, 5, 7), (4, 3, 5, 7), (2, 3, 5, 7)]
+    np.testing.assert_array_equal(np.concatenate([b[0].numpy() for b in batches]), feats)  # (C, H, W) kept
+    np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in batches]), extra)
+    np.testing.assert_array_equal(np.concatenate([b[2].numpy() for b in batches]), labels)
+    assert batches[0][0].dtype == np.float64  # the samples' dtype, as PyTorch's collate
+    with pytest.raises(ValueError, match=r"TensorDataset: .*one length.*\[10, 9\]"):
+        TensorDataset(feats, labels[:9])
+    with pytest.raises(ValueError, match="TensorDataset: needs at least one"):
+        TensorDataset()
+
+
+class ChwFloatDataset:
+    """float (C, H, W) samples through __getitem__ only: batched as (B, C, H, W), never transposed."""
+
+    def __init__(self, n=6):
+        self.x = np.random.default_rng(1).standard_normal((n, 3, 8, 5)).astype(np.float32)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], i % 2
+
+
+def test_float_chw_samples_are_stacked_as_they_are():
+    ds = ChwFloatDataset()
+    (x, y), (x2, _) = list(DataLoader(ds, batch_size=4))
+    assert x.shape == (4, 3, 8, 5) and x2.shape == (2, 3, 8, 5)
+    np.testing.assert_array_equal(x.numpy(), ds.x[:4])
+    assert y.dtype == np.int64 and y.numpy().tolist() == [0, 1, 0, 1]
+
+
+def test_uint8_samples_that_are_not_hwc_images_are_refused():
+    class ChwUint8(ChwFloatDataset):
+        def __getitem__(self, i):
+            return (self.x[i] > 0).astype(np.uint8), 0
+    with pytest.raises(ValueError, match=r"uint8 samples are read as \(H, W, C\) images.*\(3, 8, 5\)"):
+        list(DataLoader(ChwUint8(), batch_size=2))
+
+
+def test_image_transforms_refuse_channels_last_batches():
+    x = np.zeros((2, 32, 32, 3), np.float32)
+    for transform in (T.RandomCrop(32, 4), T.RandomHorizontalFlip(), T.Normalize((0.5,) * 3, (0.2,) * 3)):
+        with pytest.raises(ValueError, match=r"looks channels-last \(N, H, W, C\)"):
+            transform(x, np.random.default_rng(0))

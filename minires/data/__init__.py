@@ -2,8 +2,8 @@
 from . import transforms
 from .cifar10 import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, CLASSES, default_data_dir, find_layout
 from .download import download_cifar10, extract_archive
-from .loader import DataLoader
+from .loader import DataLoader, TensorDataset
 from .safe_pickle import UnsafePickleError
 
-__all__ = ["CIFAR10", "CIFAR10_MEAN", "CIFAR10_STD", "CLASSES", "DataLoader", "default_data_dir", "find_layout",
+__all__ = ["CIFAR10", "CIFAR10_MEAN", "CIFAR10_STD", "CLASSES", "DataLoader", "TensorDataset", "default_data_dir", "find_layout",
            "download_cifar10", "extract_archive", "transforms", "UnsafePickleError"]

@@ -11,8 +11,43 @@ from .. import backend
 from ..tensor import Tensor
 
 
+def _stack(field: int, column) -> np.ndarray:
+    """One field of a batch's samples stacked along a new leading axis (Python ints become int64)."""
+    values = [v.numpy() if isinstance(v, Tensor) else v for v in column]
+    try:
+        return np.stack([np.asarray(v) for v in values])
+    except ValueError:
+        shapes = sorted({np.shape(v) for v in values})
+        raise ValueError(f"DataLoader: field {field} of the samples has different shapes within a batch: "
+                         f"{shapes}") from None
+
+
+class TensorDataset:
+    """Sample i is (a[i] for a in arrays), as torch.utils.data.TensorDataset: arrays or Tensors of one length."""
+
+    def __init__(self, *tensors):
+        if not tensors:
+            raise ValueError("TensorDataset: needs at least one array or Tensor")
+        self.arrays = tuple(backend.to_numpy(t.data if isinstance(t, Tensor) else np.asarray(t)) for t in tensors)
+        if any(a.ndim == 0 for a in self.arrays):
+            raise ValueError("TensorDataset: every array needs a first axis to index samples along")
+        lengths = [len(a) for a in self.arrays]
+        if len(set(lengths)) != 1:
+            raise ValueError(f"TensorDataset: the arrays must have one length along the first axis, got {lengths}")
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, i):
+        return tuple(Tensor(a[i]) for a in self.arrays)
+
+
 class DataLoader:
-    """Iterate over `dataset` in batches of (x float32 (B, C, H, W) in [0, 1] then `transform`, y int64 (B,))."""
+    """Iterate over `dataset` in batches, each field of the samples stacked along a new leading axis.
+
+    Samples are (x, y, ...) tuples (or single values). uint8 (H, W, C) images become float32
+    (B, C, H, W) in [0, 1], as torchvision's ToTensor does; every other field, and x of any other
+    dtype, is stacked as it is. `transform(x, rng)` then augments x on the device."""
 
     def __init__(self, dataset, batch_size=128, shuffle=False, drop_last=False, seed=0, transform=None,
                  device="cpu", prefetch=2):
@@ -55,25 +90,38 @@ class DataLoader:
         return batches, np.random.default_rng(aug_seq)
 
     def _load(self, index):
-        """uint8 (B, H, W, C) images and int64 (B,) labels for a batch of indices."""
-        data, targets = getattr(self.dataset, "data", None), getattr(self.dataset, "targets", None)
-        if isinstance(data, np.ndarray) and isinstance(targets, np.ndarray):
-            return data[index], targets[index].astype(np.int64)
-        items = [self.dataset[int(i)] for i in index]
-        return np.stack([np.asarray(img) for img, _ in items]), np.asarray([lab for _, lab in items], np.int64)
+        """The batch as a list of host arrays, one per field of a sample (images and labels, say)."""
+        ds = self.dataset
+        data, targets = getattr(ds, "data", None), getattr(ds, "targets", None)
+        if isinstance(data, np.ndarray) and isinstance(targets, np.ndarray):  # CIFAR10: no per-sample calls
+            return [data[index], targets[index].astype(np.int64)]
+        if isinstance(ds, TensorDataset):
+            return [a[index] for a in ds.arrays]
+        items = [ds[int(i)] for i in index]
+        if not isinstance(items[0], (tuple, list)):
+            items = [(item,) for item in items]
+        if len({len(item) for item in items}) != 1:
+            raise ValueError(f"DataLoader: the samples of a batch have different numbers of fields: "
+                             f"{sorted({len(item) for item in items})}")
+        return [_stack(field, column) for field, column in enumerate(zip(*items))]
 
     def _make_batch(self, index, rng):
-        images, labels = self._load(index)
-        if images.ndim != 4:
-            raise ValueError(f"DataLoader: expected images of shape (H, W, C), got a batch of shape {images.shape}")
-        # Copy uint8 to the device (4x less traffic than float32), then convert and augment there.
-        images = backend.to_device(np.ascontiguousarray(images), self.device)
-        x = images.transpose(0, 3, 1, 2).astype(np.float32, order="C")  # (B, C, H, W)
-        if images.dtype == np.uint8:
+        fields = self._load(index)
+        x = fields[0]
+        if x.dtype == np.uint8:  # (H, W, C) uint8 images, as torchvision's ToTensor: float32 (C, H, W) in [0, 1]
+            if x.ndim != 4 or x.shape[-1] not in (1, 2, 3, 4):
+                raise ValueError(f"DataLoader: uint8 samples are read as (H, W, C) images with 1-4 channels, got "
+                                 f"samples of shape {x.shape[1:]}; give float samples to batch them as they are")
+            # Copy uint8 to the device (4x less traffic than float32), then convert and augment there.
+            images = backend.to_device(np.ascontiguousarray(x), self.device)
+            x = images.transpose(0, 3, 1, 2).astype(np.float32, order="C")  # (B, C, H, W)
             x /= 255
+        else:  # anything else: the samples stacked along a new leading axis, as they are
+            x = backend.to_device(np.ascontiguousarray(x), self.device)
         if self.transform is not None:
             x = self.transform(x, rng)
-        return Tensor(x), Tensor(backend.to_device(labels, self.device))
+        return (Tensor(x),) + tuple(Tensor(backend.to_device(np.ascontiguousarray(f), self.device))
+                                    for f in fields[1:])
 
     def _device_context(self):
         if self.device == "cpu":

@@ -7,10 +7,14 @@ from ..backend import get_array_module
 
 
 def _check_batch(op, x):
+    """Image transforms take float batches laid out (N, C, H, W), as the DataLoader makes them."""
     if not hasattr(x, "ndim") or x.ndim != 4:
         raise ValueError(f"{op}: expected a batch of shape (N, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: expected a floating batch, got dtype {x.dtype}")
+    if x.shape[1] > 4 and x.shape[3] in (1, 3):
+        raise ValueError(f"{op}: expected a batch of shape (N, C, H, W), got {x.shape}, which looks channels-last "
+                         f"(N, H, W, C); transpose it with .transpose(0, 3, 1, 2)")
 
 
 def _check_rng(op, rng):
