@@ -9,6 +9,12 @@ Layout of one file:
   scalars and param groups, the scheduler state, the RNG state, `extra` (config, best accuracy,
   metrics history...) and a CRC-32 of all arrays, checked on load.
 No pickle anywhere: loading a checkpoint cannot run code.
+
+`save_weights` writes a weights-only file (the Trainer's best.safetensors): the state_dict under
+torchvision's names and nothing else, so PyTorch's strict `load_state_dict` takes it into the
+torchvision-named twin, plus JSON metadata (model, classes, epoch, accuracy, config).
+`load_weights` reads the weights of any of these files, or of a plain safetensors file of weights
+(PyTorch weights saved with the safetensors library, say).
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from . import backend
 from .io import atomic_write_bytes
 
 FORMAT = "minires.checkpoint/1"
+WEIGHTS_FORMAT = "minires.weights/1"
 _OPT_PREFIX = "optimizer/state/"
 
 
@@ -103,6 +110,56 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch: int = 0,
     atomic_write_bytes(path, stn.save(dict(tensors), metadata={"format": "np", "minires": text}))
 
 
+def save_weights(path, model, epoch: int = 0, extra=None) -> None:
+    """Atomically write model's state_dict alone (strictly loadable by PyTorch) with JSON metadata."""
+    stn = _safetensors_numpy()
+    tensors = OrderedDict((name, _to_array(v)) for name, v in model.state_dict().items())
+    meta = {"format": WEIGHTS_FORMAT, "model_keys": list(tensors), "epoch": int(epoch), "extra": extra or {},
+            "crc32": _crc(tensors)}
+    text = json.dumps(meta, default=_json_default)
+    atomic_write_bytes(path, stn.save(dict(tensors), metadata={"format": "pt", "minires": text}))
+
+
+def _read_file(path):
+    """(header, blob, minires metadata or None) of a safetensors file, damage named with the file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+    with open(path, "rb") as f:
+        blob = f.read()
+    header = _read_header(path, blob)
+    try:
+        meta = json.loads(header.get("__metadata__", {})["minires"])
+    except (KeyError, TypeError, json.JSONDecodeError):
+        meta = None
+    return header, blob, meta
+
+
+def _load_arrays(path, blob, meta) -> dict:
+    stn = _safetensors_numpy()
+    try:
+        tensors = stn.load(blob)
+    except Exception as exc:  # safetensors raises its own error type
+        raise CheckpointError(f"checkpoint {path!r} is corrupted ({exc})") from None
+    if meta is not None and _crc(tensors) != meta["crc32"]:
+        raise CheckpointError(f"checkpoint {path!r} is corrupted: array checksum mismatch")
+    return tensors
+
+
+def load_weights(path) -> tuple:
+    """(weights OrderedDict name -> ndarray, minires metadata or None) of a checkpoint, a weights-only
+    file, or a plain safetensors file of weights."""
+    path = os.fspath(path)
+    header, blob, meta = _read_file(path)
+    if meta is not None and meta.get("format") not in (FORMAT, WEIGHTS_FORMAT):
+        raise CheckpointError(f"checkpoint {path!r} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    tensors = _load_arrays(path, blob, meta)
+    if meta is not None:
+        return OrderedDict((k, tensors[k]) for k in meta["model_keys"]), meta
+    order = sorted((info["data_offsets"][0], k) for k, info in header.items() if k != "__metadata__")
+    return OrderedDict((k, tensors[k]) for _, k in order), None
+
+
 def _read_header(path: str, blob: bytes) -> dict:
     """Parse and sanity-check the safetensors header, so damage gives a clear error naming the file."""
     if len(blob) < 8:
@@ -130,24 +187,16 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict: bo
     (state dicts or None), "epoch", "rng_state", "extra" and "path".
     """
     path = os.fspath(path)
-    stn = _safetensors_numpy()
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
-    with open(path, "rb") as f:
-        blob = f.read()
-    header = _read_header(path, blob)
-    try:
-        meta = json.loads(header.get("__metadata__", {})["minires"])
-    except (KeyError, TypeError, json.JSONDecodeError):
-        raise CheckpointError(f"checkpoint {path!r} is a safetensors file without minires metadata") from None
-    if meta.get("format") != FORMAT:
+    _safetensors_numpy()
+    _, blob, meta = _read_file(path)
+    if meta is None:
+        raise CheckpointError(f"checkpoint {path!r} is a safetensors file without minires metadata "
+                              f"(weights alone load with load_weights, or minires train --init-from)")
+    if meta.get("format") not in (FORMAT, WEIGHTS_FORMAT):
         raise CheckpointError(f"checkpoint {path!r} has format {meta.get('format')!r}, expected {FORMAT!r}")
-    try:
-        tensors = stn.load(blob)
-    except Exception as exc:  # safetensors raises its own error type
-        raise CheckpointError(f"checkpoint {path!r} is corrupted ({exc})") from None
-    if _crc(tensors) != meta["crc32"]:
-        raise CheckpointError(f"checkpoint {path!r} is corrupted: array checksum mismatch")
+    tensors = _load_arrays(path, blob, meta)
+    if meta["format"] == WEIGHTS_FORMAT:  # weights and metadata only: no training state to restore
+        meta = dict(meta, optimizer=None, scheduler=None, rng_state=None)
 
     # safetensors sorts arrays by dtype and name; the metadata keeps the state_dict order
     weights = OrderedDict((k, tensors[k]) for k in meta["model_keys"])
@@ -177,4 +226,5 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict: bo
             "rng_state": meta["rng_state"], "extra": meta["extra"], "path": path}
 
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "save_weights", "load_weights", "CheckpointError", "FORMAT",
+           "WEIGHTS_FORMAT"]

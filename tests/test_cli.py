@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("safetensors")
@@ -179,3 +180,51 @@ def test_train_and_eval_leave_the_data_folder_as_it_was(tmp_path, data):
                  "--limit-test", "8", "--no-progress"]) == 0
     assert main(train_args(data, tmp_path / "run2", "--no-cache")) == 0
     assert listing() == before
+
+
+# ---- checkpoint files (issue 14, item 4) ---------------------------------------------------------
+def test_best_holds_weights_only_and_evaluates(tmp_path, data):
+    from safetensors.numpy import load_file
+    out = tmp_path / "run"
+    assert main(train_args(data, out)) == 0
+    model = mr.models.resnet20(num_classes=3)
+    arrays = load_file(str(out / "best.safetensors"))
+    assert set(arrays) == set(model.state_dict())  # nothing else: a strict load_state_dict takes it
+    ck = load_checkpoint(out / "best.safetensors")
+    assert ck["optimizer"] is None and ck["extra"]["model"] == "resnet20" and ck["extra"]["classes"] == ["a", "b", "c"]
+    assert ck["epoch"] == 1 and 0 <= ck["extra"]["best_acc"] <= 1
+    assert main(["eval", "--checkpoint", str(out / "best.safetensors"), "--data", data, "--limit-test", "8",
+                 "--no-progress"]) == 0
+
+
+def test_init_from_another_architecture_is_one_line_naming_both(tmp_path, data, capsys):
+    out = tmp_path / "r20"
+    assert main(train_args(data, out)) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(train_args(data, tmp_path / "r9", "--model", "resnet9", "--init-from", str(out / "last.safetensors")))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(err) < 300 and "resnet20" in err and "resnet9" in err
+
+
+def test_init_from_a_plain_weights_file_under_torchvision_names(tmp_path, data, capsys):
+    """The fine-tuning path for pretrained weights: a safetensors file of weights alone, no minires metadata."""
+    from safetensors.numpy import save_file
+    mr.manual_seed(11)
+    src = mr.models.resnet20(num_classes=3)
+    path = tmp_path / "pretrained.safetensors"
+    save_file({k: np.array(v.numpy(), order="C") for k, v in src.state_dict().items()}, str(path))
+    out = tmp_path / "ft"
+    assert main(train_args(data, out, "--init-from", str(path), "--freeze-backbone", "--lr", "1e-9")) == 0
+    tuned = load_checkpoint(out / "last.safetensors")["model"]
+    for k, v in src.state_dict().items():
+        if not k.startswith("fc.") and "running" not in k and "num_batches" not in k:
+            np.testing.assert_array_equal(tuned[k], v.numpy(), err_msg=k)
+    bad = tmp_path / "bad.safetensors"
+    save_file({"conv1.weight": np.zeros((3, 3, 3, 3), np.float32)}, str(bad))
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(train_args(data, tmp_path / "bad", "--init-from", str(bad)))
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "missing" in err and "and " in err and len(err) < 400

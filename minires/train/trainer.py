@@ -13,7 +13,7 @@ import numpy as np
 import minires as mr
 from .. import amp, backend, models
 from .. import functional as F
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from ..functional.loss import check_targets
 from ..nn.utils import grad_sum_of_squares
 from ..optim import SGD, Adam, lr_scheduler
@@ -96,22 +96,40 @@ class TrainConfig:
             raise FileNotFoundError(f"--init-from: checkpoint {self.init_from!r} does not exist")
 
 
-def load_pretrained(model, path, log=print) -> None:
-    """Load a checkpoint's weights into model, all but the head `fc` when its shape differs."""
-    weights = load_checkpoint(path)["model"]
+def _few(keys, n=3) -> str:
+    keys = list(keys)
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def load_pretrained(model, path, log=print, model_name=None) -> None:
+    """Load the weights of a checkpoint, a weights-only file or a plain safetensors file of weights under
+    torchvision's names into model; a head `fc` of another class count is left freshly initialised."""
+    weights, meta = load_weights(path)
+    saved = ((meta or {}).get("extra") or {}).get("config", {}).get("model")
+    if saved is not None and model_name is not None and saved != model_name:
+        raise ValueError(f"--init-from {path} holds a {saved} model, not {model_name}: pass --model {saved}, "
+                         f"or weights of a {model_name}")
     own = model.state_dict()
-    head = [k for k in weights if k.startswith("fc.")]
-    if any(k in own and tuple(weights[k].shape) != own[k].shape for k in head):
-        shapes = {k: tuple(weights[k].shape) for k in head}
-        log(f"init-from {path}: head {shapes} does not fit {model.fc.out_features} classes; "
-            "keeping a freshly initialised fc")
-        weights = {k: v for k, v in weights.items() if not k.startswith("fc.")}
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-        if unexpected or any(not k.startswith("fc.") for k in missing):
-            raise ValueError(f"init-from {path}: checkpoint does not match the model "
-                             f"(missing {list(missing)}, unexpected {list(unexpected)})")
-    else:
+    body = {k: v for k, v in weights.items() if not k.startswith("fc.")}
+    missing = [k for k in own if not k.startswith("fc.") and k not in body]
+    unexpected = [k for k in body if k not in own]
+    wrong = [k for k in body if k in own and tuple(body[k].shape) != own[k].shape]
+    if missing or unexpected or wrong:
+        what = f"a {saved} model" if saved else "weights"
+        raise ValueError(f"--init-from {path} holds {what} that do not fit {model_name or 'this model'}: "
+                         + "; ".join(part for part in (
+                             f"{len(missing)} missing ({_few(missing)})" if missing else "",
+                             f"{len(unexpected)} unexpected ({_few(unexpected)})" if unexpected else "",
+                             f"{len(wrong)} of another shape ({_few(wrong)})" if wrong else "") if part))
+    head = {k: v for k, v in weights.items() if k.startswith("fc.")}
+    if set(head) == {k for k in own if k.startswith("fc.")} and all(
+            tuple(v.shape) == own[k].shape for k, v in head.items()):
         model.load_state_dict(weights)
+        return
+    log(f"init-from {path}: its head {({k: tuple(v.shape) for k, v in head.items()})} is for "
+        f"{next(iter(head.values())).shape[0] if head else 'no'} classes, this run has {model.fc.out_features}; "
+        "keeping a freshly initialised fc")
+    model.load_state_dict(body, strict=False)
 
 
 def freeze_backbone(model) -> list:
@@ -168,7 +186,7 @@ class Trainer:
         mr.manual_seed(c.seed)
         self.model = models.get(c.model, num_classes=len(self.classes), **c.model_kwargs)
         if c.init_from and resume_state is None:
-            load_pretrained(self.model, c.init_from, log)
+            load_pretrained(self.model, c.init_from, log, model_name=c.model)
         self.model.to(self.device)
         if c.freeze_backbone:
             freeze_backbone(self.model)
@@ -334,8 +352,10 @@ class Trainer:
             self.best_acc = max(self.best_acc, row["test_acc"])
             # NOTE: best before last: a crash between the two then redoes this epoch on --resume and
             # rewrites best identically, where the other order could leave best one epoch stale.
-            if is_best:
-                self._save(self.best_path)
+            if is_best:  # weights and metadata only: a plain weights file for PyTorch and --init-from
+                save_weights(self.best_path, self.model, epoch=self.epoch,
+                             extra={"model": c.model, "classes": self.classes, "best_acc": self.best_acc,
+                                    "config": dataclasses.asdict(c)})
             self._save(self.last_path)
             write_history(c.out, self.history)
             plots.plot_curves(self.history, os.path.join(c.out, "curves.png"))
