@@ -80,32 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="also write final_eval.json and confusion_matrix.png here")
     e.set_defaults(handler=_eval, subparser=e)
 
-    b = sub.add_parser("bench", help="per-kernel benchmark (benchmarks/bench_kernels.py of a source checkout)",
-                       add_help=False)
+    b = sub.add_parser("bench", help="per-kernel benchmark against the machine's ceilings and PyTorch "
+                                     "(minires bench --help)", add_help=False)
     b.set_defaults(handler=lambda args, p: _bench([], p), subparser=b)
     return parser
 
 
-def _bench_script() -> str:
-    """benchmarks/bench_kernels.py beside the package (a source checkout or an editable install)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.path.join(root, "benchmarks", "bench_kernels.py")
-
-
 def _bench(bench_argv, parser) -> int:
-    import runpy
-    script = _bench_script()
-    if not os.path.isfile(script):
-        parser.error(f"the benchmarks live in the source tree and {script} is absent: "
-                     "run it from a checkout (pip install -e .)")
-    argv = sys.argv
-    sys.argv = [script] + list(bench_argv)
+    from .bench.kernels import main as bench_main
     try:
-        runpy.run_path(script, run_name="__main__")
-    except SystemExit as exc:  # argparse --help / errors inside the script
+        bench_main(bench_argv, prog="minires bench")
+    except SystemExit as exc:  # argparse --help / errors inside the benchmark
         return exc.code if isinstance(exc.code, int) else 0
-    finally:
-        sys.argv = argv
     return 0
 
 

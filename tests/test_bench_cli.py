@@ -1,4 +1,4 @@
-"""`minires bench` reaches benchmarks/bench_kernels.py and writes its JSON and Markdown outputs."""
+"""`minires bench` (minires/bench/kernels.py) writes its JSON, Markdown and PNG outputs, also from a plain install."""
 import json
 import os
 
@@ -45,3 +45,25 @@ def test_bench_train_refuses_a_gpu_it_does_not_have_or_a_bad_device(tmp_path, ca
         benchmark_script("bench_train").main(["--device", bad, "--no-torch", "--out", str(tmp_path)])
     assert e.value.code == 2
     assert f"--device {bad}" in capsys.readouterr().err
+
+
+def test_bench_runs_from_a_plain_install_without_the_source_tree(tmp_path):
+    """pip install . (not editable), then `minires bench --help` and a short run, from elsewhere."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    site = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                        "--target", str(site), root], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not (site / "benchmarks").exists()
+    env = dict(os.environ, PYTHONPATH=str(site))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "minires", "bench", *a], capture_output=True,  # noqa: E731
+                                    text=True, cwd=tmp_path, env=env)
+    r = run("--help")
+    assert r.returncode == 0 and "usage: minires bench" in r.stdout
+    r = run("--only", "relu", "--batch", "2", "--repeats", "1", "--warmup", "0", "--no-torch", "--out", "b")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("| kernel") == 1  # one table
+    assert sorted(os.listdir(tmp_path / "b")) == ["bench_kernels.json", "bench_kernels.md", "bench_kernels.png"]
+    assert f"to {tmp_path / 'b'}" in r.stdout

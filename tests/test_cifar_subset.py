@@ -39,3 +39,14 @@ def test_asking_for_more_than_a_class_holds_is_a_clear_error(source, tmp_path, c
     with pytest.raises(SystemExit) as e:
         benchmark_script("cifar_subset").main([str(src), str(tmp_path / "dest"), "--train", "3"])
     assert e.value.code == 2 and "at least 5 training" in capsys.readouterr().err
+
+
+def test_pick_limit_writes_exactly_what_limit_train_keeps(source, tmp_path, benchmark_script):
+    from minires.train.datasets import load_datasets
+    src = source[0]
+    benchmark_script("cifar_subset").write_subset(src, tmp_path / "dest", n_train=12, n_test=5, seed=2, pick="limit")
+    train, test = load_datasets(str(src), 12, 5, seed=2)
+    for split, want in ((True, train), (False, test)):
+        got = CIFAR10(tmp_path / "dest", train=split)
+        np.testing.assert_array_equal(got.data, want.data)
+        np.testing.assert_array_equal(got.targets, want.targets)

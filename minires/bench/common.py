@@ -1,0 +1,225 @@
+"""Benchmark plumbing: machine header, timers, and the machine's GEMM and copy ceilings (used by
+`minires bench` and the scripts in benchmarks/)."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def torch_or_none():
+    """PyTorch when importable (the reference to beat), else None."""
+    try:
+        import torch
+        return torch
+    except Exception:
+        return None
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def header(extra: str = "") -> str:
+    """One block naming the machine and the versions, printed above every table."""
+    import minires
+    torch = torch_or_none()
+    lines = [
+        f"machine: {cpu_name()}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}",
+        f"python {platform.python_version()}, numpy {np.__version__}, minires {minires.__version__}, "
+        f"torch {torch.__version__ if torch else 'not installed'}"
+        + (f" ({torch.get_num_threads()} threads)" if torch else ""),
+    ]
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        lines.append(f"numpy BLAS: {blas.get('name', '?')} {blas.get('version', '')}")
+    except Exception:
+        pass
+    if extra:
+        lines.append(extra)
+    return "\n".join(lines)
+
+
+def median_ms(fn, repeats: int = 7, warmup: int = 2, sync=None) -> float:
+    """Median wall time of fn() in milliseconds after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def interleaved_ms(fns, repeats: int = 7, warmup: int = 2, syncs=None) -> list:
+    """Median wall time in ms of each fn in fns, timed in turns after the warm-ups.
+
+    NOTE: this machine's speed drifts by up to 2x over seconds (other tenants' load on the host;
+    the steal time is printed under each table). Timing minires and the reference in alternation
+    exposes both to the same drift, so their ratio holds where two back-to-back medians do not.
+    The order flips every round (a, b, b, a, a, b, ...) so that no function always runs right
+    after the same other one: PyTorch's OpenMP threads spin for a while after each op and would
+    otherwise always slow whatever follows them.
+    """
+    syncs = list(syncs) if syncs is not None else [None] * len(fns)
+    if len(syncs) != len(fns):
+        raise ValueError(f"interleaved_ms: {len(fns)} functions but {len(syncs)} syncs")
+    for fn, sync in zip(fns, syncs):
+        for _ in range(warmup):
+            fn()
+        if sync:
+            sync()
+    times = [[] for _ in fns]
+    order = list(range(len(fns)))
+    for r in range(repeats):
+        for i in (order if r % 2 == 0 else order[::-1]):
+            t0 = time.perf_counter()
+            fns[i]()
+            if syncs[i]:
+                syncs[i]()
+            times[i].append((time.perf_counter() - t0) * 1e3)
+    return [statistics.median(t) for t in times]
+
+
+def cpu_steal() -> tuple:
+    """(steal, total) CPU jiffies from /proc/stat so far; (0, 0) where unreadable (not Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return fields[7], sum(fields[:8])
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+
+
+def steal_percent(since: tuple) -> str:
+    """The share of CPU time the hypervisor gave to other guests since `since` (a cpu_steal())."""
+    steal, total = cpu_steal()
+    if total - since[1] <= 0:
+        return "n/a"
+    return f"{100 * (steal - since[0]) / (total - since[1]):.1f}%"
+
+
+def gemm_ceiling_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """float32 n x n GEMM throughput on all cores, the machine's matmul ceiling.
+
+    The better of numpy's BLAS on its own threads and one single-threaded BLAS GEMM per minires
+    thread (how the kernels run; minires holds BLAS at one thread once a kernel has run).
+    """
+    from minires.parallel import parallel_for
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    out = np.empty((n, n), np.float32)
+    whole = median_ms(lambda: np.matmul(a, b, out=out), repeats=repeats, warmup=1)
+    split = median_ms(lambda: parallel_for(lambda r0, r1: np.matmul(a[r0:r1], b, out=out[r0:r1]), n,
+                                           blas=True, row_size=n * n), repeats=repeats, warmup=1)
+    return 2 * n ** 3 / (min(whole, split) * 1e-3) / 1e9
+
+
+def copy_ceiling_gbs(nbytes: int = 256 << 20, repeats: int = 5) -> float:
+    """Memory-copy bandwidth (bytes read + written per second) of a large copy split over minires's threads."""
+    from minires.parallel import parallel_for
+    src = np.ones(nbytes // 4, np.float32)
+    dst = np.empty_like(src)
+    ms = median_ms(lambda: parallel_for(lambda i0, i1: np.copyto(dst[i0:i1], src[i0:i1]), src.size),
+                   repeats=repeats, warmup=1)
+    return 2 * nbytes / (ms * 1e-3) / 1e9
+
+
+def _cupy():
+    from minires.backend import cupy_module
+    return cupy_module()
+
+
+def cuda_median_ms(fn, repeats: int = 7, warmup: int = 2, device: str = "cuda:0") -> float:
+    """Median GPU time of fn() in milliseconds, each call between two CUDA events, after `warmup` calls."""
+    cp = _cupy()
+    with cp.cuda.Device(int(device.split(":")[1])):
+        for _ in range(warmup):
+            fn()
+        cp.cuda.Device().synchronize()
+        times = []
+        for _ in range(repeats):
+            start, end = cp.cuda.Event(), cp.cuda.Event()
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(cp.cuda.get_elapsed_time(start, end))
+    return statistics.median(times)
+
+
+def cuda_ceilings(device: str = "cuda:0", n: int = 8192, nbytes: int = 1 << 30) -> tuple:
+    """(float32 GEMM GFLOP/s through cupy.matmul, copy GB/s read + written) on the GPU, this run."""
+    cp = _cupy()
+    with cp.cuda.Device(int(device.split(":")[1])):
+        a = cp.random.standard_normal((n, n), dtype=cp.float32)
+        b = cp.random.standard_normal((n, n), dtype=cp.float32)
+        out = cp.empty((n, n), cp.float32)
+        ms = cuda_median_ms(lambda: cp.matmul(a, b, out=out), 5, 2, device)
+        src = cp.ones(nbytes // 4, cp.float32)
+        dst = cp.empty_like(src)
+        cms = cuda_median_ms(lambda: cp.copyto(dst, src), 5, 2, device)
+    return 2 * n ** 3 / (ms * 1e-3) / 1e9, 2 * nbytes / (cms * 1e-3) / 1e9
+
+
+def cuda_header(device: str = "cuda:0") -> str:
+    """The GPU's name and the CUDA runtime, driver and CuPy versions."""
+    cp = _cupy()
+    i = int(device.split(":")[1])
+    props = cp.cuda.runtime.getDeviceProperties(i)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+
+    def version(v):
+        return f"{v // 1000}.{(v % 1000) // 10}"
+    return (f"gpu {device}: {name}, {props['totalGlobalMem'] / 2**30:.0f} GiB; CUDA runtime "
+            f"{version(cp.cuda.runtime.runtimeGetVersion())}, driver {version(cp.cuda.runtime.driverGetVersion())}, "
+            f"cupy {cp.__version__}")
+
+
+def write_json(path: str, obj) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def markdown_table(rows, columns) -> str:
+    """rows: list of dicts; columns: list of (key, title, format)."""
+    out = ["| " + " | ".join(t for _, t, _ in columns) + " |",
+           "|" + "|".join("---" for _ in columns) + "|"]
+    for r in rows:
+        cells = []
+        for key, _, fmt in columns:
+            v = r.get(key)
+            cells.append("" if v is None else (fmt.format(v) if fmt else str(v)))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(header())
+    print(f"GEMM ceiling {gemm_ceiling_gflops():.1f} GFLOP/s, copy ceiling {copy_ceiling_gbs():.1f} GB/s",
+          file=sys.stderr)

@@ -1,0 +1,265 @@
+"""Per-kernel benchmark of minires against the machine's ceilings and PyTorch (when importable), CPU and GPU.
+
+    minires bench                                      # N=128, full table, CPU
+    minires bench --batch 32 --only conv
+    minires bench --device cpu,cuda                    # CPU and GPU columns side by side, and the speed-up
+    python benchmarks/bench_kernels.py ...             # the same, on the checkout's minires
+
+Prints one Markdown table under a header naming the machine, the GPU and the versions, and writes
+bench_kernels.{json,md,png} into --out (the PNG titled with the devices and the batch). Times are medians of --repeats after --warmup calls; on a
+GPU each call is timed with CUDA events. On the CPU minires and PyTorch are timed in turns (one
+call each, repeated), so that the machine's drift hits both alike; the share of CPU time stolen by
+the hypervisor during the run is printed below the table. Ceilings (float32 GEMM, memory copy) are
+measured in the same run on each device.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+import minires as mr
+import minires.functional as F
+from .common import (copy_ceiling_gbs, cpu_steal, cuda_ceilings, cuda_header, cuda_median_ms, gemm_ceiling_gflops,
+                     header, interleaved_ms, markdown_table, median_ms, steal_percent, torch_or_none, write_json)
+
+
+def _arr(rng, shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def conv_case(N, C, O, H, k, stride, pad):
+    """conv2d forward and forward+backward at one shape."""
+    OH = (H + 2 * pad - k) // stride + 1
+    flops = 2 * N * O * OH * OH * C * k * k
+    name = f"conv2d {C}->{O} {k}x{k} s{stride} @{H}x{H}"
+    return name, dict(x=(N, C, H, H), w=(O, C, k, k), g=(N, O, OH, OH), stride=stride, pad=pad), flops
+
+
+def build_cases(N):
+    """(kernel, shape label, kind, flops or bytes, minires fn-maker, torch fn-maker)."""
+    cases = []
+    convs = [conv_case(N, 64, 64, 32, 3, 1, 1), conv_case(N, 128, 128, 16, 3, 1, 1),
+             conv_case(N, 256, 256, 8, 3, 1, 1), conv_case(N, 64, 128, 32, 3, 2, 1),
+             conv_case(N, 256, 64, 16, 1, 1, 0), conv_case(N, 64, 256, 16, 1, 1, 0)]
+    for name, s, flops in convs:
+        cases.append((name, "fwd", flops, ("conv", s, False)))
+        cases.append((name, "fwd+bwd", 3 * flops, ("conv", s, True)))
+    x4 = (N, 64, 32, 32)
+    nbytes = int(np.prod(x4)) * 4
+    cases += [
+        (f"batch_norm {x4}", "fwd+bwd", 5 * nbytes, ("bn", x4, True)),
+        (f"relu {x4}", "fwd+bwd", 4 * nbytes, ("relu", x4, True)),
+        (f"add_relu {x4}", "fwd+bwd", 6 * nbytes, ("add_relu", x4, True)),
+        (f"max_pool2d 2x2 {x4}", "fwd+bwd", 3 * nbytes, ("maxpool", x4, True)),
+        (f"avg_pool2d 2x2 {x4}", "fwd+bwd", 3 * nbytes, ("avgpool", x4, True)),
+        (f"global avg pool {(N, 512, 4, 4)}", "fwd+bwd", 2 * N * 512 * 16 * 4, ("gap", (N, 512, 4, 4), True)),
+        (f"linear {N}x512->1000", "fwd+bwd", 3 * 2 * N * 512 * 1000, ("linear", (N, 512, 1000), True)),
+        (f"cross_entropy {N}x1000", "fwd+bwd", 3 * N * 1000 * 4, ("ce", (N, 1000), True)),
+    ]
+    return cases
+
+
+def make_fn(lib, spec, rng, device="cpu"):
+    """A closure running one forward (and backward) of the kernel in `lib` ('mr' or 'torch') on `device`."""
+    kind, s, backward = spec
+    torch = torch_or_none() if lib == "torch" else None
+
+    def T(a, grad=True):
+        if lib == "mr":
+            return mr.tensor(a, requires_grad=grad, device=device)
+        return torch.tensor(a, requires_grad=grad, device=device)
+
+    f = F if lib == "mr" else torch.nn.functional
+    if kind == "conv":
+        x, w = T(_arr(rng, s["x"])), T(_arr(rng, s["w"], 0.05))
+        g = T(_arr(rng, s["g"]), grad=False)
+
+        def run():
+            out = f.conv2d(x, w, None, s["stride"], s["pad"])
+            if backward:
+                out.backward(g)
+    elif kind in ("bn", "relu", "maxpool", "avgpool", "gap", "add_relu"):
+        x = T(_arr(rng, s))
+        y = T(_arr(rng, s))
+        C = s[1]
+        rm, rv = T(np.zeros(C, np.float32), False), T(np.ones(C, np.float32), False)
+        wt, bs = T(np.ones(C, np.float32)), T(np.zeros(C, np.float32))
+
+        def fwd():
+            if kind == "bn":
+                return f.batch_norm(x, rm, rv, wt, bs, training=True)
+            if kind == "relu":
+                return f.relu(x)
+            if kind == "maxpool":
+                return f.max_pool2d(x, 2)
+            if kind == "avgpool":
+                return f.avg_pool2d(x, 2)
+            if kind == "gap":
+                return f.adaptive_avg_pool2d(x, 1)
+            if lib == "mr":
+                return F.add_relu(x, y)
+            return torch.relu(x + y)
+        out0 = fwd()
+        g = T(_arr(rng, tuple(out0.shape)), grad=False)
+
+        def run():
+            out = fwd()
+            if backward:
+                out.backward(g)
+    elif kind == "linear":
+        n, i, o = s
+        x, w, b = T(_arr(rng, (n, i))), T(_arr(rng, (o, i), 0.05)), T(_arr(rng, (o,)))
+        g = T(_arr(rng, (n, o)), grad=False)
+
+        def run():
+            out = f.linear(x, w, b)
+            if backward:
+                out.backward(g)
+    elif kind == "ce":
+        n, c = s
+        x = T(_arr(rng, (n, c)))
+        t = T(rng.integers(0, c, n), grad=False)
+
+        def run():
+            out = f.cross_entropy(x, t)
+            if backward:
+                out.backward()
+    else:
+        raise ValueError(kind)
+    return run
+
+
+def _devices(parser, spec: str) -> list:
+    devices = []
+    for d in spec.split(","):
+        try:
+            d = mr.backend.parse_device(d)
+        except ValueError as e:
+            parser.error(f"--device: {e}")
+        if d != "cpu" and not mr.backend.cupy_available():
+            parser.error(f"--device {d}: needs CuPy and a CUDA GPU (pip install 'minires[gpu]'), none found here")
+        if d not in devices:
+            devices.append(d)
+    return devices
+
+
+def _torch_device_ok(torch, device) -> bool:
+    return device == "cpu" or bool(torch.cuda.is_available())
+
+
+def main(argv=None, prog=None):
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--only", default="", help="run only kernels whose name contains this")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    p.add_argument("--device", default="cpu", help="comma-separated devices, e.g. cpu,cuda (default cpu)")
+    p.add_argument("--out", default="bench-results", help="folder for bench_kernels.{json,md,png} (default bench-results)")
+    p.add_argument("--ceiling-scale", type=float, default=1.0,
+                   help="GPU ceilings measured on an 8192^2 GEMM and a 1 GiB copy times this (default 1)")
+    args = p.parse_args(argv)
+    devices = _devices(p, args.device)
+
+    torch = None if args.no_torch else torch_or_none()
+    since = cpu_steal()
+    ceilings, lines = {}, []
+    for d in devices:
+        if d == "cpu":
+            ceilings[d] = (gemm_ceiling_gflops(), copy_ceiling_gbs())
+        else:
+            k = min(max(args.ceiling_scale, 1e-3), 1.0)
+            ceilings[d] = cuda_ceilings(d, n=max(64, int(8192 * k ** (1 / 3))), nbytes=max(2**20, int(2**30 * k)))
+            lines.append(cuda_header(d))
+        lines.append(f"{d} ceilings measured in this run: float32 GEMM {ceilings[d][0]:.1f} GFLOP/s, "
+                     f"copy {ceilings[d][1]:.1f} GB/s")
+    lines.append(f"N={args.batch}, median of {args.repeats} after {args.warmup} warm-up"
+                 + ("; GPU times by CUDA events" if len(devices) > 1 or devices[0] != "cpu" else ""))
+    head = header("\n".join(lines))
+    print(head, flush=True)
+    rows = []
+    for name, mode, work, spec in build_cases(args.batch):
+        if args.only and args.only not in name:
+            continue
+        row = {"kernel": name, "pass": mode}
+        for d in devices:
+            ref = torch is not None and _torch_device_ok(torch, d)
+            mine = make_fn("mr", spec, np.random.default_rng(0), d)
+            if d == "cpu" and ref:  # in turns with PyTorch: both see the same machine drift
+                ms, tms = interleaved_ms([mine, make_fn("torch", spec, np.random.default_rng(0), d)],
+                                         args.repeats, args.warmup)
+            elif d == "cpu":
+                ms = median_ms(mine, args.repeats, args.warmup)
+            else:
+                ms = cuda_median_ms(mine, args.repeats, args.warmup, d)
+            gemm, copy = ceilings[d]
+            row[f"{d}_ms"] = ms
+            if spec[0] in ("conv", "linear"):
+                row[f"{d}_rate"] = f"{work / (ms * 1e-3) / 1e9:.1f} GFLOP/s"
+                row[f"{d}_pct"] = 100 * work / (ms * 1e-3) / 1e9 / gemm
+            else:
+                row[f"{d}_rate"] = f"{work / (ms * 1e-3) / 1e9:.1f} GB/s"
+                row[f"{d}_pct"] = 100 * work / (ms * 1e-3) / 1e9 / copy
+            if ref and d != "cpu":
+                tms = median_ms(make_fn("torch", spec, np.random.default_rng(0), d), args.repeats, args.warmup,
+                                sync=torch.cuda.synchronize)
+            if ref:
+                row[f"{d}_torch_ms"], row[f"{d}_ratio"] = tms, ms / tms
+        if len(devices) > 1:
+            row["speedup"] = row[f"{devices[0]}_ms"] / row[f"{devices[1]}_ms"]
+        rows.append(row)
+        print(f"  {len(rows)}: {name} {mode}", file=sys.stderr, flush=True)  # progress; the table comes at the end
+    columns = [("kernel", "kernel", None), ("pass", "pass", None)]
+    for d in devices:
+        columns += [(f"{d}_ms", f"{d} ms", "{:.2f}"), (f"{d}_rate", f"{d} rate", None),
+                    (f"{d}_pct", f"{d} % of ceiling", "{:.0f}%")]
+        if any(f"{d}_torch_ms" in r for r in rows):
+            columns += [(f"{d}_torch_ms", f"torch {d} ms", "{:.2f}"), (f"{d}_ratio", f"{d} minires/torch", "{:.2f}x")]
+    if len(devices) > 1:
+        columns.append(("speedup", f"{devices[1]} speed-up", "{:.1f}x"))
+    table = markdown_table(rows, columns) + f"\n\nCPU steal time during the run: {steal_percent(since)}"
+    print()
+    print(table)
+    os.makedirs(args.out, exist_ok=True)
+    write_json(os.path.join(args.out, "bench_kernels.json"),
+               {"header": head, "devices": devices, "ceilings": ceilings, "rows": rows})
+    with open(os.path.join(args.out, "bench_kernels.md"), "w") as f:
+        f.write("```\n" + head + "\n```\n\n" + table + "\n")
+    written = ["bench_kernels.json", "bench_kernels.md"]
+    try:
+        _plot(rows, os.path.join(args.out, "bench_kernels.png"), devices, args.batch)
+        written.append("bench_kernels.png")
+    except ImportError:
+        print("(matplotlib not installed: no PNG)")
+    print(f"\nwrote {', '.join(written)} to {os.path.abspath(args.out)}")
+    return rows
+
+
+def _plot(rows, path, devices, batch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    labels = [f"{r['kernel']} {r['pass']}" for r in rows]
+    y = np.arange(len(rows))
+    series = [(f"minires {d}", f"{d}_ms") for d in devices]
+    series += [(f"PyTorch {d}", f"{d}_torch_ms") for d in devices if all(f"{d}_torch_ms" in r for r in rows)]
+    fig, ax = plt.subplots(figsize=(10, 0.25 * len(rows) * len(series) + 1.5))
+    h = 0.8 / len(series)
+    for i, (label, key) in enumerate(series):
+        ax.barh(y - 0.4 + h * (i + 0.5), [r[key] for r in rows], height=h, label=label)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("ms (median, log scale)")
+    ax.set_title(f"minires kernels on {' and '.join(devices)}, batch {batch}" + (" vs PyTorch" if len(series) > len(devices) else ""))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
