@@ -168,3 +168,35 @@ def test_amp_run_trains_and_resumes_bitwise_with_the_loss_scale(tmp_path, data4)
     a, b = weights(straight.model), weights(resumed.model)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+# ---- plots a person reads at a glance (issue 14, item 9) -----------------------------------------
+@pytest.fixture
+def figures(monkeypatch):
+    pytest.importorskip("matplotlib")
+    from minires.train import plots
+    saved = []
+    real = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, plt, path: (saved.append(fig), fig.canvas.draw(), real(fig, plt, path)))
+    return plots, saved
+
+
+def test_curves_have_a_title_y_labels_whole_epochs_and_a_log_loss_axis(tmp_path, figures):
+    plots, saved = figures
+    history = [{"epoch": i + 1, "train_loss": l, "test_loss": l * 1.1, "train_acc": 0.1 * i, "test_acc": 0.1 * i}
+               for i, l in enumerate([2.3, 40.0, 1.1])]
+    assert plots.plot_curves(history, tmp_path / "c.png", title="resnet20 on cpu, run runs/x")
+    (fig,) = saved
+    assert fig._suptitle.get_text() == "resnet20 on cpu, run runs/x"
+    loss, acc = fig.axes
+    assert loss.get_yscale() == "log" and "loss" in loss.get_ylabel() and acc.get_ylabel() == "accuracy"
+    ticks = [t for t in loss.get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_confusion_matrix_has_a_title_with_the_accuracy_and_a_colour_bar(tmp_path, figures):
+    plots, saved = figures
+    assert plots.plot_confusion_matrix([[3, 1], [0, 4]], ["a", "b"], tmp_path / "m.png", title="resnet20, epoch 2")
+    (fig,) = saved
+    assert len(fig.axes) == 2  # the matrix and its colour bar
+    assert fig.axes[0].get_title() == "resnet20, epoch 2: accuracy 87.50% on 8 images"

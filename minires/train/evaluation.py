@@ -53,13 +53,14 @@ def report_on(model, loader, classes, progress: bool = False) -> dict:
     return classification_report(confusion_matrix(targets, preds, len(classes)), classes)
 
 
-def write_report(report: dict, out_dir, log=print) -> None:
+def write_report(report: dict, out_dir, log=print, title: str = "") -> None:
     """Print the report and write final_eval.json and confusion_matrix.png into out_dir."""
     log(format_report(report))
     os.makedirs(out_dir, exist_ok=True)
     atomic_write_text(os.path.join(out_dir, "final_eval.json"), json.dumps(report, indent=1) + "\n")
     classes = [row["class"] for row in report["per_class"]]
-    plots.plot_confusion_matrix(report["confusion_matrix"], classes, os.path.join(out_dir, "confusion_matrix.png"))
+    plots.plot_confusion_matrix(report["confusion_matrix"], classes, os.path.join(out_dir, "confusion_matrix.png"),
+                                title=title)
 
 
 def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_test=None, out_dir=None, log=print,
@@ -80,7 +81,7 @@ def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_tes
                         transform=_transforms(int(test_set.data.shape[1]), 0, train=False), device=device)
     report = report_on(model, loader, classes, progress)
     if out_dir is not None:
-        write_report(report, out_dir, log)
+        write_report(report, out_dir, log, title=f"{saved['model']}, epoch {ckpt['epoch']}")
     else:
         log(format_report(report))
     return report

@@ -26,38 +26,50 @@ def _save(fig, plt, path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_curves(history: list, path) -> bool:
-    """Loss and accuracy, train vs test, per epoch; False when matplotlib is not installed."""
+def plot_curves(history: list, path, title: str = "") -> bool:
+    """Loss (log scale) and accuracy, train vs test, per epoch; False when matplotlib is not installed."""
     plt = _pyplot()
     if plt is None:
         return False
+    from matplotlib.ticker import MaxNLocator
     epochs = [row["epoch"] for row in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "acc", "accuracy")):
+    for ax, key, label in ((ax_loss, "loss", "cross-entropy loss (log scale)"), (ax_acc, "acc", "accuracy")):
         ax.plot(epochs, [row[f"train_{key}"] for row in history], "o-", label="train")
         ax.plot(epochs, [row[f"test_{key}"] for row in history], "o-", label="test")
         ax.set_xlabel("epoch")
-        ax.set_title(title)
+        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, never 1.5
         ax.grid(alpha=0.3)
         ax.legend()
+    losses = [row[k] for row in history for k in ("train_loss", "test_loss")]
+    if all(np.isfinite(v) and v > 0 for v in losses):  # one spike must not flatten the rest
+        ax_loss.set_yscale("log")
+    ax_acc.set_ylim(0, 1)
+    fig.suptitle(title or "training curves")
     fig.tight_layout()
     _save(fig, plt, path)
     return True
 
 
-def plot_confusion_matrix(cm, classes, path) -> bool:
-    """The confusion matrix as a heat map with counts; False when matplotlib is not installed."""
+def plot_confusion_matrix(cm, classes, path, title: str = "") -> bool:
+    """The confusion matrix as a heat map with counts, a colour bar and the accuracy in the title;
+    False when matplotlib is not installed."""
     plt = _pyplot()
     if plt is None:
         return False
     cm = np.asarray(cm)
     k = len(classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * k, 1.0 + 0.55 * k))
-    ax.imshow(cm, cmap="Blues")
+    total = int(cm.sum())
+    accuracy = np.trace(cm) / total if total else float("nan")
+    fig, ax = plt.subplots(figsize=(2.0 + 0.6 * k, 1.5 + 0.55 * k))
+    image = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="images")
     ax.set_xticks(range(k), labels=classes, rotation=45, ha="right")
     ax.set_yticks(range(k), labels=classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    ax.set_title(f"{title + ': ' if title else ''}accuracy {accuracy:.2%} on {total} images", fontsize=9)
     limit = cm.max() / 2 if cm.size else 0
     for i in range(k):
         for j in range(k):

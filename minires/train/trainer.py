@@ -358,7 +358,8 @@ class Trainer:
                                     "config": dataclasses.asdict(c)})
             self._save(self.last_path)
             write_history(c.out, self.history)
-            plots.plot_curves(self.history, os.path.join(c.out, "curves.png"))
+            plots.plot_curves(self.history, os.path.join(c.out, "curves.png"),
+                              title=f"{c.model} on {self.device}, run {c.out}")
             self.log(f"epoch {row['epoch']}/{c.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
                      f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | "
                      f"{row['images_per_s']:.0f} img/s, {row['epoch_time_s']:.1f} s")
@@ -376,7 +377,7 @@ class Trainer:
         """Evaluate on the test split; write final_eval.json and confusion_matrix.png; print the table."""
         report = report_on(self.model, self.test_loader, self.classes)
         report["best_acc"] = self.best_acc
-        write_report(report, self.config.out, self.log)
+        write_report(report, self.config.out, self.log, title=f"{self.config.model}, epoch {self.epoch}")
         return report
 
 
