@@ -7,7 +7,7 @@ PATH holds train/<class>/*.png|jpg and test/<class>/*.png|jpg (any number of cla
 Only the new head `fc` is trained; BatchNorm statistics of the backbone stay as they were.
 The `minires train --init-from CKPT --freeze-backbone` command does the same with checkpoints.
 """
-import sys
+import argparse
 
 import minires as mr
 import minires.functional as F
@@ -16,56 +16,71 @@ from minires.checkpoint import load_checkpoint
 from minires.data import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, DataLoader
 from minires.data import transforms as T
 
-# ---- config -------------------------------------------------------------------------------------
-checkpoint = "runs/resnet20/best.safetensors"
-data = "data/my-task"
-device = "cpu"
-epochs = 3
-batch_size = 64
-lr = 0.05
-seed = 0
-for arg, value in zip(sys.argv[1::2], sys.argv[2::2]):  # --name value overrides
-    name = arg.lstrip("-")
-    globals()[name] = type(globals()[name])(value)
 
-# ---- data ---------------------------------------------------------------------------------------
-train_set, test_set = CIFAR10(data, train=True), CIFAR10(data, train=False)
-k = len(train_set.classes)
-augment = T.Compose([T.RandomCrop(32, padding=4, padding_mode="reflect"), T.RandomHorizontalFlip(),
-                     T.Normalize(CIFAR10_MEAN, CIFAR10_STD)])
-train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=seed, transform=augment, device=device)
-test_loader = DataLoader(test_set, batch_size=500, transform=T.Normalize(CIFAR10_MEAN, CIFAR10_STD), device=device)
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Fine-tune a trained ResNet's head on a new image-folder task.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="a checkpoint of `minires train` (last or best.safetensors)")
+    p.add_argument("--data", required=True, help="a folder with train/<class>/ and test/<class>/ images")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--epochs", type=int, default=3, help="passes over the training set")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step")
+    p.add_argument("--lr", type=float, default=0.05, help="initial learning rate (cosine annealed)")
+    p.add_argument("--seed", type=int, default=0, help="of the new head, the data order and the augmentation")
+    return p.parse_args(argv)
 
-# ---- model: pretrained backbone, new head -------------------------------------------------------
-ckpt = load_checkpoint(checkpoint)
-saved = ckpt["extra"]["config"]
-mr.manual_seed(seed)
-model = models.get(saved["model"], num_classes=len(ckpt["extra"]["classes"]), **saved.get("model_kwargs", {}))
-model.load_state_dict(ckpt["model"])
-model.fc = nn.Linear(model.fc.in_features, k)  # a fresh head for the k new classes
-for name, p in model.named_parameters():
-    p.requires_grad = name.startswith("fc.")
-model.to(device)
-print(f"{saved['model']} from {checkpoint}: training fc ({model.fc.in_features} -> {k}) on {len(train_set)} images")
 
-# ---- optimizer: the head only -------------------------------------------------------------------
-optimizer = optim.SGD(model.fc.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(train_loader))
+def main(argv=None):
+    args = parse_args(argv)  # --help exits here: nothing is read before
 
-# ---- loop ---------------------------------------------------------------------------------------
-for epoch in range(epochs):
-    model.eval()  # NOTE: eval mode keeps the frozen backbone's BatchNorm running statistics fixed
-    train_loader.set_epoch(epoch)
-    total_loss, seen = 0.0, 0
-    for x, y in train_loader:
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total_loss, seen = total_loss + loss.item() * len(y), seen + len(y)
-    correct = 0
-    with mr.no_grad():
-        for x, y in test_loader:
-            correct += int((model(x).argmax(dim=1).numpy() == y.numpy()).sum())
-    print(f"epoch {epoch + 1}/{epochs}: train loss {total_loss / seen:.4f}, test accuracy {correct / len(test_set):.4f}")
+    # ---- data ---------------------------------------------------------------------------------------
+    train_set, test_set = CIFAR10(args.data, train=True), CIFAR10(args.data, train=False)
+    k = len(train_set.classes)
+    augment = T.Compose([T.RandomCrop(32, padding=4, padding_mode="reflect"), T.RandomHorizontalFlip(),
+                         T.Normalize(CIFAR10_MEAN, CIFAR10_STD)])
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed, transform=augment,
+                              device=args.device)
+    test_loader = DataLoader(test_set, batch_size=500, transform=T.Normalize(CIFAR10_MEAN, CIFAR10_STD),
+                             device=args.device)
+
+    # ---- model: pretrained backbone, new head -------------------------------------------------------
+    ckpt = load_checkpoint(args.checkpoint)
+    saved = ckpt["extra"]["config"]
+    mr.manual_seed(args.seed)
+    model = models.get(saved["model"], num_classes=len(ckpt["extra"]["classes"]), **saved.get("model_kwargs", {}))
+    model.load_state_dict(ckpt["model"])
+    model.fc = nn.Linear(model.fc.in_features, k)  # a fresh head for the k new classes
+    for name, p in model.named_parameters():
+        p.requires_grad = name.startswith("fc.")
+    model.to(args.device)
+    print(f"{saved['model']} from {args.checkpoint}: training fc ({model.fc.in_features} -> {k}) "
+          f"on {len(train_set)} images")
+
+    # ---- optimizer: the head only -------------------------------------------------------------------
+    optimizer = optim.SGD(model.fc.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs * len(train_loader))
+
+    # ---- loop ---------------------------------------------------------------------------------------
+    accuracy = None
+    for epoch in range(args.epochs):
+        model.eval()  # NOTE: eval mode keeps the frozen backbone's BatchNorm running statistics fixed
+        train_loader.set_epoch(epoch)
+        total_loss, seen = 0.0, 0
+        for x, y in train_loader:
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss, seen = total_loss + loss.item() * len(y), seen + len(y)
+        correct = 0
+        with mr.no_grad():
+            for x, y in test_loader:
+                correct += int((model(x).argmax(dim=1).numpy() == y.numpy()).sum())
+        accuracy = correct / len(test_set)
+        print(f"epoch {epoch + 1}/{args.epochs}: train loss {total_loss / seen:.4f}, test accuracy {accuracy:.4f}")
+    return accuracy
+
+
+if __name__ == "__main__":
+    main()
