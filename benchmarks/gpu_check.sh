@@ -8,8 +8,8 @@
 # Stages (cap in seconds on a GPU):
 #   1 env      (30)  GPU, driver, CUDA, CuPy, PyTorch, TF32 flags; nvcc -Xptxas -v of kernels.cu per dtype
 #   2 smoke    (60)  every op GPU vs CPU at a grid over 65535 blocks; a resnet20 step in float64/float32/amp
-#   3 tests   (120)  the gpu-marked tests (junit XML)
-#   4 train   (110)  bench_train --device cuda: resnet20 and resnet9 at batch 512, float32 and --amp,
+#   3 tests   (100)  the gpu-marked tests (junit XML); fails if none ran
+#   4 train   (130)  bench_train --device cuda: resnet20 and resnet9 at batch 512, float32 and --amp,
 #                    PyTorch beside on the same GPU (TF32 off, stated in the table)
 #   5 parity   (70)  minires train --device cuda, 2 epochs on .gpu-data, against the CPU's curve
 #   6 kernels  (50)  bench_kernels --device cpu,cuda at a reduced size
@@ -41,7 +41,7 @@ if [ "$MODE" = standin ]; then  # the CPU stand-in for CuPy: every cuda path, ti
     CEIL=1e-4 KBATCH=2
     BUDGET=${BUDGET_STANDIN:-1200}
 else
-    caps=(30 60 120 110 70 50) BATCH=512 STEPS=10 SMOKE=large EPOCH_ARGS="" CEIL=1 KBATCH=32
+    caps=(30 60 100 130 70 50) BATCH=512 STEPS=10 SMOKE=large EPOCH_ARGS="" CEIL=1 KBATCH=32
 fi
 
 stage() {  # stage NAME CAP COMMAND...: run it under its cap and what is left of the budget; log it
@@ -64,6 +64,7 @@ stage() {  # stage NAME CAP COMMAND...: run it under its cap and what is left of
 }
 
 env_info() {
+    set -o pipefail  # not inherited by `bash -c`
     date -u
     echo "mode: $MODE; checkout $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (modified)')"
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || true
@@ -90,7 +91,7 @@ EOF
             "-DMINIRES_HALF -DMINIRES_IDX32" "-Dscalar_t=float"; do
             echo "-- nvcc -arch=sm_90 -Xptxas -v $variant"
             # shellcheck disable=SC2086  # the variant is a list of -D options
-            nvcc -c -arch=sm_90 -std=c++14 -Xptxas -v $variant -x cu minires/cuda/kernels.cu -o "$TMP/k.o" 2>&1 |
+            nvcc -c -arch=sm_90 -std=c++17 -Xptxas -v $variant -x cu minires/cuda/kernels.cu -o "$TMP/k.o" 2>&1 |
                 grep -E "error|Compiling entry|registers|spill" | sed -E 's/ptxas info *: //' || return 1
         done
     else
@@ -99,6 +100,7 @@ EOF
 }
 
 train_bench() {
+    set -o pipefail
     for mode in fp32 amp; do
         local flag=()
         [ "$mode" = amp ] && flag=(--amp)
@@ -109,6 +111,7 @@ train_bench() {
 }
 
 parity() {
+    set -o pipefail
     [ -d .gpu-data ] || { echo "parity: no .gpu-data here (see the header of this script)"; return 2; }
     # shellcheck disable=SC2086  # EPOCH_ARGS is a list of options
     "$PY" -m minires.cli train --device cuda --model resnet20 --data .gpu-data --epochs 2 --no-progress \
@@ -119,6 +122,7 @@ parity() {
 }
 
 kernels() {
+    set -o pipefail
     "$PY" benchmarks/bench_kernels.py --device cpu,cuda --batch "$KBATCH" --repeats 5 --warmup 2 \
         --ceiling-scale "$CEIL" --out "$TMP/kernels" || return 1
     cp "$TMP/kernels/bench_kernels.json" "$OUT/kernels.json"
@@ -133,8 +137,12 @@ stage smoke "${caps[1]}" "$PY" benchmarks/gpu_smoke.py --out "$OUT" --size "$SMO
 if [ "$MODE" = standin ]; then  # no real GPU: the gpu-marked tests skip; run the stand-in's own tests
     stage tests "${caps[2]}" "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_standin.py --junitxml="$OUT/junit.xml"
 else
-    stage tests "${caps[2]}" "$PY" -m pytest -q -p no:cacheprovider -m gpu --junitxml="$OUT/junit.xml"
+    stage tests "${caps[2]}" "$PY" -m pytest -q -rs -p no:cacheprovider -m gpu --junitxml="$OUT/junit.xml"
 fi
+stage tests-ran 10 "$PY" -c 'import sys, xml.etree.ElementTree as E
+s = E.parse(sys.argv[1]).getroot(); s = s if s.tag == "testsuite" else s[0]
+ran = int(s.get("tests")) - int(s.get("skipped"))
+print("tests run (not skipped):", ran); sys.exit(0 if ran > 0 else 1)' "$OUT/junit.xml"
 stage train "${caps[3]}" bash -c train_bench
 stage parity "${caps[4]}" bash -c parity
 stage kernels "${caps[5]}" bash -c kernels

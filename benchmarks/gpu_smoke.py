@@ -3,10 +3,12 @@
     python benchmarks/gpu_smoke.py --out DIR [--size large|small] [--device cuda]
 
 Each op (conv2d stride 1 and 2, batch_norm in both memory layouts, max_pool2d, relu, add_relu,
-cross_entropy) runs forward and backward on the device and on the CPU from the same float64 inputs.
-At --size large every kernel's grid is over 65535 blocks of 256 threads, so the grid-stride loops
-wrap; `small` is for the CPU stand-in. A resnet20 training step's gradients are compared in float64,
-float32 and under amp. Writes DIR/smoke.json; exits 1 if a check misses its tolerance.
+cross_entropy) runs forward and backward on the device and on the CPU from the same inputs, rounded
+to the tested dtype first (so a ReLU's sign or a pool's argmax cannot differ by input rounding alone).
+At --size large the element-wise kernels (im2col, col2im, add+ReLU, masks, normalise passes) launch
+more than 65535 blocks of 256 threads, so their grid-stride loops wrap; `small` is for the CPU
+stand-in. A resnet20 training step's gradients are compared in float64, float32 and under amp.
+Writes DIR/smoke.json after every check; exits 1 if a check misses its tolerance.
 """
 from __future__ import annotations
 
@@ -73,8 +75,15 @@ def op_cases(size: str):
     }
 
 
-def check_ops(device: str, size: str) -> list:
-    results = []
+_OUT = None  # the folder smoke.json goes to, written after every check (a stage stopped at its cap keeps them)
+
+
+def _write(results) -> None:
+    ok = all(r["ok"] for r in results)
+    atomic_write_text(os.path.join(_OUT, "smoke.json"), json.dumps({"ok": ok, "results": results}, indent=1))
+
+
+def check_ops(device: str, size: str, results: list) -> list:
     cases = op_cases(size)
     for dtype_name in ("float64", "float32", "float16"):
         dtype = np.dtype(dtype_name)
@@ -82,12 +91,14 @@ def check_ops(device: str, size: str) -> list:
             if dtype_name == "float16" and name.startswith("cross_entropy"):
                 continue  # the loss is float32 under autocast
             t0 = time.perf_counter()
-            ref = _run(fn, arrays, np.float64 if dtype_name != "float16" else np.float32, "cpu")
-            got = _run(fn, arrays, dtype, device)
+            rounded = [a.astype(dtype).astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
+            ref = _run(fn, rounded, np.float64 if dtype_name != "float16" else np.float32, "cpu")
+            got = _run(fn, rounded, dtype, device)
             err = max(_rel(g, r) for g, r in zip(got, ref))
             tol = TOL[dtype_name]
             results.append({"check": f"{name} {dtype_name}", "max_rel_err": err, "tol": tol, "ok": err <= tol,
                             "s": round(time.perf_counter() - t0, 2)})
+            _write(results)
             print(f"{results[-1]['check']:40s} err {err:.2e} (tol {tol:g}) {'ok' if err <= tol else 'FAIL'}", flush=True)
     return results
 
@@ -105,8 +116,7 @@ def resnet_step(device, dtype, amp=False, batch=32):
     return loss.item(), {n: p.grad.numpy() / (1024.0 if amp else 1.0) for n, p in model.named_parameters()}
 
 
-def check_steps(device: str, size: str) -> list:
-    results = []
+def check_steps(device: str, size: str, results: list) -> list:
     batch = 32 if size == "large" else 4
     for mode, dtype, amp in (("float64", np.float64, False), ("float32", np.float32, False), ("amp", np.float32, True)):
         loss_c, g_c = resnet_step("cpu", dtype, amp, batch)
@@ -116,6 +126,7 @@ def check_steps(device: str, size: str) -> list:
         ok = tol is None or err <= tol
         results.append({"check": f"resnet20 step {mode}", "loss_cpu": loss_c, "loss_gpu": loss_g,
                         "max_rel_grad_err": err, "tol": tol, "ok": ok})
+        _write(results)
         print(f"resnet20 step {mode:8s} loss {loss_g:.6f} vs {loss_c:.6f}, worst gradient err {err:.2e} "
               f"(tol {tol})", flush=True)
     return results
@@ -127,10 +138,13 @@ def main(argv=None):
     p.add_argument("--size", choices=("large", "small"), default="large")
     p.add_argument("--device", default="cuda")
     args = p.parse_args(argv)
-    results = check_ops(args.device, args.size) + check_steps(args.device, args.size)
-    ok = all(r["ok"] for r in results)
+    global _OUT
+    _OUT = args.out
     os.makedirs(args.out, exist_ok=True)
-    atomic_write_text(os.path.join(args.out, "smoke.json"), json.dumps({"ok": ok, "results": results}, indent=1))
+    results = []
+    check_ops(args.device, args.size, results)
+    check_steps(args.device, args.size, results)
+    ok = all(r["ok"] for r in results)
     print(f"smoke: {sum(r['ok'] for r in results)}/{len(results)} checks within tolerance")
     return 0 if ok else 1
 

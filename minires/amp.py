@@ -113,7 +113,8 @@ class GradScaler:
         return loss * self._scale if self.enabled else loss
 
     def unscale_(self, optimizer) -> None:
-        """Divide optimizer's gradients by the scale in place and note whether any is inf/NaN (one sync)."""
+        """Divide optimizer's gradients by the scale in place and keep their squared norm on the device:
+        found_inf() (or step) copies it to the host once, record_found_inf() avoids even that."""
         if not self.enabled:
             return
         if id(optimizer) in self._found_inf:

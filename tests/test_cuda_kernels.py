@@ -65,9 +65,9 @@ def test_every_kernel_in_the_source_has_a_parsed_signature():
 @pytest.mark.parametrize("dtype", cuda.DTYPES, ids=str)
 @pytest.mark.parametrize("idx32", [True, False], ids=["idx32", "idx64"])
 def test_nvcc_compiles_every_build_of_the_kernels_for_hopper_without_spills(tmp_path, dtype, idx32):
-    """The builds CupyLauncher asks NVRTC for (same -D options and -std), compiled by nvcc for sm_90."""
+    """The builds CupyLauncher asks NVRTC for (same -D options, CuPy's default C++17), compiled by nvcc for sm_90."""
     defines = [f"-D{k}={v}" for k, v in cuda.defines(dtype, idx32).items()]
-    r = subprocess.run(["nvcc", "-c", "-arch=sm_90", "-std=c++14", "-Xptxas", "-v", *defines, "-x", "cu",
+    r = subprocess.run(["nvcc", "-c", "-arch=sm_90", "-std=c++17", "-Xptxas", "-v", *defines, "-x", "cu",
                         str(cuda.SOURCE_PATH), "-o", str(tmp_path / "k.o")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stderr.count("Compiling entry function") == len(cuda.signatures())

@@ -133,7 +133,7 @@ class CupyLauncher(Launcher):
         fn = self._functions.get(key)
         if fn is None:
             if (dtype, idx32) not in self._modules:
-                options = tuple(f"-D{k}={v}" for k, v in defines(dtype, idx32).items()) + ("-std=c++14",)
+                options = tuple(f"-D{k}={v}" for k, v in defines(dtype, idx32).items())  # CuPy's default C++ standard
                 self._modules[dtype, idx32] = cp.RawModule(code=source(), options=options)
             fn = self._functions[key] = self._modules[dtype, idx32].get_function(name)
         fn((grid,), (self.block,), tuple(args))

@@ -12,6 +12,7 @@ import minires as mr
 from .. import backend, models
 from .. import functional as F
 from ..checkpoint import load_checkpoint
+from ..functional.loss import check_targets
 from ..io import atomic_write_text
 from . import plots
 from .datasets import _transforms, load_datasets
@@ -38,7 +39,10 @@ def evaluate(model, loader, label_smoothing: float = 0.0, progress: bool = False
         for x, y in _batches(loader, progress):
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-            total_loss += float(loss.item()) * len(y)
+            value = float(loss.item())
+            if not math.isfinite(value):  # on a GPU a bad label shows only as a NaN loss: name it, as the CPU does
+                check_targets(y.data, logits.shape[1])
+            total_loss += value * len(y)
             preds.append(backend.to_numpy(logits.data.argmax(axis=1)))
             targets.append(y.numpy())
     model.train(was_training)
