@@ -1,7 +1,7 @@
-"""Optimizers (SGD, Adam) and learning-rate schedulers, with PyTorch's names and update equations."""
+"""Optimizers (SGD, Adam, AdamW) and learning-rate schedulers, with PyTorch's names and update equations."""
 from . import lr_scheduler
-from .adam import Adam
+from .adam import Adam, AdamW
 from .optimizer import Optimizer
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]

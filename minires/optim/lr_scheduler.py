@@ -1,8 +1,10 @@
-"""Learning-rate schedulers: StepLR, MultiStepLR, CosineAnnealingLR, OneCycleLR, LinearLR.
+"""Learning-rate schedulers: StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, OneCycleLR, LinearLR,
+ReduceLROnPlateau.
 
-Each scheduler computes the lr of step `last_epoch` in closed form from the groups' `initial_lr`, so a
-resumed run gets bit-identical rates (PyTorch's chainable recursive forms agree up to rounding). Call
-`step()` once per batch or once per epoch; the constructor already applies step 0, as PyTorch does.
+Each scheduler but ReduceLROnPlateau computes the lr of step `last_epoch` in closed form from the groups'
+`initial_lr`, so a resumed run gets bit-identical rates (PyTorch's chainable recursive forms agree up to
+rounding). Call `step()` once per batch or once per epoch; the constructor already applies step 0, as
+PyTorch does. ReduceLROnPlateau follows a metric instead: `step(metrics)` once per evaluation.
 """
 from __future__ import annotations
 
@@ -20,14 +22,42 @@ def _positive_int(name: str, arg: str, value) -> int:
     return int(value)
 
 
-def _per_group(name: str, arg: str, optimizer: Optimizer, value) -> list:
+def _non_negative_int(name: str, arg: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name}: argument '{arg}' must be an int >= 0, got {value!r}")
+    return int(value)
+
+
+def _per_group(name: str, arg: str, optimizer: Optimizer, value, minimum=None) -> list:
     """A scalar option broadcast to every param group, or a list with one value per group."""
     n = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
         if len(value) != n:
             raise ValueError(f"{name}: argument '{arg}' has {len(value)} values for {n} param groups")
-        return [float(check_number(name, arg, v)) for v in value]
-    return [float(check_number(name, arg, value))] * n
+        return [float(check_number(name, arg, v, minimum=minimum)) for v in value]
+    return [float(check_number(name, arg, value, minimum=minimum))] * n
+
+
+def _metric_value(name: str, metrics) -> float:
+    """The metric as a Python float; a NaN is refused, since it would silently count as a bad epoch."""
+    value = metrics
+    if hasattr(value, "item") and not isinstance(value, numbers.Number):  # Tensor, NumPy or CuPy array
+        try:
+            value = value.item()
+        except ValueError:
+            raise ValueError(f"{name}: argument 'metrics' must be a single number, got an array of shape "
+                             f"{tuple(value.shape)}") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: argument 'metrics' must be a number, got {metrics!r}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name}: argument 'metrics' is NaN (did the loss diverge?)")
+    return value
+
+
+def _check_optimizer(name: str, optimizer) -> None:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{name}: argument 'optimizer' must be a minires Optimizer, got {type(optimizer).__name__}")
 
 
 class LRScheduler:
@@ -35,8 +65,7 @@ class LRScheduler:
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         name = type(self).__name__
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{name}: argument 'optimizer' must be a minires Optimizer, got {type(optimizer).__name__}")
+        _check_optimizer(name, optimizer)
         if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral) or last_epoch < -1:
             raise ValueError(f"{name}: argument 'last_epoch' must be an int >= -1, got {last_epoch!r}")
         self.optimizer = optimizer
@@ -134,6 +163,21 @@ class MultiStepLR(LRScheduler):
         return [base * self.gamma ** k for base in self.base_lrs]
 
 
+class ExponentialLR(LRScheduler):
+    """lr = initial_lr * gamma ** last_epoch."""
+
+    def __init__(self, optimizer, gamma, last_epoch=-1):
+        check_number("ExponentialLR", "gamma", gamma)
+        if not gamma > 0:
+            raise ValueError(f"ExponentialLR: invalid gamma {gamma!r} (must be > 0)")
+        self.gamma = float(gamma)
+        super().__init__(optimizer, last_epoch)
+        self._initial_step()
+
+    def get_lr(self):
+        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
+
+
 class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (initial_lr - eta_min) * (1 + cos(pi * last_epoch / T_max)) / 2 (SGDR without restarts)."""
 
@@ -179,8 +223,7 @@ class OneCycleLR(LRScheduler):
                  anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
                  div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
         name = "OneCycleLR"
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{name}: argument 'optimizer' must be a minires Optimizer, got {type(optimizer).__name__}")
+        _check_optimizer(name, optimizer)
         if total_steps is not None:
             self.total_steps = _positive_int(name, "total_steps", total_steps)
         elif epochs is not None and steps_per_epoch is not None:
@@ -280,3 +323,85 @@ class OneCycleLR(LRScheduler):
                     break
                 start = end
         return lrs
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the lr by `factor` once the metric has not improved for more than `patience` steps.
+
+    Counters, threshold tests and the cooldown follow torch.optim.lr_scheduler.ReduceLROnPlateau; an lr
+    never goes below its group's `min_lr`, and a reduction smaller than `eps` is skipped. The lrs depend on
+    the metrics seen, not on a step count, so the constructor changes no lr and sets no `initial_lr`; the
+    base class's get_last_lr/state_dict/load_state_dict apply as they are.
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0, eps=1e-8):
+        name = "ReduceLROnPlateau"
+        _check_optimizer(name, optimizer)
+        if mode not in ("min", "max"):
+            raise ValueError(f"{name}: argument 'mode' must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"{name}: argument 'threshold_mode' must be 'rel' or 'abs', got {threshold_mode!r}")
+        self.optimizer = optimizer
+        self.mode = mode
+        self.threshold_mode = threshold_mode
+        self.factor = float(check_number(name, "factor", factor, minimum=0.0, below=1.0))
+        self.patience = _non_negative_int(name, "patience", patience)
+        self.threshold = float(check_number(name, "threshold", threshold, minimum=0.0))
+        self.cooldown = _non_negative_int(name, "cooldown", cooldown)
+        self.min_lrs = _per_group(name, "min_lr", optimizer, min_lr, minimum=0.0)
+        # A scalar min_lr also serves param groups added later (as PyTorch); a list cannot.
+        self.default_min_lr = None if isinstance(min_lr, (list, tuple)) else self.min_lrs[0]
+        self.eps = float(check_number(name, "eps", eps, minimum=0.0))
+        self.last_epoch = 0
+        self.best = math.inf if mode == "min" else -math.inf  # the worst value: the first metric improves on it
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self._last_lr = [float(group["lr"]) for group in optimizer.param_groups]
+
+    def is_better(self, a: float, best: float) -> bool:
+        """Whether metric `a` improves on `best` by more than the threshold (PyTorch's four formulas)."""
+        if self.mode == "min":
+            return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
+        return a > (best * (1.0 + self.threshold) if self.threshold_mode == "rel" else best + self.threshold)
+
+    @property
+    def in_cooldown(self) -> bool:
+        """Whether bad epochs are still being ignored after the latest reduction."""
+        return self.cooldown_counter > 0
+
+    def step(self, metrics, epoch=None) -> None:
+        """Record one value of the metric (a number or a one-element Tensor/array); reduce the lrs on a plateau."""
+        current = _metric_value("ReduceLROnPlateau.step", metrics)
+        self.last_epoch = self.last_epoch + 1 if epoch is None else int(epoch)
+        if self.is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad epochs in the cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
+
+    def _reduce_lr(self) -> None:
+        groups = self.optimizer.param_groups
+        if len(self.min_lrs) != len(groups):
+            if self.default_min_lr is None:
+                raise ValueError(f"ReduceLROnPlateau: min_lr has {len(self.min_lrs)} values, the optimizer now has "
+                                 f"{len(groups)} param groups")
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for group, min_lr in zip(groups, self.min_lrs):
+            old = float(group["lr"])
+            new = max(old * self.factor, min_lr)
+            if old - new > self.eps:
+                group["lr"] = new
+
+    def get_lr(self):
+        """The lrs of the latest `step()`: on a plateau schedule they are not a function of the step count."""
+        return list(self._last_lr)
+
