@@ -1,4 +1,4 @@
-"""BatchNorm2d layer over F.batch_norm, with running statistics as buffers."""
+"""BatchNorm1d and BatchNorm2d layers over F.batch_norm, with running statistics as buffers."""
 from __future__ import annotations
 
 import math
@@ -13,21 +13,26 @@ from .module import Module
 from .parameter import Parameter
 
 
-class BatchNorm2d(Module):
-    """Per-channel normalisation of NCHW input: batch statistics in training, running ones in eval."""
+class _BatchNorm(Module):
+    """Per-channel normalisation: batch statistics in training, running ones in eval.
+
+    The subclasses differ only in the input ranks they accept (`_ranks`, named by `_layout`).
+    """
+
+    _ranks, _layout = (), ""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
                  track_running_stats: bool = True, device=None, dtype=None):
         super().__init__()
         if not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool) or num_features <= 0:
-            raise ValueError(f"BatchNorm2d: num_features must be a positive int, got {num_features!r}")
+            raise ValueError(f"{type(self).__name__}: num_features must be a positive int, got {num_features!r}")
         for name, v in (("eps", eps), ("momentum", momentum)):
             if not (v is None and name == "momentum") and (isinstance(v, bool) or not isinstance(v, numbers.Real)):
-                raise TypeError(f"BatchNorm2d: {name} must be a real number, got {v!r}")
+                raise TypeError(f"{type(self).__name__}: {name} must be a real number, got {v!r}")
         if not (eps > 0 and math.isfinite(eps)):
-            raise ValueError(f"BatchNorm2d: eps must be a finite number > 0, got {eps!r}")
+            raise ValueError(f"{type(self).__name__}: eps must be a finite number > 0, got {eps!r}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm2d: momentum must be in [0, 1] or None, got {momentum!r}")
+            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1] or None, got {momentum!r}")
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         xp = backend.xp_for(device or "cpu")
@@ -60,10 +65,12 @@ class BatchNorm2d(Module):
             self.bias.data[...] = 0
 
     def forward(self, x):
+        name = type(self).__name__
         if not isinstance(x, Tensor):
-            raise TypeError(f"BatchNorm2d: input must be a Tensor, got {type(x).__name__}")
-        if x.ndim != 4:
-            raise ValueError(f"BatchNorm2d: expected 4-D input (N, C, H, W), got shape {x.shape}")
+            raise TypeError(f"{name}: input must be a Tensor, got {type(x).__name__}")
+        if x.ndim not in self._ranks:
+            raise ValueError(f"{name}: expected {' or '.join(f'{r}-D' for r in self._ranks)} input "
+                             f"{self._layout}, got shape {x.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1  # in place: state_dict views stay current
@@ -78,3 +85,15 @@ class BatchNorm2d(Module):
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Per-channel normalisation of (N, C) or (N, C, L) input."""
+
+    _ranks, _layout = (2, 3), "(N, C) or (N, C, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Per-channel normalisation of NCHW input."""
+
+    _ranks, _layout = (4,), "(N, C, H, W)"

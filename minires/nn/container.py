@@ -1,7 +1,8 @@
-"""Sequential and ModuleList containers."""
+"""Sequential, ModuleList and ModuleDict containers."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -66,3 +67,71 @@ class ModuleList(Module):
 
     def __getitem__(self, idx):
         return list(self._modules.values())[idx]
+
+
+class ModuleDict(Module):
+    """Modules under string keys, registered (parameters, state_dict) under those keys, in insertion order."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        if not isinstance(key, str):
+            raise TypeError(f"ModuleDict: keys must be strings, got {key!r}")
+        if "." in key or not key:
+            raise ValueError(f"ModuleDict: key {key!r} must be non-empty and contain no '.' (state_dict names)")
+        self.add_module(key, module)
+
+    def __delitem__(self, key):
+        if key not in self._modules:
+            raise KeyError(key)
+        self._forget(key)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+    def pop(self, key):
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self):
+        for key in list(self._modules):
+            del self[key]
+
+    def update(self, modules):
+        """Add (key, module) pairs from a mapping or an iterable of pairs, replacing existing keys."""
+        if isinstance(modules, (Mapping, ModuleDict)):
+            pairs = modules.items()
+        else:
+            try:
+                pairs = [tuple(p) for p in modules]
+            except TypeError:
+                raise TypeError(f"ModuleDict.update: expected a mapping or an iterable of (key, module) pairs, "
+                                f"got {type(modules).__name__}") from None
+            for i, p in enumerate(pairs):
+                if len(p) != 2:
+                    raise ValueError(f"ModuleDict.update: element {i} has length {len(p)}, expected a "
+                                     f"(key, module) pair")
+        for key, module in pairs:
+            self[key] = module

@@ -1,0 +1,78 @@
+"""Loss layers: CrossEntropyLoss, NLLLoss and MSELoss, over F."""
+from __future__ import annotations
+
+import numbers
+
+from .. import functional as F
+from .module import Module
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduction(name: str, reduction) -> str:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+class CrossEntropyLoss(Module):
+    """Cross entropy of logits (N, C) and class indices (N,), with label smoothing.
+
+    Without weight and with the default ignore_index it is F.cross_entropy (fused log-softmax, the
+    training path); there a target of -100 is out of range and raises instead of being ignored.
+    With a class weight or another ignore_index it is nll_loss(log_softmax(x)), which supports no
+    label smoothing. The arguments after `weight` are keyword-only (PyTorch's positional
+    size_average/reduce are deprecated and absent).
+    """
+
+    def __init__(self, weight=None, *, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0):
+        super().__init__()
+        self.reduction = _reduction("CrossEntropyLoss", reduction)
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) \
+                or not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+        self.label_smoothing, self.ignore_index = float(label_smoothing), ignore_index
+        if (weight is not None or ignore_index != -100) and self.label_smoothing > 0:
+            raise NotImplementedError("CrossEntropyLoss: label_smoothing together with weight or ignore_index "
+                                      "is not supported")
+        self.register_buffer("weight", weight)  # a buffer as in PyTorch: moves with .to(), not trained
+
+    def forward(self, input, target):
+        if self.weight is None and self.ignore_index == -100:
+            return F.cross_entropy(input, target, label_smoothing=self.label_smoothing, reduction=self.reduction)
+        return F.nll_loss(F.log_softmax(input, 1), target, weight=self.weight, ignore_index=self.ignore_index,
+                          reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction='{self.reduction}', label_smoothing={self.label_smoothing}"
+
+
+class NLLLoss(Module):
+    """Negative log-likelihood of class indices given log-probabilities (see F.nll_loss)."""
+
+    def __init__(self, weight=None, *, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__()
+        self.reduction, self.ignore_index = _reduction("NLLLoss", reduction), ignore_index
+        self.register_buffer("weight", weight)
+
+    def forward(self, input, target):
+        return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                          reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction='{self.reduction}'"
+
+
+class MSELoss(Module):
+    """Mean squared error (see F.mse_loss); `reduction` is keyword-only."""
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = _reduction("MSELoss", reduction)
+
+    def forward(self, input, target):
+        return F.mse_loss(input, target, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction='{self.reduction}'"
