@@ -1,19 +1,75 @@
 """minires: a deep-learning engine on NumPy (CPU) and CuPy (GPU), with ResNets for CIFAR-10."""
 from . import backend
-from .autograd import Function, enable_grad, is_grad_enabled, no_grad
+from .autograd import Function, _GradMode, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
-from .tensor import (Tensor, bool_, default_generator, float16, float32, float64, full, get_rng_state,
-                     int32, int64, manual_seed, ones, ones_like, rand, randn, set_rng_state, tensor,
-                     uint8, zeros, zeros_like)
+from .tensor import (Tensor, arange, bool_, default_generator, empty, empty_like, eye, float16, float32,
+                     float64, from_numpy, full, full_like, get_rng_state, int32, int64, linspace, load,
+                     manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like, save,
+                     set_rng_state, tensor, uint8, zeros, zeros_like)
+from .ops import cat, exp, log, maximum, minimum, stack, where
 from . import functional  # noqa: E402  (needs Tensor defined first)
 from . import nn, models  # noqa: E402  (need functional)
 from . import optim  # noqa: E402
 from . import amp, parallel  # noqa: E402
 from . import data  # noqa: E402
+from . import cuda  # noqa: E402  (the kernels package; it also answers PyTorch's cuda.is_available())
+
+
+class inference_mode(no_grad):
+    """Context manager (or decorator, bare or called) for evaluation: no_grad here; mode=False does nothing."""
+
+    def __new__(cls, mode=True):
+        if callable(mode):  # @mr.inference_mode without parentheses
+            return cls()(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode: bool = True):
+        super().__init__()
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        if self.mode:
+            super().__enter__()
+
+    def __exit__(self, *exc):
+        if self.mode:
+            super().__exit__(*exc)
+
+    def __call__(self, fn):
+        return super().__call__(fn) if self.mode else fn
+
+
+class set_grad_enabled(_GradMode):
+    """Turn graph recording on or off: at once when called, until the block ends as a context manager."""
+
+    def __init__(self, mode: bool):
+        super().__init__(bool(mode))
+        _GradMode.__enter__(self)  # as torch: the call itself switches the mode
+
+    def __enter__(self):
+        pass
+
+    def __call__(self, fn):  # as a decorator, switch only while fn runs
+        _GradMode.__exit__(self)
+        return super().__call__(fn)
+
+
+def _cuda_device_count() -> int:
+    """How many CUDA devices CuPy sees (0 without CuPy or a GPU)."""
+    if not backend.cupy_available():
+        return 0
+    return int(backend.cupy_module().cuda.runtime.getDeviceCount())
+
+
+cuda.is_available = backend.cupy_available
+cuda.device_count = _cuda_device_count
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "randn", "rand", "zeros_like", "ones_like",
            "manual_seed", "default_generator", "get_rng_state", "set_rng_state", "no_grad",
            "enable_grad", "is_grad_enabled", "Function", "gradcheck", "GradcheckError", "backend",
-           "functional", "optim", "float16", "float32", "float64", "int32", "int64", "uint8", "bool_"]
+           "functional", "optim", "float16", "float32", "float64", "int32", "int64", "uint8", "bool_",
+           "cat", "stack", "arange", "linspace", "eye", "randint", "full_like", "empty", "empty_like",
+           "rand_like", "randn_like", "from_numpy", "where", "maximum", "minimum", "exp", "log", "save",
+           "load", "inference_mode", "set_grad_enabled", "cuda"]

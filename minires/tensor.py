@@ -1,13 +1,15 @@
 """The Tensor: an ndarray (NumPy or CuPy) with an autograd node, plus creation functions."""
 from __future__ import annotations
 
+import json
 import numbers
+import os
 from typing import NamedTuple
 
 import numpy as np
 
 from . import backend
-from .autograd import run_backward
+from .autograd import is_grad_enabled, run_backward
 
 float16, float32, float64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 int32, int64, uint8, bool_ = np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.uint8), np.dtype(np.bool_)
@@ -32,6 +34,37 @@ class ValuesIndices(NamedTuple):
 def _int_dim(op: str, dim) -> None:
     if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
         raise TypeError(f"{op}: dim must be an int, got {dim!r} (amax reduces over several dims)")
+
+
+def _broadcasts_to(shape, target) -> bool:
+    try:
+        return np.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
+    except ValueError:
+        return False
+
+
+def _sizes(sizes):
+    """expand(2, 3) and expand((2, 3)) alike."""
+    return tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
+
+
+def _correction(op: str, dim, unbiased, correction):
+    """(dim, correction) from torch.var's arguments: unbiased=True (default) is correction=1."""
+    if isinstance(dim, (bool, np.bool_)):  # var(False): the older var(unbiased) overload
+        if unbiased is not None:
+            raise TypeError(f"{op}: got unbiased twice ({dim!r} and {unbiased!r})")
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{op}: give unbiased or correction, not both")
+    if unbiased is not None:
+        if not isinstance(unbiased, (bool, np.bool_)):
+            raise TypeError(f"{op}: unbiased must be a bool, got {unbiased!r}")
+        return dim, 1 if unbiased else 0
+    if correction is None:
+        return dim, 1
+    if isinstance(correction, (bool, np.bool_)) or not isinstance(correction, numbers.Real) or correction < 0:
+        raise ValueError(f"{op}: correction must be a non-negative number, got {correction!r}")
+    return dim, correction
 
 
 class Tensor:
@@ -145,7 +178,10 @@ class Tensor:
         out = self
         if dtype is not None and _as_dtype(dtype) != self.dtype:
             from .ops import Cast
-            out = Cast.apply(out, dtype=_as_dtype(dtype))
+            if _as_dtype(dtype).kind in "fc":
+                out = Cast.apply(out, dtype=_as_dtype(dtype))
+            else:  # integer and bool results carry no gradient, as in PyTorch
+                out = Tensor(out.data.astype(_as_dtype(dtype)))
         if device is not None and backend.parse_device(device) != self.device:
             from .ops import ToDevice
             out = ToDevice.apply(out, device=backend.parse_device(device))
@@ -244,6 +280,8 @@ class Tensor:
     def sqrt(self): from .ops import Sqrt; return Sqrt.apply(self)
     def abs(self): from .ops import Abs; return Abs.apply(self)
     def relu(self): from .functional import relu; return relu(self)
+    def sigmoid(self): from .functional import sigmoid; return sigmoid(self)
+    def tanh(self): from .functional import tanh; return tanh(self)
 
     def sum(self, dim=None, keepdim=False):
         from .ops import Sum; return Sum.apply(self, dim=dim, keepdim=keepdim)
@@ -349,6 +387,213 @@ class Tensor:
             del shape[dim]
         return self.reshape(shape)
 
+    # ---- statistics, norms and clamping -----------------------------------------------------------
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        """Variance over dim (all by default), unbiased (divide by N - 1) unless unbiased=False or correction=0."""
+        from .ops import Var
+        dim, correction = _correction("var", dim, unbiased, correction)
+        return Var.apply(self, dim=dim, correction=correction, keepdim=keepdim)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        """Standard deviation over dim, with the same correction rules as var."""
+        from .ops import Std
+        dim, correction = _correction("std", dim, unbiased, correction)
+        return Std.apply(self, dim=dim, correction=correction, keepdim=keepdim)
+
+    def norm(self, p=2, dim=None, keepdim=False):
+        """The vector p-norm over dim (all elements by default); p a number >= 0, inf, -inf or 'fro'."""
+        from .ops import Norm; return Norm.apply(self, p=p, dim=dim, keepdim=keepdim)
+
+    def clamp(self, min=None, max=None):
+        """Values limited to [min, max] (numbers or broadcastable tensors; either may be None)."""
+        from .ops import Clamp
+        for name, bound in (("min", min), ("max", max)):
+            if bound is not None and not isinstance(bound, (Tensor, numbers.Real, np.generic)):
+                raise TypeError(f"clamp: argument '{name}' must be a number, a Tensor or None, "
+                                f"got {type(bound).__name__}")
+        return Clamp.apply(self, min, max)
+
+    clip = clamp
+
+    # ---- broadcasting, repeating and splitting ----------------------------------------------------
+    def expand(self, *sizes):
+        """A broadcast view with size-1 dims stretched to `sizes` (-1 keeps a dim; extra sizes lead)."""
+        from .ops import Expand; return Expand.apply(self, sizes=_sizes(sizes))
+
+    def expand_as(self, other):
+        """expand(*other.shape)."""
+        return self.expand(*other.shape)
+
+    def repeat(self, *sizes):
+        """The tensor tiled sizes[i] times along dim i (extra sizes add leading dims); a copy."""
+        from .ops import Repeat; return Repeat.apply(self, sizes=_sizes(sizes))
+
+    def split(self, split_size_or_sections, dim=0):
+        """Pieces along dim: of split_size each (the last may be smaller), or of the listed sizes."""
+        dim = self._split_dim("split", dim)
+        n, s = self.shape[dim], split_size_or_sections
+        if isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)):
+            if s < 0 or (s == 0 and n > 0):
+                raise ValueError(f"split: split_size must be positive, got {s} for dim {dim} of shape {self.shape}")
+            bounds = [(i, i + s) for i in range(0, n, s)] or [(0, 0)]
+        elif isinstance(s, (list, tuple)) and all(
+                isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)) for k in s):
+            if any(k < 0 for k in s) or sum(s) != n:
+                raise ValueError(f"split: sections {list(s)} must be non-negative and sum to the size {n} "
+                                 f"of dim {dim} of shape {self.shape}")
+            ends = np.cumsum([0] + list(s)).tolist()
+            bounds = list(zip(ends[:-1], ends[1:]))
+        else:
+            raise TypeError(f"split: split_size_or_sections must be an int or a list of ints, got {s!r}")
+        return tuple(self._slice(dim, a, b) for a, b in bounds)
+
+    def chunk(self, chunks, dim=0):
+        """Up to `chunks` pieces of ceil(size / chunks) along dim (the last may be smaller), as torch.chunk."""
+        if isinstance(chunks, (bool, np.bool_)) or not isinstance(chunks, (int, np.integer)):
+            raise TypeError(f"chunk: chunks must be an int, got {chunks!r}")
+        if chunks <= 0:
+            raise ValueError(f"chunk: chunks must be positive, got {chunks} (tensor of shape {self.shape})")
+        dim = self._split_dim("chunk", dim)
+        n = self.shape[dim]
+        if n == 0:  # as PyTorch: `chunks` empty pieces
+            return tuple(self._slice(dim, 0, 0) for _ in range(chunks))
+        return self.split(-(-n // chunks), dim)
+
+    def _split_dim(self, op, dim):
+        from .ops import _normalize_axes
+        if self.ndim == 0:
+            raise ValueError(f"{op}: expects a tensor with at least one dimension, got shape ()")
+        _int_dim(op, dim)
+        return _normalize_axes(op, dim, self.ndim)[0]
+
+    def _slice(self, dim, start, stop):
+        from .ops import GetItem
+        return GetItem.apply(self, index=(slice(None),) * dim + (slice(start, stop),))
+
+    # ---- copies and integer casts -----------------------------------------------------------------
+    def clone(self):
+        """A differentiable copy that owns its memory."""
+        from .ops import Clone; return Clone.apply(self)
+
+    def contiguous(self):
+        """This tensor if its data is C-contiguous, else a differentiable C-contiguous copy."""
+        from .ops import Clone
+        return self if self.data.flags.c_contiguous else Clone.apply(self)
+
+    def long(self):
+        """An int64 copy, outside the graph."""
+        return self.to(dtype=int64)
+
+    def int(self):
+        """An int32 copy, outside the graph."""
+        return self.to(dtype=int32)
+
+    # ---- in-place (outside the graph) -------------------------------------------------------------
+    # NOTE: there is no version counter as in PyTorch: an in-place write into an array that a graph node
+    # saved (x in y = x * w, with only w requiring grad) is not detected.
+    def _check_inplace(self, op, *others):
+        if not is_grad_enabled():
+            return
+        if self.requires_grad:
+            raise RuntimeError(f"{op}: cannot modify a tensor that requires grad in place (shape {self.shape}): "
+                               f"autograd would differentiate through overwritten values; do it inside "
+                               f"mr.no_grad() or on t.detach()")
+        if any(isinstance(o, Tensor) and o.requires_grad for o in others):
+            raise RuntimeError(f"{op}: an in-place op does not record a graph, so its other operand must not "
+                               f"require grad; do it inside mr.no_grad() or pass .detach()")
+
+    def _operand(self, op, value, move=False):
+        """A raw array or number to write into this tensor's data; Tensors on another device move only if `move`."""
+        if isinstance(value, Tensor):
+            if value.device != self.device and not move:
+                raise ValueError(f"{op}: the operand is on {value.device} but the tensor is on {self.device}")
+            return backend.to_device(value.data, self.device) if value.device != self.device else value.data
+        if isinstance(value, (numbers.Number, np.generic)):
+            return value
+        if isinstance(value, np.ndarray) or backend.get_array_module(value) is not np:
+            return backend.to_device(value, self.device)
+        raise TypeError(f"{op}: expected a number or a Tensor, got {type(value).__name__}")
+
+    def _write(self, op, fn, value_shape=()):
+        if not _broadcasts_to(tuple(value_shape), self.shape):
+            raise ValueError(f"{op}: an operand of shape {tuple(value_shape)} cannot be broadcast to the tensor's "
+                             f"shape {self.shape}")
+        try:
+            fn(self.data)
+        except (TypeError, ValueError) as exc:
+            if "read-only" in str(exc):
+                raise RuntimeError(f"{op}: the tensor (shape {self.shape}) is a read-only broadcast view (from "
+                                   f"expand); clone() it first") from None
+            kind = TypeError if isinstance(exc, TypeError) else ValueError  # not NumPy's own subclasses
+            raise kind(f"{op}: cannot write into a {self.dtype} tensor of shape {self.shape} "
+                       f"({str(exc).splitlines()[0]})") from None
+        return self
+
+    def zero_(self):
+        """Fill with zeros in place; returns self."""
+        return self._fill("zero_", 0)
+
+    def fill_(self, value):
+        """Fill with one number (or one-element tensor) in place; returns self."""
+        return self._fill("fill_", value)
+
+    def _fill(self, op, value):
+        self._check_inplace(op, value)
+        if isinstance(value, Tensor):
+            if value.numel() != 1:
+                raise ValueError(f"{op}: value must be a number or a one-element tensor, got shape {value.shape}")
+            value = value.item()
+        if not isinstance(value, (numbers.Number, np.generic)):
+            raise TypeError(f"{op}: value must be a number, got {type(value).__name__}")
+
+        def fill(d):
+            d[...] = value
+        return self._write(op, fill)
+
+    def copy_(self, src):
+        """Copy src's values (broadcast, cast, moved across devices) into this tensor; returns self."""
+        self._check_inplace("copy_", src)
+        data = self._operand("copy_", src, move=True)
+
+        def copy(d):
+            d[...] = data
+        return self._write("copy_", copy, getattr(data, "shape", ()))
+
+    def add_(self, other, alpha=1):
+        """self += alpha * other in place (other broadcast to self's shape); returns self."""
+        self._check_inplace("add_", other)
+        data = self._operand("add_", other)
+        if not isinstance(alpha, (numbers.Number, np.generic)) or isinstance(alpha, (bool, np.bool_)):
+            raise TypeError(f"add_: alpha must be a number, got {alpha!r}")
+
+        def add(d):
+            d += data if alpha == 1 else data * alpha
+        return self._write("add_", add, getattr(data, "shape", ()))
+
+    def mul_(self, other):
+        """self *= other in place (other broadcast to self's shape); returns self."""
+        self._check_inplace("mul_", other)
+        data = self._operand("mul_", other)
+
+        def mul(d):
+            d *= data
+        return self._write("mul_", mul, getattr(data, "shape", ()))
+
+    def __setitem__(self, index, value):
+        """t[index] = value with NumPy's indexing; like every in-place op, only outside the graph."""
+        self._check_inplace("setitem", value)
+        data = self._operand("setitem", value, move=True)
+        items = index if isinstance(index, tuple) else (index,)
+        items = tuple(self._operand("setitem", i, move=True) if isinstance(i, Tensor) else i for i in items)
+        index = items if isinstance(index, tuple) else items[0]
+
+        def assign(d):
+            d[index] = data
+        try:
+            return self._write("setitem", assign)
+        except IndexError as exc:
+            raise IndexError(f"setitem: index {index!r} is invalid for shape {self.shape} ({exc})") from None
+
 
 # ---- creation ----------------------------------------------------------------------------------
 _rng = np.random.default_rng()
@@ -445,9 +690,186 @@ def rand(*shape, dtype=None, device="cpu", requires_grad=False, generator=None) 
     return _create(lambda s, d: g.random(s, dtype=np.float64).astype(d), shape, dtype, device, requires_grad)
 
 
-def zeros_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
-    return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+def empty(*shape, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    """A tensor of uninitialised values (whatever the memory held)."""
+    return _create(lambda s, d: np.empty(s, d), shape, dtype, device, requires_grad)
 
 
-def ones_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
-    return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+def _from_host(arr, device, requires_grad) -> Tensor:
+    backend.xp_for(device)  # a clear error for a bad or missing device
+    return Tensor(backend.to_device(arr, device), requires_grad=requires_grad)
+
+
+def _real(op: str, name: str, v):
+    if isinstance(v, Tensor):
+        v = v.item()
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.integer, np.floating)):
+        raise TypeError(f"{op}: argument '{name}' must be a real number, got {v!r}")
+    if not np.isfinite(v):
+        raise ValueError(f"{op}: argument '{name}' must be finite, got {v}")
+    return v
+
+
+def _count(op: str, name: str, v) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, np.integer)):
+        raise TypeError(f"{op}: argument '{name}' must be an int, got {v!r}")
+    if v < 0:
+        raise ValueError(f"{op}: argument '{name}' must be non-negative, got {v}")
+    return int(v)
+
+
+def arange(start, end=None, step=1, *, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    """start, start + step, ... up to but excluding end (arange(n): 0..n-1); int64 unless an argument is a float."""
+    if end is None:
+        start, end = 0, start
+    start, end, step = (_real("arange", n, v) for n, v in (("start", start), ("end", end), ("step", step)))
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError(f"arange: the sign of step={step} does not lead from start={start} to end={end}")
+    integral = all(isinstance(v, (numbers.Integral, np.integer)) for v in (start, end, step))
+    dtype = _as_dtype(dtype) or (int64 if integral else DEFAULT_DTYPE)
+    arr = np.arange(start, end, step, dtype=np.int64 if integral else np.float64).astype(dtype)
+    return _from_host(arr, device, requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    """`steps` evenly spaced values from start to end, both included."""
+    start, end = _real("linspace", "start", start), _real("linspace", "end", end)
+    steps = _count("linspace", "steps", steps)
+    arr = np.linspace(start, end, steps, dtype=np.float64).astype(_as_dtype(dtype) or DEFAULT_DTYPE)
+    return _from_host(arr, device, requires_grad)
+
+
+def eye(n, m=None, *, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    """An n x m (default n x n) matrix with ones on the diagonal."""
+    n = _count("eye", "n", n)
+    m = n if m is None else _count("eye", "m", m)
+    return _from_host(np.eye(n, m, dtype=_as_dtype(dtype) or DEFAULT_DTYPE), device, requires_grad)
+
+
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    """Uniform integers in [low, high) (low defaults to 0: randint(high, size)), int64 by default."""
+    if size is None:
+        low, high, size = 0, low, high
+    if size is None:
+        raise TypeError("randint: missing argument 'size' (a tuple of ints)")
+    if isinstance(size, (numbers.Integral, np.integer)):
+        raise TypeError(f"randint: size must be a tuple of ints, got {size!r}")
+    for name, v in (("low", low), ("high", high)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, np.integer)):
+            raise TypeError(f"randint: argument '{name}' must be an int, got {v!r}")
+    if low >= high:
+        raise ValueError(f"randint: low ({low}) must be less than high ({high})")
+    g = generator or _rng
+    return _create(lambda s, d: g.integers(low, high, s, dtype=np.int64).astype(d),
+                   (tuple(size),), dtype or int64, device, requires_grad)
+
+
+def from_numpy(array) -> Tensor:
+    """A CPU tensor sharing memory with a NumPy array: writes to either show in both."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"from_numpy: unsupported dtype {array.dtype} (numbers and bools only)")
+    return Tensor(array)
+
+
+def _like(op: str, input, dtype, device):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: argument 'input' must be a Tensor, got {type(input).__name__}")
+    return input.shape, _as_dtype(dtype) or input.dtype, input.device if device is None else device
+
+
+def zeros_like(input: Tensor, dtype=None, *, device=None, requires_grad=False) -> Tensor:
+    shape, dtype, device = _like("zeros_like", input, dtype, device)
+    return zeros(shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def ones_like(input: Tensor, dtype=None, *, device=None, requires_grad=False) -> Tensor:
+    shape, dtype, device = _like("ones_like", input, dtype, device)
+    return ones(shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full_like(input: Tensor, fill_value, dtype=None, *, device=None, requires_grad=False) -> Tensor:
+    shape, dtype, device = _like("full_like", input, dtype, device)
+    return full(shape, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def empty_like(input: Tensor, dtype=None, *, device=None, requires_grad=False) -> Tensor:
+    shape, dtype, device = _like("empty_like", input, dtype, device)
+    return empty(shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def _random_like(op, draw, input, dtype, device, requires_grad, generator):
+    shape, dtype, device = _like(op, input, dtype, device)
+    if dtype.kind != "f":
+        raise TypeError(f"{op}: needs a floating-point dtype, got {dtype}")
+    return draw(shape, dtype=dtype, device=device, requires_grad=requires_grad, generator=generator)
+
+
+def rand_like(input: Tensor, dtype=None, *, device=None, requires_grad=False, generator=None) -> Tensor:
+    return _random_like("rand_like", rand, input, dtype, device, requires_grad, generator)
+
+
+def randn_like(input: Tensor, dtype=None, *, device=None, requires_grad=False, generator=None) -> Tensor:
+    return _random_like("randn_like", randn, input, dtype, device, requires_grad, generator)
+
+
+# ---- save / load ----------------------------------------------------------------------------------
+_SAVE_KEY = "minires.save"  # safetensors metadata: {"kind": "tensor" | "dict", "keys": [names in order]}
+
+
+def _safetensors(op: str):
+    try:
+        import safetensors
+        import safetensors.numpy
+    except ImportError:
+        raise ImportError(f"{op}: needs the safetensors package: pip install safetensors") from None
+    return safetensors
+
+
+def save(obj, path) -> None:
+    """Write a Tensor, or a dict of name -> Tensor (a state_dict), to `path` as safetensors, atomically."""
+    if isinstance(obj, Tensor):
+        kind, tensors = "tensor", {"tensor": obj}
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, str) or not isinstance(v, Tensor):
+                raise TypeError(f"save: a dict must map str names to Tensors (a state_dict), got "
+                                f"{k!r}: {type(v).__name__}")
+        kind, tensors = "dict", obj
+    else:
+        raise TypeError(f"save: can write a Tensor or a dict of str -> Tensor (a state_dict), got "
+                        f"{type(obj).__name__}; safetensors files hold arrays only")
+    st = _safetensors("save")
+    from .io import atomic_write_bytes
+    arrays = {k: np.ascontiguousarray(v.numpy()) for k, v in tensors.items()}
+    meta = {"format": "pt", _SAVE_KEY: json.dumps({"kind": kind, "keys": list(tensors)})}
+    try:
+        blob = st.numpy.save(arrays, metadata=meta)
+    except Exception as exc:  # safetensors raises its own error type, e.g. for complex dtypes
+        raise TypeError(f"save: safetensors cannot store these arrays ({exc})") from None
+    atomic_write_bytes(path, blob)
+
+
+def load(path, map_location=None):
+    """Read what save() wrote: a Tensor or a dict of Tensors (any safetensors file reads as a dict)."""
+    st = _safetensors("load")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load: {path!r} does not exist")
+    device = backend.parse_device(map_location or "cpu")
+    try:
+        with st.safe_open(path, framework="np") as f:
+            meta = f.metadata() or {}
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+        info = json.loads(meta.get(_SAVE_KEY, "{}"))
+    except Exception as exc:  # safetensors' own error type, or damaged metadata
+        raise ValueError(f"load: {path!r} is not a readable safetensors file ({exc})") from None
+    keys = info.get("keys") if isinstance(info, dict) else None
+    keys = keys if isinstance(keys, list) and sorted(keys) == sorted(arrays) else list(arrays)
+    tensors = {k: Tensor(backend.to_device(arrays[k], device)) for k in keys}
+    if isinstance(info, dict) and info.get("kind") == "tensor" and keys == ["tensor"]:
+        return tensors["tensor"]
+    return tensors
