@@ -10,22 +10,7 @@ import minires as mr
 from minires.optim import SGD, Adam, AdamW
 from minires.optim.lr_scheduler import ExponentialLR, ReduceLROnPlateau, StepLR
 
-# A quadratic loss per element: grad_i(p) = A_i * p_i + B_i, so gradients change as p moves.
-RNG = np.random.default_rng(1)
-P0 = RNG.standard_normal(5)
-A = RNG.uniform(0.5, 2.0, 5)
-B = RNG.standard_normal(5)
-
-
-def param(values=P0, dtype=np.float64):
-    return mr.Tensor(np.array(values, dtype=dtype), requires_grad=True)
-
-
-def run(opt, params, steps):
-    for _ in range(steps):
-        for p in params:
-            p.grad = mr.Tensor((A * p.data + B).astype(p.dtype))
-        opt.step()
+from test_optim import A, B, P0, param, run  # the same quadratic loss as the other optimizers' tests
 
 
 def adamw_reference(p0, steps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
