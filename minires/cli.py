@@ -114,8 +114,8 @@ def _train(args, parser) -> int:
         parser.error(str(exc))  # exits 2
     try:
         trainer.fit()
-    except (TrainingDiverged, OSError) as exc:  # OSError: e.g. the run directory is not writable
-        print(f"minires train: error: {exc}", file=sys.stderr)
+    except (TrainingDiverged, OSError, ValueError) as exc:  # OSError: e.g. the run directory is not writable;
+        print(f"minires train: error: {exc}", file=sys.stderr)  # ValueError: e.g. a label out of range
         return 1
     except KeyboardInterrupt:  # on a line of its own, after the progress bar's
         print(f"\nminires train: {trainer.interrupted()}", file=sys.stderr)

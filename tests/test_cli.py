@@ -228,3 +228,18 @@ def test_init_from_a_plain_weights_file_under_torchvision_names(tmp_path, data, 
         main(train_args(data, tmp_path / "bad", "--init-from", str(bad)))
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "missing" in err and "and " in err and len(err) < 400
+
+
+def test_overwrite_removes_the_old_run_so_a_stop_cannot_point_at_it(tmp_path, data, capsys, monkeypatch):
+    from minires.train import Trainer
+    out = tmp_path / "run"
+    assert main(train_args(data, out)) == 0
+
+    def stop_at_once(self, epoch):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "train_epoch", stop_at_once)
+    capsys.readouterr()
+    assert main(train_args(data, out, "--overwrite")) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no checkpoint yet" in err and "--resume" not in err
+    assert not any((out / name).exists() for name in ("last.safetensors", "best.safetensors", "metrics.jsonl"))

@@ -202,3 +202,16 @@ def test_image_transforms_refuse_channels_last_batches():
     for transform in (T.RandomCrop(32, 4), T.RandomHorizontalFlip(), T.Normalize((0.5,) * 3, (0.2,) * 3)):
         with pytest.raises(ValueError, match=r"looks channels-last \(N, H, W, C\)"):
             transform(x, np.random.default_rng(0))
+
+
+def test_a_dataset_of_single_values_yields_single_tensors():
+    class Points:
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return np.full(3, float(i))
+    batches = list(DataLoader(Points(), batch_size=2))
+    assert all(isinstance(b, mr.Tensor) for b in batches)
+    assert [b.shape for b in batches] == [(2, 3), (2, 3), (1, 3)]
+    np.testing.assert_array_equal(batches[2].numpy(), [[4.0, 4.0, 4.0]])

@@ -64,6 +64,7 @@ class DataLoader:
         self.transform, self.device, self.prefetch = transform, backend.parse_device(device), prefetch
         self.epoch = 0
         self._epoch_set, self._started = False, False
+        self._bare = False  # set by _load: whether the dataset's samples are single values
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -98,7 +99,8 @@ class DataLoader:
         if isinstance(ds, TensorDataset):
             return [a[index] for a in ds.arrays]
         items = [ds[int(i)] for i in index]
-        if not isinstance(items[0], (tuple, list)):
+        self._bare = not isinstance(items[0], (tuple, list))  # samples of one value: batches of one value
+        if self._bare:
             items = [(item,) for item in items]
         if len({len(item) for item in items}) != 1:
             raise ValueError(f"DataLoader: the samples of a batch have different numbers of fields: "
@@ -120,6 +122,8 @@ class DataLoader:
             x = backend.to_device(np.ascontiguousarray(x), self.device)
         if self.transform is not None:
             x = self.transform(x, rng)
+        if self._bare:  # a dataset of single values yields single Tensors, as PyTorch's DataLoader
+            return Tensor(x)
         return (Tensor(x),) + tuple(Tensor(backend.to_device(np.ascontiguousarray(f), self.device))
                                     for f in fields[1:])
 

@@ -105,7 +105,8 @@ def load_pretrained(model, path, log=print, model_name=None) -> None:
     """Load the weights of a checkpoint, a weights-only file or a plain safetensors file of weights under
     torchvision's names into model; a head `fc` of another class count is left freshly initialised."""
     weights, meta = load_weights(path)
-    saved = ((meta or {}).get("extra") or {}).get("config", {}).get("model")
+    config = ((meta or {}).get("extra") or {}).get("config")
+    saved = config.get("model") if isinstance(config, dict) else None
     if saved is not None and model_name is not None and saved != model_name:
         raise ValueError(f"--init-from {path} holds a {saved} model, not {model_name}: pass --model {saved}, "
                          f"or weights of a {model_name}")
@@ -222,8 +223,11 @@ class Trainer:
             if resume_state["extra"].get("scaler") is not None:
                 self.scaler.load_state_dict(resume_state["extra"]["scaler"])
             log(f"resumed {self.last_path} at epoch {self.epoch}/{c.epochs}")
-        elif _holds_a_run(c.out):
-            log(f"--overwrite: starting afresh in {c.out}; the run there is replaced epoch by epoch")
+        elif _holds_a_run(c.out):  # --overwrite: the old run's files go now, so none is mistaken for this run's
+            for name in RUN_FILES:
+                if os.path.exists(os.path.join(c.out, name)):
+                    os.remove(os.path.join(c.out, name))
+            log(f"--overwrite: removed the run in {c.out}; starting afresh")
 
     def _merge_saved_config(self, config, saved: dict):
         """The saved run's options, except where to run and how to report (device, out, data, progress)."""
