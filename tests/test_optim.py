@@ -43,14 +43,21 @@ def sgd_reference(p0, steps, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, 
     return np.array(p)
 
 
-def adam_reference(p0, steps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
-    """Textbook Adam with bias-corrected m_hat, v_hat (the same maths as PyTorch's rearranged form)."""
+def adam_reference(p0, steps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                   decoupled=False):
+    """Textbook Adam with bias-corrected m_hat, v_hat (the same maths as PyTorch's rearranged form).
+
+    decoupled=True is AdamW: p shrinks by lr*wd first and the gradient carries no decay. AMSGrad keeps
+    the running max of the raw v_t and bias-corrects that (PyTorch's code, and its docs since
+    pytorch/pytorch#142351)."""
     b1, b2 = betas
     out = []
     for i, p in enumerate(float(v) for v in p0):
         m = v = vmax = 0.0
         for t in range(1, steps + 1):
-            g = A[i] * p + B[i] + weight_decay * p
+            g = A[i] * p + B[i] + (0.0 if decoupled else weight_decay * p)  # at p before the decay
+            if decoupled:
+                p = p - lr * weight_decay * p
             m = b1 * m + (1 - b1) * g
             v = b2 * v + (1 - b2) * g * g
             vmax = max(vmax, v)

@@ -1,7 +1,6 @@
 """AdamW, ExponentialLR and ReduceLROnPlateau: scalar references of PyTorch's rules, scripted metrics, resume."""
 import inspect
 import json
-import math
 
 import numpy as np
 import pytest
@@ -10,30 +9,12 @@ import minires as mr
 from minires.optim import SGD, Adam, AdamW
 from minires.optim.lr_scheduler import ExponentialLR, ReduceLROnPlateau, StepLR
 
-from test_optim import A, B, P0, param, run  # the same quadratic loss as the other optimizers' tests
+from test_optim import A, B, P0, adam_reference, param, run  # the same quadratic loss as the other optimizers' tests
 
 
-def adamw_reference(p0, steps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
-    """The published AdamW step, one Python float at a time: decay p first, then Adam with m_hat, v_hat.
-
-    AMSGrad keeps the running max of the raw v_t and bias-corrects that (PyTorch's code, and its docs since
-    pytorch/pytorch#142351).
-    """
-    b1, b2 = betas
-    out = []
-    for i, p in enumerate(float(v) for v in p0):
-        m = v = vmax = 0.0
-        for t in range(1, steps + 1):
-            g = A[i] * p + B[i]  # the gradient at the parameter before the decay
-            p = p - lr * weight_decay * p
-            m = b1 * m + (1 - b1) * g
-            v = b2 * v + (1 - b2) * g * g
-            vmax = max(vmax, v)
-            m_hat = m / (1 - b1 ** t)
-            v_hat = (vmax if amsgrad else v) / (1 - b2 ** t)
-            p -= lr * m_hat / (math.sqrt(v_hat) + eps)
-        out.append(p)
-    return np.array(out)
+def adamw_reference(p0, steps, weight_decay=1e-2, **kw):
+    """The published AdamW step, one Python float at a time (test_optim's Adam reference, decoupled)."""
+    return adam_reference(p0, steps, weight_decay=weight_decay, decoupled=True, **kw)
 
 
 # ---- AdamW ----------------------------------------------------------------------------------------
