@@ -2,10 +2,11 @@
 from . import backend
 from .autograd import Function, _GradMode, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
-from .tensor import (Tensor, arange, bool_, default_generator, empty, empty_like, eye, float16, float32,
-                     float64, from_numpy, full, full_like, get_rng_state, int32, int64, linspace, load,
-                     manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like, save,
-                     set_rng_state, tensor, uint8, zeros, zeros_like)
+from .tensor import Tensor, bool_, float16, float32, float64, int32, int64, uint8
+from .creation import (arange, default_generator, empty, empty_like, eye, from_numpy, full, full_like, get_rng_state,
+                       linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like,
+                       set_rng_state, tensor, zeros, zeros_like)
+from .checkpoint import load, save
 from .ops import cat, exp, log, maximum, minimum, stack, where
 from . import functional  # noqa: E402  (needs Tensor defined first)
 from . import nn, models  # noqa: E402  (need functional)

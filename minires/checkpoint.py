@@ -29,6 +29,7 @@ import numpy as np
 
 from . import backend
 from .io import atomic_write_bytes
+from .tensor import Tensor
 
 FORMAT = "minires.checkpoint/1"
 WEIGHTS_FORMAT = "minires.weights/1"
@@ -94,7 +95,7 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch: int = 0,
                     tensors[f"{_OPT_PREFIX}{int(idx)}/{key}"] = _to_array(value)
         opt_meta = {"scalars": scalars, "param_groups": sd["param_groups"]}
     if rng_state is None:
-        from .tensor import get_rng_state
+        from .creation import get_rng_state
         rng_state = get_rng_state()
     meta = {
         "format": FORMAT,
@@ -226,5 +227,55 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict: bo
             "rng_state": meta["rng_state"], "extra": meta["extra"], "path": path}
 
 
-__all__ = ["save_checkpoint", "load_checkpoint", "save_weights", "load_weights", "CheckpointError", "FORMAT",
-           "WEIGHTS_FORMAT"]
+# ---- torch.save / torch.load for Tensors and state_dicts --------------------------------------
+_SAVE_KEY = "minires.save"  # safetensors metadata: {"kind": "tensor" | "dict", "keys": [names in order]}
+
+
+def save(obj, path) -> None:
+    """Write a Tensor, or a dict of name -> Tensor (a state_dict), to `path` as safetensors, atomically."""
+    if isinstance(obj, Tensor):
+        kind, tensors = "tensor", {"tensor": obj}
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, str) or not isinstance(v, Tensor):
+                raise TypeError(f"save: a dict must map str names to Tensors (a state_dict), got "
+                                f"{k!r}: {type(v).__name__}")
+        kind, tensors = "dict", obj
+    else:
+        raise TypeError(f"save: can write a Tensor or a dict of str -> Tensor (a state_dict), got "
+                        f"{type(obj).__name__}; safetensors files hold arrays only")
+    stn = _safetensors_numpy()
+    arrays = {k: np.ascontiguousarray(v.numpy()) for k, v in tensors.items()}
+    meta = {"format": "pt", _SAVE_KEY: json.dumps({"kind": kind, "keys": list(tensors)})}
+    try:
+        blob = stn.save(arrays, metadata=meta)
+    except Exception as exc:  # safetensors raises its own error type, e.g. for complex dtypes
+        raise TypeError(f"save: safetensors cannot store these arrays ({exc})") from None
+    atomic_write_bytes(path, blob)
+
+
+def load(path, map_location=None):
+    """Read what save() wrote: a Tensor or a dict of Tensors (any safetensors file reads as a dict)."""
+    stn = _safetensors_numpy()
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load: {path!r} does not exist")
+    device = backend.parse_device(map_location or "cpu")
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+        meta = _read_header(path, blob).get("__metadata__") or {}
+        arrays = stn.load(blob)
+        info = json.loads(meta.get(_SAVE_KEY, "{}"))
+    except Exception as exc:  # safetensors' own error type, or damaged metadata
+        raise ValueError(f"load: {path!r} is not a readable safetensors file ({exc})") from None
+    keys = info.get("keys") if isinstance(info, dict) else None
+    keys = keys if isinstance(keys, list) and sorted(keys) == sorted(arrays) else list(arrays)
+    tensors = {k: Tensor(backend.to_device(arrays[k], device)) for k in keys}
+    if isinstance(info, dict) and info.get("kind") == "tensor" and keys == ["tensor"]:
+        return tensors["tensor"]
+    return tensors
+
+
+__all__ = ["save_checkpoint", "load_checkpoint", "save_weights", "load_weights", "save", "load", "CheckpointError",
+           "FORMAT", "WEIGHTS_FORMAT"]

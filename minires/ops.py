@@ -658,7 +658,8 @@ def stack(tensors, dim: int = 0):
 def where(condition, input=None, other=None):
     """input where condition is True, else other (tensors or numbers, broadcast); with the condition
     alone, the tuple of index tensors of its True elements, as torch.where."""
-    from .tensor import Tensor, tensor
+    from .tensor import Tensor
+    from .creation import tensor
     cond = _tensor_arg("where", "condition", condition)
     if cond.dtype.kind != "b":
         raise TypeError(f"where: argument 'condition' must be a bool tensor, got dtype {cond.dtype}")

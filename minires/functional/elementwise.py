@@ -7,7 +7,7 @@ import numbers
 from .. import _validate, backend
 from ..autograd import Function
 from ..backend import get_array_module
-from ..tensor import default_generator
+from ..creation import default_generator
 from .erf import erfc
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)

@@ -6,7 +6,8 @@ import math
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor, default_generator
+from ..creation import default_generator
+from ..tensor import Tensor
 
 
 def _fill(tensor, sample):
