@@ -1,6 +1,6 @@
 """minires: a deep-learning engine on NumPy (CPU) and CuPy (GPU), with ResNets for CIFAR-10."""
 from . import backend
-from .autograd import Function, _GradMode, enable_grad, is_grad_enabled, no_grad
+from .tensor import Function, _GradMode, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import Tensor, bool_, float16, float32, float64, int32, int64, uint8
 from .creation import (arange, default_generator, empty, empty_like, eye, from_numpy, full, full_like, get_rng_state,
@@ -11,7 +11,9 @@ from .ops import cat, exp, log, maximum, minimum, stack, where
 from . import functional  # noqa: E402  (needs Tensor defined first)
 from . import nn, models  # noqa: E402  (need functional)
 from . import optim  # noqa: E402
-from . import amp, parallel  # noqa: E402
+from . import amp, dispatch, parallel, tuning  # noqa: E402
+from . import kernels  # noqa: E402  (registers the fast paths with dispatch)
+from .dispatch import set_impl  # noqa: E402
 from . import data  # noqa: E402
 from . import cuda  # noqa: E402  (the kernels package; it also answers PyTorch's cuda.is_available())
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .autograd import no_grad
+from .tensor import no_grad
 from .backend import get_array_module, to_numpy
 from .tensor import Tensor
 

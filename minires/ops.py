@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
-from .autograd import Function, unbroadcast
+from .tensor import Function, unbroadcast
 from .backend import get_array_module
 
 

@@ -1,39 +1,37 @@
-"""Spreading CPU array work over cores with Python threads: NumPy releases the GIL inside its loops.
+"""Threads for the CPU fast paths, at one boundary: `split` cuts a kernel's batch into parts.
 
-NumPy's element-wise loops and copies run on one core; only its BLAS GEMMs use several. Kernels
-therefore split their batch into one contiguous part per thread (`parallel_for`), the calling
-thread doing the first. Measured on 2 cores: copies 9.7 -> 16.7 GB/s; a 64->64 3x3 conv at 32x32
-23% faster as two single-threaded-BLAS halves than as one call with two BLAS threads.
+Kernels are written for one thread and one contiguous part of their batch (or rows); a fast
+Function calls `split(fn, n)` once, and fn(start, stop) runs on each part concurrently, the calling
+thread doing the first (NumPy releases the GIL inside its loops). Measured on 2 cores: copies 9.7 ->
+16.7 GB/s; a 64->64 3x3 conv at 32x32 23% faster as two single-threaded-BLAS halves than as one call
+with two BLAS threads.
 
-BLAS threads: parts that call BLAS (`blas=True`) need the BLAS library (OpenBLAS, MKL, ... through
-threadpoolctl when installed) at one thread, or each part would start a BLAS thread per core. The
-first such call sets it to one thread FOR THE PROCESS and leaves it there: restoring it after each
-call woke OpenBLAS's idle worker, which then spins on a core for a while and slowed the next
-parallel kernel by up to 1.8x. So a user's own large matmuls run on one core once minires kernels
-have run with threads > 1; `set_num_threads(1)` gives BLAS its original thread count back.
-Without threadpoolctl the BLAS thread count cannot be set, and BLAS parts run in one thread. An
-OpenMP build of BLAS takes its thread count per calling thread, so the hold may not reach the
-workers there; NumPy's wheels use pthreads OpenBLAS, where it does. A call that gets a single part
-(a batch of one image, say) still uses every core for its conv GEMMs: minires.functional.gemm splits
-a product's rows when it runs outside a part (a one-row product stays whole).
+BLAS threads: a part that calls BLAS (`blas=True`) needs the BLAS library at one thread, or each part
+would start a BLAS thread per core. Holding BLAS is scoped: inside `with hold_blas():` (the Trainer,
+evaluation and the benchmarks enter it) BLAS runs on one thread and BLAS parts split over minires's
+threads; outside it BLAS keeps its own thread count and such work runs as one part, BLAS threading
+its GEMMs itself. NOTE: restoring BLAS's threads after every kernel call (the first design) woke
+OpenBLAS's idle worker, which then spins on a core for a while and slowed the next kernel by up to
+1.8x; a scope around a whole training run pays that once. BLAS threads are set through threadpoolctl
+(without it, BLAS parts run as one part). An OpenMP build of BLAS takes its thread count per calling
+thread; NumPy's wheels use pthreads OpenBLAS, where the hold reaches the workers.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
-import numpy as np
+from . import tuning
 
 _lock = threading.Lock()
-_local = threading.local()  # .worker: True inside a part, so nested parallel_for runs inline
+_local = threading.local()  # .worker: True inside a part, so nested splits run inline
 _pool = None
 _num_threads = None
 _blas = None  # threadpoolctl controller of the BLAS libraries, False when threadpoolctl is missing
-_blas_original = None  # [(library controller, its thread count)] while minires holds BLAS at one thread
-
-# Parts smaller than this many array elements are not worth a thread hand-off (tens of microseconds).
-MIN_PART_ELEMENTS = 2**15
+_blas_original = None  # [(library controller, its thread count)] while BLAS is held at one thread
+_holds = 0  # depth of nested hold_blas() scopes
 
 
 def _forget_pool_in_child() -> None:
@@ -90,37 +88,54 @@ def set_num_threads(n: int) -> None:
             _pool.shutdown(wait=True)
             _pool = None
         _num_threads = n
-        if n == 1:
-            _release_blas()
 
 
-def _hold_blas() -> bool:
-    """Set BLAS to one thread for the process (see the module note); False if that is impossible."""
-    global _blas, _blas_original
-    if _blas_original is not None:
-        return True
+def _blas_controller():
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas = ThreadpoolController().select(user_api="blas")
+        except ImportError:
+            _blas = False
+    return _blas if _blas and _blas.lib_controllers else None
+
+
+@contextlib.contextmanager
+def hold_blas():
+    """BLAS at one thread inside the block, so BLAS work splits over minires's threads (see the module note).
+
+    Nested scopes hold once; the outermost restores BLAS's thread counts. Without threadpoolctl (or
+    a BLAS it can see) the block changes nothing and BLAS work stays in one part.
+    """
+    global _holds, _blas_original
     with _lock:
-        if _blas is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-                _blas = ThreadpoolController().select(user_api="blas")
-            except ImportError:
-                _blas = False
-        if _blas is False or not _blas.lib_controllers:  # no BLAS found: its threads cannot be held
-            return False
-        if _blas_original is None:
-            original = [(lib, lib.num_threads) for lib in _blas.lib_controllers]
-            for lib, _ in original:
-                lib.set_num_threads(1)
-            _blas_original = original
-    return True
+        _holds += 1
+        if _holds == 1 and get_num_threads() > 1:
+            blas = _blas_controller()
+            if blas is not None:
+                _blas_original = [(lib, lib.num_threads) for lib in blas.lib_controllers]
+                for lib, _ in _blas_original:
+                    lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        with _lock:
+            _holds -= 1
+            if _holds == 0:
+                for lib, n in _blas_original or ():
+                    lib.set_num_threads(n)
+                _blas_original = None
 
 
-def _release_blas() -> None:
-    global _blas_original
-    for lib, threads in _blas_original or ():
-        lib.set_num_threads(threads)
-    _blas_original = None
+def blas_held() -> bool:
+    """Whether BLAS is held at one thread now (inside hold_blas, with a BLAS threadpoolctl can set)."""
+    return _blas_original is not None
+
+
+def in_part() -> bool:
+    """Whether the calling thread runs a part of a split (a nested split then runs inline)."""
+    return getattr(_local, "worker", False)
 
 
 def _executor_locked(n: int) -> ThreadPoolExecutor:
@@ -145,36 +160,44 @@ def _run_part(fn, start, stop):
         _local.worker = False
 
 
-def parallel_for(fn, n: int, blas: bool = False, row_size: int = 1) -> list:
+def split(fn, n: int, *, item_size: int = 1, blas: bool = False, reduce=None):
     """[fn(start, stop) for each part of range(n)], the parts run concurrently, one per thread.
 
-    fn must write disjoint outputs per part. `row_size` is the number of array elements one step
-    of range(n) touches: parts are kept above MIN_PART_ELEMENTS. `blas=True` says fn calls BLAS
-    (see the module note). Inside a part, parallel_for runs fn inline.
+    fn must write disjoint outputs per part. `item_size`: array elements one step of range(n)
+    touches; parts stay above tuning.MIN_PART_ELEMENTS. `blas=True`: fn calls BLAS, so the work
+    splits only while BLAS is held (hold_blas). Inside a part, split runs fn inline. `reduce`
+    (e.g. sum) combines the parts' results into one value.
     """
-    k = min(get_num_threads(), n, (n * row_size) // MIN_PART_ELEMENTS)
-    if k <= 1 or getattr(_local, "worker", False) or (blas and not _hold_blas()):
-        return [fn(0, n)]
-    spans = parts(n, k)
-    with _lock:  # set_num_threads cannot shut the pool down between fetching it and submitting
-        pool = _executor_locked(get_num_threads())
-        futures = [pool.submit(_run_part, fn, a, b) for a, b in spans[1:]]
-    try:
-        first = _run_part(fn, *spans[0])
-    finally:
-        wait(futures)  # never leave a part running past this call, even when one failed
-    return [first] + [f.result() for f in futures]  # result() re-raises a part's exception
+    k = min(get_num_threads(), n, (n * item_size) // tuning.MIN_PART_ELEMENTS)
+    if k <= 1 or in_part() or (blas and not blas_held()):
+        results = [fn(0, n)]
+    else:
+        spans = parts(n, k)
+        with _lock:  # set_num_threads cannot shut the pool down between fetching it and submitting
+            pool = _executor_locked(get_num_threads())
+            futures = [pool.submit(_run_part, fn, a, b) for a, b in spans[1:]]
+        try:
+            first = _run_part(fn, *spans[0])
+        finally:
+            wait(futures)  # never leave a part running past this call, even when one failed
+        results = [first] + [f.result() for f in futures]  # result() re-raises a part's exception
+    return results if reduce is None else reduce(results)
 
 
-def array_parts(xp, fn, n: int, row_size: int = 1, blas: bool = False) -> list:
-    """parallel_for for NumPy arrays (xp is numpy); [fn(0, n)] for CuPy, whose kernels run on the GPU."""
-    if xp is np:
-        return parallel_for(fn, n, blas=blas, row_size=row_size)
-    return [fn(0, n)]
+# TEMP (restructuring in progress): old names, until every kernel calls split.
+MIN_PART_ELEMENTS = tuning.MIN_PART_ELEMENTS
 
 
-def batch_parts(xp, x, fn) -> None:
-    """fn(index) on blocks x[index] along the leading axis, one per CPU thread; fn(...) for 0-d x."""
+def parallel_for(fn, n, blas=False, row_size=1):
+    return split(fn, n, item_size=row_size, blas=blas)
+
+
+def array_parts(xp, fn, n, row_size=1, blas=False):
+    import numpy as np
+    return split(fn, n, item_size=row_size, blas=blas) if xp is np else [fn(0, n)]
+
+
+def batch_parts(xp, x, fn):
     if x.ndim == 0:
         fn(...)
         return

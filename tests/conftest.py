@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import minires as mr
+from minires import dispatch, parallel, tuning
 
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=25,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -44,26 +45,34 @@ def standin():
         yield cp
 
 
-@pytest.fixture(params=[pytest.param("cpu"), pytest.param("cpu-split"), pytest.param("cuda-standin"),
-                        pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.fixture(params=[pytest.param("cpu"), pytest.param("cpu-reference"), pytest.param("cpu-split"),
+                        pytest.param("cuda-standin"), pytest.param("cuda", marks=pytest.mark.gpu)])
 def device(request, monkeypatch):
-    """Run a test on the CPU, on the CPU with kernels split over 3 threads, on the CuPy stand-in, and
-    (with a GPU) on CuPy.
+    """Run a test on every implementation of every op it calls: the CPU fast paths, the reference
+    implementations, the CPU fast paths split over 3 threads, the CuPy stand-in, and (with a GPU) CuPy.
 
-    "cpu-split" cuts every CPU kernel's batch into up to 3 parts whatever its size (minires.parallel),
-    so the multi-threaded code paths and their partial sums are checked on small test shapes too.
+    "cpu-reference" runs every op on its reference Function (minires.dispatch.use_impl).
+    "cpu-split" cuts every CPU kernel's batch into up to 3 parts whatever its size, with BLAS held
+    (minires.parallel.hold_blas), so the multi-threaded code paths and their partial sums are
+    checked on small test shapes too.
     "cuda-standin" runs every `cuda` code path (dispatch, kernels, transfers) on the CPU: the test
     sees device "cuda" (see the `standin` fixture).
     """
     if request.param == "cuda-standin":
         request.getfixturevalue("standin")
         return "cuda"
+    if request.param == "cpu-reference":
+        scope = dispatch.use_impl("reference")
+        scope.__enter__()
+        request.addfinalizer(lambda: scope.__exit__(None, None, None))
+        return "cpu"
     if request.param == "cpu-split":
-        from minires import parallel
-        monkeypatch.setattr(parallel, "MIN_PART_ELEMENTS", 1)
+        monkeypatch.setattr(tuning, "MIN_PART_ELEMENTS", 1)
         previous = parallel.get_num_threads()
         parallel.set_num_threads(3)
-        request.addfinalizer(lambda: parallel.set_num_threads(previous))
+        scope = parallel.hold_blas()
+        scope.__enter__()
+        request.addfinalizer(lambda: (scope.__exit__(None, None, None), parallel.set_num_threads(previous)))
         return "cpu"
     return request.param
 

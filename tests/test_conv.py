@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import minires as mr
 import minires.functional as F
 from minires.backend import to_numpy
-from minires.functional.im2col import col2im, im2col
+from minires.kernels.cpu.im2col import col2im, im2col
 from minires.testing import conv_configs
 
 # The `device` fixture is a plain string, so reusing it across hypothesis examples is safe.

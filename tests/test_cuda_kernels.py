@@ -18,7 +18,7 @@ from minires import cuda
 from minires.cuda import ops
 from minires.functional.batchnorm import BatchNorm
 from minires.functional.conv import Conv2d, _weight_matrix
-from minires.functional.im2col import col2im_nhwc, im2col_nhwc, pad_nhwc
+from minires.kernels.cpu.im2col import col2im_nhwc, im2col_nhwc, pad_nhwc
 from minires.functional.loss import CrossEntropy
 from minires.functional.pooling import MaxPool2d
 from minires.testing import conv_configs, pool_configs

@@ -146,7 +146,7 @@ def test_no_blas_library_found_means_blas_parts_run_inline(threads, monkeypatch)
 
 
 def test_gemm_splits_its_rows_outside_a_part_and_runs_whole_inside_one(threads, monkeypatch):
-    from minires.functional import gemm
+    from minires.kernels.cpu import gemm
     threads(3)
     monkeypatch.setattr(parallel, "_hold_blas", lambda: True)  # split even where threadpoolctl is missing
     calls = []

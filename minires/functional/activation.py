@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import _validate
-from ..autograd import Function
+from ..tensor import Function
 from ..backend import get_array_module
 from ..parallel import batch_parts
 from .. import cuda

@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from .. import _validate, amp
-from ..autograd import Function
+from ..tensor import Function
 from ..backend import get_array_module
 from ..parallel import array_parts
 from .. import cuda
@@ -243,7 +243,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     # and parameters in float32 (half the memory traffic, the same arithmetic).
     half_kernels = training and _half_on_kernels(x)
     if not half_kernels:
-        x = amp.widen(x)
+        x = amp.widen_one(x)
     _validate.tensor_arg("batch_norm", "input", x, ndim=(2, 3, 4))
     C = x.shape[1]
     _channel_arg("running_mean", running_mean, x, C)

@@ -13,13 +13,13 @@ import numbers
 import numpy as np
 
 from .. import _validate, amp
-from ..autograd import Function
+from ..tensor import Function
 from ..backend import get_array_module
 from ..parallel import MIN_PART_ELEMENTS, array_parts
 from .. import cuda
 from ..cuda import ops as cuda_ops
-from .gemm import matmul
-from .im2col import col2im_nhwc, conv_output_size, im2col_nhwc
+from ..kernels.cpu.gemm import matmul
+from ..kernels.cpu.im2col import col2im_nhwc, conv_output_size, im2col_nhwc
 
 
 # Bytes of im2col columns built at once on the CPU. NOTE: the GEMMs here are bound by memory

@@ -5,7 +5,7 @@ import math
 import numbers
 
 from .. import _validate, backend
-from ..autograd import Function
+from ..tensor import Function
 from ..backend import get_array_module
 from ..creation import default_generator
 from .erf import erfc

@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from .. import _validate, amp
-from ..autograd import Function
+from ..tensor import Function
 from ..backend import get_array_module
 
 
@@ -57,7 +57,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     """Normalise each sample over its trailing dims `normalized_shape` to mean 0, variance 1, then
     scale by weight and shift by bias (both of shape normalized_shape, or None)."""
     _validate.tensor_arg("layer_norm", "input", input)
-    input = amp.widen(input)
+    input = amp.widen_one(input)
     shape = normalized_shape_arg("layer_norm", normalized_shape)
     k = len(shape)
     if input.shape[input.ndim - k:] != shape or input.ndim < k:

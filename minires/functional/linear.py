@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 
 from .. import _validate, amp
-from ..autograd import Function
+from ..tensor import Function
 from ..tensor import Tensor
-from .gemm import matmul
+from ..kernels.cpu.gemm import matmul
 
 
 class Linear(Function):

@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from .. import _validate, amp, backend
-from ..autograd import Function
+from ..tensor import Function
 from .. import cuda
 from ..cuda import ops as cuda_ops
 from ..backend import get_array_module
@@ -104,7 +104,7 @@ def cross_entropy(logits, target, label_smoothing: float = 0.0, reduction: str =
     device-to-host sync in every step, so, like PyTorch's device-side assert, it is deferred: the
     row's loss is NaN, and minires's Trainer names the bad index (check_targets) when it sees it.
     """
-    logits = amp.widen(logits)  # under autocast: the loss in float32
+    logits = amp.widen_one(logits)  # under autocast: the loss in float32
     _validate.tensor_arg("cross_entropy", "input", logits, ndim=2)
     N, C = logits.shape
     t = _target_array(target, logits)

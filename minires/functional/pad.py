@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from .. import _validate
-from ..autograd import Function
+from ..tensor import Function
 from ..backend import get_array_module
 
 _MODES = ("constant", "reflect", "replicate", "circular")

@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate
-from ..autograd import Function
+from ..tensor import Function
 from ..backend import get_array_module
 from ..parallel import batch_parts
 from .. import cuda
 from ..cuda import ops as cuda_ops
-from .gemm import matmul
-from .im2col import conv_output_size
+from ..kernels.cpu.gemm import matmul
+from ..kernels.cpu.im2col import conv_output_size
 
 
 def _window(i: int, j: int, stride, out_size):

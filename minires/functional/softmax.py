@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from .. import _validate, amp, backend
-from ..autograd import Function
+from ..tensor import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
 
@@ -71,7 +71,7 @@ class LogSoftmax(Function):
 def softmax(input, dim, dtype=None):
     """exp(x) / sum(exp(x)) along dim, computed stably; `dtype` casts the input first."""
     _validate.tensor_arg("softmax", "input", input)
-    input = amp.widen(input) if dtype is None else input.to(dtype=dtype)
+    input = amp.widen_one(input) if dtype is None else input.to(dtype=dtype)
     dim = _dim("softmax", dim, input)
     if input.ndim == 0:  # the softmax of one value is 1
         return Softmax.apply(input.reshape(1), dim=0).reshape(())
@@ -81,7 +81,7 @@ def softmax(input, dim, dtype=None):
 def log_softmax(input, dim, dtype=None):
     """log(softmax(x)) along dim as x - max - log(sum(exp(x - max))), without log(0)."""
     _validate.tensor_arg("log_softmax", "input", input)
-    input = amp.widen(input) if dtype is None else input.to(dtype=dtype)
+    input = amp.widen_one(input) if dtype is None else input.to(dtype=dtype)
     dim = _dim("log_softmax", dim, input)
     if input.ndim == 0:
         return LogSoftmax.apply(input.reshape(1), dim=0).reshape(())
@@ -146,7 +146,7 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     (a device-to-host sync on a GPU).
     """
     _validate.tensor_arg("nll_loss", "input", input)
-    input = amp.widen(input)
+    input = amp.widen_one(input)
     if input.ndim == 0:
         raise ValueError(f"nll_loss: argument 'input' must have a class dimension, got shape {input.shape}")
     t = _index_target("nll_loss", target, input)
@@ -197,7 +197,7 @@ def mse_loss(input, target, reduction: str = "mean"):
     """(input - target)^2, averaged, summed or per element; shapes must match (no broadcasting)."""
     _validate.tensor_arg("mse_loss", "input", input)
     _validate.tensor_arg("mse_loss", "target", target)
-    input, target = amp.widen(input), amp.widen(target)
+    input, target = amp.widen_one(input), amp.widen_one(target)
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: 'input' and 'target' must have the same shape, got {input.shape} "
                          f"and {target.shape}")
@@ -256,7 +256,7 @@ class Normalize(Function):
 def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
     """input / max(||input||_p, eps) along dim (p >= 1, finite)."""
     _validate.tensor_arg("normalize", "input", input)
-    input = amp.widen(input)
+    input = amp.widen_one(input)
     if input.ndim == 0:
         raise ValueError(f"normalize: argument 'input' must have at least one dimension, got shape {input.shape}")
     for name, v in (("p", p), ("eps", eps)):

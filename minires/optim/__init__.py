@@ -2,6 +2,7 @@
 from . import lr_scheduler
 from .adam import Adam, AdamW
 from .optimizer import Optimizer
+from .grad_scaler import GradScaler
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
+__all__ = ["GradScaler", "Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]

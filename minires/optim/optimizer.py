@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from .. import backend
-from ..autograd import enable_grad
+from ..tensor import enable_grad
 from ..tensor import Tensor
 
 

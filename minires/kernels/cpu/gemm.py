@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_array_module
-from ..parallel import parallel_for
-
-# A row block is worth a thread from about MIN_PART_ELEMENTS * 32 multiply-adds (tens of microseconds).
-_MACS_PER_ELEMENT = 32
+from ...backend import get_array_module
+from ... import parallel, tuning
 
 
 def _product(a, b, out, dtype):
@@ -52,6 +49,6 @@ def matmul(a, b, out=None):
         a, b = a.astype(np.float32), b.astype(np.float32)
     if out is None:
         out = np.empty((a.shape[0], b.shape[1]), dtype=dtype)
-    parallel_for(lambda r0, r1: _product(a[r0:r1], b, out[r0:r1], dtype), a.shape[0], blas=True,
-                 row_size=max(1, a.shape[1] * b.shape[1] // _MACS_PER_ELEMENT))
+    parallel.split(lambda r0, r1: _product(a[r0:r1], b, out[r0:r1], dtype), a.shape[0], blas=True,
+                   item_size=max(1, a.shape[1] * b.shape[1] // tuning.MACS_PER_ELEMENT))
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..backend import get_array_module
+from ...backend import get_array_module
 
 
 def _as_strided(xp):

@@ -1,0 +1,1 @@
+"""CPU fast path of batchnorm (being written)."""

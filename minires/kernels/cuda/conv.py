@@ -1,0 +1,1 @@
+"""CUDA fast path of conv (being written)."""

@@ -1,0 +1,1 @@
+"""CUDA fast path of pooling (being written)."""
