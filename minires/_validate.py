@@ -5,6 +5,8 @@ import numbers
 
 import numpy as np
 
+from .tensor import Tensor
+
 
 # Axes that must be non-empty for an op's main input: the kernels reduce over them without an
 # identity (max_pool2d's NaN probe) or reshape with an inferred -1 (batch_norm's (N, C, -1) view),
@@ -16,9 +18,9 @@ _AXIS_NAMES = ("batch", "channel", "spatial", "spatial")
 MIN_NDIM = {("add_relu", "x"): 1, ("add_relu", "y"): 1}
 
 
-def tensor_arg(op: str, name: str, x, ndim=None, floating: bool = True):
-    """Check that x is a Tensor (of one of the ranks in `ndim`), floating-point or else a real number type."""
-    from .tensor import Tensor
+def tensor_arg(op: str, name: str, x, ndim=None, floating: bool = True, min_ndim: int = 0, nonempty=()):
+    """Check that x is a Tensor (of one of the ranks in `ndim`, at least `min_ndim`), floating-point or else
+    a real number type, with no empty axis among `nonempty` (axes the op reduces without an identity)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(x).__name__}")
     if floating and x.dtype.kind != "f":
@@ -31,10 +33,11 @@ def tensor_arg(op: str, name: str, x, ndim=None, floating: bool = True):
         if x.ndim not in ranks:
             want = " or ".join(f"{r}-D" for r in ranks)
             raise ValueError(f"{op}: argument '{name}' must be {want}, got shape {x.shape}")
-    if x.ndim < MIN_NDIM.get((op, name), 0):
-        raise ValueError(f"{op}: argument '{name}' must have at least {MIN_NDIM[(op, name)]} dimension(s), "
+    min_ndim = max(min_ndim, MIN_NDIM.get((op, name), 0))  # TEMP table until the ops declare it
+    if x.ndim < min_ndim:
+        raise ValueError(f"{op}: argument '{name}' must have at least {min_ndim} dimension(s), "
                          f"got shape {x.shape}")
-    for axis in NONEMPTY_AXES.get((op, name), ()):
+    for axis in tuple(nonempty) or NONEMPTY_AXES.get((op, name), ()):
         if axis < x.ndim and x.shape[axis] == 0:
             raise ValueError(f"{op}: argument '{name}' has an empty {_AXIS_NAMES[axis]} dimension, "
                              f"got shape {x.shape}")

@@ -645,6 +645,7 @@ class Function:
     """
 
     name = None  # op name used in error messages; defaults to the lower-cased class name
+    inputs = ()  # names of forward's positional inputs, for error messages ("input", "weight", ...)
 
     def __init__(self):
         self.parents = ()
@@ -669,7 +670,7 @@ class Function:
     def apply(cls, *inputs, **params):
         """Run forward on the inputs' arrays and, when needed, record the node for backward."""
         tensors = [t for t in inputs if isinstance(t, Tensor)]
-        _check_same_device_and_dtype(cls.op_name(), tensors, cls.mixed_float_dtypes)
+        _check_same_device_and_dtype(cls, inputs)
         ctx = cls()
         requires_grad = is_grad_enabled() and any(t.requires_grad for t in tensors)
         ctx.needs_input_grad = tuple(
@@ -688,17 +689,20 @@ class Function:
         self.freed = True
 
 
-def _check_same_device_and_dtype(op: str, tensors, mixed_floats: bool = False) -> None:
-    if len(tensors) < 2:
+def _check_same_device_and_dtype(cls, inputs) -> None:
+    """The one device/dtype check of every op: its Tensor inputs share a device and a float dtype."""
+    named = [(cls.inputs[i] if i < len(cls.inputs) else f"input {i}", t)
+             for i, t in enumerate(inputs) if isinstance(t, Tensor)]
+    if len(named) < 2:
         return
-    devices = {t.device for t in tensors}
-    if len(devices) > 1:
-        shapes = ", ".join(f"{tuple(t.shape)} on {t.device}" for t in tensors)
-        raise ValueError(f"{op}: all tensors must be on one device, got {shapes}")
-    floats = {t.dtype for t in tensors if t.dtype.kind in "fc"}
-    if len(floats) > 1 and not mixed_floats:
-        shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in tensors if t.dtype.kind in "fc")
-        raise TypeError(f"{op}: floating-point inputs must share one dtype, got {shapes}")
+    op = cls.op_name()
+    if len({t.device for _, t in named}) > 1:
+        desc = ", ".join(f"'{k}' {tuple(t.shape)} on {t.device}" for k, t in named)
+        raise ValueError(f"{op}: all tensors must be on one device, got {desc}")
+    floats = [(k, t) for k, t in named if t.dtype.kind in "fc"]
+    if len({t.dtype for _, t in floats}) > 1 and not cls.mixed_float_dtypes:
+        desc = ", ".join(f"'{k}' {tuple(t.shape)} {t.dtype}" for k, t in floats)
+        raise TypeError(f"{op}: floating-point inputs must share one dtype, got {desc}")
 
 
 def _topological_order(root):
