@@ -14,6 +14,8 @@ minires, the bare GEMMs and PyTorch are timed in turns (see common.interleaved_m
 from __future__ import annotations
 
 import argparse
+import functools
+import operator
 import os
 import sys
 
@@ -24,7 +26,7 @@ from common import cpu_steal, header, interleaved_ms, markdown_table, steal_perc
 
 import minires as mr  # noqa: E402
 import minires.functional as F  # noqa: E402
-from minires.parallel import parallel_for  # noqa: E402
+from minires import parallel  # noqa: E402
 
 # (in channels, out channels, input size, stride): issue 4's four shapes, then ResNet-20's convs.
 SHAPES = [(64, 64, 32, 1), (128, 128, 16, 1), (256, 256, 8, 1), (64, 128, 32, 2),
@@ -44,14 +46,13 @@ def gemm_only(rng, N, C, O, H, stride):
     gcols = rng.standard_normal((dx_rows, 9 * O if stride == 1 else O), dtype=np.float32)
     wb = rng.standard_normal((gcols.shape[1], C if stride == 1 else 9 * C), dtype=np.float32)
     dx = np.empty((dx_rows, wb.shape[1]), np.float32)
-    threads = mr.parallel.get_num_threads()
 
     def run():
-        parallel_for(lambda r0, r1: np.matmul(a[r0:r1], wf, out=out[r0:r1]), P, blas=True, row_size=9 * C * O)
-        parallel_for(lambda r0, r1: np.matmul(gcols[r0:r1], wb, out=dx[r0:r1]), dx_rows, blas=True,
-                     row_size=wb.size)
-        partial = parallel_for(lambda r0, r1: a[r0:r1].T @ g[r0:r1], P, blas=True, row_size=9 * C * O)
-        return sum(partial) if threads > 1 else partial[0]
+        parallel.split(lambda r0, r1: np.matmul(a[r0:r1], wf, out=out[r0:r1]), P, blas=True, item_size=9 * C * O)
+        parallel.split(lambda r0, r1: np.matmul(gcols[r0:r1], wb, out=dx[r0:r1]), dx_rows, blas=True,
+                       item_size=wb.size)
+        return parallel.split(lambda r0, r1: a[r0:r1].T @ g[r0:r1], P, blas=True, item_size=9 * C * O,
+                              reduce=lambda parts: functools.reduce(operator.add, parts))  # no copy of one part
     return run
 
 
@@ -104,7 +105,8 @@ def main(argv=None):
         fns = [minires_conv(rng, args.batch, C, O, H, s), gemm_only(rng, args.batch, C, O, H, s)]
         if torch is not None:
             fns.append(torch_conv(torch, rng, args.batch, C, O, H, s))
-        ms = interleaved_ms(fns, args.repeats, args.warmup)
+        with parallel.hold_blas():  # BLAS at one thread, the GEMMs split over the cores: as in training
+            ms = interleaved_ms(fns, args.repeats, args.warmup)
         OH = (H + 2 - 3) // s + 1
         flops = 3 * 2 * args.batch * OH * OH * 9 * C * O
         row = {"shape": label, "mr_ms": ms[0], "gemm_ms": ms[1], "gemm_gflops": flops / (ms[1] * 1e-3) / 1e9,

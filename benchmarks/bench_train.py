@@ -121,6 +121,7 @@ def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: st
             with (torch.autocast(dev.type, dtype=torch.float16) if amp else contextlib.nullcontext()):
                 return torch.nn.functional.cross_entropy(model(xt), yt)
         sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else None
+        threads = contextlib.nullcontext()
     else:
         import minires as mr
         import minires.functional as F
@@ -130,7 +131,7 @@ def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: st
         model = models.get(name, num_classes=10, **kw).train().to(device)
         opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
         xt, yt = mr.tensor(x, device=device), mr.tensor(y, device=device)
-        scaler = mr.amp.GradScaler() if amp else None
+        scaler = optim.GradScaler() if amp else None
 
         def loss():
             opt.zero_grad()
@@ -140,7 +141,9 @@ def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: st
         if device.startswith("cuda"):
             gpu = backend.cupy_module().cuda.Device(int(device.split(":")[1]))
             sync = gpu.synchronize
-    ms = median_ms(_step(loss, opt, scaler), repeats=steps, warmup=warmup, sync=sync)
+        threads = mr.parallel.hold_blas()  # BLAS at one thread, the kernels split over the cores: as `minires train`
+    with threads:
+        ms = median_ms(_step(loss, opt, scaler), repeats=steps, warmup=warmup, sync=sync)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"lib": lib, "model": name, "batch": batch, "ms": ms, "img_s": batch / (ms / 1e3), "peak_rss_mb": peak_mb}
 

@@ -11,10 +11,11 @@ import argparse
 
 import minires as mr
 import minires.functional as F
-from minires import models, nn, optim
+from minires import models, nn, optim, parallel
 from minires.checkpoint import load_checkpoint
 from minires.data import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, DataLoader
 from minires.data import transforms as T
+from minires.train import train_step
 
 
 def parse_args(argv=None):
@@ -62,23 +63,21 @@ def main(argv=None):
 
     # ---- loop ---------------------------------------------------------------------------------------
     accuracy = None
-    for epoch in range(args.epochs):
-        model.eval()  # NOTE: eval mode keeps the frozen backbone's BatchNorm running statistics fixed
-        train_loader.set_epoch(epoch)
-        total_loss, seen = 0.0, 0
-        for x, y in train_loader:
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total_loss, seen = total_loss + loss.item() * len(y), seen + len(y)
-        correct = 0
-        with mr.no_grad():
-            for x, y in test_loader:
-                correct += int((model(x).argmax(dim=1).numpy() == y.numpy()).sum())
-        accuracy = correct / len(test_set)
-        print(f"epoch {epoch + 1}/{args.epochs}: train loss {total_loss / seen:.4f}, test accuracy {accuracy:.4f}")
+    with parallel.hold_blas():  # BLAS at one thread: minires splits its kernels over the cores
+        for epoch in range(args.epochs):
+            model.eval()  # NOTE: eval mode keeps the frozen backbone's BatchNorm running statistics fixed
+            train_loader.set_epoch(epoch)
+            total_loss, seen = 0.0, 0
+            for x, y in train_loader:
+                result = train_step(model, F.cross_entropy, optimizer, x, y)  # forward, backward, SGD step
+                scheduler.step()
+                total_loss, seen = total_loss + result.loss * len(y), seen + len(y)
+            correct = 0
+            with mr.no_grad():
+                for x, y in test_loader:
+                    correct += int((model(x).argmax(dim=1).numpy() == y.numpy()).sum())
+            accuracy = correct / len(test_set)
+            print(f"epoch {epoch + 1}/{args.epochs}: train loss {total_loss / seen:.4f}, test accuracy {accuracy:.4f}")
     return accuracy
 
 

@@ -14,29 +14,24 @@ import numpy as np
 
 import minires as mr
 import minires.functional as F
-from minires import models, optim
+from minires import models, optim, parallel
 from minires.data import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, DataLoader, default_data_dir
 from minires.data import transforms as T
+from minires.train import train_step
+from minires.train.config import DEFAULT_LR, HelpFormatter, add_arguments
+
+# The options of `minires train` this example uses: names, defaults and help come from its TrainConfig.
+OPTIONS = ("model", "data", "device", "epochs", "batch_size", "lr", "pct_start", "momentum", "weight_decay",
+           "label_smoothing", "seed", "limit_train", "limit_test")
 
 
 def parse_args(argv=None):
-    """The options of `minires train` that this example uses, with the same names and defaults."""
     p = argparse.ArgumentParser(description="Train a ResNet on CIFAR-10 with the minires library API.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="resnet20", help="a name from minires.models.names()")
-    p.add_argument("--data", default=None, help="CIFAR-10 folder; unset: downloaded to $MINIRES_DATA or ~/.cache/minires")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--epochs", type=int, default=5, help="passes over the training set")
-    p.add_argument("--batch-size", type=int, default=128, help="images per step")
-    p.add_argument("--lr", type=float, default=0.2, help="peak of the one-cycle schedule (SGD + Nesterov)")
-    p.add_argument("--pct-start", type=float, default=0.25, help="fraction of steps spent warming up")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    p.add_argument("--weight-decay", type=float, default=5e-4, help="on conv/linear weights only")
-    p.add_argument("--label-smoothing", type=float, default=0.1, help="of the cross-entropy loss")
-    p.add_argument("--seed", type=int, default=0, help="of the weights, the data order and the augmentation")
-    p.add_argument("--limit-train", type=int, default=None, metavar="N", help="use N training images")
-    p.add_argument("--limit-test", type=int, default=None, metavar="N", help="use N test images")
-    return p.parse_args(argv)
+                                formatter_class=HelpFormatter)
+    add_arguments(p, OPTIONS)
+    args = p.parse_args(argv)
+    args.lr = DEFAULT_LR["sgd"] if args.lr is None else args.lr  # the peak of the one-cycle schedule
+    return args
 
 
 def _limit(dataset, n, seed):
@@ -81,32 +76,34 @@ def main(argv=None):
         scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
 
     # ---- loop ---------------------------------------------------------------------------------------
-    accuracy = None
-    for epoch in range(args.epochs):
-        model.train()
-        train_loader.set_epoch(epoch)  # augmentation and order depend only on (seed, epoch)
-        t0, seen, total_loss = time.perf_counter(), 0, 0.0
-        for step, (x, y) in enumerate(train_loader):
-            loss = F.cross_entropy(model(x), y, label_smoothing=args.label_smoothing)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            seen += len(y)
-            total_loss += loss.item() * len(y)
-            if step % 50 == 0:
-                print(f"epoch {epoch + 1} step {step}/{len(train_loader)}: loss {loss.item():.4f}, "
-                      f"lr {scheduler.get_last_lr()[0]:.4f}, {seen / (time.perf_counter() - t0):.0f} img/s")
-        train_time = time.perf_counter() - t0
+    def loss_fn(logits, y):
+        return F.cross_entropy(logits, y, label_smoothing=args.label_smoothing)
 
-        model.eval()
-        correct = 0
-        with mr.no_grad():
-            for x, y in test_loader:
-                correct += int((model(x).argmax(dim=1).numpy() == y.numpy()).sum())
-        accuracy = correct / len(test_set)
-        print(f"epoch {epoch + 1}/{args.epochs}: train loss {total_loss / seen:.4f}, test accuracy "
-              f"{accuracy:.4f}, {seen / train_time:.0f} img/s")
+    accuracy = None
+    with parallel.hold_blas():  # BLAS at one thread: minires splits its kernels over the cores
+        for epoch in range(args.epochs):
+            model.train()
+            train_loader.set_epoch(epoch)  # augmentation and order depend only on (seed, epoch)
+            t0, seen, total_loss = time.perf_counter(), 0, 0.0
+            for step, (x, y) in enumerate(train_loader):
+                # forward, loss, backward, SGD step; one device-to-host copy (the loss and the accuracy)
+                result = train_step(model, loss_fn, optimizer, x, y)
+                scheduler.step()
+                seen += len(y)
+                total_loss += result.loss * len(y)
+                if step % 50 == 0:
+                    print(f"epoch {epoch + 1} step {step}/{len(train_loader)}: loss {result.loss:.4f}, "
+                          f"lr {scheduler.get_last_lr()[0]:.4f}, {seen / (time.perf_counter() - t0):.0f} img/s")
+            train_time = time.perf_counter() - t0
+
+            model.eval()
+            correct = 0
+            with mr.no_grad():
+                for x, y in test_loader:
+                    correct += int((model(x).argmax(dim=1).numpy() == y.numpy()).sum())
+            accuracy = correct / len(test_set)
+            print(f"epoch {epoch + 1}/{args.epochs}: train loss {total_loss / seen:.4f}, test accuracy "
+                  f"{accuracy:.4f}, {seen / train_time:.0f} img/s")
     return accuracy
 
 

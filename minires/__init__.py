@@ -1,21 +1,26 @@
 """minires: a deep-learning engine on NumPy (CPU) and CuPy (GPU), with ResNets for CIFAR-10."""
 from . import backend
-from .tensor import Function, _GradMode, enable_grad, is_grad_enabled, no_grad
+from .tensor import Function, Tensor, _GradMode, enable_grad, is_grad_enabled, no_grad
+from .tensor import bool_, float16, float32, float64, int32, int64, uint8
+from . import ops  # binds Tensor's operators and methods (t + u, t.sum(), t.reshape(...), ...)
+from .ops import cat, exp, log, maximum, minimum, stack, where
 from .gradcheck import GradcheckError, gradcheck
-from .tensor import Tensor, bool_, float16, float32, float64, int32, int64, uint8
 from .creation import (arange, default_generator, empty, empty_like, eye, from_numpy, full, full_like, get_rng_state,
                        linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like,
                        set_rng_state, tensor, zeros, zeros_like)
 from .checkpoint import load, save
-from .ops import cat, exp, log, maximum, minimum, stack, where
-from . import functional  # noqa: E402  (needs Tensor defined first)
-from . import nn, models  # noqa: E402  (need functional)
-from . import optim  # noqa: E402
-from . import amp, dispatch, parallel, tuning  # noqa: E402
-from . import kernels  # noqa: E402  (registers the fast paths with dispatch)
-from .dispatch import set_impl  # noqa: E402
-from . import data  # noqa: E402
-from . import cuda  # noqa: E402  (the kernels package; it also answers PyTorch's cuda.is_available())
+from . import functional
+from . import nn, models, optim
+from . import amp, dispatch, parallel, tuning
+from . import kernels  # registers the fast paths with dispatch
+from .dispatch import set_impl
+from . import data
+from . import cuda  # the kernels package; it also answers PyTorch's cuda.is_available()
+
+# Bound here, above the modules they join: Tensor methods that run functional ops (functional sits
+# above tensor and ops), and GradScaler under PyTorch's torch.amp name (amp sits below optim).
+Tensor.relu, Tensor.sigmoid, Tensor.tanh = functional.relu, functional.sigmoid, functional.tanh
+amp.GradScaler = optim.GradScaler
 
 
 class inference_mode(no_grad):

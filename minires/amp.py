@@ -11,7 +11,8 @@ implementation:
 - ops not in the table run in whatever dtype they receive (element-wise ops, pools, reshapes).
 
 NumPy has no float16 BLAS, so on the CPU autocast is correct but slow. Loss scaling is
-minires.optim.GradScaler (re-exported here under PyTorch's name, torch.amp.GradScaler).
+minires.optim.GradScaler, also reachable as minires.amp.GradScaler (PyTorch's torch.amp.GradScaler;
+minires/__init__ binds it, so this module stays below optim).
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import threading
 
 import numpy as np
 
-from .optim.grad_scaler import GradScaler
 from .tensor import Tensor
 
 POLICY = {
@@ -89,13 +89,5 @@ def widen(inputs):
     return inputs if autocast_dtype() is None else _cast_all(inputs, np.float16, np.float32)
 
 
-__all__ = ["POLICY", "autocast", "autocast_dtype", "policy", "lower", "widen", "GradScaler"]
+__all__ = ["POLICY", "autocast", "autocast_dtype", "policy", "lower", "widen"]
 
-
-# TEMP (restructuring in progress): the old per-op entry points, until every op goes through dispatch.call.
-def cast_for_gemm(*tensors):
-    return lower(tensors)
-
-
-def widen_one(t):
-    return widen((t,))[0]

@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import backend
+from . import backend, creation
 from .io import atomic_write_bytes
 from .tensor import Tensor
 
@@ -95,8 +95,7 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch: int = 0,
                     tensors[f"{_OPT_PREFIX}{int(idx)}/{key}"] = _to_array(value)
         opt_meta = {"scalars": scalars, "param_groups": sd["param_groups"]}
     if rng_state is None:
-        from .creation import get_rng_state
-        rng_state = get_rng_state()
+        rng_state = creation.get_rng_state()
     meta = {
         "format": FORMAT,
         "model_keys": [k for k in tensors if not k.startswith(_OPT_PREFIX)],

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tensor import no_grad
 from .backend import get_array_module, to_numpy
-from .tensor import Tensor
+from .tensor import Tensor, no_grad
 
 
 FAST_DIRECTIONS = 3  # random directions per input in fast mode (two evaluations each)

@@ -8,8 +8,8 @@ with two BLAS threads.
 
 BLAS threads: a part that calls BLAS (`blas=True`) needs the BLAS library at one thread, or each part
 would start a BLAS thread per core. Holding BLAS is scoped: inside `with hold_blas():` (the Trainer,
-evaluation and the benchmarks enter it) BLAS runs on one thread and BLAS parts split over minires's
-threads; outside it BLAS keeps its own thread count and such work runs as one part, BLAS threading
+evaluation, the examples and the benchmarks enter it) BLAS runs on one thread and BLAS parts split
+over minires's threads; outside it BLAS keeps its own thread count and such work runs as one part, BLAS threading
 its GEMMs itself. NOTE: restoring BLAS's threads after every kernel call (the first design) woke
 OpenBLAS's idle worker, which then spins on a core for a while and slowed the next kernel by up to
 1.8x; a scope around a whole training run pays that once. BLAS threads are set through threadpoolctl
@@ -183,23 +183,3 @@ def split(fn, n: int, *, item_size: int = 1, blas: bool = False, reduce=None):
         results = [first] + [f.result() for f in futures]  # result() re-raises a part's exception
     return results if reduce is None else reduce(results)
 
-
-# TEMP (restructuring in progress): old names, until every kernel calls split.
-MIN_PART_ELEMENTS = tuning.MIN_PART_ELEMENTS
-
-
-def parallel_for(fn, n, blas=False, row_size=1):
-    return split(fn, n, item_size=row_size, blas=blas)
-
-
-def array_parts(xp, fn, n, row_size=1, blas=False):
-    import numpy as np
-    return split(fn, n, item_size=row_size, blas=blas) if xp is np else [fn(0, n)]
-
-
-def batch_parts(xp, x, fn):
-    if x.ndim == 0:
-        fn(...)
-        return
-    n = x.shape[0]
-    array_parts(xp, lambda a, b: fn(slice(a, b)), n, row_size=x.size // max(n, 1))

@@ -1,4 +1,5 @@
-"""batch_norm: statistics against per-channel loops, running-stat updates, gradcheck, eval mode, errors."""
+"""batch_norm: statistics against per-channel loops, running-stat updates, gradcheck, eval mode, errors,
+on every implementation (the `device` fixture), and which implementation the dispatcher picks."""
 import math
 
 import numpy as np
@@ -8,6 +9,10 @@ from hypothesis import strategies as st
 
 import minires as mr
 import minires.functional as F
+from minires import amp, dispatch
+from minires.functional.batchnorm import BatchNorm
+from minires.kernels.cpu.batchnorm import BatchNormCPU
+from minires.kernels.cuda.batchnorm import BatchNormCUDA
 
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -77,9 +82,10 @@ def test_running_var_is_unbiased_for_two_values():
     assert rm.numpy().tolist() == [2.0] and rv.numpy().tolist() == [2.0]  # ((1-2)^2 + (3-2)^2) / (2-1)
 
 
-def test_eval_uses_running_stats_and_leaves_them(device):
+@pytest.mark.parametrize("shape", [(3, 2), (3, 2, 5), (3, 2, 4, 4)])
+def test_eval_uses_running_stats_and_leaves_them(device, shape):
     rng = np.random.default_rng(2)
-    a = rng.standard_normal((3, 2, 4, 4))
+    a = rng.standard_normal(shape)
     m, v = np.array([0.5, -1.0]), np.array([2.0, 0.25])
     w, b = np.array([1.5, -0.5]), np.array([0.1, 0.2])
     rm, rv = t(m, device), t(v, device)
@@ -195,10 +201,12 @@ def test_errors(device):
         F.batch_norm(x, rm, rv, eps=0.0)
 
 
-@pytest.mark.gpu
-def test_device_mismatch():
-    with pytest.raises(ValueError, match="batch_norm.*device"):
+def test_device_mismatch(standin):
+    with pytest.raises(ValueError, match="batch_norm.*running_mean.*device"):
         F.batch_norm(mr.zeros(4, 3, device="cuda"), mr.zeros(3), mr.ones(3))
+    with pytest.raises(ValueError, match="batch_norm.*device"):
+        F.batch_norm(mr.zeros(4, 3, device="cuda"), mr.zeros(3, device="cuda"), mr.ones(3, device="cuda"),
+                     weight=mr.ones(3), training=True)
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -225,3 +233,82 @@ def test_channels_last_input_matches_loops_and_gradcheck(device, training):
     assert mr.gradcheck(fn, [x, t(w, device, requires_grad=True), t(b, device, requires_grad=True)])
     assert mr.gradcheck(lambda xh: F.batch_norm(xh.permute(0, 3, 1, 2), t(rm, device), t(rv, device),
                                                 training=training, momentum=0.0), [x])
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 4), (0, 3, 2, 2)])
+def test_empty_batch_in_eval_gives_an_empty_output_and_zero_parameter_gradients(device, shape):
+    x = t(np.zeros(shape), device, requires_grad=True)
+    w, b = t(np.ones(3), device, requires_grad=True), t(np.ones(3), device, requires_grad=True)
+    y = F.batch_norm(x, t(np.zeros(3), device), t(np.ones(3), device), w, b, training=False)
+    assert y.shape == shape and y.dtype == np.float64
+    y.sum().backward()
+    assert x.grad.shape == shape
+    for p in (w, b):  # sums over no samples
+        assert p.grad.shape == (3,) and not p.grad.numpy().any()
+
+
+@pytest.fixture
+def fast():
+    """The fast paths on, whatever MINIRES_IMPL says (these tests check the dispatcher's choice)."""
+    with dispatch.use_impl("fast"):
+        yield
+
+
+def _call(x, w, b, rm, rv, training):
+    """(inputs, params) of the dispatch.call that F.batch_norm makes."""
+    return (x, w, b), dict(running_mean=rm.data, running_var=rv.data, training=training, momentum=0.1, eps=1e-5)
+
+
+def test_dispatch_picks_the_cpu_fast_path_and_the_reference_when_asked(fast, monkeypatch):
+    rng = np.random.default_rng(8)
+    x, w, b = t(rng.standard_normal((4, 3, 2, 2))), t(np.ones(3)), t(np.zeros(3))
+    rm, rv = t(np.zeros(3)), t(np.ones(3))
+    for training in (True, False):
+        assert dispatch.choose(BatchNorm, *_call(x, w, b, rm, rv, training)) is BatchNormCPU
+        with dispatch.use_impl("reference"):
+            assert dispatch.choose(BatchNorm, *_call(x, w, b, rm, rv, training)) is BatchNorm
+    empty = t(np.zeros((0, 3, 2, 2)))  # the reference takes empty batches
+    assert dispatch.choose(BatchNorm, *_call(empty, w, b, rm, rv, False)) is BatchNorm
+    ran = []  # and F.batch_norm runs what choose picks
+    forward = BatchNormCPU.forward
+    monkeypatch.setattr(BatchNormCPU, "forward", lambda self, *a, **k: ran.append(type(self)) or forward(self, *a, **k))
+    F.batch_norm(x, rm, rv, w, b, training=True)
+    with dispatch.use_impl("reference"):
+        F.batch_norm(x, rm, rv, w, b, training=True)
+    assert ran == [BatchNormCPU]
+
+
+def test_dispatch_picks_the_cuda_kernels_in_training_only(fast, standin):
+    rng = np.random.default_rng(9)
+    x = t(rng.standard_normal((4, 3, 2, 2)), "cuda")
+    w, b, rm, rv = t(np.ones(3), "cuda"), t(np.zeros(3), "cuda"), t(np.zeros(3), "cuda"), t(np.ones(3), "cuda")
+    assert dispatch.choose(BatchNorm, *_call(x, w, b, rm, rv, True)) is BatchNormCUDA
+    assert dispatch.choose(BatchNorm, *_call(x, w, b, rm, rv, False)) is BatchNorm  # eval: generic array code
+    assert dispatch.choose(BatchNorm, *_call(x[:, :, :, :1], w, b, rm, rv, True)) is BatchNorm  # a strided slice
+    with dispatch.use_impl("reference"):
+        assert dispatch.choose(BatchNorm, *_call(x, w, b, rm, rv, True)) is BatchNorm
+
+
+def test_float16_input_with_float32_parameters_only_under_autocast(fast, standin):
+    """The CUDA kernels train on float16 input with float32 parameters and statistics under autocast, and
+    keep it float16; outside autocast the dtypes must agree; in eval autocast computes in float32."""
+    rng = np.random.default_rng(10)
+    a = rng.standard_normal((4, 3, 2, 2))
+    x = t(a, "cuda", requires_grad=True, dtype=np.float16)
+    w, b = (t(rng.standard_normal(3), "cuda", requires_grad=True, dtype=np.float32) for _ in range(2))
+    rm, rv = t(np.zeros(3), "cuda", dtype=np.float32), t(np.ones(3), "cuda", dtype=np.float32)
+    with pytest.raises(TypeError, match="batch_norm.*dtype"):
+        F.batch_norm(x, rm, rv, w, b, training=True)
+    with amp.autocast():
+        assert dispatch.choose(BatchNorm, *_call(x, w, b, rm, rv, True)) is BatchNormCUDA
+        y = F.batch_norm(x, rm, rv, w, b, training=True, momentum=1.0)
+        assert F.batch_norm(x, rm, rv, w, b, training=False).dtype == np.float32
+    assert y.dtype == np.float16 and rm.dtype == rv.dtype == np.float32
+    a16 = a.astype(np.float16).astype(np.float64)
+    mean, var, unbiased = loop_stats(a16)
+    np.testing.assert_allclose(y.numpy(), loop_normalize(a16, mean, var, w.numpy(), b.numpy(), 1e-5), atol=1e-2)
+    np.testing.assert_allclose(rm.numpy(), mean, atol=1e-3)
+    np.testing.assert_allclose(rv.numpy(), unbiased, rtol=1e-3)
+    y.sum().backward()
+    assert x.grad.dtype == np.float16 and w.grad.dtype == b.grad.dtype == np.float32
+    np.testing.assert_allclose(b.grad.numpy(), [16.0] * 3)  # sum of g = 1 over 16 values per channel

@@ -67,3 +67,26 @@ def test_bench_runs_from_a_plain_install_without_the_source_tree(tmp_path):
     assert r.stdout.count("| kernel") == 1  # one table
     assert sorted(os.listdir(tmp_path / "b")) == ["bench_kernels.json", "bench_kernels.md", "bench_kernels.png"]
     assert f"to {tmp_path / 'b'}" in r.stdout
+
+
+def test_bench_times_the_kernels_with_blas_held_and_gives_it_back(tmp_path, monkeypatch):
+    from minires import parallel
+    from minires.bench import kernels
+
+    class Library:  # one BLAS library as threadpoolctl shows it, at 4 threads of its own
+        num_threads = 4
+
+        def set_num_threads(self, n):
+            self.num_threads = n
+    lib, seen = Library(), []
+    monkeypatch.setattr(parallel, "_blas", type("Controller", (), {"lib_controllers": [lib]})())
+    real = kernels.median_ms
+    monkeypatch.setattr(kernels, "median_ms", lambda *a, **kw: (seen.append(lib.num_threads), real(*a, **kw))[1])
+    previous = parallel.get_num_threads()
+    parallel.set_num_threads(2)
+    try:
+        assert main(["bench", "--only", "relu", "--batch", "2", "--repeats", "1", "--warmup", "0", "--no-torch",
+                     "--out", str(tmp_path)]) == 0
+    finally:
+        parallel.set_num_threads(previous)
+    assert seen and set(seen) == {1} and lib.num_threads == 4  # every kernel timed with BLAS held

@@ -243,3 +243,21 @@ def test_overwrite_removes_the_old_run_so_a_stop_cannot_point_at_it(tmp_path, da
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "no checkpoint yet" in err and "--resume" not in err
     assert not any((out / name).exists() for name in ("last.safetensors", "best.safetensors", "metrics.jsonl"))
+
+
+# ---- the options are TrainConfig's fields (issue 13) ---------------------------------------------
+def test_train_options_are_the_fields_of_trainconfig():
+    import dataclasses
+    from minires.cli import build_parser
+    from minires.train import TrainConfig
+    from minires.train.config import from_args
+    parser = build_parser()
+    assert from_args(parser.parse_args(["train"])) == TrainConfig()  # the same defaults, out included
+    given = from_args(parser.parse_args(["train", "--model", "resnet9", "--optimizer", "adam", "--lr", "0.01",
+                                         "--no-progress", "--no-cache", "--amp", "--limit-train", "5",
+                                         "--eval-batch-size", "7"]))
+    assert given == TrainConfig(model="resnet9", optimizer="adam", lr=0.01, progress=False, cache=False, amp=True,
+                                limit_train=5, eval_batch_size=7, out=os.path.join("runs", "resnet9"))
+    train = parser._subparsers._group_actions[0].choices["train"]
+    dests = {a.dest for a in train._actions} - {"help", "handler", "subparser"}
+    assert dests == {f.name for f in dataclasses.fields(TrainConfig)} - {"model_kwargs"}  # every field, no other

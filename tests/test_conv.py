@@ -1,4 +1,5 @@
-"""conv2d: forward against a naive loop, backward against finite differences, im2col/col2im adjoint, errors."""
+"""conv2d on every implementation (the `device` fixture): forward against a naive loop, backward against
+finite differences; which implementation the dispatcher picks; im2col/col2im adjoint; errors."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -6,12 +7,24 @@ from hypothesis import strategies as st
 
 import minires as mr
 import minires.functional as F
+from minires import dispatch, tuning
 from minires.backend import to_numpy
+from minires.functional.conv import Conv2d
+from minires.kernels.cpu import conv as cpu_conv
+from minires.kernels.cpu.conv import Conv2dCPU
 from minires.kernels.cpu.im2col import col2im, im2col
+from minires.kernels.cuda.conv import Conv2dCUDA
 from minires.testing import conv_configs
 
 # The `device` fixture is a plain string, so reusing it across hypothesis examples is safe.
 fixture_ok = settings(suppress_health_check=[*settings().suppress_health_check, HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture
+def fast():
+    """The fast paths, whatever MINIRES_IMPL says: the tests using this are about them."""
+    with dispatch.use_impl("fast"):
+        yield
 
 
 def naive_conv2d(x, w, b, stride, padding, dilation, groups):
@@ -98,10 +111,9 @@ def test_named_cases_forward_and_gradcheck(device, x_shape, w_shape, kw):
 @pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding=1), dict(padding=(0, 1), groups=2),
                                 dict(stride=(1, 2), dilation=2, groups=2), dict(padding=(0, 1)),
                                 dict(stride=(1, 2), padding=(2, 1), dilation=(2, 1))])
-def test_batch_chunking_matches_naive(monkeypatch, images, kw, row_split):
-    from minires.functional import conv as conv_module
+def test_batch_chunking_matches_naive(fast, monkeypatch, images, kw, row_split):
     for name in ("ROW_SPLIT_MAX_K", "ROW_SPLIT_DW_MAX_K"):
-        monkeypatch.setattr(conv_module, name, 10**9 if row_split else 0)
+        monkeypatch.setattr(tuning, name, 10**9 if row_split else 0)
     rng = np.random.default_rng(8)
     x = mr.tensor(rng.standard_normal((3, 4, 6, 5)), requires_grad=True)
     w = mr.tensor(rng.standard_normal((4, 2 if "groups" in kw else 4, 3, 3)), requires_grad=True)
@@ -110,9 +122,43 @@ def test_batch_chunking_matches_naive(monkeypatch, images, kw, row_split):
     pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
     expected = naive_conv2d(x.numpy(), w.numpy(), b.numpy(), pair(full["stride"]), pair(full["padding"]),
                             pair(full["dilation"]), full["groups"])
-    monkeypatch.setattr(conv_module, "_chunk_images", lambda *args: images)
-    np.testing.assert_allclose(F.conv2d(x, w, b, **kw).numpy(), expected, rtol=1e-10, atol=1e-10)
+    monkeypatch.setattr(cpu_conv, "_chunk_images", lambda *args: images)
+    out = F.conv2d(x, w, b, **kw)
+    assert type(out.grad_fn) is Conv2dCPU
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
     assert mr.gradcheck(lambda x, w, b: F.conv2d(x, w, b, **kw), [x, w, b])
+
+
+def _arrays(xp, x_shape, w_shape):
+    return xp.zeros(x_shape), xp.zeros(w_shape), None
+
+
+PARAMS = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1))
+
+
+def test_dispatch_runs_the_cpu_fast_path_on_numpy_and_the_reference_when_asked(fast):
+    for groups, w_shape in ((1, (4, 4, 3, 3)), (2, (4, 2, 3, 3))):
+        inputs, params = _arrays(np, (2, 4, 5, 5), w_shape), dict(PARAMS, groups=groups)
+        assert dispatch.choose(Conv2d, inputs, params) is Conv2dCPU
+        with dispatch.use_impl("reference"):
+            assert dispatch.choose(Conv2d, inputs, params) is Conv2d
+    # an empty batch runs on the reference
+    assert dispatch.choose(Conv2d, _arrays(np, (0, 4, 5, 5), (4, 4, 3, 3)), dict(PARAMS, groups=1)) is Conv2d
+    x = mr.zeros(2, 4, 5, 5, requires_grad=True)
+    assert type(F.conv2d(x, mr.zeros(4, 4, 3, 3), padding=1).grad_fn) is Conv2dCPU
+    with dispatch.use_impl("reference"):
+        assert type(F.conv2d(x, mr.zeros(4, 4, 3, 3), padding=1).grad_fn) is Conv2d
+
+
+def test_dispatch_runs_the_cuda_kernels_on_cupy_arrays_for_groups_1(fast, standin):
+    inputs = _arrays(standin, (2, 4, 5, 5), (4, 4, 3, 3))
+    assert dispatch.choose(Conv2d, inputs, dict(PARAMS, groups=1)) is Conv2dCUDA
+    grouped = _arrays(standin, (2, 4, 5, 5), (4, 2, 3, 3))
+    assert dispatch.choose(Conv2d, grouped, dict(PARAMS, groups=2)) is Conv2d  # the reference is CuPy-generic
+    with dispatch.use_impl("reference"):
+        assert dispatch.choose(Conv2d, inputs, dict(PARAMS, groups=1)) is Conv2d
+    x = mr.zeros(2, 4, 5, 5, device="cuda", requires_grad=True)
+    assert type(F.conv2d(x, mr.zeros(4, 4, 3, 3, device="cuda"), padding=1).grad_fn) is Conv2dCUDA
 
 
 def test_only_requested_grads_are_computed(device):
@@ -216,10 +262,9 @@ def test_device_mismatch_raises():
 
 @pytest.mark.parametrize("C, O, H, k, s", [(16, 16, 32, 3, 1), (32, 64, 16, 3, 2), (64, 64, 8, 3, 1), (64, 16, 16, 1, 1)])
 def test_forward_backward_peak_memory_is_bounded(C, O, H, k, s):
-    # Issue 4's budget: forward + backward allocate at most 12x the input's size beyond it (the
+    # Issue 4's budget for the CPU fast path: forward + backward allocate at most 12x the input's size beyond it (the
     # columns are built in cache-sized chunks, never for the whole batch). NumPy reports to tracemalloc.
     import tracemalloc
-    from minires.functional.conv import Conv2d
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, H, H, C)).astype(np.float32).transpose(0, 3, 1, 2)  # channels-last, as in a net
     w = rng.standard_normal((O, C, k, k)).astype(np.float32)
@@ -228,7 +273,7 @@ def test_forward_backward_peak_memory_is_bounded(C, O, H, k, s):
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        f = Conv2d()
+        f = Conv2dCPU()
         f.needs_input_grad = (True, True)
         f.forward(x, w, None, stride=(s, s), padding=(k // 2, k // 2), dilation=(1, 1), groups=1)
         f.backward(g)

@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minires.functional as F
-from minires import cuda
+from minires import cuda, dispatch, tuning
 from minires.cuda import ops
 from minires.functional.batchnorm import BatchNorm
-from minires.functional.conv import Conv2d, _weight_matrix
-from minires.kernels.cpu.im2col import col2im_nhwc, im2col_nhwc, pad_nhwc
+from minires.functional.conv import Conv2d
+from minires.kernels.cpu.im2col import col2im_nhwc, im2col_nhwc, pad_nhwc, weight_matrix
 from minires.functional.loss import CrossEntropy
 from minires.functional.pooling import MaxPool2d
 from minires.testing import conv_configs, pool_configs
@@ -92,7 +92,7 @@ def test_im2col_matches_the_cpu_columns_for_both_layouts(launch, cfg, seed, dtyp
         conv = Conv2d()
         conv.needs_input_grad = (False, False, False)
         ref = conv.forward(x, w, None, stride=cfg.stride, padding=cfg.padding, dilation=cfg.dilation)
-        out = (got @ _weight_matrix(w, 1)[0]).reshape(cfg.N, OH, OW, -1).transpose(0, 3, 1, 2)
+        out = (got @ weight_matrix(w, 1)[0]).reshape(cfg.N, OH, OW, -1).transpose(0, 3, 1, 2)
         np.testing.assert_allclose(out, ref, **tol(dtype))
     # col2im is im2col's adjoint, and equals the CPU scatter
     c = rng.standard_normal(want.shape).astype(dtype)
@@ -111,8 +111,8 @@ def test_im2col_matches_the_cpu_columns_for_both_layouts(launch, cfg, seed, dtyp
 @pytest.mark.parametrize("slices", ["default", "many-levels"])
 def test_batch_norm_kernels_match_the_cpu_batch_norm(launch, dtype, shape, slices, monkeypatch):
     if slices == "many-levels":  # one value per slice, pairs merged: log2(M) merge levels
-        monkeypatch.setattr(ops, "STAT_MIN_VALUES", 1)
-        monkeypatch.setattr(ops, "MERGE_FANIN", 2)
+        monkeypatch.setattr(tuning, "STAT_MIN_VALUES", 1)
+        monkeypatch.setattr(tuning, "MERGE_FANIN", 2)
     rng = np.random.default_rng(len(shape))
     x = (rng.standard_normal(shape) * 3 + 100).astype(dtype)  # a large mean: one-pass sums would cancel
     g = rng.standard_normal(shape).astype(dtype)
@@ -235,9 +235,13 @@ def test_kernels_on_the_gpu_match_the_emulation(launch):
 
 @pytest.fixture
 def kernel_dispatch(monkeypatch, launch):
-    """Route NumPy arrays through the ops' CuPy-only kernel branches, run by the emulator."""
+    """Route NumPy arrays through the ops' CUDA fast paths (the CPU ones set aside), run by the emulator."""
     monkeypatch.setattr(cuda, "enabled", lambda xp, dtype: dtype in (np.float32, np.float64))
     monkeypatch.setattr(cuda, "launcher", lambda: launch)
+    monkeypatch.setattr(dispatch, "_fast", {op: [c for c in impls if c.__module__.startswith("minires.kernels.cuda")]
+                                            for op, impls in dispatch._fast.items()})
+    with dispatch.use_impl("fast"):  # whatever MINIRES_IMPL says
+        yield
 
 
 def _t(a, grad=True):
@@ -247,7 +251,7 @@ def _t(a, grad=True):
 
 @pytest.mark.parametrize("case", ["conv_s1", "conv_s2", "bn", "bn_channels_last", "max_pool", "add_relu", "relu",
                                   "xent_mean", "xent_none"])
-def test_op_kernel_branches_pass_gradcheck(kernel_dispatch, case):
+def test_op_kernel_branches_pass_gradcheck(kernel_dispatch, launch, case):
     """The ops' kernel branches (conv2d, batch_norm, max_pool2d, add_relu, relu, cross_entropy), float64,
     forward against the generic path's formulas through gradcheck's finite differences."""
     import minires as mr
@@ -273,7 +277,11 @@ def test_op_kernel_branches_pass_gradcheck(kernel_dispatch, case):
         red = case.split("_")[1]
         fn = lambda a: F.cross_entropy(a, target, label_smoothing=0.1, reduction=red)  # noqa: E731
         inputs = [_t(rng.standard_normal((6, 7)))]
+    before = len(launch.launches)
     assert mr.gradcheck(fn, inputs)
+    if case.startswith("bn"):  # the kernels ran, not a generic path
+        ran = {name for name, _, _ in launch.launches[before:]}
+        assert {"bn_partial_stats", "bn_apply", "bn_partial_grad_sums", "bn_backward_apply"} <= ran
 
 
 def test_softmax_cross_entropy_kernel_keeps_a_minus_inf_logit_finite_without_smoothing(launch):
@@ -312,6 +320,25 @@ def test_index_width_follows_the_largest_offset(monkeypatch):
     Recorder()("mask_grad", 5, x5[:, 0], np.zeros(5, bool), np.zeros(5, np.float32), 5)  # reaches offset 32
     Recorder()("mask_grad", 32, x.ravel(), np.zeros(32, bool), np.zeros(32, np.float32), 32)
     assert seen == [(True, np.int32), (True, np.int32), (False, np.int64), (False, np.int64)]
+
+
+def test_launch_geometry_reads_tuning_at_each_launch(monkeypatch):
+    """Threads per block and the grid's cap come from minires.tuning when the kernel launches."""
+    seen = []
+
+    class Recorder(cuda.Launcher):
+        def launch(self, name, dtype, idx32, grid, args):
+            seen.append((grid, self.block))
+    args = (np.zeros(1000, np.float32), np.zeros(1000, bool), np.zeros(1000, np.float32), 1000)
+    Recorder()("mask_grad", 1000, *args)
+    monkeypatch.setattr(tuning, "BLOCK", 100)
+    Recorder()("mask_grad", 1000, *args)
+    monkeypatch.setattr(tuning, "MAX_BLOCKS", 3)
+    Recorder()("mask_grad", 1000, *args)
+    tiny = Recorder()
+    tiny.block = 7  # set on a launcher (the emulator's tiny blocks): tuning no longer applies
+    tiny("mask_grad", 1000, *args)
+    assert seen == [(4, 256), (10, 100), (3, 100), (3, 7)]
 
 
 def _half_ref(fn, *arrays):

@@ -49,3 +49,12 @@ def test_finetune_tiny_run_from_a_minires_train_checkpoint(data, tmp_path):
     acc = example("finetune").main(["--checkpoint", str(out / "last.safetensors"), "--data", data, "--epochs", "1",
                                     "--batch-size", "8"])
     assert 0.0 <= acc <= 1.0
+
+
+def test_train_cifar10_steps_through_the_shared_train_step(data, monkeypatch):
+    import minires.train
+    real, calls = minires.train.train_step, []
+    monkeypatch.setattr(minires.train, "train_step", lambda *a, **kw: (calls.append(1), real(*a, **kw))[1])
+    example("train_cifar10").main(["--data", data, "--epochs", "2", "--limit-train", "12", "--limit-test", "6",
+                                   "--batch-size", "4"])
+    assert len(calls) == 6  # every step of both epochs: 12 images in batches of 4

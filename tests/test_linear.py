@@ -1,4 +1,5 @@
-"""linear and flatten: forward against loops, backward by finite differences, errors."""
+"""linear and flatten: forward against loops, backward by finite differences, errors, on every
+implementation (the `device` fixture); the dispatcher's choice of LinearCPU."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -6,6 +7,9 @@ from hypothesis import strategies as st
 
 import minires as mr
 import minires.functional as F
+from minires import dispatch
+from minires.functional.linear import Linear
+from minires.kernels.cpu.linear import LinearCPU
 
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -47,6 +51,34 @@ def test_gradcheck(device, lead, fin, fout, bias, seed):
     w = t(rng.standard_normal((fout, fin)), device, True)
     inputs = [x, w] + ([t(rng.standard_normal(fout), device, True)] if bias else [])
     assert mr.gradcheck(F.linear, inputs)
+
+
+def test_float16_products_and_empty_batches(device):
+    rng = np.random.default_rng(2)
+    a, w, b = rng.standard_normal((4, 3)), rng.standard_normal((5, 3)), rng.standard_normal(5)
+    h = [v.astype(np.float16).astype(np.float64) for v in (a, w, b)]  # the float16 values, exactly
+    y = F.linear(*(t(v, device, dtype=np.float16) for v in h))
+    assert y.dtype == np.float16 and np.allclose(y.numpy(), loop_linear(*h), rtol=2e-3, atol=2e-3)
+    x, wt = t(np.zeros((0, 3)), device, True), t(w, device, True)
+    y = F.linear(x, wt, t(b, device, True))
+    assert y.shape == (0, 5)
+    y.sum().backward()
+    assert x.grad.shape == (0, 3) and np.array_equal(wt.grad.numpy(), np.zeros((5, 3)))
+
+
+def test_dispatch_picks_linear_cpu_on_numpy_arrays_and_the_reference_when_asked():
+    x, w, b = t(np.ones((2, 3))), t(np.ones((4, 3))), t(np.ones(4))
+    with dispatch.use_impl("fast"):  # (the suite also runs under MINIRES_IMPL=reference)
+        assert dispatch.choose(Linear, (x, w, b), {}) is LinearCPU
+        assert dispatch.choose(Linear, (x, w, None), {}) is LinearCPU
+    with dispatch.use_impl("reference"):
+        assert dispatch.choose(Linear, (x, w, b), {}) is Linear
+
+
+def test_dispatch_runs_the_reference_on_the_device(standin):
+    x, w = mr.ones(2, 3, device="cuda"), mr.ones(4, 3, device="cuda")
+    with dispatch.use_impl("fast"):
+        assert dispatch.choose(Linear, (x, w, None), {}) is Linear  # CuPy's matmul is cuBLAS already
 
 
 def test_float32_stays_float32(device):

@@ -1,4 +1,6 @@
-"""cross_entropy: forward against explicit log-sum-exp loops, backward by finite differences, errors."""
+"""cross_entropy: forward against explicit log-sum-exp loops, backward by finite differences, errors, on every
+implementation (the `device` fixture); the dispatcher's choice of the CUDA kernels; labels checked on the host,
+deferred on the device."""
 import math
 import warnings
 
@@ -9,6 +11,9 @@ from hypothesis import strategies as st
 
 import minires as mr
 import minires.functional as F
+from minires import dispatch
+from minires.functional.loss import CrossEntropy, check_targets
+from minires.kernels.cuda.loss import CrossEntropyCUDA
 
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -135,6 +140,36 @@ def test_errors(device):
         F.cross_entropy(x, good, reduction="avg")
     with pytest.raises(TypeError, match="cross_entropy.*floating"):
         F.cross_entropy(mr.zeros(3, 4, dtype=mr.int64, device=device), good)
+
+
+def test_dispatch_picks_the_kernels_on_the_device_and_the_reference_elsewhere(standin):
+    target = np.array([0, 1])
+    on_gpu, on_cpu = mr.zeros(2, 3, device="cuda"), mr.zeros(2, 3)
+    params = {"target": target, "label_smoothing": 0.0, "reduction": "mean"}
+    with dispatch.use_impl("fast"):  # (the suite also runs under MINIRES_IMPL=reference)
+        assert dispatch.choose(CrossEntropy, (on_gpu,), params) is CrossEntropyCUDA
+        assert dispatch.choose(CrossEntropy, (on_gpu[:0],), dict(params, target=target[:0])) is CrossEntropy
+        assert dispatch.choose(CrossEntropy, (on_cpu,), params) is CrossEntropy
+    with dispatch.use_impl("reference"):
+        assert dispatch.choose(CrossEntropy, (on_gpu,), params) is CrossEntropy
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_labels_on_the_device_give_a_nan_row_and_are_named_later(standin, impl):
+    """No sync inside the loss: an out-of-range label already on the device gives its row a NaN loss
+    (check_targets names it afterwards); labels given on the host are checked at once."""
+    logits = mr.tensor(np.zeros((3, 4)), device="cuda")
+    labels = mr.tensor([0, 7, -1], device="cuda")
+    with dispatch.use_impl(impl):
+        standin.transfers.reset()
+        loss = F.cross_entropy(logits, labels, reduction="none")
+        assert standin.transfers.d2h == 0
+        out = loss.numpy()
+        assert np.isnan(out[1:]).all() and np.isclose(out[0], math.log(4))
+        with pytest.raises(ValueError, match="cross_entropy: target 7 is out of bounds for 4 classes"):
+            F.cross_entropy(logits, np.array([0, 7, 1]))  # host labels: checked before the copy
+    with pytest.raises(ValueError, match="cross_entropy: target -1 is out of bounds for 4 classes"):
+        check_targets(labels.data, 4)
 
 
 @pytest.mark.gpu

@@ -1,21 +1,45 @@
-"""minires.parallel: how CPU work is cut into parts, run on threads, and how BLAS threads are held."""
+"""minires.parallel: how `split` cuts CPU work into parts and runs them on threads, and how the scoped
+`hold_blas()` holds BLAS at one thread."""
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minires import parallel
+from minires import parallel, tuning
+from minires.kernels.cpu import gemm
 
 
 @pytest.fixture
 def threads(monkeypatch):
     """Set the kernel thread count for one test, splitting even tiny work; restored afterwards."""
-    monkeypatch.setattr(parallel, "MIN_PART_ELEMENTS", 1)
+    monkeypatch.setattr(tuning, "MIN_PART_ELEMENTS", 1)
     previous = parallel.get_num_threads()
     yield parallel.set_num_threads
     parallel.set_num_threads(previous)
+
+
+class FakeLibrary:
+    """One BLAS library as threadpoolctl shows it: a thread count, and every change made to it."""
+
+    def __init__(self, num_threads):
+        self.num_threads, self.changes = num_threads, []
+
+    def set_num_threads(self, n):
+        self.changes.append(n)
+        self.num_threads = n
+
+
+@pytest.fixture
+def fake_blas(monkeypatch):
+    """A BLAS at 4 threads that hold_blas controls, whether or not threadpoolctl is installed."""
+    assert not parallel.blas_held()  # no scope left open by an earlier test
+    lib = FakeLibrary(4)
+    monkeypatch.setattr(parallel, "_blas", type("Controller", (), {"lib_controllers": [lib]})())
+    return lib
 
 
 @given(n=st.integers(0, 200), k=st.integers(1, 9))
@@ -29,6 +53,7 @@ def test_parts_cover_the_range_in_order_without_gaps(n, k):
         assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
 
 
+# ---- split ----------------------------------------------------------------------------------------
 def test_parts_run_on_distinct_threads_and_come_back_in_order(threads):
     threads(3)
     barrier = threading.Barrier(3, timeout=10)  # deadlocks (times out) unless 3 parts run at once
@@ -37,22 +62,50 @@ def test_parts_run_on_distinct_threads_and_come_back_in_order(threads):
         barrier.wait()
         return a, b, threading.get_ident()
 
-    out = parallel.parallel_for(part, 9)
+    out = parallel.split(part, 9)
     assert [(a, b) for a, b, _ in out] == [(0, 3), (3, 6), (6, 9)]
     assert len({t for *_, t in out}) == 3
     assert out[0][2] == threading.get_ident()  # the caller runs the first part itself
 
 
-def test_small_work_is_not_split(monkeypatch):
-    monkeypatch.setattr(parallel, "MIN_PART_ELEMENTS", 1000)
-    assert parallel.parallel_for(lambda a, b: (a, b), 10, row_size=10) == [(0, 10)]
-    assert len(parallel.parallel_for(lambda a, b: (a, b), 10, row_size=1000)) == min(10, parallel.get_num_threads())
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 300))
+def test_reduce_combines_the_parts_into_the_whole(n):
+    previous = parallel.get_num_threads()
+    parallel.set_num_threads(3)
+    try:
+        total = parallel.split(lambda a, b: sum(range(a, b)), n, item_size=tuning.MIN_PART_ELEMENTS, reduce=sum)
+    finally:
+        parallel.set_num_threads(previous)
+    assert total == n * (n - 1) // 2  # closed form of 0 + 1 + ... + n-1
 
 
-def test_nested_calls_run_inline(threads):
+def test_parts_written_into_one_output_fill_it(threads):
     threads(2)
-    inner = parallel.parallel_for(lambda a, b: parallel.parallel_for(lambda c, d: (c, d), b - a), 4)
-    assert inner == [[(0, 2)], [(0, 2)]]
+    x = np.arange(10.0)
+    out = np.empty_like(x)
+    parts = parallel.split(lambda a, b: np.multiply(x[a:b], 2, out=out[a:b]).size, 10)
+    assert parts == [5, 5]
+    np.testing.assert_array_equal(out, [2 * i for i in range(10)])
+
+
+def test_item_size_keeps_parts_above_the_minimum(monkeypatch):
+    monkeypatch.setattr(tuning, "MIN_PART_ELEMENTS", 1000)
+    previous = parallel.get_num_threads()
+    parallel.set_num_threads(4)
+    try:
+        assert parallel.split(lambda a, b: (a, b), 10, item_size=10) == [(0, 10)]  # 100 elements: one part
+        assert parallel.split(lambda a, b: (a, b), 10, item_size=250) == [(0, 5), (5, 10)]  # 2500: two parts
+        assert len(parallel.split(lambda a, b: (a, b), 10, item_size=1000)) == 4  # as many as threads
+    finally:
+        parallel.set_num_threads(previous)
+
+
+def test_nested_splits_run_inline(threads):
+    threads(2)
+    inner = parallel.split(lambda a, b: (parallel.in_part(), parallel.split(lambda c, d: (c, d), b - a)), 4)
+    assert inner == [(True, [(0, 2)]), (True, [(0, 2)])]
+    assert not parallel.in_part()  # the caller's flag is cleared after its part
 
 
 def test_an_exception_in_a_worker_part_reaches_the_caller_after_all_parts_end(threads):
@@ -66,15 +119,104 @@ def test_an_exception_in_a_worker_part_reaches_the_caller_after_all_parts_end(th
         return a
 
     with pytest.raises(ValueError, match="part two failed"):
-        parallel.parallel_for(part, 2)
+        parallel.split(part, 2)
     assert finished == [0]
+
+
+def test_an_exception_in_the_callers_part_waits_for_the_other_parts(threads):
+    threads(2)
+    finished = []
+
+    def part(a, b):
+        if a == 0:
+            raise KeyError("part one failed")
+        time.sleep(0.05)
+        finished.append(a)
+
+    with pytest.raises(KeyError, match="part one failed"):
+        parallel.split(part, 2)
+    assert finished == [1]  # no part is left running past the call
 
 
 def test_one_thread_runs_everything_in_the_caller(threads):
     threads(1)
-    assert parallel.parallel_for(lambda a, b: threading.get_ident(), 8) == [threading.get_ident()]
+    assert parallel.split(lambda a, b: (a, b, threading.get_ident()), 8) == [(0, 8, threading.get_ident())]
 
 
+def test_an_empty_range_is_one_empty_part(threads):
+    threads(3)
+    assert parallel.split(lambda a, b: (a, b), 0) == [(0, 0)]
+
+
+# ---- hold_blas ------------------------------------------------------------------------------------
+def test_blas_work_is_one_part_outside_the_scope_and_splits_inside(threads, fake_blas):
+    threads(2)
+    whole = parallel.split(lambda a, b: (a, b), 4, blas=True)
+    assert whole == [(0, 4)] and fake_blas.changes == []  # BLAS threads its own GEMMs out there
+    assert len(parallel.split(lambda a, b: (a, b), 4)) == 2  # element-wise work splits anyway
+    with parallel.hold_blas():
+        assert parallel.blas_held() and fake_blas.num_threads == 1
+        assert parallel.split(lambda a, b: (a, b), 4, blas=True) == [(0, 2), (2, 4)]
+    assert parallel.split(lambda a, b: (a, b), 4, blas=True) == [(0, 4)]  # back to one part after the block
+
+
+def test_blas_threads_come_back_to_the_original_after_the_block(threads, fake_blas):
+    threads(2)
+    with parallel.hold_blas():
+        assert fake_blas.num_threads == 1
+    assert fake_blas.num_threads == 4 and fake_blas.changes == [1, 4] and not parallel.blas_held()
+
+
+def test_nested_holds_hold_once_and_restore_once(threads, fake_blas):
+    threads(2)
+    with parallel.hold_blas():
+        with parallel.hold_blas():
+            assert parallel.blas_held()
+        assert parallel.blas_held() and fake_blas.num_threads == 1  # the inner block left it held
+    assert fake_blas.changes == [1, 4] and not parallel.blas_held()
+
+
+def test_an_exception_in_the_block_still_restores_blas(threads, fake_blas):
+    threads(2)
+    with pytest.raises(RuntimeError, match="inside"):
+        with parallel.hold_blas():
+            raise RuntimeError("inside")
+    assert fake_blas.num_threads == 4 and not parallel.blas_held()
+    with parallel.hold_blas():  # and a later scope holds again
+        assert fake_blas.num_threads == 1
+
+
+def test_one_thread_or_no_blas_library_means_the_block_changes_nothing(threads, fake_blas, monkeypatch):
+    threads(1)
+    with parallel.hold_blas():
+        assert not parallel.blas_held() and fake_blas.changes == []
+    threads(2)
+    monkeypatch.setattr(parallel, "_blas", type("Controller", (), {"lib_controllers": []})())
+    with parallel.hold_blas():
+        assert not parallel.blas_held()
+        assert parallel.split(lambda a, b: (a, b), 4, blas=True) == [(0, 4)]
+        assert len(parallel.split(lambda a, b: (a, b), 4)) == 2
+
+
+def test_hold_blas_sets_the_real_blas_library_and_gives_its_threads_back(threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    threads(2)
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    np.ones((8, 8)) @ np.ones((8, 8))  # BLAS is loaded
+    original = blas_threads()
+    if not original:
+        pytest.skip("threadpoolctl sees no BLAS library")
+    with parallel.hold_blas():
+        assert blas_threads() == [1] * len(original)
+        a = np.ones((64, 64))
+        parts = parallel.split(lambda i, j: a[i:j] @ a, 64, blas=True)
+        assert len(parts) == 2 and np.array_equal(np.concatenate(parts), a @ a)
+    assert blas_threads() == original
+
+
+# ---- the thread count -----------------------------------------------------------------------------
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_set_num_threads_rejects_bad_values(bad):
     with pytest.raises(ValueError, match="set_num_threads"):
@@ -93,39 +235,6 @@ def test_environment_thread_count_is_used(monkeypatch):
     assert parallel._default_threads() == 5
 
 
-def test_blas_is_held_at_one_thread_in_blas_parts_and_given_back_at_one_thread(threads):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    threads(2)
-    a = np.ones((64, 64))
-    parallel.parallel_for(lambda i, j: a @ a, 2, blas=True)
-    blas = threadpoolctl.threadpool_info()
-    blas = [lib for lib in blas if lib["user_api"] == "blas"]
-    assert blas and all(lib["num_threads"] == 1 for lib in blas)
-    original = [t for _, t in parallel._blas_original]
-    threads(1)
-    now = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
-    assert now == original
-
-
-def test_cupy_like_arrays_run_as_one_part():
-    class FakeXp:
-        __name__ = "cupy"
-    assert parallel.array_parts(FakeXp, lambda a, b: (a, b), 100, row_size=10**6) == [(0, 100)]
-
-
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
-def test_a_forked_child_gets_a_working_pool(threads):
-    import os
-    threads(2)
-    parallel.parallel_for(lambda a, b: None, 2)  # the parent's pool now has a thread
-    pid = os.fork()
-    if pid == 0:  # child: would hang on the parent's (absent) worker thread without the fork hook
-        ok = parallel.parallel_for(lambda a, b: (a, b), 2) == [(0, 1), (1, 2)]
-        os._exit(0 if ok else 1)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-
-
 @pytest.mark.parametrize("text, cpus", [("max 100000\n", None), ("200000 100000\n", 2), ("150000 100000", 2),
                                         ("50000 100000", 1), ("garbage", None)])
 def test_a_cgroup_cpu_quota_caps_the_default_thread_count(tmp_path, text, cpus):
@@ -135,20 +244,21 @@ def test_a_cgroup_cpu_quota_caps_the_default_thread_count(tmp_path, text, cpus):
     assert parallel._cgroup_cpu_quota(str(tmp_path / "absent")) is None
 
 
-def test_no_blas_library_found_means_blas_parts_run_inline(threads, monkeypatch):
-    class NoLibs:
-        lib_controllers = []
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_a_working_pool(threads):
     threads(2)
-    monkeypatch.setattr(parallel, "_blas", NoLibs())
-    monkeypatch.setattr(parallel, "_blas_original", None)
-    assert parallel.parallel_for(lambda a, b: (a, b), 4, blas=True) == [(0, 4)]
-    assert len(parallel.parallel_for(lambda a, b: (a, b), 4)) == 2  # element-wise parts still split
+    parallel.split(lambda a, b: None, 2)  # the parent's pool now has a thread
+    pid = os.fork()
+    if pid == 0:  # child: would hang on the parent's (absent) worker thread without the fork hook
+        ok = parallel.split(lambda a, b: (a, b), 2) == [(0, 1), (1, 2)]
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
-def test_gemm_splits_its_rows_outside_a_part_and_runs_whole_inside_one(threads, monkeypatch):
-    from minires.kernels.cpu import gemm
+# ---- gemm: the one kernel that splits its own rows ------------------------------------------------
+def test_gemm_splits_its_rows_outside_a_part_and_runs_whole_inside_one(threads, fake_blas, monkeypatch):
     threads(3)
-    monkeypatch.setattr(parallel, "_hold_blas", lambda: True)  # split even where threadpoolctl is missing
     calls = []
     product = gemm._product
 
@@ -159,23 +269,27 @@ def test_gemm_splits_its_rows_outside_a_part_and_runs_whole_inside_one(threads, 
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 4))
     reference = (a[:, :, None] * b[None, :, :]).sum(axis=1)  # sum of products, no BLAS
-    np.testing.assert_allclose(gemm.matmul(a, b), reference, rtol=1e-12)
-    assert sorted(rows for rows, _ in calls) == [2, 2, 3]  # a batch-of-one conv's GEMM still uses every core
-    assert len({thread for _, thread in calls}) > 1
+    with parallel.hold_blas():
+        np.testing.assert_allclose(gemm.matmul(a, b), reference, rtol=1e-12)
+        assert sorted(rows for rows, _ in calls) == [2, 2, 3]  # a batch-of-one conv's GEMM still uses every core
+        assert len({thread for _, thread in calls}) > 1
+        calls.clear()
+        out3 = gemm.matmul(a[None], b[None])  # a one-group conv's (1, M, K) @ (1, K, N) splits the same way
+        np.testing.assert_allclose(out3[0], reference, rtol=1e-12)
+        assert out3.shape == (1, 7, 4) and sorted(rows for rows, _ in calls) == [2, 2, 3]
+        sq = rng.standard_normal((6, 6))
+        expected = (sq[:, :, None] * sq[None, :, :]).sum(axis=1)
+        inplace = sq.copy()
+        calls.clear()
+        gemm.matmul(sq, inplace, out=inplace)  # out overlapping an operand: one whole product, as numpy buffers it
+        np.testing.assert_allclose(inplace, expected, rtol=1e-12)
+        assert [rows for rows, _ in calls] == [6]  # split parts would overwrite rows other parts still read
+        calls.clear()
+        parallel.split(lambda r0, r1: gemm.matmul(a, b), 2)  # inside a part: no nested split
+        assert [rows for rows, _ in calls] == [7, 7]
     calls.clear()
-    out3 = gemm.matmul(a[None], b[None])  # a one-group conv's (1, M, K) @ (1, K, N) splits the same way
-    np.testing.assert_allclose(out3[0], reference, rtol=1e-12)
-    assert out3.shape == (1, 7, 4) and sorted(rows for rows, _ in calls) == [2, 2, 3]
-    sq = rng.standard_normal((6, 6))
-    expected = (sq[:, :, None] * sq[None, :, :]).sum(axis=1)
-    inplace = sq.copy()
-    calls.clear()
-    gemm.matmul(sq, inplace, out=inplace)  # out overlapping an operand: one whole product, as numpy buffers it
-    np.testing.assert_allclose(inplace, expected, rtol=1e-12)
-    assert [rows for rows, _ in calls] == [6]  # split parts would overwrite rows other parts still read
-    calls.clear()
-    parallel.parallel_for(lambda r0, r1: gemm.matmul(a, b), 2)  # inside a part: no nested split
-    assert [rows for rows, _ in calls] == [7, 7]
+    gemm.matmul(a, b)  # outside the scope: one product, BLAS threads it
+    assert [rows for rows, _ in calls] == [7]
     a16, b16 = a.astype(np.float16), b.astype(np.float16)
     out16 = gemm.matmul(a16, b16)  # float16 operands multiply in float32, the product rounds to float16
     assert out16.dtype == np.float16

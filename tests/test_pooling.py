@@ -1,4 +1,5 @@
-"""Pooling: forward against naive loops, backward against finite differences and the tie rule, errors."""
+"""Pooling: forward against naive loops, backward against finite differences and the tie rule, errors,
+on every implementation (the `device` fixture), and which implementation the dispatcher picks."""
 import math
 
 import numpy as np
@@ -8,6 +9,10 @@ from hypothesis import strategies as st
 
 import minires as mr
 import minires.functional as F
+from minires import dispatch
+from minires.functional.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from minires.kernels.cpu.pooling import AdaptiveAvgPool2dCPU, AvgPool2dCPU, MaxPool2dCPU
+from minires.kernels.cuda.pooling import MaxPool2dCUDA
 from minires.testing import distinct_arrays, pool_configs
 
 fixture_ok = settings(suppress_health_check=[*settings().suppress_health_check, HealthCheck.function_scoped_fixture])
@@ -151,6 +156,96 @@ def test_nan_propagates(device):
     assert np.isnan(F.adaptive_avg_pool2d(t, 1).numpy()).all()
     F.max_pool2d(t, 2).sum().backward()
     assert t.grad.numpy()[0, 0, 0, 1] == 1.0  # the NaN was the "max" of its window
+
+
+def test_max_pool_with_more_than_127_offsets(device):
+    # 12 x 11 = 132 kernel offsets: the CPU kernel's argmax no longer fits int8.
+    x = np.random.default_rng(9).integers(0, 4, size=(2, 2, 13, 12)).astype(np.float64)
+    t = mr.tensor(x, device=device, requires_grad=True)
+    out = F.max_pool2d(t, (12, 11), 1)
+    expected, arg = naive_pool(x, (12, 11), (1, 1), (0, 0), "max")
+    np.testing.assert_array_equal(out.numpy(), expected)
+    g = np.random.default_rng(10).standard_normal(out.shape)
+    out.backward(mr.tensor(g, device=device))
+    dx = np.zeros(x.size)
+    np.add.at(dx, arg.ravel(), g.ravel())
+    np.testing.assert_allclose(t.grad.numpy().ravel(), dx, rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool_backward_of_a_non_finite_gradient(device):
+    # inf goes to each window's maximum and nowhere else (inf * False would put NaN in the other pixels).
+    x = np.arange(32.0).reshape(1, 2, 4, 4)
+    t = mr.tensor(x, device=device, requires_grad=True)
+    g = np.full((1, 2, 2, 2), np.inf)
+    g[0, 1, 1, 1] = -np.inf
+    F.max_pool2d(t, 2).backward(mr.tensor(g, device=device))
+    expected = np.zeros(x.shape)
+    expected[:, :, 1::2, 1::2] = g  # the max of each 2x2 window of an increasing ramp is its last pixel
+    np.testing.assert_array_equal(t.grad.numpy(), expected)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pools_of_a_channels_last_view(device, kind):
+    # Conv outputs are NCHW views of NHWC memory: the pools take them as they are.
+    fn = F.max_pool2d if kind == "max" else F.avg_pool2d
+    nhwc = np.random.default_rng(11).standard_normal((2, 5, 6, 3))
+    expected, _ = naive_pool(nhwc.transpose(0, 3, 1, 2), (3, 3), (2, 2), (1, 1), kind)
+    xh = mr.tensor(nhwc, device=device, requires_grad=True)
+    np.testing.assert_allclose(fn(xh.permute(0, 3, 1, 2), 3, 2, 1).numpy(), expected, rtol=1e-12, atol=1e-12)
+    assert mr.gradcheck(lambda xh: fn(xh.permute(0, 3, 1, 2), 3, 2, 1), [xh])
+
+
+@pytest.mark.parametrize("out_size", [(1, 4), (2, 3), 1])
+def test_adaptive_avg_pool_keeps_non_finite_values_in_their_bins(device, out_size):
+    x = np.random.default_rng(12).standard_normal((2, 2, 3, 4))
+    x[0, 0, 0, 0], x[1, 1, 2, 3] = np.nan, np.inf
+    out = F.adaptive_avg_pool2d(mr.tensor(x, device=device), out_size).numpy()
+    OH, OW = (1, 1) if out_size == 1 else out_size
+    with np.errstate(invalid="ignore"):
+        expected = naive_adaptive_avg(x, OH, OW)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)  # NaN (and inf) exactly where expected has them
+
+
+@pytest.mark.parametrize("fn, out_shape", [(lambda t: F.max_pool2d(t, 3, 2, 1), (0, 3, 3, 3)),
+                                           (lambda t: F.avg_pool2d(t, 2), (0, 3, 2, 2)),
+                                           (lambda t: F.adaptive_avg_pool2d(t, (2, 3)), (0, 3, 2, 3)),
+                                           (lambda t: F.adaptive_avg_pool2d(t, 1), (0, 3, 1, 1))])
+def test_empty_batch_gives_an_empty_output(device, fn, out_shape):
+    t = mr.tensor(np.zeros((0, 3, 5, 5)), device=device, requires_grad=True)
+    out = fn(t)
+    assert out.shape == out_shape and out.dtype == np.float64
+    out.sum().backward()
+    assert t.grad.shape == (0, 3, 5, 5)
+
+
+def _ran(x):
+    """The Function classes that ran max_pool2d, avg_pool2d and adaptive_avg_pool2d (global and 2x3) on x."""
+    outs = (F.max_pool2d(x, 2), F.avg_pool2d(x, 2), F.adaptive_avg_pool2d(x, 1), F.adaptive_avg_pool2d(x, (2, 3)))
+    return [type(out._ctx) for out in outs]
+
+
+@dispatch.use_impl("fast")  # even in a run with MINIRES_IMPL=reference
+def test_dispatch_runs_the_cpu_fast_paths_and_the_references_when_asked():
+    x = mr.randn(2, 3, 4, 4, requires_grad=True)
+    params = {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}
+    assert dispatch.choose(MaxPool2d, (x,), params) is MaxPool2dCPU
+    assert _ran(x) == [MaxPool2dCPU, AvgPool2dCPU, AdaptiveAvgPool2dCPU, AdaptiveAvgPool2dCPU]
+    with dispatch.use_impl("reference"):
+        assert dispatch.choose(MaxPool2d, (x,), params) is MaxPool2d
+        assert _ran(x) == [MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveAvgPool2d]
+    # An empty batch: the reference (the kernel's NaN probe needs values).
+    assert type(F.max_pool2d(mr.zeros(0, 3, 4, 4, requires_grad=True), 2)._ctx) is MaxPool2d
+
+
+@dispatch.use_impl("fast")  # even in a run with MINIRES_IMPL=reference
+def test_dispatch_runs_the_cuda_max_pool_kernel(standin):
+    x = mr.randn(2, 3, 4, 4, device="cuda", requires_grad=True)
+    # avg and adaptive pools have no CUDA kernel: their references run on the device arrays.
+    assert _ran(x) == [MaxPool2dCUDA, AvgPool2d, AdaptiveAvgPool2d, AdaptiveAvgPool2d]
+    with dispatch.use_impl("reference"):
+        assert _ran(x)[0] is MaxPool2d
+    # An empty batch: the reference (no kernel launch with an empty grid).
+    assert type(F.max_pool2d(mr.zeros(0, 3, 4, 4, device="cuda", requires_grad=True), 2)._ctx) is MaxPool2d
 
 
 def _t(shape, dtype=np.float64):

@@ -264,8 +264,99 @@ def test_backward_writing_into_its_gradient_is_a_clear_error():
     x = t64([1.0, 2.0])
     y = x * 3
     out = _DoubleInPlace.apply(y).sum() + y.sum()
-    with pytest.raises(RuntimeError, match="_doubleinplace: backward wrote into a read-only array, most likely its incoming gradient"):
+    with pytest.raises(RuntimeError, match=r"_doubleinplace: backward wrote into its incoming gradient \(shape \(2,\)\)"):
         out.backward()
+
+
+class _OwnValueError(mr.Function):
+    """A backward that fails on its own, with a message that happens to say read-only."""
+
+    def forward(self, x):
+        return x * 2
+
+    def backward(self, g):
+        raise ValueError("_ownvalueerror: the saved table is read-only")
+
+
+def test_a_backwards_own_value_error_is_not_taken_for_a_write_into_its_gradient():
+    # the walk tells the two apart by the writeable flag (the same backward on a writeable copy), not by text
+    out = _OwnValueError.apply(t64([1.0, 2.0])).sum()
+    with pytest.raises(ValueError, match="the saved table is read-only") as info:
+        out.backward()
+    assert type(info.value) is ValueError
+
+
+class _WrongGradient(mr.Function):
+    """A bad custom op: its backward returns whatever `make(g)` gives."""
+
+    def forward(self, x, make=None):
+        self.make = make
+        return x * 2
+
+    def backward(self, g):
+        return self.make(g)
+
+
+@pytest.mark.parametrize("make, got", [
+    (lambda g: g.astype(np.float32), r"shape \(2,\) dtype float32"),  # was cast silently
+    (lambda g: g[:1] * 2, r"shape \(1,\) dtype float64"),
+    (lambda g: np.ones((2, 1)), r"shape \(2, 1\) dtype float64"),
+    (lambda g: 2.0, "a float"),
+])
+def test_a_gradient_of_the_wrong_dtype_or_shape_is_an_error_naming_the_op(make, got):
+    x = t64([1.0, 2.0])
+    out = _WrongGradient.apply(x, make=make).sum()
+    with pytest.raises(RuntimeError, match=rf"_wronggradient: backward returned a gradient of {got} "
+                                           rf"for 'input 0' of shape \(2,\) dtype float64"):
+        out.backward()
+
+
+class _Scale(mr.Function):
+    inputs = ("input", "scale")
+
+    def forward(self, x, s):
+        self.x, self.s = x, s
+        return x * s
+
+    def backward(self, g):
+        return g * self.s, (g * self.x).astype(np.float16)  # the second has the wrong dtype
+
+
+def test_the_wrong_gradient_error_names_the_input():
+    x, s = t64([1.0, 2.0]), t64([3.0, 4.0])
+    with pytest.raises(RuntimeError, match=r"_scale: .*dtype float16 for 'scale' of shape \(2,\) dtype float64"):
+        _Scale.apply(x, s).sum().backward()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_every_tensor_op_returns_gradients_of_its_inputs_dtype(dtype):
+    # the walk raises on a gradient of another dtype, so one backward through each op checks them all
+    rng = np.random.default_rng(0)
+    a = mr.tensor(rng.uniform(0.5, 2.0, (2, 3)).astype(dtype), requires_grad=True)
+    b = mr.tensor(rng.uniform(0.5, 2.0, (2, 3)).astype(dtype), requires_grad=True)
+    c = mr.tensor(rng.uniform(0.5, 2.0, (3, 2)).astype(dtype), requires_grad=True)
+    outs = [a + b, a - b, a * b, a / b, a ** b, -a, a @ c, a.exp(), a.log(), a.sqrt(), a.abs(),
+            mr.maximum(a, b), mr.minimum(a, b), a.clamp(0.7, 1.5), a.clamp(b, None),
+            mr.where(a > b, a, b), a.sum(1), a.mean(0), a.max(), a.min(1).values, a.amax((0, 1)),
+            a.var(1), a.std(), a.norm(), a.norm(1, dim=0), a.norm(float("inf")), a.norm(3),
+            a.reshape(3, 2), a.permute(1, 0), a.T, a.transpose(0, 1), a.flatten(), a.unsqueeze(0).squeeze(0),
+            a[0], a[[0, 0]], a[:, None].expand(2, 4, 3), a.repeat(2, 1), mr.cat([a, b]), mr.stack([a, b], 1),
+            a.split(1, 1)[2], a.chunk(2)[0], a.clone(), a.T.contiguous(), a.to(mr.float64),
+            a.relu(), a.sigmoid(), a.tanh()]
+    sum((o.to(mr.float32) * 1.0).sum() for o in outs).backward()
+    for t in (a, b, c):
+        assert t.grad.dtype == dtype and t.grad.shape == t.shape
+
+
+def test_an_integer_and_a_float_operand_give_the_float_its_own_gradient_dtype():
+    # NumPy computes int32 with float16 in float64; the float16 input's gradient comes back float16
+    f = mr.tensor(np.array([0.5, 1.5], dtype=np.float16), requires_grad=True)
+    i = mr.tensor(np.array([1, 2], dtype=np.int32))
+    outs = [f + i, i - f, f * i, i / f, f ** i, i ** f, i @ f, mr.maximum(f, i), mr.minimum(i, f),
+            mr.where(mr.tensor([True, False]), i, f), f.clamp(i, None), mr.cat([i, f]), mr.stack([f, i])]
+    assert all(o.dtype == np.float64 for o in outs)
+    sum(o.sum() for o in outs).backward()
+    assert f.grad.dtype == np.float16 and f.grad.shape == (2,)
 
 
 def test_caller_gradient_stays_writeable():

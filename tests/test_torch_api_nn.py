@@ -146,6 +146,21 @@ def test_softmax_large_logits_and_scalar(device):
     assert np.array_equal(nn.LogSoftmax(1)(x).numpy(), lp)
 
 
+def test_autocast_widens_softmax_unless_a_dtype_is_given(device):
+    """The policy table runs softmax, log_softmax and the losses in float32; an explicit dtype wins, as in PyTorch."""
+    a = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 0.5]])
+    x16, x32 = t(a, device, dtype=np.float16), t(a, device, dtype=np.float32)
+    labels = mr.tensor([2, 0], device=device)
+    with mr.amp.autocast():
+        assert F.softmax(x16, 1).dtype == F.log_softmax(x16, 1).dtype == np.float32
+        assert F.softmax(x32, 1, dtype=mr.float16).dtype == np.float16
+        assert F.log_softmax(x16, 1, dtype=mr.float64).dtype == np.float64
+        assert F.nll_loss(x16, labels, weight=t([1.0, 2.0, 3.0], device, dtype=np.float16)).dtype == np.float32
+        assert F.mse_loss(x16, x32).dtype == F.normalize(x16).dtype == np.float32
+        assert F.layer_norm(x16, 3, t(np.ones(3), device, dtype=np.float32)).dtype == np.float32
+    assert np.allclose(F.softmax(x32, 1, dtype=mr.float16).numpy(), loop_softmax(a, 1), atol=1e-3)
+
+
 # ---- losses ------------------------------------------------------------------------------------
 def loop_nll(a, target, weight, ignore_index, reduction):
     """PyTorch's definition with explicit loops over samples (and spatial positions)."""
@@ -448,8 +463,15 @@ def _errors(device):
         (lambda: F.layer_norm(x, (2,)), ValueError, r"layer_norm: input of shape \(2, 3\).*\(2,\)"),
         (lambda: F.layer_norm(x, 3, mr.ones(2, device=device)), ValueError, r"layer_norm: argument 'weight'.*\(3,\)"),
         (lambda: nn.LayerNorm((3, 0)), ValueError, "LayerNorm: normalized_shape"),
-        (lambda: nn.GELU("x"), ValueError, "GELU: approximate"),
-        (lambda: nn.CrossEntropyLoss(reduction="avg"), ValueError, "CrossEntropyLoss: reduction"),
+        (lambda: nn.GELU("x")(x), ValueError, "gelu: argument 'approximate'"),
+        (lambda: nn.CrossEntropyLoss(reduction="avg")(x, labels), ValueError, "cross_entropy: argument 'reduction'"),
+        (lambda: nn.NLLLoss(reduction="avg")(x, labels), ValueError, "nll_loss: argument 'reduction'"),
+        (lambda: nn.CrossEntropyLoss(label_smoothing=2.0)(x, labels), ValueError, "cross_entropy: .*label_smoothing"),
+        (lambda: nn.LayerNorm(3, eps=0.0)(x), ValueError, "layer_norm: argument 'eps'"),
+        (lambda: F.layer_norm(x, 3, eps=math.inf), ValueError, "layer_norm: argument 'eps'"),
+        (lambda: F.layer_norm(x, 3, mr.ones(3, device=device, dtype=mr.float64)), TypeError, "layer_norm: .*dtype"),
+        (lambda: F.nll_loss(x, labels, weight=mr.ones(3, device=device, dtype=mr.float64)), TypeError,
+         "nll_loss: .*dtype"),
         (lambda: nn.MSELoss("sum"), TypeError, "positional"),  # keyword-only: no silent misplacement
     ]
 

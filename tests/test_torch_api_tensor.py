@@ -373,6 +373,18 @@ def test_inplace_errors_name_op_and_shapes():
         mr.zeros(3).expand(2, 3).fill_(1)
 
 
+def test_inplace_writes_into_read_only_memory_are_refused_by_its_flag():
+    frozen = np.zeros(3)
+    frozen.flags.writeable = False
+    t = mr.from_numpy(frozen)
+    for op, call in [("add_", lambda: t.add_(1)), ("copy_", lambda: t.copy_(mr.ones(3, dtype=mr.float64))),
+                     ("setitem", lambda: t.__setitem__(0, 5.0))]:
+        with pytest.raises(RuntimeError, match=rf"{op}: the tensor \(shape \(3,\)\) is read-only"):
+            call()
+    assert t.tolist() == [0.0, 0.0, 0.0]
+    t.clone().add_(1)  # a copy owns writeable memory
+
+
 # ---- errors of the differentiable ops ------------------------------------------------------------
 
 def test_errors_name_the_op_argument_and_shapes():

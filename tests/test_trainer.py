@@ -200,3 +200,126 @@ def test_confusion_matrix_has_a_title_with_the_accuracy_and_a_colour_bar(tmp_pat
     (fig,) = saved
     assert len(fig.axes) == 2  # the matrix and its colour bar
     assert fig.axes[0].get_title() == "resnet20, epoch 2: accuracy 87.50% on 8 images"
+
+
+# ---- the one training step (issue 13): Trainer and examples share minires.train.train_step ----------
+def _linear_problem(seed=0, n=6, c_in=3, k=4):
+    """A Linear model, a batch, and the closed-form cross-entropy gradient of its weights."""
+    from minires import nn
+    mr.manual_seed(seed)
+    model = nn.Linear(c_in, k)
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal((n, c_in)).astype(np.float32), rng.integers(0, k, n)
+    w, b = model.weight.numpy().astype(np.float64), model.bias.numpy().astype(np.float64)
+    z = x @ w.T + b
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    loss = -np.log(p[np.arange(n), y]).mean()
+    g = (p - np.eye(k)[y]) / n  # d loss / d logits
+    return model, mr.tensor(x), mr.tensor(y), loss, (z.argmax(axis=1) == y).sum(), w, b, g.T @ x, g.sum(axis=0)
+
+
+def test_train_step_is_one_sgd_step_on_the_closed_form_gradient():
+    from minires import optim
+    from minires.functional import cross_entropy
+    from minires.train import train_step
+    model, x, y, loss, correct, w, b, dw, db = _linear_problem()
+    result = train_step(model, cross_entropy, optim.SGD(model.parameters(), lr=0.5), x, y)
+    assert result.loss == pytest.approx(loss, rel=1e-5) and result.correct == correct and not result.skipped
+    np.testing.assert_allclose(model.weight.numpy(), w - 0.5 * dw, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.bias.numpy(), b - 0.5 * db, rtol=1e-5, atol=1e-6)
+
+
+def test_train_step_clips_the_joint_gradient_norm():
+    from minires import optim
+    from minires.functional import cross_entropy
+    from minires.train import train_step
+    model, x, y, _, _, w, b, dw, db = _linear_problem(seed=1)
+    norm = np.sqrt((dw ** 2).sum() + (db ** 2).sum())
+    train_step(model, cross_entropy, optim.SGD(model.parameters(), lr=1.0), x, y, max_grad_norm=norm / 4)
+    coef = (norm / 4) / (norm + 1e-6)  # PyTorch's clip_grad_norm_ rule
+    np.testing.assert_allclose(model.weight.numpy(), w - coef * dw, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.bias.numpy(), b - coef * db, rtol=1e-5, atol=1e-6)
+    model, x, y, _, _, w, _, dw, _ = _linear_problem(seed=1)
+    train_step(model, cross_entropy, optim.SGD(model.parameters(), lr=1.0), x, y, max_grad_norm=norm * 2)
+    np.testing.assert_allclose(model.weight.numpy(), w - dw, rtol=1e-5, atol=1e-6)  # under the limit: untouched
+
+
+@pytest.mark.parametrize("poison, words", [
+    (lambda loss, logits: loss * float("nan"), r"^loss is nan$"),
+    (lambda loss, logits: loss + (logits * 0).sum().sqrt(), r"^gradient is non-finite \((nan|inf) in weight\)$"),
+])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_train_step_takes_no_step_on_a_non_finite_loss_or_gradient(poison, words):
+    from minires import optim
+    from minires.functional import cross_entropy
+    from minires.train import train_step
+    model, x, y, *_ = _linear_problem()
+    before = weights(model)
+    with pytest.raises(TrainingDiverged, match=words):
+        train_step(model, lambda logits, t: poison(cross_entropy(logits, t), logits),
+                   optim.SGD(model.parameters(), lr=0.5), x, y)
+    for k, v in weights(model).items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
+def test_train_step_under_amp_skips_an_overflowing_step_and_lowers_the_scale():
+    from minires import optim
+    from minires.functional import cross_entropy
+    from minires.train import train_step
+    model, x, y, loss, *_ = _linear_problem()
+    before = weights(model)
+    scaler = optim.GradScaler(init_scale=2.0 ** 100)  # the scaled float16 gradients overflow
+    result = train_step(model, cross_entropy, optim.SGD(model.parameters(), lr=0.5), x, y, scaler)
+    assert result.skipped and scaler.get_scale() == 2.0 ** 99
+    assert result.loss == pytest.approx(loss, rel=2e-2)  # the loss itself stays finite (float16 logits)
+    for k, v in weights(model).items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+    result = train_step(model, cross_entropy, optim.SGD(model.parameters(), lr=0.5), x, y,
+                        optim.GradScaler(init_scale=1024.0))
+    assert not result.skipped and not np.array_equal(model.weight.numpy(), before["weight"])
+
+
+# ---- the run's record and BLAS threads --------------------------------------------------------------
+def test_run_fields_are_what_defines_a_run():
+    from minires.train.config import RUN_FIELDS
+    assert set(RUN_FIELDS) == {"model", "model_kwargs", "epochs", "batch_size", "optimizer", "lr", "momentum",
+                               "weight_decay", "schedule", "pct_start", "label_smoothing", "cutout", "seed",
+                               "limit_train", "limit_test", "init_from", "freeze_backbone", "amp"}
+
+
+def test_resume_keeps_the_saved_run_fields_and_takes_the_others_from_the_command_line(tmp_path, data4):
+    Trainer(config(tmp_path, data4, epochs=2), log=lambda *a: None).fit(max_epochs=1)
+    logs = []
+    resumed = Trainer(config(tmp_path, data4, epochs=3, seed=9, eval_batch_size=7, resume=True), log=logs.append)
+    assert (resumed.config.epochs, resumed.config.seed, resumed.config.eval_batch_size) == (2, 3, 7)
+    assert any("epochs=2 (not 3)" in line and "seed=3 (not 9)" in line for line in logs)
+
+
+class _BlasLibrary:
+    """One BLAS library as threadpoolctl shows it to minires.parallel (4 threads of its own)."""
+    num_threads = 4
+
+    def set_num_threads(self, n):
+        self.num_threads = n
+
+
+def test_fit_and_evaluate_hold_blas_at_one_thread_and_give_it_back(tmp_path, data4, monkeypatch):
+    from minires import parallel
+    from minires.train import evaluate
+    lib = _BlasLibrary()
+    monkeypatch.setattr(parallel, "_blas", type("Controller", (), {"lib_controllers": [lib]})())
+    previous = parallel.get_num_threads()
+    parallel.set_num_threads(2)
+    try:
+        trainer = Trainer(config(tmp_path, data4, epochs=1), log=lambda *a: None)
+        during, forward = [], trainer.model.forward
+        trainer.model.forward = lambda x: (during.append(lib.num_threads), forward(x))[1]
+        trainer.fit()
+        assert during and set(during) == {1} and lib.num_threads == 4  # held while training, given back after
+        during.clear()
+        evaluate(trainer.model, trainer.test_loader)
+        assert during and set(during) == {1} and lib.num_threads == 4
+    finally:
+        parallel.set_num_threads(previous)

@@ -11,6 +11,9 @@ import time
 
 import numpy as np
 
+from .. import __version__, parallel
+from ..backend import cupy_module
+
 
 def torch_or_none():
     """PyTorch when importable (the reference to beat), else None."""
@@ -34,11 +37,10 @@ def cpu_name() -> str:
 
 def header(extra: str = "") -> str:
     """One block naming the machine and the versions, printed above every table."""
-    import minires
     torch = torch_or_none()
     lines = [
         f"machine: {cpu_name()}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}",
-        f"python {platform.python_version()}, numpy {np.__version__}, minires {minires.__version__}, "
+        f"python {platform.python_version()}, numpy {np.__version__}, minires {__version__}, "
         f"torch {torch.__version__ if torch else 'not installed'}"
         + (f" ({torch.get_num_threads()} threads)" if torch else ""),
     ]
@@ -121,37 +123,31 @@ def gemm_ceiling_gflops(n: int = 2048, repeats: int = 5) -> float:
     """float32 n x n GEMM throughput on all cores, the machine's matmul ceiling.
 
     The better of numpy's BLAS on its own threads and one single-threaded BLAS GEMM per minires
-    thread (how the kernels run; minires holds BLAS at one thread once a kernel has run).
+    thread (how the kernels run inside parallel.hold_blas, where the Trainer and the benchmarks run them).
     """
-    from minires.parallel import parallel_for
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     out = np.empty((n, n), np.float32)
     whole = median_ms(lambda: np.matmul(a, b, out=out), repeats=repeats, warmup=1)
-    split = median_ms(lambda: parallel_for(lambda r0, r1: np.matmul(a[r0:r1], b, out=out[r0:r1]), n,
-                                           blas=True, row_size=n * n), repeats=repeats, warmup=1)
+    with parallel.hold_blas():
+        split = median_ms(lambda: parallel.split(lambda r0, r1: np.matmul(a[r0:r1], b, out=out[r0:r1]), n,
+                                                 blas=True, item_size=n * n), repeats=repeats, warmup=1)
     return 2 * n ** 3 / (min(whole, split) * 1e-3) / 1e9
 
 
 def copy_ceiling_gbs(nbytes: int = 256 << 20, repeats: int = 5) -> float:
     """Memory-copy bandwidth (bytes read + written per second) of a large copy split over minires's threads."""
-    from minires.parallel import parallel_for
     src = np.ones(nbytes // 4, np.float32)
     dst = np.empty_like(src)
-    ms = median_ms(lambda: parallel_for(lambda i0, i1: np.copyto(dst[i0:i1], src[i0:i1]), src.size),
+    ms = median_ms(lambda: parallel.split(lambda i0, i1: np.copyto(dst[i0:i1], src[i0:i1]), src.size),
                    repeats=repeats, warmup=1)
     return 2 * nbytes / (ms * 1e-3) / 1e9
 
 
-def _cupy():
-    from minires.backend import cupy_module
-    return cupy_module()
-
-
 def cuda_median_ms(fn, repeats: int = 7, warmup: int = 2, device: str = "cuda:0") -> float:
     """Median GPU time of fn() in milliseconds, each call between two CUDA events, after `warmup` calls."""
-    cp = _cupy()
+    cp = cupy_module()
     with cp.cuda.Device(int(device.split(":")[1])):
         for _ in range(warmup):
             fn()
@@ -169,7 +165,7 @@ def cuda_median_ms(fn, repeats: int = 7, warmup: int = 2, device: str = "cuda:0"
 
 def cuda_ceilings(device: str = "cuda:0", n: int = 8192, nbytes: int = 1 << 30) -> tuple:
     """(float32 GEMM GFLOP/s through cupy.matmul, copy GB/s read + written) on the GPU, this run."""
-    cp = _cupy()
+    cp = cupy_module()
     with cp.cuda.Device(int(device.split(":")[1])):
         a = cp.random.standard_normal((n, n), dtype=cp.float32)
         b = cp.random.standard_normal((n, n), dtype=cp.float32)
@@ -183,7 +179,7 @@ def cuda_ceilings(device: str = "cuda:0", n: int = 8192, nbytes: int = 1 << 30) 
 
 def cuda_header(device: str = "cuda:0") -> str:
     """The GPU's name and the CUDA runtime, driver and CuPy versions."""
-    cp = _cupy()
+    cp = cupy_module()
     i = int(device.split(":")[1])
     props = cp.cuda.runtime.getDeviceProperties(i)
     name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]

@@ -22,6 +22,7 @@ import numpy as np
 
 import minires as mr
 import minires.functional as F
+from .. import parallel
 from .common import (copy_ceiling_gbs, cpu_steal, cuda_ceilings, cuda_header, cuda_median_ms, gemm_ceiling_gflops,
                      header, interleaved_ms, markdown_table, median_ms, steal_percent, torch_or_none, write_json)
 
@@ -150,36 +151,8 @@ def _torch_device_ok(torch, device) -> bool:
     return device == "cpu" or bool(torch.cuda.is_available())
 
 
-def main(argv=None, prog=None):
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--only", default="", help="run only kernels whose name contains this")
-    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
-    p.add_argument("--device", default="cpu", help="comma-separated devices, e.g. cpu,cuda (default cpu)")
-    p.add_argument("--out", default="bench-results", help="folder for bench_kernels.{json,md,png} (default bench-results)")
-    p.add_argument("--ceiling-scale", type=float, default=1.0,
-                   help="GPU ceilings measured on an 8192^2 GEMM and a 1 GiB copy times this (default 1)")
-    args = p.parse_args(argv)
-    devices = _devices(p, args.device)
-
-    torch = None if args.no_torch else torch_or_none()
-    since = cpu_steal()
-    ceilings, lines = {}, []
-    for d in devices:
-        if d == "cpu":
-            ceilings[d] = (gemm_ceiling_gflops(), copy_ceiling_gbs())
-        else:
-            k = min(max(args.ceiling_scale, 1e-3), 1.0)
-            ceilings[d] = cuda_ceilings(d, n=max(64, int(8192 * k ** (1 / 3))), nbytes=max(2**20, int(2**30 * k)))
-            lines.append(cuda_header(d))
-        lines.append(f"{d} ceilings measured in this run: float32 GEMM {ceilings[d][0]:.1f} GFLOP/s, "
-                     f"copy {ceilings[d][1]:.1f} GB/s")
-    lines.append(f"N={args.batch}, median of {args.repeats} after {args.warmup} warm-up"
-                 + ("; GPU times by CUDA events" if len(devices) > 1 or devices[0] != "cpu" else ""))
-    head = header("\n".join(lines))
-    print(head, flush=True)
+def _time_cases(args, devices, ceilings, torch) -> list:
+    """One row per kernel: minires's time on each device, its rate, its share of the ceiling, PyTorch's time."""
     rows = []
     for name, mode, work, spec in build_cases(args.batch):
         if args.only and args.only not in name:
@@ -212,6 +185,43 @@ def main(argv=None, prog=None):
             row["speedup"] = row[f"{devices[0]}_ms"] / row[f"{devices[1]}_ms"]
         rows.append(row)
         print(f"  {len(rows)}: {name} {mode}", file=sys.stderr, flush=True)  # progress; the table comes at the end
+    return rows
+
+
+def main(argv=None, prog=None):
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--only", default="", help="run only kernels whose name contains this")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    p.add_argument("--device", default="cpu", help="comma-separated devices, e.g. cpu,cuda (default cpu)")
+    p.add_argument("--out", default="bench-results", help="folder for bench_kernels.{json,md,png} (default bench-results)")
+    p.add_argument("--ceiling-scale", type=float, default=1.0,
+                   help="GPU ceilings measured on an 8192^2 GEMM and a 1 GiB copy times this (default 1)")
+    args = p.parse_args(argv)
+    devices = _devices(p, args.device)
+
+    torch = None if args.no_torch else torch_or_none()
+    since = cpu_steal()
+    ceilings, lines = {}, []
+    for d in devices:
+        if d == "cpu":
+            ceilings[d] = (gemm_ceiling_gflops(), copy_ceiling_gbs())
+        else:
+            k = min(max(args.ceiling_scale, 1e-3), 1.0)
+            ceilings[d] = cuda_ceilings(d, n=max(64, int(8192 * k ** (1 / 3))), nbytes=max(2**20, int(2**30 * k)))
+            lines.append(cuda_header(d))
+        lines.append(f"{d} ceilings measured in this run: float32 GEMM {ceilings[d][0]:.1f} GFLOP/s, "
+                     f"copy {ceilings[d][1]:.1f} GB/s")
+    lines.append(f"N={args.batch}, median of {args.repeats} after {args.warmup} warm-up"
+                 + ("; GPU times by CUDA events" if len(devices) > 1 or devices[0] != "cpu" else ""))
+    head = header("\n".join(lines))
+    print(head, flush=True)
+    # NOTE: BLAS at one thread while timing, so that the kernels split over the cores as they do
+    # in training (minires.parallel); the ceilings above measured BLAS on its own threads too.
+    with parallel.hold_blas():
+        rows = _time_cases(args, devices, ceilings, torch)
     columns = [("kernel", "kernel", None), ("pass", "pass", None)]
     for d in devices:
         columns += [(f"{d}_ms", f"{d} ms", "{:.2f}"), (f"{d}_rate", f"{d} rate", None),

@@ -6,25 +6,24 @@ for `scalar_t`, float32 for `acc_t` of float16) and arrays are checked against
 the pointer types before a launch. `Launcher` holds that logic; `CupyLauncher` runs kernels on the
 GPU, and the tests run the same source on the CPU through a C++ build of it (tests/cuda_emulator.py).
 
-MINIRES_CUDA_KERNELS=0 turns the kernels off: CuPy arrays then take the generic array-code path.
+The Functions that launch them are the CUDA fast paths in minires/kernels/cuda; MINIRES_IMPL=reference
+runs the generic reference ops on CuPy arrays instead.
 The tests run all of it without a GPU through a CuPy stand-in (tests/cupy_standin.py).
 """
 from __future__ import annotations
 
 import functools
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-from .. import backend
+from .. import backend, tuning
 
 SOURCE_PATH = Path(__file__).with_name("kernels.cu")
-BLOCK = 256           # threads per block
-MAX_BLOCKS = 65535    # grid-stride loops cover the rest
 # 32-bit index arithmetic when every size and offset stays below this: a grid-stride loop steps at
-# most MAX_BLOCKS * BLOCK (< 2**25) past a size before it stops, and that must not overflow either.
+# most tuning.MAX_BLOCKS * tuning.BLOCK (< 2**25) past a size before it stops, and that must not
+# overflow either.
 IDX32_LIMIT = 2**31 - 2**25
 
 DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -69,10 +68,9 @@ def signatures() -> dict:
 
 
 def enabled(xp, dtype) -> bool:
-    """Whether CuPy arrays of this dtype use the hand-written kernels (float16/32/64;
-    MINIRES_CUDA_KERNELS=0 turns them off). Other dtypes take the generic array code."""
-    return (backend.is_cupy(xp) and np.dtype(dtype) in DTYPES
-            and os.environ.get("MINIRES_CUDA_KERNELS", "1") != "0")
+    """Whether CuPy arrays of this dtype can use the hand-written kernels (float16/32/64).
+    Other dtypes take the reference ops."""
+    return backend.is_cupy(xp) and np.dtype(dtype) in DTYPES
 
 
 def _span(a) -> int:
@@ -83,10 +81,29 @@ def _span(a) -> int:
 
 
 class Launcher:
-    """Checks and converts a kernel's arguments by its signature; subclasses run it."""
+    """Checks and converts a kernel's arguments by its signature; subclasses run it.
 
-    block = BLOCK
-    max_blocks = MAX_BLOCKS
+    `block` (threads per block) and `max_blocks` (the grid's cap) are tuning.BLOCK and
+    tuning.MAX_BLOCKS, read at each launch, unless set on the launcher (the emulator's tiny blocks).
+    """
+
+    _block = _max_blocks = None
+
+    @property
+    def block(self) -> int:
+        return self._block or tuning.BLOCK
+
+    @block.setter
+    def block(self, n: int) -> None:
+        self._block = n
+
+    @property
+    def max_blocks(self) -> int:
+        return self._max_blocks or tuning.MAX_BLOCKS
+
+    @max_blocks.setter
+    def max_blocks(self, n: int) -> None:
+        self._max_blocks = n
 
     def __call__(self, name: str, total: int, *args) -> None:
         sig = signatures()[name]

@@ -6,7 +6,7 @@ minires.functional in shape, layout and dtype.
 """
 from __future__ import annotations
 
-from .. import cuda
+from .. import cuda, tuning
 
 
 def _strides(a):
@@ -49,16 +49,9 @@ def col2im(launch, xp, cols, x_shape, kernel_size, stride, padding, dilation, ou
     return dx.transpose(0, 3, 1, 2)
 
 
-# Statistics threads: enough to fill a large GPU (132 SMs x 2048 resident threads ~ 2**18), each
-# summing at least STAT_MIN_VALUES values; partials are then merged MERGE_FANIN at a time.
-STAT_THREADS = 2**18
-STAT_MIN_VALUES = 32
-MERGE_FANIN = 32
-
-
 def _stat_slices(M: int, C: int) -> int:
-    """Slices per channel for the level-1 statistics kernels."""
-    return max(1, min(M // STAT_MIN_VALUES, STAT_THREADS // C))
+    """Slices per channel for the level-1 statistics kernels (tuning.STAT_THREADS, tuning.STAT_MIN_VALUES)."""
+    return max(1, min(M // tuning.STAT_MIN_VALUES, tuning.STAT_THREADS // C))
 
 
 def _acc(xp, v, dtype):
@@ -68,7 +61,7 @@ def _acc(xp, v, dtype):
 
 def batch_norm_stats(launch, xp, x, inner):
     """(mean, biased var) per channel of dense x, in the accumulator dtype: Welford over S slices per
-    channel, then Chan's merge MERGE_FANIN partials at a time until one per channel is left."""
+    channel, then Chan's merge tuning.MERGE_FANIN partials at a time until one per channel is left."""
     C = x.shape[1]
     M = x.size // C
     S = _stat_slices(M, C)
@@ -76,7 +69,7 @@ def batch_norm_stats(launch, xp, x, inner):
     mean, m2, count = (xp.empty((C, S), dtype=acc) for _ in range(3))
     launch("bn_partial_stats", S * C, x, mean, m2, count, C, inner, M, S)
     while S > 1:
-        S2 = -(-S // MERGE_FANIN)
+        S2 = -(-S // tuning.MERGE_FANIN)
         out = tuple(xp.empty((C, S2), dtype=acc) for _ in range(3))
         launch("bn_merge", C * S2, mean, m2, count, *out, C, S, S2, -(-S // S2))
         (mean, m2, count), S = out, S2

@@ -1,7 +1,7 @@
 """CIFAR-10 data: readers for the official batches and image folders, download, transforms, DataLoader."""
 from . import transforms
-from .cifar10 import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, CLASSES, default_data_dir, find_layout
-from .download import download_cifar10, extract_archive
+from .cifar10 import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, CLASSES, find_layout
+from .download import default_data_dir, download_cifar10, extract_archive
 from .loader import DataLoader, TensorDataset
 from .safe_pickle import UnsafePickleError
 

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from . import safe_pickle
+from .download import default_data_dir, download_cifar10
 from .image_folder import load_image_folder
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -17,11 +18,6 @@ _PY_DIR, _BIN_DIR = "cifar-10-batches-py", "cifar-10-batches-bin"
 _TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 _TEST_BATCHES = ["test_batch"]
 _RECORD = 1 + 3 * 32 * 32  # binary record: 1 label byte + R, G, B planes of 32x32
-
-
-def default_data_dir() -> str:
-    """Where downloads and caches go: $MINIRES_DATA, else ~/.cache/minires."""
-    return os.path.expanduser(os.environ.get("MINIRES_DATA") or os.path.join("~", ".cache", "minires"))
 
 
 def _layout_of(folder):
@@ -134,7 +130,6 @@ class CIFAR10:
         root = os.path.abspath(os.path.expanduser(os.fspath(root if root is not None else default_data_dir())))
         layout = find_layout(root)
         if layout is None and download:
-            from .download import download_cifar10
             download_cifar10(root)
             layout = find_layout(root)
         if layout is None:

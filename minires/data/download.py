@@ -15,6 +15,11 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 _CHUNK = 1 << 20
 
 
+def default_data_dir() -> str:
+    """Where downloads and caches go: $MINIRES_DATA, else ~/.cache/minires."""
+    return os.path.expanduser(os.environ.get("MINIRES_DATA") or os.path.join("~", ".cache", "minires"))
+
+
 def md5_of(path, chunk: int = _CHUNK) -> str:
     """Hex md5 digest of a file, read in chunks."""
     h = hashlib.md5()

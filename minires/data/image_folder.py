@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .download import default_data_dir
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _CACHE_VERSION = "minires-imagefolder-v1"
 _STAT_STRIDE = 97  # stat every 97th file (plus each class's first and last) for the cache key
@@ -113,7 +115,6 @@ def _bar(total):
 def _cache_paths(root, split, split_dir):
     """(the cache file in the user's data dir, keyed by the data path; the one beside the data that
     versions before 0.2 wrote, read but never written: nothing is written into a user's data folder)."""
-    from .cifar10 import default_data_dir
     tag = hashlib.sha1(os.path.realpath(split_dir).encode()).hexdigest()[:12]
     return (os.path.join(default_data_dir(), "cache", f"cifar10-{split}-{tag}.npz"),
             os.path.join(root, f"minires-cache-{split}.npz"))

@@ -1,10 +1,13 @@
-"""Elementwise activations (sigmoid, tanh, gelu, leaky_relu) and dropout; every array keeps x's shape."""
+"""Elementwise activations (sigmoid, tanh, gelu, leaky_relu) and dropout; every array keeps x's shape.
+
+These references are the only implementations (no fast path); they still run through dispatch.call.
+"""
 from __future__ import annotations
 
 import math
 import numbers
 
-from .. import _validate, backend
+from .. import _validate, backend, dispatch
 from ..tensor import Function
 from ..backend import get_array_module
 from ..creation import default_generator
@@ -17,6 +20,7 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 class Sigmoid(Function):
     name = "sigmoid"
+    inputs = ("input",)
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -32,6 +36,7 @@ class Sigmoid(Function):
 
 class Tanh(Function):
     name = "tanh"
+    inputs = ("input",)
 
     def forward(self, x):
         self.y = get_array_module(x).tanh(x)
@@ -43,6 +48,7 @@ class Tanh(Function):
 
 class GELU(Function):
     name = "gelu"
+    inputs = ("input",)
 
     def forward(self, x, approximate="none"):
         xp = get_array_module(x)
@@ -68,6 +74,7 @@ class GELU(Function):
 
 class LeakyReLU(Function):
     name = "leaky_relu"
+    inputs = ("input",)
 
     def forward(self, x, negative_slope=0.01):
         xp = get_array_module(x)
@@ -81,6 +88,7 @@ class LeakyReLU(Function):
 
 class Dropout(Function):
     name = "dropout"
+    inputs = ("input",)
 
     def forward(self, x, mask=None):
         self.mask = mask  # 0 or 1/(1-p) per element, in x's dtype
@@ -96,12 +104,12 @@ def _floating(op, x):
 
 def sigmoid(input):
     """1 / (1 + exp(-x)), computed without overflow for large |x|."""
-    return Sigmoid.apply(_floating("sigmoid", input))
+    return dispatch.call(Sigmoid, _floating("sigmoid", input))
 
 
 def tanh(input):
     """Hyperbolic tangent, elementwise."""
-    return Tanh.apply(_floating("tanh", input))
+    return dispatch.call(Tanh, _floating("tanh", input))
 
 
 def gelu(input, approximate: str = "none"):
@@ -110,7 +118,7 @@ def gelu(input, approximate: str = "none"):
     _floating("gelu", input)
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: argument 'approximate' must be 'none' or 'tanh', got {approximate!r}")
-    return GELU.apply(input, approximate=approximate)
+    return dispatch.call(GELU, input, approximate=approximate)
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
@@ -118,7 +126,7 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
     _floating("leaky_relu", input)
     if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
         raise TypeError(f"leaky_relu: argument 'negative_slope' must be a real number, got {negative_slope!r}")
-    return LeakyReLU.apply(input, negative_slope=float(negative_slope))
+    return dispatch.call(LeakyReLU, input, negative_slope=float(negative_slope))
 
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
@@ -134,7 +142,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
     keep = default_generator().random(input.shape) >= p  # (*input.shape), P(keep) = 1 - p
     scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
     mask = backend.to_device((keep * scale).astype(input.dtype), input.device)
-    return Dropout.apply(input, mask=mask)
+    return dispatch.call(Dropout, input, mask=mask)
 
 
 __all__ = ["sigmoid", "tanh", "gelu", "leaky_relu", "dropout"]

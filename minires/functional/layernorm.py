@@ -1,17 +1,19 @@
 """Layer normalisation over the trailing dims of each sample."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
-from .. import _validate, amp
-from ..tensor import Function
+from .. import _validate, dispatch
 from ..backend import get_array_module
+from ..tensor import Function
 
 
 class LayerNorm(Function):
     name = "layer_norm"
+    inputs = ("input", "weight", "bias")
 
     def forward(self, x, w=None, b=None, k=1, eps=1e-5):
         # x (*, *normalized_shape) with k normalized dims; w, b normalized_shape
@@ -57,7 +59,6 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     """Normalise each sample over its trailing dims `normalized_shape` to mean 0, variance 1, then
     scale by weight and shift by bias (both of shape normalized_shape, or None)."""
     _validate.tensor_arg("layer_norm", "input", input)
-    input = amp.widen_one(input)
     shape = normalized_shape_arg("layer_norm", normalized_shape)
     k = len(shape)
     if input.shape[input.ndim - k:] != shape or input.ndim < k:
@@ -68,8 +69,6 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
             if t.shape != shape:
                 raise ValueError(f"layer_norm: argument '{name}' must have shape {shape} (normalized_shape), "
                                  f"got {t.shape}")
-    _validate.same_device("layer_norm", input=input, weight=weight, bias=bias)
-    _validate.same_dtype("layer_norm", input=input, weight=weight, bias=bias)
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-        raise ValueError(f"layer_norm: argument 'eps' must be a real number > 0, got {eps!r}")
-    return LayerNorm.apply(input, weight, bias, k=k, eps=float(eps))
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"layer_norm: argument 'eps' must be a finite number > 0, got {eps!r}")
+    return dispatch.call(LayerNorm, input, weight, bias, k=k, eps=float(eps))

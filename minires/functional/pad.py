@@ -5,9 +5,9 @@ import numbers
 
 import numpy as np
 
-from .. import _validate
-from ..tensor import Function
+from .. import _validate, dispatch
 from ..backend import get_array_module
+from ..tensor import Function
 
 _MODES = ("constant", "reflect", "replicate", "circular")
 
@@ -48,6 +48,7 @@ def _edges_backward(xp, g, axis, left, right, mode):
 
 class Pad(Function):
     name = "pad"
+    inputs = ("input",)
 
     def forward(self, x, pads=(), mode="constant", value=0.0):
         # pads: ((axis, left, right), ...) for the padded axes, the last axis first (torch's order)
@@ -109,8 +110,8 @@ def pad(input, pad, mode: str = "constant", value=None):
                 raise ValueError(f"pad: mode {mode!r} needs each pad {'<' if mode == 'reflect' else '<='} the "
                                  f"padded dim, got pad ({left}, {right}) for dim {axis} of input of shape "
                                  f"{input.shape}")
-        return Pad.apply(input, pads=pads, mode=mode)
+        return dispatch.call(Pad, input, pads=pads, mode=mode)
     value = 0 if value is None else value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"pad: argument 'value' must be a real number, got {value!r}")
-    return Pad.apply(input, pads=pads, mode=mode, value=value)
+    return dispatch.call(Pad, input, pads=pads, mode=mode, value=value)

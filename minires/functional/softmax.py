@@ -6,12 +6,10 @@ import numbers
 
 import numpy as np
 
-from .. import _validate, amp, backend
-from ..tensor import Function
+from .. import _validate, dispatch
 from ..backend import get_array_module
-from ..tensor import Tensor
-
-_REDUCTIONS = ("mean", "sum", "none")
+from ..tensor import Function, Tensor
+from .loss import check_targets, class_indices, reduction_arg
 
 
 def _dim(op: str, dim, x) -> int:
@@ -26,14 +24,9 @@ def _dim(op: str, dim, x) -> int:
     return int(dim) % n
 
 
-def _reduction(op: str, reduction) -> str:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{op}: argument 'reduction' must be one of {_REDUCTIONS}, got {reduction!r}")
-    return reduction
-
-
 class Softmax(Function):
     name = "softmax"
+    inputs = ("input",)
 
     def forward(self, x, dim=-1):
         xp = get_array_module(x)
@@ -51,6 +44,7 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     name = "log_softmax"
+    inputs = ("input",)
 
     def forward(self, x, dim=-1):
         xp = get_array_module(x)
@@ -68,30 +62,34 @@ class LogSoftmax(Function):
         return g - xp.exp(self.y) * g.sum(axis=self.dim, keepdims=True)
 
 
+def _softmax_call(op, input, dim, dtype):
+    """softmax's or log_softmax's wrapper: the checks, a 0-d input as one value, an explicit dtype."""
+    _validate.tensor_arg(op.name, "input", input)
+    dim = _dim(op.name, dim, input)
+    x = input.reshape(1) if input.ndim == 0 else input  # the softmax of one value is 1
+    if dtype is None:
+        y = dispatch.call(op, x, dim=dim)
+    else:  # cast to `dtype` and run in it: an explicit dtype wins over autocast's policy, as in PyTorch
+        x = x.to(dtype=dtype)
+        y = dispatch.choose(op, (x,), {"dim": dim}).apply(x, dim=dim)
+    return y.reshape(()) if input.ndim == 0 else y
+
+
 def softmax(input, dim, dtype=None):
     """exp(x) / sum(exp(x)) along dim, computed stably; `dtype` casts the input first."""
-    _validate.tensor_arg("softmax", "input", input)
-    input = amp.widen_one(input) if dtype is None else input.to(dtype=dtype)
-    dim = _dim("softmax", dim, input)
-    if input.ndim == 0:  # the softmax of one value is 1
-        return Softmax.apply(input.reshape(1), dim=0).reshape(())
-    return Softmax.apply(input, dim=dim)
+    return _softmax_call(Softmax, input, dim, dtype)
 
 
 def log_softmax(input, dim, dtype=None):
     """log(softmax(x)) along dim as x - max - log(sum(exp(x - max))), without log(0)."""
-    _validate.tensor_arg("log_softmax", "input", input)
-    input = amp.widen_one(input) if dtype is None else input.to(dtype=dtype)
-    dim = _dim("log_softmax", dim, input)
-    if input.ndim == 0:
-        return LogSoftmax.apply(input.reshape(1), dim=0).reshape(())
-    return LogSoftmax.apply(input, dim=dim)
+    return _softmax_call(LogSoftmax, input, dim, dtype)
 
 
 class NLLLoss(Function):
     name = "nll_loss"
+    inputs = ("input", "weight")
 
-    def forward(self, x, target=None, weight=None, ignore_index=-100, reduction="mean"):
+    def forward(self, x, weight=None, target=None, ignore_index=-100, reduction="mean"):
         # x (N, C, *d) or (C,); target (N, *d) or (): one class index per row of x
         xp = get_array_module(x)
         axis = 1 if x.ndim > 1 else 0  # the class axis
@@ -118,23 +116,7 @@ class NLLLoss(Function):
         coef = -self.w * g  # like target: d loss / d x[n, t[n], ...]
         if self.reduction == "mean":
             coef = coef / self.total
-        return xp.where(self.onehot, xp.expand_dims(coef, self.axis), 0).astype(g.dtype, copy=False)
-
-
-def _index_target(op: str, target, x):
-    """target's array on x's device (a Tensor, or a NumPy/CuPy array of class indices)."""
-    if isinstance(target, Tensor):
-        if target.device != x.device:
-            raise ValueError(f"{op}: 'target' {target.shape} is on {target.device} but 'input' {x.shape} "
-                             f"is on {x.device}")
-        t = target.data
-    elif isinstance(target, np.ndarray) or get_array_module(target) is not np:
-        t = backend.to_device(target, x.device)
-    else:
-        raise TypeError(f"{op}: argument 'target' must be a Tensor of class indices, got {type(target).__name__}")
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"{op}: argument 'target' must hold integer class indices, got dtype {t.dtype}")
-    return t
+        return xp.where(self.onehot, xp.expand_dims(coef, self.axis), 0).astype(g.dtype, copy=False), None
 
 
 def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
@@ -145,11 +127,8 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     'mean' divides by the summed weights of the counted targets. Targets are range-checked here
     (a device-to-host sync on a GPU).
     """
-    _validate.tensor_arg("nll_loss", "input", input)
-    input = amp.widen_one(input)
-    if input.ndim == 0:
-        raise ValueError(f"nll_loss: argument 'input' must have a class dimension, got shape {input.shape}")
-    t = _index_target("nll_loss", target, input)
+    _validate.tensor_arg("nll_loss", "input", input, min_ndim=1)
+    t = class_indices("nll_loss", target, input)
     expected = (input.shape[0],) + input.shape[2:] if input.ndim > 1 else ()
     if tuple(t.shape) != expected:
         raise ValueError(f"nll_loss: 'target' must have shape {expected} for input of shape {input.shape}, "
@@ -157,23 +136,19 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     C = input.shape[1] if input.ndim > 1 else input.shape[0]
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (numbers.Integral, np.integer)):
         raise TypeError(f"nll_loss: argument 'ignore_index' must be an int, got {ignore_index!r}")
-    counted = t[t != ignore_index]
-    if counted.size and (int(counted.min()) < 0 or int(counted.max()) >= C):
-        bad = int(counted.min()) if int(counted.min()) < 0 else int(counted.max())
-        raise ValueError(f"nll_loss: target {bad} is out of bounds for {C} classes (input shape {input.shape})")
+    check_targets(t[t != ignore_index], C, input.shape, op="nll_loss")
     if weight is not None:
         _validate.tensor_arg("nll_loss", "weight", weight)
         if weight.shape != (C,):
             raise ValueError(f"nll_loss: argument 'weight' must have shape ({C},) for input of shape "
                              f"{input.shape}, got {weight.shape}")
-        _validate.same_device("nll_loss", input=input, weight=weight)
-        _validate.same_dtype("nll_loss", input=input, weight=weight)
-    return NLLLoss.apply(input, target=t, weight=None if weight is None else weight.data,
-                         ignore_index=int(ignore_index), reduction=_reduction("nll_loss", reduction))
+    return dispatch.call(NLLLoss, input, weight, target=t, ignore_index=int(ignore_index),
+                         reduction=reduction_arg("nll_loss", reduction))
 
 
 class MSELoss(Function):
     name = "mse_loss"
+    inputs = ("input", "target")
 
     def forward(self, x, y, reduction="mean"):
         xp = get_array_module(x)
@@ -197,13 +172,10 @@ def mse_loss(input, target, reduction: str = "mean"):
     """(input - target)^2, averaged, summed or per element; shapes must match (no broadcasting)."""
     _validate.tensor_arg("mse_loss", "input", input)
     _validate.tensor_arg("mse_loss", "target", target)
-    input, target = amp.widen_one(input), amp.widen_one(target)
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: 'input' and 'target' must have the same shape, got {input.shape} "
                          f"and {target.shape}")
-    _validate.same_device("mse_loss", input=input, target=target)
-    _validate.same_dtype("mse_loss", input=input, target=target)
-    return MSELoss.apply(input, target, reduction=_reduction("mse_loss", reduction))
+    return dispatch.call(MSELoss, input, target, reduction=reduction_arg("mse_loss", reduction))
 
 
 def one_hot(tensor, num_classes: int = -1):
@@ -232,6 +204,7 @@ def one_hot(tensor, num_classes: int = -1):
 
 class Normalize(Function):
     name = "normalize"
+    inputs = ("input",)
 
     def forward(self, x, p=2.0, dim=1, eps=1e-12):
         xp = get_array_module(x)
@@ -255,10 +228,7 @@ class Normalize(Function):
 
 def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
     """input / max(||input||_p, eps) along dim (p >= 1, finite)."""
-    _validate.tensor_arg("normalize", "input", input)
-    input = amp.widen_one(input)
-    if input.ndim == 0:
-        raise ValueError(f"normalize: argument 'input' must have at least one dimension, got shape {input.shape}")
+    _validate.tensor_arg("normalize", "input", input, min_ndim=1)
     for name, v in (("p", p), ("eps", eps)):
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
             raise TypeError(f"normalize: argument '{name}' must be a finite real number, got {v!r}")
@@ -266,4 +236,4 @@ def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
         raise ValueError(f"normalize: argument 'p' must be >= 1 (a norm), got {p}")
     if eps < 0:
         raise ValueError(f"normalize: argument 'eps' must be >= 0, got {eps}")
-    return Normalize.apply(input, p=float(p), dim=_dim("normalize", dim, input), eps=float(eps))
+    return dispatch.call(Normalize, input, p=float(p), dim=_dim("normalize", dim, input), eps=float(eps))

@@ -65,12 +65,10 @@ class _BatchNorm(Module):
             self.bias.data[...] = 0
 
     def forward(self, x):
-        name = type(self).__name__
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{name}: input must be a Tensor, got {type(x).__name__}")
-        if x.ndim not in self._ranks:
-            raise ValueError(f"{name}: expected {' or '.join(f'{r}-D' for r in self._ranks)} input "
-                             f"{self._layout}, got shape {x.shape}")
+        # F.batch_norm checks the input (and takes any of 2-D, 3-D, 4-D); the rank of this layer is its own.
+        if isinstance(x, Tensor) and x.ndim not in self._ranks:
+            raise ValueError(f"{type(self).__name__}: expected {' or '.join(f'{r}-D' for r in self._ranks)} "
+                             f"input {self._layout}, got shape {x.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1  # in place: state_dict views stay current

@@ -10,6 +10,11 @@ from .module import Module
 from .parameter import weight_and_bias
 
 
+def _as_pair(v):
+    """v as (v, v) if it is a single value, else as a tuple (unchecked: F.conv2d checks it)."""
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
 class Conv2d(Module):
     """2-D convolution over NCHW input; weight (out_channels, in_channels // groups, KH, KW)."""
 
@@ -23,10 +28,9 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) "
                              f"must both be divisible by groups ({groups})")
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        self.kernel_size = pair("Conv2d", "kernel_size", kernel_size, 1)
-        self.stride = pair("Conv2d", "stride", stride, 1)
-        self.padding = pair("Conv2d", "padding", padding, 0)
-        self.dilation = pair("Conv2d", "dilation", dilation, 1)
+        self.kernel_size = pair("Conv2d", "kernel_size", kernel_size, 1)  # F.conv2d sees only the weight's shape
+        # stride, padding and dilation are checked by F.conv2d at each call; stored as pairs like PyTorch's
+        self.stride, self.padding, self.dilation = (_as_pair(v) for v in (stride, padding, dilation))
         weight_and_bias(self, (out_channels, in_channels // groups) + self.kernel_size, bias, device, dtype)
         self.reset_parameters()
 

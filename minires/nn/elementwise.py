@@ -26,9 +26,7 @@ class GELU(Module):
 
     def __init__(self, approximate: str = "none"):
         super().__init__()
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
-        self.approximate = approximate
+        self.approximate = approximate  # checked by F.gelu
 
     def forward(self, x):
         return F.gelu(x, approximate=self.approximate)
@@ -42,9 +40,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
-            raise TypeError(f"LeakyReLU: negative_slope must be a real number, got {negative_slope!r}")
-        self.negative_slope, self.inplace = float(negative_slope), inplace
+        self.negative_slope, self.inplace = negative_slope, inplace  # checked by F.leaky_relu
 
     def forward(self, x):
         return F.leaky_relu(x, self.negative_slope)
@@ -79,6 +75,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
+        # Checked here as well as by F.dropout: PyTorch refuses a bad p at construction (F sees it only at a call).
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
         self.p, self.inplace = float(p), inplace

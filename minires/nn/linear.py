@@ -40,9 +40,7 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
-        if self.end_dim == -1:
-            return F.flatten(x, self.start_dim)
-        return x.flatten(self.start_dim, self.end_dim)
+        return F.flatten(x, self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -16,15 +16,10 @@ import numbers
 from .optimizer import Optimizer, check_number
 
 
-def _positive_int(name: str, arg: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name}: argument '{arg}' must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _non_negative_int(name: str, arg: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name}: argument '{arg}' must be an int >= 0, got {value!r}")
+def _positive_int(name: str, arg: str, value, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        kind = "a positive int" if low == 1 else f"an int >= {low}"
+        raise ValueError(f"{name}: argument '{arg}' must be {kind}, got {value!r}")
     return int(value)
 
 
@@ -245,22 +240,16 @@ class OneCycleLR(LRScheduler):
                              f"{final_div_factor!r}")
         T, p = self.total_steps, float(pct_start)
         # Steps at which each phase ends (phase i starts where phase i-1 ended, the first at 0), as PyTorch.
+        warm_up = dict(end_step=p * T - 1, start_lr="initial_lr", end_lr="max_lr",
+                       start_momentum="max_momentum", end_momentum="base_momentum")
         if three_phase:
-            self._schedule_phases = [
-                dict(end_step=p * T - 1, start_lr="initial_lr", end_lr="max_lr",
-                     start_momentum="max_momentum", end_momentum="base_momentum"),
-                dict(end_step=2 * p * T - 2, start_lr="max_lr", end_lr="initial_lr",
-                     start_momentum="base_momentum", end_momentum="max_momentum"),
-                dict(end_step=float(T - 1), start_lr="initial_lr", end_lr="min_lr",
-                     start_momentum="max_momentum", end_momentum="max_momentum"),
-            ]
+            self._schedule_phases = [warm_up, dict(end_step=2 * p * T - 2, start_lr="max_lr", end_lr="initial_lr",
+                                                   start_momentum="base_momentum", end_momentum="max_momentum"),
+                                     dict(end_step=float(T - 1), start_lr="initial_lr", end_lr="min_lr",
+                                          start_momentum="max_momentum", end_momentum="max_momentum")]
         else:
-            self._schedule_phases = [
-                dict(end_step=p * T - 1, start_lr="initial_lr", end_lr="max_lr",
-                     start_momentum="max_momentum", end_momentum="base_momentum"),
-                dict(end_step=float(T - 1), start_lr="max_lr", end_lr="min_lr",
-                     start_momentum="base_momentum", end_momentum="max_momentum"),
-            ]
+            self._schedule_phases = [warm_up, dict(end_step=float(T - 1), start_lr="max_lr", end_lr="min_lr",
+                                                   start_momentum="base_momentum", end_momentum="max_momentum")]
         start = 0.0
         for i, phase in enumerate(self._schedule_phases):
             # NOTE: PyTorch divides by zero here; a clear error at construction is kinder.
@@ -346,9 +335,9 @@ class ReduceLROnPlateau(LRScheduler):
         self.mode = mode
         self.threshold_mode = threshold_mode
         self.factor = float(check_number(name, "factor", factor, minimum=0.0, below=1.0))
-        self.patience = _non_negative_int(name, "patience", patience)
+        self.patience = _positive_int(name, "patience", patience, low=0)
         self.threshold = float(check_number(name, "threshold", threshold, minimum=0.0))
-        self.cooldown = _non_negative_int(name, "cooldown", cooldown)
+        self.cooldown = _positive_int(name, "cooldown", cooldown, low=0)
         self.min_lrs = _per_group(name, "min_lr", optimizer, min_lr, minimum=0.0)
         # A scalar min_lr also serves param groups added later (as PyTorch); a list cannot.
         self.default_min_lr = None if isinstance(min_lr, (list, tuple)) else self.min_lrs[0]

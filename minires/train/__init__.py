@@ -1,6 +1,9 @@
-"""Training on CIFAR-10: the Trainer (used by `minires train` and `minires eval`), metrics files and plots."""
+"""Training on CIFAR-10: the Trainer (behind `minires train` and `minires eval`), train_step, metrics and plots."""
+from .config import TrainConfig
 from .evaluation import evaluate, evaluate_checkpoint
-from .trainer import TrainConfig, Trainer, TrainingDiverged, freeze_backbone, load_pretrained, param_groups
+from .step import StepResult, TrainingDiverged, train_step
+from .trainer import Trainer
+from .weights import freeze_backbone, load_pretrained, param_groups
 
-__all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "evaluate", "evaluate_checkpoint", "freeze_backbone",
-           "load_pretrained", "param_groups"]
+__all__ = ["StepResult", "TrainConfig", "Trainer", "TrainingDiverged", "evaluate", "evaluate_checkpoint",
+           "freeze_backbone", "load_pretrained", "param_groups", "train_step"]

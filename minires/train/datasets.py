@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, default_data_dir
+from ..data import transforms as T
+
 
 def _subset(dataset, limit, seed):
     """Keep `limit` examples chosen by a seeded permutation (image folders are sorted by class)."""
@@ -15,7 +18,6 @@ def _subset(dataset, limit, seed):
 
 def load_datasets(data_dir, limit_train=None, limit_test=None, seed=0, train=True, cache=True):
     """(train set or None, test set): CIFAR10 from data_dir, or from the default dir (downloaded there)."""
-    from ..data import CIFAR10, default_data_dir
     root, download = (data_dir, False) if data_dir is not None else (default_data_dir(), True)
     train_set = _subset(CIFAR10(root, train=True, download=download, cache=cache), limit_train, seed) if train else None
     test_set = _subset(CIFAR10(root, train=False, download=download, cache=cache), limit_test, seed + 1)
@@ -23,7 +25,6 @@ def load_datasets(data_dir, limit_train=None, limit_test=None, seed=0, train=Tru
 
 
 def _transforms(image_size: int, cutout: int, train: bool):
-    from ..data import CIFAR10_MEAN, CIFAR10_STD, transforms as T
     steps = [T.RandomCrop(image_size, padding=4, padding_mode="reflect"), T.RandomHorizontalFlip()] if train else []
     if train and cutout:
         steps.append(T.Cutout(cutout))

@@ -8,12 +8,13 @@ import sys
 
 import numpy as np
 
-import minires as mr
-from .. import backend, models
+from .. import backend, models, parallel
 from .. import functional as F
 from ..checkpoint import load_checkpoint
+from ..data import DataLoader
 from ..functional.loss import check_targets
 from ..io import atomic_write_text
+from ..tensor import no_grad
 from . import plots
 from .datasets import _transforms, load_datasets
 from .metrics import classification_report, confusion_matrix, format_report
@@ -35,7 +36,7 @@ def evaluate(model, loader, label_smoothing: float = 0.0, progress: bool = False
     was_training = model.training
     model.eval()
     total_loss, preds, targets = 0.0, [], []
-    with mr.no_grad():
+    with no_grad(), parallel.hold_blas():  # BLAS at one thread: the kernels split over the cores (minires.parallel)
         for x, y in _batches(loader, progress):
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
@@ -70,7 +71,6 @@ def write_report(report: dict, out_dir, log=print, title: str = "") -> None:
 def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_test=None, out_dir=None, log=print,
                         progress: bool = False, cache: bool = True):
     """Rebuild the model saved in a checkpoint and report on the test split of `data`."""
-    from ..data import DataLoader
     ckpt = load_checkpoint(path)
     saved = ckpt["extra"].get("config")
     if saved is None:

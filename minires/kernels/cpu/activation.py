@@ -1,1 +1,64 @@
-"""CPU fast path of activation (being written)."""
+"""CPU fast paths of relu and add_relu: in-place passes over blocks of the batch, in parallel.
+
+Outputs and masks are laid out like x (conv outputs are NCHW views of channels-last memory), and
+each block [a, b) of the batch is written by one thread; parallel.split runs the blocks once per call.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ... import dispatch, parallel
+from ...functional import activation
+
+
+def _split_batch(part, x):
+    """part(a, b) over blocks [a, b) of x's first axis, in parallel."""
+    n = x.shape[0]
+    parallel.split(part, n, item_size=x.size // max(n, 1))
+
+
+def _masked(g, mask):
+    """g * mask, written block by block into an array laid out like g."""
+    d = np.empty_like(g)
+    _split_batch(lambda a, b: np.multiply(g[a:b], mask[a:b], out=d[a:b]), g)
+    return d
+
+
+@dispatch.register("relu")
+class ReLUCPU(activation.ReLU):
+    @classmethod
+    def supports(cls, x):
+        return isinstance(x, np.ndarray) and x.ndim > 0  # 0-d: nothing to split, the reference runs
+
+    def forward(self, x):
+        out, self.mask = np.empty_like(x), np.empty_like(x, dtype=bool)  # both laid out like x
+
+        def part(a, b):
+            np.maximum(x[a:b], 0, out=out[a:b])  # NOTE: maximum propagates NaN, as PyTorch does
+            np.greater(out[a:b], 0, out=self.mask[a:b])  # one byte per element, cheaper to keep than out
+        _split_batch(part, x)
+        return out
+
+    def backward(self, g):
+        return _masked(g, self.mask)
+
+
+@dispatch.register("add_relu")
+class AddReLUCPU(activation.AddReLU):
+    @classmethod
+    def supports(cls, x, y):
+        return isinstance(x, np.ndarray) and isinstance(y, np.ndarray)
+
+    def forward(self, x, y):
+        out, self.mask = np.empty_like(x), np.empty_like(x, dtype=bool)
+
+        def part(a, b):
+            np.add(x[a:b], y[a:b], out=out[a:b])
+            np.maximum(out[a:b], 0, out=out[a:b])  # in place: no second full-size buffer
+            np.greater(out[a:b], 0, out=self.mask[a:b])
+        _split_batch(part, x)
+        return out
+
+    def backward(self, g):
+        d = _masked(g, self.mask)  # the same gradient to both inputs; the graph walk never writes into it
+        return (d if self.needs_input_grad[0] else None), (d if self.needs_input_grad[1] else None)

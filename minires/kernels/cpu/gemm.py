@@ -6,10 +6,10 @@ to float16 is also what GPU tensor cores do (float16 inputs, float32 accumulatio
 reproduces the GPU's mixed-precision numerics instead of a slower, less accurate float16 sum.
 CuPy arrays go straight to cuBLAS.
 
-NOTE: the kernels split their batch over threads, one part per core, with BLAS held at one thread
-(minires.parallel). A call that gets one part (a batch of one image) would then run its GEMMs on
-one core, so a 2-D product called outside a part splits its rows over the cores itself; inside a
-part parallel_for runs inline and nothing nests.
+NOTE: the kernels split their batch over threads, one part per core, while BLAS is held at one
+thread (minires.parallel.hold_blas). A call that gets one part (a batch of one image) would then run
+its GEMMs on one core, so a 2-D product called outside a part splits its rows over the cores itself;
+inside a part parallel.split runs inline and nothing nests.
 """
 from __future__ import annotations
 

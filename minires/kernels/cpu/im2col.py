@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 
 from ...backend import get_array_module
+from ...functional.conv import conv_output_size
 
 
 def _as_strided(xp):
@@ -21,11 +22,6 @@ def _as_strided(xp):
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    """PyTorch's output length: floor((size + 2*padding - dilation*(kernel-1) - 1) / stride) + 1."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def _offset_slice(start: int, count: int, stride: int) -> slice:
@@ -46,6 +42,13 @@ def pad_nhwc(x, padding, fill=0):
         out[:, :, W + PW:] = fill
     out[:, PH:PH + H, PW:PW + W, :] = x.transpose(0, 2, 3, 1)  # NCHW -> NHWC in one strided copy
     return out
+
+
+def weight_matrix(w, groups):
+    """w (O, Cg, KH, KW) -> (G, KH*KW*Cg, O/G): each group's GEMM operand, rows ordered like a row of columns."""
+    O, Cg, KH, KW = w.shape
+    G = groups
+    return w.reshape(G, O // G, Cg, KH, KW).transpose(0, 3, 4, 2, 1).reshape(G, KH * KW * Cg, O // G)
 
 
 def im2col_nhwc(xpad, kernel_size, stride, dilation, out_size, out=None):

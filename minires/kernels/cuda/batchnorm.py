@@ -1,1 +1,70 @@
-"""CUDA fast path of batchnorm (being written)."""
+"""CUDA fast path of batch_norm in training: the statistics, apply and gradient kernels of minires/cuda.
+
+Statistics take one pass (Welford partials merged per channel), normalisation one more; backward
+takes one pass for the two per-channel sums and one for dx. Under autocast the kernels read and
+write float16 and keep statistics, parameters and arithmetic in float32 (half the memory traffic,
+the same arithmetic), so the conv -> batch norm -> ReLU chain stays float16.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ... import amp, backend, cuda, dispatch
+from ...cuda import ops as cuda_ops
+from ...functional.batchnorm import BatchNorm
+
+
+@dispatch.register("batch_norm")
+class BatchNormCUDA(BatchNorm):
+    """Training batch_norm on CuPy arrays by the hand-written kernels; float16 input with float32
+    weight, bias and running statistics under autocast."""
+
+    keeps_float16 = True  # minires.dispatch: under autocast float16 input reaches forward as it is
+    mixed_float_dtypes = True  # supports() decides which dtype mixes reach forward
+
+    @classmethod
+    def supports(cls, x, w=None, b=None, running_mean=None, running_var=None, training=False, **params):
+        if not (training and cuda.enabled(backend.get_array_module(x), x.dtype)
+                and cuda_ops.channel_layout(x) is not None):
+            return False
+        dtypes = {a.dtype for a in (w, b, running_mean, running_var) if a is not None}
+        if dtypes <= {x.dtype}:
+            return True
+        return amp.autocast_dtype() is not None and x.dtype == np.float16 and dtypes == {np.dtype(np.float32)}
+
+    def forward(self, x, w=None, b=None, running_mean=None, running_var=None, training=True,
+                momentum=0.1, eps=1e-5):
+        xp = backend.get_array_module(x)
+        launch, inner = cuda.launcher(), cuda_ops.channel_layout(x)
+        mean, var = cuda_ops.batch_norm_stats(launch, xp, x, inner)  # accumulator dtype (float32 for float16)
+        M = x.size // x.shape[1]
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += (momentum * M / (M - 1)) * var  # the unbiased variance, as PyTorch
+        invstd = 1 / xp.sqrt(var + eps)
+        scale = invstd * w if w is not None else invstd
+        shift = b if b is not None else xp.zeros_like(mean)
+        self.x, self.inner, self.mean, self.invstd, self.scale, self.M = x, inner, mean, invstd, scale, M
+        self.param_dtype = (w if w is not None else b if b is not None else x).dtype
+        return cuda_ops.batch_norm_apply(launch, xp, x, inner, mean, scale, shift)
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        xp = backend.get_array_module(g)
+        launch, inner, x = cuda.launcher(), self.inner, self.x
+        if g.strides != x.strides:  # the kernels read g and x with one index
+            gl = xp.empty_like(x)
+            gl[...] = g
+            g = gl
+        sum_g, sum_gxc = cuda_ops.batch_norm_grad_sums(launch, xp, g, x, inner, self.mean)
+        dx = None
+        if need_x:
+            c1 = -(self.invstd * self.invstd * sum_gxc) / self.M
+            dx = cuda_ops.batch_norm_backward_apply(launch, xp, g, x, inner, self.mean, c1, -sum_g / self.M,
+                                                    self.scale)
+        dw = (sum_gxc * self.invstd).astype(self.param_dtype, copy=False) if need_w else None
+        db = sum_g.astype(self.param_dtype, copy=False) if need_b else None  # sums in the accumulator dtype
+        return dx, dw, db

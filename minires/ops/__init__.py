@@ -1,0 +1,56 @@
+"""Tensor-level ops: each module holds its Functions and the Tensor methods that call them.
+
+Tensor (minires.tensor) knows nothing of its operators; the table below binds every method
+onto it once, when this package is imported (minires/__init__ imports it right after tensor).
+The methods that call functional ops (relu, sigmoid, tanh) are bound by minires/__init__,
+which sits above minires.functional.
+"""
+from ..tensor import Tensor
+from . import arithmetic, convert, inplace, join, reduction, shape
+from .arithmetic import (Abs, Add, Clamp, Div, Exp, Log, MatMul, Maximum, Minimum, Mul, Neg, Pow, Sqrt, Sub,
+                         Where, exp, log, maximum, minimum, where)
+from .convert import Cast, Clone, ToDevice
+from .join import Cat, cat, stack
+from .reduction import Max, Mean, Norm, Std, Sum, ValuesIndices, Var
+from .shape import Expand, GetItem, Permute, Repeat, Reshape, expand_shape, flatten_shape
+
+_add, _radd = arithmetic.binary_methods(Add)
+_sub, _rsub = arithmetic.binary_methods(Sub)
+_mul, _rmul = arithmetic.binary_methods(Mul)
+_div, _rdiv = arithmetic.binary_methods(Div, "truediv")
+_pow, _rpow = arithmetic.binary_methods(Pow)
+_matmul, _rmatmul = arithmetic.binary_methods(MatMul)
+
+METHODS = {
+    # arithmetic and comparisons (arithmetic.py)
+    "__add__": _add, "__radd__": _radd, "__sub__": _sub, "__rsub__": _rsub, "__mul__": _mul, "__rmul__": _rmul,
+    "__truediv__": _div, "__rtruediv__": _rdiv, "__pow__": _pow, "__rpow__": _rpow,
+    "__matmul__": _matmul, "__rmatmul__": _rmatmul, "matmul": _matmul, "__neg__": arithmetic.neg,
+    **arithmetic.COMPARISONS,
+    "exp": exp, "log": log, "sqrt": arithmetic.sqrt, "abs": arithmetic.absolute, "clamp": arithmetic.clamp,
+    "clip": arithmetic.clamp,
+    # reductions (reduction.py)
+    "sum": reduction.sum_, "mean": reduction.mean, "max": reduction.max_, "min": reduction.min_,
+    "amax": reduction.amax, "argmax": reduction.argmax, "argmin": reduction.argmin,
+    "var": reduction.var, "std": reduction.std, "norm": reduction.norm,
+    # shapes and indexing (shape.py, join.py)
+    "__getitem__": shape.getitem, "reshape": shape.reshape, "view": shape.reshape, "permute": shape.permute,
+    "transpose": shape.transpose, "T": property(shape.reversed_dims), "flatten": shape.flatten,
+    "unsqueeze": shape.unsqueeze, "squeeze": shape.squeeze, "expand": shape.expand, "expand_as": shape.expand_as,
+    "repeat": shape.repeat, "split": join.split, "chunk": join.chunk,
+    # casts, devices and copies (convert.py)
+    "to": convert.to, "cpu": convert.cpu, "cuda": convert.cuda, "float": convert.float_, "double": convert.double,
+    "half": convert.half, "long": convert.long, "int": convert.int_, "clone": convert.clone,
+    "contiguous": convert.contiguous,
+    # in-place writes, outside the graph (inplace.py)
+    "zero_": inplace.zero_, "fill_": inplace.fill_, "copy_": inplace.copy_, "add_": inplace.add_,
+    "mul_": inplace.mul_, "__setitem__": inplace.setitem,
+}
+
+for _name, _method in METHODS.items():
+    setattr(Tensor, _name, _method)
+
+__all__ = ["METHODS", "Abs", "Add", "Cast", "Cat", "Clamp", "Clone", "Div", "Exp", "Expand", "GetItem", "Log",
+           "MatMul", "Max", "Maximum", "Mean", "Minimum", "Mul", "Neg", "Norm", "Permute", "Pow", "Repeat",
+           "Reshape", "Sqrt", "Std", "Sub", "Sum", "ToDevice", "ValuesIndices", "Var", "Where", "cat", "exp",
+           "expand_shape", "flatten_shape", "log", "maximum", "minimum", "stack", "where"]

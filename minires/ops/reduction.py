@@ -1,0 +1,265 @@
+"""Reductions: sum, mean, max/min (values and indices), var/std with Bessel's correction, p-norms."""
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..tensor import Function, Tensor
+from .arithmetic import Neg
+from .args import int_dim, keepdim_arg, normalize_axes
+
+
+class Sum(Function):
+    def forward(self, a, dim=None, keepdim=False):
+        self.shape = a.shape
+        self.axes = normalize_axes("sum", dim, a.ndim)
+        return a.sum(axis=self.axes, keepdims=keepdim_arg("sum", keepdim))
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        if self.axes is not None:
+            g = g.reshape([1 if i in self.axes else s for i, s in enumerate(self.shape)])
+        return xp.broadcast_to(g, self.shape).copy()
+
+
+class Mean(Function):
+    def forward(self, a, dim=None, keepdim=False):
+        self.shape = a.shape
+        self.axes = normalize_axes("mean", dim, a.ndim)
+        keepdim = keepdim_arg("mean", keepdim)
+        axes = self.axes if self.axes is not None else tuple(range(a.ndim))
+        self.count = int(np.prod([a.shape[i] for i in axes])) if axes else 1
+        return a.mean(axis=self.axes, keepdims=keepdim)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        if self.axes is not None:
+            g = g.reshape([1 if i in self.axes else s for i, s in enumerate(self.shape)])
+        return xp.broadcast_to(g / self.count, self.shape).copy()
+
+
+class Max(Function):
+    def forward(self, a, dim=None, keepdim=False):
+        self.axes = normalize_axes("max", dim, a.ndim)
+        keepdim = keepdim_arg("max", keepdim)
+        if a.size == 0:
+            raise ValueError(f"max: cannot reduce an empty tensor of shape {a.shape}")
+        self.a = a
+        self.out = a.max(axis=self.axes, keepdims=True)
+        if keepdim:
+            return self.out
+        return self.out.reshape(()) if self.axes is None else self.out.squeeze(axis=self.axes)
+
+    def backward(self, g):
+        # NOTE: ties share the gradient equally, as PyTorch's amax does.
+        mask = (self.a == self.out)
+        count = mask.sum(axis=self.axes, keepdims=True).astype(g.dtype)  # no float64 temporaries
+        g = g.reshape(self.out.shape)
+        return (mask * (g / count)).astype(self.a.dtype)
+
+
+def _reduced(op: str, x, dim, keepdim):
+    """(axes, count, output shape without keepdim) of a reduction of x over dim (None: every axis)."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {x.dtype} (shape {x.shape})")
+    axes = normalize_axes(op, dim, x.ndim)
+    keepdim_arg(op, keepdim)
+    axes = tuple(range(x.ndim)) if axes is None else axes
+    count = int(np.prod([x.shape[i] for i in axes]))
+    return axes, count, tuple(s for i, s in enumerate(x.shape) if i not in axes)
+
+
+class Var(Function):
+    """Variance over dim with Bessel's `correction` (divide by N - correction), as torch.var."""
+
+    def forward(self, x, dim=None, correction=1, keepdim=False):
+        axes, n, out_shape = _reduced(self.op_name(), x, dim, keepdim)
+        self.denom = max(n - correction, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # NOTE: N <= correction gives inf/NaN, as PyTorch
+            self.d = x - x.sum(axis=axes, keepdims=True) / n  # (x - mean), x's shape
+            out = (self.d * self.d).sum(axis=axes, keepdims=True) / self.denom  # x's shape, 1 on axes
+        self.keep_shape, self.out_shape = out.shape, out_shape
+        return out if keepdim else out.reshape(out_shape)
+
+    def backward(self, g):
+        scale = 2.0 / self.denom if self.denom else np.inf
+        return g.reshape(self.keep_shape) * scale * self.d
+
+
+class Std(Var):
+    """Standard deviation: sqrt of Var, with gradient 0 where it is 0 (PyTorch's convention)."""
+
+    def forward(self, x, dim=None, correction=1, keepdim=False):
+        var = super().forward(x, dim, correction, keepdim=True)  # x's shape, 1 on axes
+        self.out = get_array_module(var).sqrt(var)
+        return self.out if keepdim else self.out.reshape(self.out_shape)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        g = g.reshape(self.keep_shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dvar = xp.where(self.out == 0, xp.zeros((), dtype=g.dtype), g / (2 * self.out))
+        return super().backward(dvar)
+
+
+def _norm_order(p):
+    """p of a vector norm as a float (2 for "fro"), or a ValueError/TypeError naming norm."""
+    if isinstance(p, str):
+        if p == "fro":
+            return 2.0
+        raise ValueError(f"norm: p={p!r} is not supported (use a number, inf, -inf or 'fro')")
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"norm: p must be a number or 'fro', got {p!r}")
+    p = float(p)
+    if np.isnan(p) or (p < 0 and p != -np.inf):
+        raise ValueError(f"norm: p must be >= 0, inf or -inf, got {p}")
+    return p
+
+
+class Norm(Function):
+    """The vector p-norm over dim (all elements by default): sum(|x|^p)^(1/p), max|x| for inf,
+    min|x| for -inf, the count of non-zeros for 0, as torch.norm with a numeric p."""
+
+    def forward(self, x, p=2, dim=None, keepdim=False):
+        p = _norm_order(p)
+        axes, n, out_shape = _reduced("norm", x, dim, keepdim)
+        if np.isinf(p) and n == 0:
+            raise ValueError(f"norm: the {p}-norm of an empty reduction is undefined (shape {x.shape}, dim {dim})")
+        xp = get_array_module(x)
+        a = abs(x)
+        if p == 2:
+            out = xp.sqrt((a * a).sum(axis=axes, keepdims=True))
+        elif p == 1:
+            out = a.sum(axis=axes, keepdims=True)
+        elif p == np.inf:
+            out = a.max(axis=axes, keepdims=True)
+        elif p == -np.inf:
+            out = a.min(axis=axes, keepdims=True)
+        elif p == 0:
+            out = (a != 0).sum(axis=axes, keepdims=True).astype(x.dtype)
+        else:
+            out = ((a ** p).sum(axis=axes, keepdims=True)) ** (1 / p)
+        self.x, self.p, self.axes, self.out = x, p, axes, out  # out: x's shape, 1 on axes
+        return out if keepdim else out.reshape(out_shape)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        x, p, out = self.x, self.p, self.out
+        g = g.reshape(out.shape)
+        zero = xp.zeros((), dtype=g.dtype)
+        if p == 0:
+            return xp.zeros_like(x)
+        if p == 1:
+            return g * xp.sign(x)
+        if np.isinf(p):  # NOTE: ties share the gradient, as amax does
+            mask = abs(x) == out
+            count = mask.sum(axis=self.axes, keepdims=True).astype(g.dtype)
+            return (g * xp.sign(x) * mask / count).astype(x.dtype)
+        # d|x|_p/dx = sign(x) (|x| / |x|_p)^(p-1); 0 where x or the norm is 0 (PyTorch's convention)
+        safe_out = xp.where(out == 0, xp.ones((), dtype=out.dtype), out)
+        if p == 2:
+            return g * x / safe_out
+        a = abs(x)
+        ratio = (xp.where(a > 0, a, xp.ones((), dtype=a.dtype)) / safe_out) ** (p - 1)
+        return g * xp.where(a > 0, xp.sign(x) * ratio, zero)
+
+
+# ---- Tensor methods (bound in minires/ops/__init__.py) -----------------------------------------------
+
+class ValuesIndices(NamedTuple):
+    """What max(dim) and min(dim) return: PyTorch's (values, indices) pair, unpackable and named."""
+    values: Tensor
+    indices: Tensor
+
+
+def sum_(self, dim=None, keepdim=False):
+    return Sum.apply(self, dim=dim, keepdim=keepdim)
+
+
+def mean(self, dim=None, keepdim=False):
+    return Mean.apply(self, dim=dim, keepdim=keepdim)
+
+
+def max_(self, dim=None, keepdim=False):
+    """The largest value (dim=None), or the named pair (values, indices) along `dim`, as PyTorch."""
+    if dim is None:
+        return Max.apply(self, dim=None, keepdim=keepdim)
+    int_dim("max", dim)
+    return ValuesIndices(Max.apply(self, dim=dim, keepdim=keepdim), self.argmax(dim, keepdim))
+
+
+def min_(self, dim=None, keepdim=False):
+    """The smallest value (dim=None), or the named pair (values, indices) along `dim`, as PyTorch."""
+    if dim is None:
+        return Neg.apply(Max.apply(Neg.apply(self), dim=None, keepdim=keepdim))
+    int_dim("min", dim)
+    return ValuesIndices(Neg.apply(Max.apply(Neg.apply(self), dim=dim, keepdim=keepdim)),
+                         self.argmin(dim, keepdim))
+
+
+def amax(self, dim=None, keepdim=False):
+    """The largest values over one or several dims (ties share the gradient)."""
+    return Max.apply(self, dim=dim, keepdim=keepdim)
+
+
+def argmax(self, dim=None, keepdim=False):
+    """Indices of the maxima (not differentiable)."""
+    return _arg_reduce(self, "argmax", dim, keepdim)
+
+
+def argmin(self, dim=None, keepdim=False):
+    """Indices of the minima (not differentiable)."""
+    return _arg_reduce(self, "argmin", dim, keepdim)
+
+
+def _arg_reduce(x, op, dim, keepdim):
+    if dim is not None:
+        int_dim(op, dim)
+    axes = normalize_axes(op, dim, x.ndim)
+    keepdim = keepdim_arg(op, keepdim)
+    dim = None if not axes else axes[0]
+    if x.data.size == 0 and (dim is None or x.shape[dim] == 0):
+        raise ValueError(f"{op}: cannot take the {op} of an empty tensor of shape {x.shape}")
+    out = getattr(x.data, op)(axis=dim)
+    if keepdim and dim is not None:
+        out = get_array_module(out).expand_dims(out, dim)
+    return Tensor(out)
+
+
+def _correction(op: str, dim, unbiased, correction):
+    """(dim, correction) from torch.var's arguments: unbiased=True (default) is correction=1."""
+    if isinstance(dim, (bool, np.bool_)):  # var(False): the older var(unbiased) overload
+        if unbiased is not None:
+            raise TypeError(f"{op}: got unbiased twice ({dim!r} and {unbiased!r})")
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{op}: give unbiased or correction, not both")
+    if unbiased is not None:
+        if not isinstance(unbiased, (bool, np.bool_)):
+            raise TypeError(f"{op}: unbiased must be a bool, got {unbiased!r}")
+        return dim, 1 if unbiased else 0
+    if correction is None:
+        return dim, 1
+    if isinstance(correction, (bool, np.bool_)) or not isinstance(correction, numbers.Real) or correction < 0:
+        raise ValueError(f"{op}: correction must be a non-negative number, got {correction!r}")
+    return dim, correction
+
+
+def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Variance over dim (all by default), unbiased (divide by N - 1) unless unbiased=False or correction=0."""
+    dim, correction = _correction("var", dim, unbiased, correction)
+    return Var.apply(self, dim=dim, correction=correction, keepdim=keepdim)
+
+
+def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Standard deviation over dim, with the same correction rules as var."""
+    dim, correction = _correction("std", dim, unbiased, correction)
+    return Std.apply(self, dim=dim, correction=correction, keepdim=keepdim)
+
+
+def norm(self, p=2, dim=None, keepdim=False):
+    """The vector p-norm over dim (all elements by default); p a number >= 0, inf or -inf, or 'fro'."""
+    return Norm.apply(self, p=p, dim=dim, keepdim=keepdim)

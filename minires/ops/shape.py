@@ -1,0 +1,204 @@
+"""Shape ops: reshape, permute/transpose, indexing, expand (a broadcast view) and repeat (a tiled copy)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..tensor import Function, Tensor, unbroadcast
+from .args import int_sizes, is_int, normalize_axes, sizes_arg
+
+
+class Reshape(Function):
+    def forward(self, a, shape=()):
+        self.shape = a.shape
+        try:
+            return a.reshape(shape)
+        except (ValueError, TypeError):
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} into {tuple(shape)}") from None
+
+    def backward(self, g):
+        return g.reshape(self.shape)
+
+
+class Permute(Function):
+    def forward(self, a, dims=()):
+        if not all(is_int(d) for d in dims):
+            raise TypeError(f"permute: dims must be ints, got {tuple(dims)!r}")
+        if (len(dims) != a.ndim or not all(-a.ndim <= d < a.ndim for d in dims)
+                or sorted(int(d) % a.ndim for d in dims) != list(range(a.ndim))):
+            raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of the {a.ndim} axes of shape {a.shape}")
+        self.dims = tuple(int(d) % a.ndim for d in dims)
+        return a.transpose(self.dims)
+
+    def backward(self, g):
+        return g.transpose(tuple(int(i) for i in np.argsort(self.dims)))
+
+
+def _is_basic_index(index) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
+
+
+class GetItem(Function):
+    name = "getitem"
+
+    def forward(self, a, index=None):
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        try:
+            return a[index]
+        except IndexError as exc:  # IndexError, as PyTorch and Python's sequences (iteration stops on it)
+            raise IndexError(f"getitem: index {index!r} is invalid for shape {a.shape} ({exc})") from None
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        da = xp.zeros(self.shape, dtype=self.dtype)
+        if _is_basic_index(self.index):
+            da[self.index] = g
+        else:  # advanced indexing may repeat positions: accumulate
+            xp.add.at(da, self.index, g)
+        return da
+
+
+def expand_shape(shape, sizes):
+    """The shape that expand(*sizes) gives a tensor of `shape` (-1 keeps a dim; new dims lead)."""
+    sizes = int_sizes("expand", sizes, len(shape), shape)
+    lead = len(sizes) - len(shape)
+    out = []
+    for i, s in enumerate(sizes):
+        d = shape[i - lead] if i >= lead else None
+        if d is None and s < 0:
+            raise ValueError(f"expand: size {s} is not allowed for the new leading dim {i} "
+                             f"(shape {tuple(shape)} to {sizes})")
+        if d is not None and s == -1:
+            s = d
+        if s < 0 or (d is not None and d != s and d != 1):
+            raise ValueError(f"expand: cannot expand dim {i} of size {d} to {s} (shape {tuple(shape)} to {sizes}); "
+                             f"only size-1 dims can grow")
+        out.append(s)
+    return tuple(out)
+
+
+class Expand(Function):
+    """A broadcast (read-only) view of x; backward sums the gradient over the broadcast axes."""
+
+    def forward(self, x, sizes=()):
+        self.shape = x.shape
+        return get_array_module(x).broadcast_to(x, expand_shape(x.shape, sizes))  # (*new, *x.shape stretched)
+
+    def backward(self, g):
+        return unbroadcast(g, self.shape)
+
+
+class Repeat(Function):
+    """x tiled sizes[i] times along dim i (extra sizes add leading dims), as torch.Tensor.repeat."""
+
+    def forward(self, x, sizes=()):
+        sizes = int_sizes("repeat", sizes, x.ndim, x.shape)
+        if any(s < 0 for s in sizes):
+            raise ValueError(f"repeat: sizes must be non-negative, got {sizes} for shape {x.shape}")
+        self.shape, self.sizes = x.shape, sizes
+        self.inner = (1,) * (len(sizes) - x.ndim) + x.shape  # (1, ..., *x.shape), one dim per size
+        return get_array_module(x).tile(x.reshape(self.inner), sizes)  # (r0*s0, r1*s1, ...)
+
+    def backward(self, g):
+        split = [d for r, s in zip(self.sizes, self.inner) for d in (r, s)]
+        g = g.reshape(split)  # (r0, s0, r1, s1, ...): copy k of element j sits at [k, j]
+        return g.sum(axis=tuple(range(0, len(split), 2))).reshape(self.shape)
+
+
+def flatten_shape(op: str, shape, start_dim: int, end_dim: int):
+    """The shape after merging dims start_dim..end_dim into one."""
+    for name, d in (("start_dim", start_dim), ("end_dim", end_dim)):
+        if not is_int(d):
+            raise TypeError(f"{op}: argument '{name}' must be an int, got {d!r}")
+    ndim = len(shape)
+    if ndim == 0:
+        if not (-1 <= start_dim <= 0 and -1 <= end_dim <= 0):
+            raise ValueError(f"{op}: start_dim={start_dim}, end_dim={end_dim} invalid for a 0-d tensor")
+        return (1,)
+    s, e = start_dim % ndim if -ndim <= start_dim < ndim else None, end_dim % ndim if -ndim <= end_dim < ndim else None
+    if s is None or e is None or s > e:
+        raise ValueError(f"{op}: start_dim={start_dim}, end_dim={end_dim} invalid for shape {tuple(shape)}")
+    return tuple(shape[:s]) + (int(np.prod(shape[s:e + 1])),) + tuple(shape[e + 1:])
+
+
+# ---- Tensor methods (bound in minires/ops/__init__.py) -----------------------------------------------
+
+def getitem(self, index):
+    return GetItem.apply(self, index=index)
+
+
+def reshape(self, *shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return Reshape.apply(self, shape=shape)
+
+
+def permute(self, *dims):
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    return Permute.apply(self, dims=dims)
+
+
+def transpose(self, dim0: int, dim1: int):
+    if not (is_int(dim0) and is_int(dim1)):
+        raise TypeError(f"transpose: dims must be ints, got {dim0!r}, {dim1!r}")
+    dim0, dim1 = normalize_axes("transpose", dim0, self.ndim), normalize_axes("transpose", dim1, self.ndim)
+    if self.ndim == 0:
+        return self.reshape(())
+    dims = list(range(self.ndim))
+    dims[dim0[0]], dims[dim1[0]] = dims[dim1[0]], dims[dim0[0]]
+    return self.permute(*dims)
+
+
+def reversed_dims(self):
+    """t.T: the dims in reverse order."""
+    return self.permute(*reversed(range(self.ndim)))
+
+
+def flatten(self, start_dim: int = 0, end_dim: int = -1):
+    return self.reshape(flatten_shape("flatten", self.shape, start_dim, end_dim))
+
+
+def unsqueeze(self, dim: int):
+    if not is_int(dim):
+        raise TypeError(f"unsqueeze: dim must be an int, got {dim!r}")
+    if not -self.ndim - 1 <= dim <= self.ndim:
+        raise ValueError(f"unsqueeze: dim {dim} is out of range for a tensor of shape {self.shape}")
+    shape = list(self.shape)
+    shape.insert(dim if dim >= 0 else self.ndim + 1 + dim, 1)
+    return self.reshape(shape)
+
+
+def squeeze(self, dim=None):
+    if dim is None:
+        return self.reshape([s for s in self.shape if s != 1])
+    if not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"squeeze: dim must be an int or None, got {dim!r}")
+    if self.ndim == 0:
+        normalize_axes("squeeze", dim, 0)
+        return self.reshape(())
+    dim = normalize_axes("squeeze", dim, self.ndim)[0]
+    shape = list(self.shape)
+    if shape[dim] == 1:
+        del shape[dim]
+    return self.reshape(shape)
+
+
+def expand(self, *sizes):
+    """A broadcast view with size-1 dims stretched to `sizes` (-1 keeps a dim; extra sizes lead)."""
+    return Expand.apply(self, sizes=sizes_arg(sizes))
+
+
+def expand_as(self, other):
+    """expand(*other.shape)."""
+    return self.expand(*other.shape)
+
+
+def repeat(self, *sizes):
+    """The tensor tiled sizes[i] times along dim i (extra sizes add leading dims); a copy."""
+    return Repeat.apply(self, sizes=sizes_arg(sizes))

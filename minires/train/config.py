@@ -1,0 +1,147 @@
+"""TrainConfig: every option of a training run, declared once.
+
+Each field carries its command-line option in its metadata (help, choices, flag): `minires train`'s
+parser is built from the fields (add_arguments), and the fields marked `run` are the run's record,
+taken from the checkpoint on --resume (RUN_FIELDS).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import typing
+from dataclasses import MISSING, dataclass, field
+
+from .. import backend, models
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("onecycle", "cosine", "step")
+DEFAULT_LR = {"sgd": 0.2, "adam": 2e-3}
+
+
+def option(default=MISSING, help: str = "", *, run: bool = False, flag: str | None = None, choices=None,
+           metavar: str | None = None, cli: bool = True, default_factory=MISSING):
+    """A TrainConfig field and its option: `run` fields define the run (kept on --resume); `flag`
+    defaults to --field-name; `cli=False` keeps a field out of the command line."""
+    return field(default=default, default_factory=default_factory,
+                 metadata={"help": help, "run": run, "flag": flag, "choices": choices, "metavar": metavar,
+                           "cli": cli})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; each field is one `minires train` option."""
+    # ---- model and data
+    model: str = option("resnet20", "model name (see minires.models.names())", run=True)
+    model_kwargs: dict = option(default_factory=dict, run=True, cli=False)  # e.g. widths; library use only
+    data: str | None = option(
+        None, "CIFAR-10 directory (python/binary batches or train|test/<class>/ image folders); "
+              "default: $MINIRES_DATA or ~/.cache/minires, downloaded there on first use", metavar="PATH")
+    device: str = option("cpu", "cpu, cuda or cuda:N")
+    progress: bool = option(True, "no progress bar", flag="--no-progress")
+    cache: bool = option(True, "decode image folders every time (else cached under $MINIRES_DATA/cache, "
+                               "never beside the data)", flag="--no-cache")
+    # ---- optimisation
+    epochs: int = option(5, "passes over the training set", run=True)
+    batch_size: int = option(128, "images per training step", run=True)
+    lr: float | None = option(None, "peak learning rate (default: "
+                              + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LR.items()) + ")", run=True)
+    optimizer: str = option("sgd", "SGD with Nesterov momentum, or Adam", run=True, choices=OPTIMIZERS)
+    schedule: str = option("onecycle", "lr schedule, stepped per batch", run=True, choices=SCHEDULES)
+    pct_start: float = option(0.25, "warm-up fraction of onecycle", run=True)
+    momentum: float = option(0.9, "SGD (Nesterov) momentum", run=True)
+    label_smoothing: float = option(0.1, "of the cross-entropy loss", run=True)
+    weight_decay: float = option(5e-4, "on conv/linear weights only", run=True)
+    cutout: int = option(0, "Cutout square size in pixels (0: off)", run=True)
+    # ---- the run directory
+    out: str | None = option(None, "run directory (default: runs/MODEL)")
+    resume: bool = option(False, "continue from OUT/last.safetensors (a fresh run if there is none yet)")
+    overwrite: bool = option(False, "start afresh in an OUT that already holds a run "
+                                    "(without it, such an OUT is refused)")
+    # ---- starting weights
+    init_from: str | None = option(None, "start from these weights (the head is replaced when the class count "
+                                         "differs)", run=True, metavar="CKPT")
+    freeze_backbone: bool = option(False, "train only the head (fc)", run=True)
+    amp: bool = option(False, "mixed precision: float16 conv/linear GEMMs with float32 weights and dynamic loss "
+                              "scaling (for GPUs; correct but slow on the CPU)", run=True)
+    seed: int = option(0, "of the weights, the data order and the augmentation", run=True)
+    limit_train: int | None = option(None, "use N training images", run=True, metavar="N")
+    limit_test: int | None = option(None, "use N test images", run=True, metavar="N")
+    eval_batch_size: int = option(500, "images per evaluation batch")
+
+    def __post_init__(self):
+        if not self.out:  # the CLI default: runs/MODEL
+            self.out = os.path.join("runs", self.model)
+
+    def validate(self, check_init_from: bool = True) -> None:
+        """Raise ValueError (FileNotFoundError for missing paths) naming the first bad option."""
+        if self.model.lower() not in models.names():
+            raise ValueError(f"unknown model {self.model!r}; choose one of: {', '.join(models.names())}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be an integer >= 1, got {getattr(self, name)!r}")
+        for name in ("limit_train", "limit_test"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for f in dataclasses.fields(self):
+            choices = f.metadata["choices"]
+            if choices is not None and getattr(self, f.name) not in choices:
+                raise ValueError(f"{f.name} must be one of {choices}, got {getattr(self, f.name)!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight-decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 < self.pct_start < 1.0:
+            raise ValueError(f"pct-start must be in (0, 1), got {self.pct_start}")
+        if self.cutout < 0:
+            raise ValueError(f"cutout must be >= 0, got {self.cutout}")
+        backend.parse_device(self.device)
+        if self.data is not None and not os.path.isdir(self.data):
+            raise FileNotFoundError(f"data directory {self.data!r} does not exist")
+        if check_init_from and self.init_from is not None and not os.path.isfile(self.init_from):
+            raise FileNotFoundError(f"--init-from: checkpoint {self.init_from!r} does not exist")
+
+    @property
+    def peak_lr(self) -> float:
+        """lr, or the optimizer's default (DEFAULT_LR) when lr is None."""
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+
+# Fields that define the run; on --resume they come from the checkpoint, not the command line.
+RUN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["run"])
+_TYPES = typing.get_type_hints(TrainConfig)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default once, at the end of its help (none for flags and absent values)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.nargs == 0:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_arguments(parser, names=None) -> None:
+    """Add the options of TrainConfig's fields `names` (default: every command-line field) to an
+    argparse parser, with their defaults, help and choices; each option's dest is its field's name."""
+    by_name = {f.name: f for f in dataclasses.fields(TrainConfig) if f.metadata["cli"]}
+    for name in by_name if names is None else names:
+        f, meta = by_name[name], by_name[name].metadata
+        flag = meta["flag"] or "--" + name.replace("_", "-")
+        hint = _TYPES[name]  # e.g. int, or int | None
+        kind = next(t for t in (typing.get_args(hint) or (hint,)) if t is not type(None))
+        if kind is bool:  # a switch: it turns on a field that defaults to off, or off one that defaults to on
+            parser.add_argument(flag, dest=name, action="store_false" if f.default else "store_true",
+                                help=meta["help"])
+            continue
+        extra = {"metavar": meta["metavar"]} if meta["metavar"] else {}
+        parser.add_argument(flag, dest=name, type=kind, default=f.default, choices=meta["choices"],
+                            help=meta["help"], **extra)
+
+
+def from_args(args, **overrides) -> TrainConfig:
+    """The TrainConfig of parsed arguments (from a parser given add_arguments); overrides win."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    return TrainConfig(**{**values, **overrides})
