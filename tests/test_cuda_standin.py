@@ -8,7 +8,7 @@ import pytest
 
 import minires as mr
 import minires.functional as F
-from minires import backend, models, optim
+from minires import backend, dispatch, models, optim
 
 import cupy_standin
 
@@ -93,6 +93,7 @@ def test_resnet20_training_step_on_cuda_equals_the_cpu(standin, dtype, rtol):
         np.testing.assert_allclose(state_g[n], state_c[n], rtol=rtol, atol=rtol, err_msg=n)
 
 
+@dispatch.use_impl("fast")  # it asserts that the CUDA kernels ran
 def test_amp_step_on_cuda_runs_float16_kernels_and_stays_near_float32(standin):
     """Under autocast the conv, batch-norm, ReLU and residual-add kernels run in float16; the step's gradients, as one
     vector, stay as close to the float32 step's as the CPU's float16 step does (this tiny net with
