@@ -7,19 +7,22 @@ name with `@register("conv2d")` and says, from the arrays and parameters of a ca
 `supports` that call. `call` applies autocast's policy (minires.amp.POLICY) to the inputs, then
 runs the first fast path that supports the call, else the reference.
 
-`MINIRES_IMPL=reference` in the environment, `set_impl("reference")`, or `with use_impl("reference"):`
-runs everything on the references (the default is "fast").
+`MINIRES_IMPL=reference` in the environment or `set_impl("reference")` runs everything on the
+references (the default is "fast"); `with use_impl("reference"):` does it in the calling thread for the
+block, as `no_grad` and `autocast` do.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 
 from . import amp
 from .tensor import Function, Tensor
 
 IMPLS = ("fast", "reference")
-_impl = None
+_impl = None  # the process-wide choice (set_impl, MINIRES_IMPL)
+_local = threading.local()  # .impl: use_impl's choice in this thread, or None
 _fast: dict[str, list] = {}  # op name -> fast Function classes, in the order they are tried
 
 
@@ -31,8 +34,11 @@ def _default_impl() -> str:
 
 
 def get_impl() -> str:
-    """"fast" (fast paths where they apply) or "reference" (every op on its reference)."""
+    """"fast" (fast paths where they apply) or "reference" (every op on its reference), in this thread."""
     global _impl
+    local = getattr(_local, "impl", None)
+    if local is not None:
+        return local
     if _impl is None:
         _impl = _default_impl()
     return _impl
@@ -48,13 +54,15 @@ def set_impl(name: str) -> None:
 
 @contextlib.contextmanager
 def use_impl(name: str):
-    """set_impl(name) inside the block, the previous choice after it."""
-    previous = get_impl()
-    set_impl(name)
+    """Run ops in this thread on `name`'s implementations inside the block (a context manager or decorator)."""
+    if name not in IMPLS:
+        raise ValueError(f"use_impl: expected one of {IMPLS}, got {name!r}")
+    previous = getattr(_local, "impl", None)
+    _local.impl = name
     try:
         yield
     finally:
-        set_impl(previous)
+        _local.impl = previous
 
 
 def register(op: str):

@@ -88,6 +88,11 @@ def set_num_threads(n: int) -> None:
             _pool.shutdown(wait=True)
             _pool = None
         _num_threads = n
+        if _holds:  # inside hold_blas(): one thread needs BLAS's own threads back, several need the hold
+            if n == 1:
+                _restore_blas()
+            elif _blas_original is None:
+                _set_blas_to_one_thread()
 
 
 def _blas_controller():
@@ -108,24 +113,44 @@ def hold_blas():
     Nested scopes hold once; the outermost restores BLAS's thread counts. Without threadpoolctl (or
     a BLAS it can see) the block changes nothing and BLAS work stays in one part.
     """
-    global _holds, _blas_original
+    global _holds
     with _lock:
+        if _holds == 0 and get_num_threads() > 1:
+            _set_blas_to_one_thread()
         _holds += 1
-        if _holds == 1 and get_num_threads() > 1:
-            blas = _blas_controller()
-            if blas is not None:
-                _blas_original = [(lib, lib.num_threads) for lib in blas.lib_controllers]
-                for lib, _ in _blas_original:
-                    lib.set_num_threads(1)
     try:
         yield
     finally:
         with _lock:
             _holds -= 1
             if _holds == 0:
-                for lib, n in _blas_original or ():
-                    lib.set_num_threads(n)
-                _blas_original = None
+                _restore_blas()
+
+
+def _set_blas_to_one_thread() -> None:
+    """Set every BLAS library to one thread; on failure put back what was set and re-raise (call with _lock)."""
+    global _blas_original
+    blas = _blas_controller()
+    if blas is None:
+        return
+    done = []
+    try:
+        for lib in blas.lib_controllers:
+            n = lib.num_threads
+            lib.set_num_threads(1)
+            done.append((lib, n))
+    except BaseException:
+        for lib, n in done:
+            lib.set_num_threads(n)
+        raise
+    _blas_original = done  # published only once every library is held, so blas_held() never lies
+
+
+def _restore_blas() -> None:
+    global _blas_original
+    original, _blas_original = _blas_original, None
+    for lib, n in original or ():
+        lib.set_num_threads(n)
 
 
 def blas_held() -> bool:

@@ -203,7 +203,9 @@ class Function:
 
     A subclass saves what backward needs on `self`; backward returns one gradient (or None)
     per positional input of forward, of that input's shape and dtype. `apply` wraps arrays in
-    Tensors and links the graph.
+    Tensors and links the graph. backward must not write into its incoming gradient (it arrives
+    read-only on NumPy) and must have no side effects: side effects such as running statistics
+    belong in forward, since the walk may call backward a second time to explain an error.
     """
 
     name = None  # op name used in error messages; defaults to the lower-cased class name

@@ -46,7 +46,8 @@ def standin():
 
 
 @pytest.fixture(params=[pytest.param("cpu"), pytest.param("cpu-reference"), pytest.param("cpu-split"),
-                        pytest.param("cuda-standin"), pytest.param("cuda", marks=pytest.mark.gpu)])
+                        pytest.param("cuda-standin"), pytest.param("cuda-standin-reference"),
+                        pytest.param("cuda", marks=pytest.mark.gpu)])
 def device(request, monkeypatch):
     """Run a test on every implementation of every op it calls: the CPU fast paths, the reference
     implementations, the CPU fast paths split over 3 threads, the CuPy stand-in, and (with a GPU) CuPy.
@@ -56,10 +57,15 @@ def device(request, monkeypatch):
     (minires.parallel.hold_blas), so the multi-threaded code paths and their partial sums are
     checked on small test shapes too.
     "cuda-standin" runs every `cuda` code path (dispatch, kernels, transfers) on the CPU: the test
-    sees device "cuda" (see the `standin` fixture).
+    sees device "cuda" (see the `standin` fixture); "cuda-standin-reference" runs the references on
+    the stand-in's device arrays (what CuPy runs where no kernel applies).
     """
-    if request.param == "cuda-standin":
+    if request.param.startswith("cuda-standin"):
         request.getfixturevalue("standin")
+        if request.param.endswith("reference"):
+            scope = dispatch.use_impl("reference")
+            scope.__enter__()
+            request.addfinalizer(lambda: scope.__exit__(None, None, None))
         return "cuda"
     if request.param == "cpu-reference":
         scope = dispatch.use_impl("reference")
@@ -73,6 +79,8 @@ def device(request, monkeypatch):
         scope = parallel.hold_blas()
         scope.__enter__()
         request.addfinalizer(lambda: (scope.__exit__(None, None, None), parallel.set_num_threads(previous)))
+        # BLAS work (conv, linear) splits only while BLAS is held: that needs threadpoolctl and a BLAS it sees.
+        assert parallel.blas_held(), "cpu-split: threadpoolctl cannot hold this BLAS, so BLAS parts would not split"
         return "cpu"
     return request.param
 

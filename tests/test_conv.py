@@ -281,3 +281,23 @@ def test_forward_backward_peak_memory_is_bounded(C, O, H, k, s):
     finally:
         tracemalloc.stop()
     assert peak <= 12 * x.nbytes, f"peak extra {peak / x.nbytes:.1f}x the input"
+
+
+@pytest.mark.parametrize("C", [1, 3])  # 3 channels: row-split dw (KW*C = 9 <= ROW_SPLIT_DW_MAX_K)
+def test_an_inf_in_one_image_reaches_only_the_weight_gradients_it_touches(device, C):
+    """dw[o, c, i, j] = sum over (n, oh, ow) of g * xpad: an inf at x[1, 0, 0, 0] makes exactly the
+    entries whose window covers it inf; every other entry stays finite and exact (no 0 * inf NaN)."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, C, 5, 5))
+    x[1, 0, 0, 0] = np.inf
+    w = rng.standard_normal((2, C, 3, 3))
+    xt = mr.tensor(x, device=device)
+    wt = mr.tensor(w, device=device, requires_grad=True)
+    F.conv2d(xt, wt, padding=1).sum().backward()
+    xpad = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    expected = np.empty_like(w)
+    for i in range(3):
+        for j in range(3):
+            expected[:, :, i, j] = xpad[:, :, i:i + 5, j:j + 5].sum(axis=(0, 2, 3))  # g = 1 everywhere
+    np.testing.assert_allclose(wt.grad.numpy(), expected, rtol=1e-10)           # inf where expected is inf
+    assert not np.isnan(wt.grad.numpy()).any()

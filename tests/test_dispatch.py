@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -143,3 +144,16 @@ def test_every_registered_fast_path_belongs_to_an_op_with_a_reference():
                     and base.op_name() == op and "supports" not in vars(base)]
             assert refs, f"fast path {cls.__name__} of {op} does not subclass a reference Function of {op}"
             assert callable(cls.supports)
+
+
+def test_use_impl_is_per_thread():
+    seen = []
+    with dispatch.use_impl("reference"):
+        t = threading.Thread(target=lambda: seen.append(dispatch.get_impl()))
+        t.start()
+        t.join()
+        assert dispatch.get_impl() == "reference"
+    assert seen == [dispatch._impl or dispatch._default_impl()]  # the other thread kept the process-wide choice
+    with pytest.raises(ValueError, match="use_impl: expected one of"):
+        with dispatch.use_impl("turbo"):
+            pass

@@ -295,3 +295,33 @@ def test_gemm_splits_its_rows_outside_a_part_and_runs_whole_inside_one(threads, 
     assert out16.dtype == np.float16
     ref16 = (a16.astype(np.float64)[:, :, None] * b16.astype(np.float64)[None]).sum(axis=1)
     np.testing.assert_allclose(out16.astype(np.float64), ref16, rtol=2e-3, atol=2e-3)
+
+
+def test_a_failed_hold_puts_every_library_back_and_holds_nothing(threads, monkeypatch):
+    threads(2)
+    good, bad = FakeLibrary(4), FakeLibrary(3)
+
+    def refuse(n):
+        raise OSError("cannot set threads")
+    bad.set_num_threads = refuse
+    monkeypatch.setattr(parallel, "_blas", type("Controller", (), {"lib_controllers": [good, bad]})())
+    with pytest.raises(OSError, match="cannot set threads"):
+        with parallel.hold_blas():
+            pass
+    assert good.num_threads == 4 and not parallel.blas_held()
+    assert parallel._holds == 0  # the next scope starts clean
+    monkeypatch.setattr(parallel, "_blas", type("Controller", (), {"lib_controllers": [good]})())
+    with parallel.hold_blas():
+        assert parallel.blas_held() and good.num_threads == 1
+    assert good.num_threads == 4
+
+
+def test_changing_the_thread_count_inside_a_hold_follows_it(threads, fake_blas):
+    threads(2)
+    with parallel.hold_blas():
+        assert fake_blas.num_threads == 1
+        threads(1)  # one kernel thread: BLAS gets its own threads back at once
+        assert fake_blas.num_threads == 4 and not parallel.blas_held()
+        threads(3)
+        assert fake_blas.num_threads == 1 and parallel.blas_held()
+    assert fake_blas.num_threads == 4 and not parallel.blas_held()

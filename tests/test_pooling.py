@@ -12,7 +12,7 @@ import minires.functional as F
 from minires import dispatch
 from minires.functional.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from minires.kernels.cpu.pooling import AdaptiveAvgPool2dCPU, AvgPool2dCPU, MaxPool2dCPU
-from minires.kernels.cuda.pooling import MaxPool2dCUDA
+from minires.kernels.cuda.pooling import AdaptiveAvgPool2dCUDA, MaxPool2dCUDA
 from minires.testing import distinct_arrays, pool_configs
 
 fixture_ok = settings(suppress_health_check=[*settings().suppress_health_check, HealthCheck.function_scoped_fixture])
@@ -240,8 +240,8 @@ def test_dispatch_runs_the_cpu_fast_paths_and_the_references_when_asked():
 @dispatch.use_impl("fast")  # even in a run with MINIRES_IMPL=reference
 def test_dispatch_runs_the_cuda_max_pool_kernel(standin):
     x = mr.randn(2, 3, 4, 4, device="cuda", requires_grad=True)
-    # avg and adaptive pools have no CUDA kernel: their references run on the device arrays.
-    assert _ran(x) == [MaxPool2dCUDA, AvgPool2d, AdaptiveAvgPool2d, AdaptiveAvgPool2d]
+    # avg and non-global adaptive pools have no CUDA fast path: their references run on the device arrays.
+    assert _ran(x) == [MaxPool2dCUDA, AvgPool2d, AdaptiveAvgPool2dCUDA, AdaptiveAvgPool2d]
     with dispatch.use_impl("reference"):
         assert _ran(x)[0] is MaxPool2d
     # An empty batch: the reference (no kernel launch with an empty grid).
@@ -285,3 +285,36 @@ def test_adaptive_bad_input_raises(args, exc, words):
     assert "adaptive_avg_pool2d" in msg
     for word in words:
         assert word in msg, msg
+
+
+@dispatch.use_impl("fast")  # even in a run with MINIRES_IMPL=reference
+def test_global_pool_on_cuda_keeps_a_channels_last_layout(standin):
+    """The ResNet head on the GPU: a channels-last conv output gets a channels-last gradient back."""
+    xh = np.random.default_rng(3).standard_normal((2, 4, 4, 5))              # (N, H, W, C) memory
+    x = mr.tensor(xh, device="cuda").permute(0, 3, 1, 2)                       # (N, C, H, W) view
+    x.requires_grad_(True)
+    out = F.adaptive_avg_pool2d(x, 1)
+    assert type(out._ctx) is AdaptiveAvgPool2dCUDA
+    np.testing.assert_allclose(out.numpy(), naive_adaptive_avg(xh.transpose(0, 3, 1, 2), 1, 1), rtol=1e-12)
+    g = np.random.default_rng(4).standard_normal((2, 5, 1, 1))
+    dx = out._ctx.backward(mr.tensor(g, device="cuda").data)  # what reaches the op below (a leaf's .grad is a copy)
+    assert dx.transpose(0, 2, 3, 1).flags.c_contiguous                          # laid out like x
+    np.testing.assert_allclose(mr.Tensor(dx).numpy(), np.broadcast_to(g / 16, (2, 5, 4, 4)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("out_size", [(2, 3), (3, 1)])
+def test_adaptive_avg_pool_backward_keeps_a_non_finite_gradient_in_its_bins(device, out_size):
+    """dx[pixel] = sum over the bins holding it of g[bin] / bin size: a NaN or inf in g reaches only its bins."""
+    x = mr.tensor(np.random.default_rng(5).standard_normal((2, 2, 5, 4)), device=device, requires_grad=True)
+    g = np.random.default_rng(6).standard_normal((2, 2) + out_size)
+    g[0, 0, 0, 0], g[1, 1, -1, -1] = np.nan, np.inf
+    F.adaptive_avg_pool2d(x, out_size).backward(mr.tensor(g, device=device))
+    N, C, H, W = x.shape
+    expected = np.zeros((N, C, H, W))
+    for i in range(out_size[0]):
+        h0, h1 = math.floor(i * H / out_size[0]), math.ceil((i + 1) * H / out_size[0])
+        for j in range(out_size[1]):
+            w0, w1 = math.floor(j * W / out_size[1]), math.ceil((j + 1) * W / out_size[1])
+            expected[:, :, h0:h1, w0:w1] += g[:, :, i:i + 1, j:j + 1] / ((h1 - h0) * (w1 - w0))
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12, atol=1e-12)
+    assert np.isfinite(x.grad.numpy()[1, 0]).all()                             # untouched by the NaN and inf

@@ -480,3 +480,14 @@ def test_errors_name_the_op(device):
     for fn, exc, pattern in _errors(device):
         with pytest.raises(exc, match=pattern):
             fn()
+
+
+def test_nll_loss_refuses_a_weight_that_requires_grad():
+    x = mr.tensor(np.log(np.full((3, 4), 0.25)), requires_grad=True)
+    weight = mr.tensor([1.0, 2.0, 0.5, 1.5], dtype=mr.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match="nll_loss: the derivative for 'weight'"):
+        F.nll_loss(x, mr.tensor([0, 1, 2]), weight)
+    F.nll_loss(x, mr.tensor([0, 1, 2]), weight.detach()).backward()  # detached: fine, x gets its gradient
+    assert x.grad is not None and weight.grad is None
+    with mr.no_grad():
+        F.nll_loss(x, mr.tensor([0, 1, 2]), weight)

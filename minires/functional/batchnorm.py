@@ -15,6 +15,16 @@ from ..backend import get_array_module
 from ..tensor import Function
 
 
+def update_running_stats(running_mean, running_var, mean, var, momentum, M) -> None:
+    """In place, as PyTorch: new = (1 - momentum) * old + momentum * batch statistic, the variance unbiased."""
+    if running_mean is not None:
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+    if running_var is not None:
+        running_var *= 1 - momentum
+        running_var += (momentum * M / (M - 1)) * var
+
+
 class BatchNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * w + b per channel: batch statistics in training, running ones in eval."""
 
@@ -32,12 +42,7 @@ class BatchNorm(Function):
             xc = x3 - mean[:, None]
             # NOTE: two-pass variance (centre, then square) avoids E[x^2] - E[x]^2 cancellation in float32.
             var = (xc * xc).mean(axis=(0, 2))
-            if running_mean is not None:  # updated in place, as PyTorch
-                running_mean *= 1 - momentum
-                running_mean += momentum * mean
-            if running_var is not None:
-                running_var *= 1 - momentum
-                running_var += (momentum * M / (M - 1)) * var  # the unbiased variance, as PyTorch
+            update_running_stats(running_mean, running_var, mean, var, momentum, M)
         else:
             xc, var = x3 - running_mean[:, None], running_var
         invstd = 1 / xp.sqrt(var + eps)  # (C,)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _validate, dispatch
 from ..backend import get_array_module
-from ..tensor import Function, Tensor
+from ..tensor import Function, Tensor, is_grad_enabled
 from .loss import check_targets, class_indices, reduction_arg
 
 
@@ -142,6 +142,8 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
         if weight.shape != (C,):
             raise ValueError(f"nll_loss: argument 'weight' must have shape ({C},) for input of shape "
                              f"{input.shape}, got {weight.shape}")
+        if weight.requires_grad and is_grad_enabled():  # as PyTorch: no gradient for the class weights
+            raise RuntimeError("nll_loss: the derivative for 'weight' is not implemented; pass weight.detach()")
     return dispatch.call(NLLLoss, input, weight, target=t, ignore_index=int(ignore_index),
                          reduction=reduction_arg("nll_loss", reduction))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import dispatch, parallel
-from ...functional.batchnorm import BatchNorm
+from ...functional.batchnorm import BatchNorm, update_running_stats
 
 
 class _Layout:
@@ -96,12 +96,7 @@ class BatchNormCPU(BatchNorm):
                 return L.dot(y[r0:r1], y[r0:r1])
             # NOTE: two-pass variance (centre, then square) avoids E[x^2] - E[x]^2 cancellation in float32.
             var = _rows(centre, x3, reduce=sum) / M
-            if running_mean is not None:
-                running_mean *= 1 - momentum
-                running_mean += momentum * mean
-            if running_var is not None:
-                running_var *= 1 - momentum
-                running_var += (momentum * M / (M - 1)) * var  # the unbiased variance, as PyTorch
+            update_running_stats(running_mean, running_var, mean, var, momentum, M)
             invstd = 1 / np.sqrt(var + eps)  # (C,)
             scale = invstd * w if w is not None else invstd
             scale_bc, shift_bc = L.bc(scale), (L.bc(b) if b is not None else None)

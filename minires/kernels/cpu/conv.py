@@ -146,7 +146,10 @@ def _g_rows(g, G):
 
 def _dw(x, g, w_shape, stride, padding, dilation, G):
     """dw (O, Cg, KH, KW) of the images in x (n, C, H, W) with their gradient g (n, O, OH, OW)."""
-    if _row_split(x.shape, w_shape, stride, G, tuning.ROW_SPLIT_DW_MAX_K):
+    # NOTE: row-split dw multiplies rows of P that straddle two images by zero rows of g; an inf or
+    # NaN in x would turn those into NaN (0 * inf), so non-finite input takes the plain columns.
+    if _row_split(x.shape, w_shape, stride, G, tuning.ROW_SPLIT_DW_MAX_K) and np.isfinite(x.max()) \
+            and np.isfinite(x.min()):
         return _row_split_dw(x, g, w_shape, stride, padding, dilation)
     O, Cg, KH, KW = w_shape
     acc = np.zeros((G, KH * KW * Cg, O // G), dtype=g.dtype)

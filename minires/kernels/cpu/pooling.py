@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import dispatch, parallel
+from ...backend import get_array_module
 from ...functional import pooling
 from ...functional.pooling import padded, pool_output_size, unpadded, window
 from .gemm import matmul
@@ -170,6 +171,7 @@ class AdaptiveAvgPool2dCPU(pooling.AdaptiveAvgPool2d):
         if (OH, OW) == (1, 1):  # global average pooling, the ResNet head
             self.channels_last = not x.flags.c_contiguous and x.transpose(0, 2, 3, 1).flags.c_contiguous
             return _global_mean(x)
+        self.shape, self.bins = x.shape, (pooling.adaptive_bins(H, OH), pooling.adaptive_bins(W, OW))
         self.ah = _bin_matrix(H, OH, x.dtype)                                # (OH, H)
         self.aw = _bin_matrix(W, OW, x.dtype)                                # (OW, W)
         if not bool(np.isfinite(x).all()):
@@ -181,10 +183,19 @@ class AdaptiveAvgPool2dCPU(pooling.AdaptiveAvgPool2d):
     def backward(self, g):
         (N, C, H, W), (OH, OW) = self.geom
         if (OH, OW) == (1, 1):
-            share = g * g.dtype.type(1.0 / (H * W))                          # (N, C, 1, 1)
-            if self.channels_last:  # dx laid out like x; C-value runs fill 4.7x faster than H*W-value runs at 4x4
-                dx = np.empty((N, H, W, C), dtype=g.dtype)
-                dx[...] = share.reshape(N, 1, 1, C)
-                return dx.transpose(0, 3, 1, 2)                              # (N, C, H, W) view of NHWC memory
-            return np.broadcast_to(share, (N, C, H, W)).copy()
+            return global_mean_backward(g, self.geom[0], self.channels_last)
+        if not bool(np.isfinite(g).all()):  # the matrix form would spread NaN/inf over every pixel
+            return super().backward(g)
         return self.ah.T @ g @ self.aw                                       # (N, C, H, W)
+
+
+def global_mean_backward(g, shape, channels_last):
+    """dx (N, C, H, W) of a global mean from g (N, C, 1, 1), laid out channels-last when x was."""
+    xp = get_array_module(g)
+    N, C, H, W = shape
+    share = g * g.dtype.type(1.0 / (H * W))                                  # (N, C, 1, 1)
+    if channels_last:  # dx laid out like x; C-value runs fill 4.7x faster than H*W-value runs at 4x4
+        dx = xp.empty((N, H, W, C), dtype=g.dtype)
+        dx[...] = share.reshape(N, 1, 1, C)
+        return dx.transpose(0, 3, 1, 2)                                      # (N, C, H, W) view of NHWC memory
+    return xp.broadcast_to(share, (N, C, H, W)).copy()

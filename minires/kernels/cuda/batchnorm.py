@@ -11,7 +11,7 @@ import numpy as np
 
 from ... import amp, backend, cuda, dispatch
 from ...cuda import ops as cuda_ops
-from ...functional.batchnorm import BatchNorm
+from ...functional.batchnorm import BatchNorm, update_running_stats
 
 
 @dispatch.register("batch_norm")
@@ -38,12 +38,7 @@ class BatchNormCUDA(BatchNorm):
         launch, inner = cuda.launcher(), cuda_ops.channel_layout(x)
         mean, var = cuda_ops.batch_norm_stats(launch, xp, x, inner)  # accumulator dtype (float32 for float16)
         M = x.size // x.shape[1]
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-        if running_var is not None:
-            running_var *= 1 - momentum
-            running_var += (momentum * M / (M - 1)) * var  # the unbiased variance, as PyTorch
+        update_running_stats(running_mean, running_var, mean, var, momentum, M)
         invstd = 1 / xp.sqrt(var + eps)
         scale = invstd * w if w is not None else invstd
         shift = b if b is not None else xp.zeros_like(mean)

@@ -1,6 +1,8 @@
 """CUDA fast path of max_pool2d: one thread per window saves its argmax, one per pixel gathers the gradient.
 
-avg_pool2d and adaptive_avg_pool2d have no kernel of their own: their references run on CuPy arrays.
+Global average pooling (the ResNet head) keeps a channels-last input's layout through CuPy reductions, so
+the residual add and batch norm behind it in backward read a gradient laid out like their own arrays.
+avg_pool2d and other adaptive sizes have no kernel of their own: their references run on CuPy arrays.
 """
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from ... import cuda, dispatch
 from ...backend import get_array_module
 from ...cuda import ops as cuda_ops
 from ...functional import pooling
+from ..cpu.pooling import global_mean_backward
 
 
 @dispatch.register("max_pool2d")
@@ -28,3 +31,23 @@ class MaxPool2dCUDA(pooling.MaxPool2d):
 
     def backward(self, g):
         return cuda_ops.max_pool_backward(cuda.launcher(), get_array_module(g), g, self.idx, *self.geom)
+
+
+@dispatch.register("adaptive_avg_pool2d")
+class AdaptiveAvgPool2dCUDA(pooling.AdaptiveAvgPool2d):
+    """Global mean over H and W as one CuPy reduction, over the H*W axis of channels-last memory."""
+
+    @classmethod
+    def supports(cls, x, output_size=(1, 1)):
+        return cuda.enabled(get_array_module(x), x.dtype) and tuple(output_size) == (1, 1) and x.size > 0
+
+    def forward(self, x, output_size=(1, 1)):
+        N, C, H, W = x.shape
+        self.shape = x.shape
+        self.channels_last = not x.flags.c_contiguous and x.transpose(0, 2, 3, 1).flags.c_contiguous
+        if self.channels_last:
+            return x.transpose(0, 2, 3, 1).reshape(N, H * W, C).mean(axis=1).reshape(N, C, 1, 1)  # (N, C, 1, 1)
+        return x.mean(axis=(2, 3), keepdims=True)                              # (N, C, 1, 1)
+
+    def backward(self, g):
+        return global_mean_backward(g, self.shape, self.channels_last)
