@@ -4,10 +4,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
-from . import __version__
+from . import __version__, distributed
 from .bench.kernels import main as bench_main
 from .checkpoint import CheckpointError
+from .distributed import ParametersDiverged
 from .train import Trainer, TrainingDiverged, evaluate_checkpoint
 from .train.config import HelpFormatter, add_arguments, from_args
 from .train.memory import keep_freed_memory
@@ -28,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Every option of `train` is a TrainConfig field (minires/train/config.py): flag, default, help,
     # choices. The defaults are tuned for a few-epoch ResNet-20 run on a small CPU.
     t = sub.add_parser("train", help="train a model", formatter_class=HelpFormatter)
-    add_arguments(t)
+    add_arguments(t)  # --nproc N among them: _launch runs the command under `mpiexec -n N`
     t.set_defaults(handler=_train, subparser=t)  # errors name the subcommand
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on the test split", formatter_class=HelpFormatter)
@@ -53,22 +55,71 @@ def _bench(bench_argv, parser) -> int:
     return 0
 
 
+def _launch(args, parser) -> None:
+    """--nproc N: exec `mpiexec -n N minires train ...` (returns only where nothing is to launch)."""
+    n = args.nproc
+    if n < 1:
+        parser.error(f"--nproc must be >= 1, got {n}")
+    _, size = distributed.launcher_env()
+    if size is not None:  # already started by mpiexec: --nproc only confirms the count
+        if size != n:
+            parser.error(f"--nproc {n}, but mpiexec started {size} processes: give one or the other")
+        return
+    if n == 1:
+        return
+    if args.limit_train is not None and args.limit_train < n:
+        parser.error(f"--nproc {n} is more processes than the {args.limit_train} training images (--limit-train)")
+    if not args.resume and args.batch_size % n:  # on --resume the checkpoint's batch size counts (checked later)
+        parser.error(f"--batch-size {args.batch_size} does not split over --nproc {n} processes: the global batch "
+                     f"is shared out equally, so it must be a multiple of the process count")
+    try:
+        command = distributed.mpiexec_command(n, args.argv)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)
+
+
 def _train(args, parser) -> int:
     keep_freed_memory()  # fewer page faults per step; MINIRES_KEEP_MEMORY=0 turns it off
+    if args.nproc is not None:
+        _launch(args, parser)
     try:
-        config = from_args(args)
-        config.validate()
-        trainer = Trainer(config)
+        comm = distributed.world()
+    except distributed.MPIUnavailable as exc:  # one line, from rank 0 only
+        if not distributed.launcher_env()[0]:
+            print(f"minires train: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        trainer = Trainer(from_args(args), comm=comm)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        parser.error(str(exc))  # exits 2
+        if not getattr(exc, "all_ranks", comm.size == 1):  # this process's alone: the others would wait for it
+            comm.fail(exc, 2)
+        if comm.rank == 0:
+            parser.error(str(exc))  # exits 2
+        return 2
+    except BaseException as exc:
+        comm.fail(exc, 1, detail=True)
+        raise
     try:
         trainer.fit()
-    except (TrainingDiverged, OSError, ValueError) as exc:  # OSError: e.g. the run directory is not writable;
-        print(f"minires train: error: {exc}", file=sys.stderr)  # ValueError: e.g. a label out of range
+    except (TrainingDiverged, ParametersDiverged, OSError, ValueError) as exc:  # OSError: e.g. the run directory
+        if not getattr(exc, "all_ranks", comm.size == 1):        # is not writable; ValueError: a label out of range
+            comm.fail(exc, 1, note=f"last checkpoint: {trainer._last_good()}")
+        if comm.rank == 0:
+            print(f"minires train: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # on a line of its own, after the progress bar's
-        print(f"\nminires train: {trainer.interrupted()}", file=sys.stderr)
+        if comm.rank == 0:
+            print(f"\nminires train: {trainer.interrupted()}", file=sys.stderr, flush=True)
+        if comm.size > 1:  # every process got the signal; some may wait in a collective: end them all
+            time.sleep(0.0 if comm.rank == 0 else 1.0)
+            comm.fail(None, 130)
         return 130
+    except BaseException as exc:  # a bug, MemoryError, ...: under MPI the others must not wait for this one
+        comm.fail(exc, 1, detail=True, note=f"last checkpoint: {trainer._last_good()}")
+        raise
     return 0
 
 
@@ -92,6 +143,7 @@ def main(argv=None) -> int:
     if argv[:1] == ["bench"]:  # everything after `bench` belongs to the benchmark script
         return _bench(argv[1:], parser)
     args = parser.parse_args(argv)
+    args.argv = argv  # for --nproc, which runs this same command under mpiexec
     try:
         return args.handler(args, args.subparser)
     except KeyboardInterrupt:

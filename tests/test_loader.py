@@ -215,3 +215,38 @@ def test_a_dataset_of_single_values_yields_single_tensors():
     assert all(isinstance(b, mr.Tensor) for b in batches)
     assert [b.shape for b in batches] == [(2, 3), (2, 3), (1, 3)]
     np.testing.assert_array_equal(batches[2].numpy(), [[4.0, 4.0, 4.0]])
+
+
+# ---- replicas: each process's part of every global batch (data parallel) -------------------------------
+@pytest.mark.parametrize("n, batch, replicas", [(50, 10, 2), (50, 16, 2), (40, 12, 3)])
+def test_replicas_together_see_the_single_loaders_batches(n, batch, replicas):
+    ds = ArrayDataset(n)
+    augment = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.Cutout(6)])
+    for epoch in (0, 3):
+        one = DataLoader(ds, batch_size=batch, shuffle=True, seed=2, transform=augment)
+        one.set_epoch(epoch)
+        parts = []
+        for rank in range(replicas):
+            loader = DataLoader(ds, batch_size=batch, shuffle=True, seed=2, transform=augment,
+                                num_replicas=replicas, rank=rank)
+            loader.set_epoch(epoch)
+            assert len(loader) == len(one) and loader.batch_sizes() == one.batch_sizes()
+            parts.append(collect(loader))
+        for (x, y), *rank_parts in zip(collect(one), *parts, strict=True):
+            sizes = [len(py) for _, py in rank_parts]
+            assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+            # the same samples, in the same order, augmented alike: bitwise
+            np.testing.assert_array_equal(np.concatenate([py for _, py in rank_parts]), y)
+            np.testing.assert_array_equal(np.concatenate([px for px, _ in rank_parts]), x)
+
+
+def test_replica_arguments_are_checked():
+    with pytest.raises(ValueError, match="DataLoader: batch_size 15 does not split over 2 replicas"):
+        DataLoader(ArrayDataset(40), batch_size=15, num_replicas=2)
+    with pytest.raises(ValueError, match=r"DataLoader: rank must be an int in \[0, 2\), got 2"):
+        DataLoader(ArrayDataset(40), batch_size=16, num_replicas=2, rank=2)
+    with pytest.raises(ValueError, match="DataLoader: num_replicas must be a positive int"):
+        DataLoader(ArrayDataset(40), batch_size=16, num_replicas=0)
+    with pytest.raises(ValueError, match="the last batch of each epoch holds 1 of the 33 samples, fewer than the 2"):
+        DataLoader(ArrayDataset(33), batch_size=16, num_replicas=2)
+    assert len(DataLoader(ArrayDataset(33), batch_size=16, num_replicas=2, drop_last=True)) == 2

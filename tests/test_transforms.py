@@ -136,3 +136,51 @@ def test_transforms_on_device_match_numpy(device):
     out = t(backend.to_device(x, device), rng(7))
     assert backend.device_of(out).startswith(device)
     np.testing.assert_allclose(backend.to_numpy(out), t(x, rng(7)), rtol=1e-6, atol=1e-6)
+
+
+# ---- per-sample draws (SampleRNG, what the DataLoader passes) ------------------------------------------
+def test_sample_rng_draws_belong_to_the_sample_not_the_batch():
+    a, b = T.SampleRNG([5, 9, 2], seed=1, epoch=3), T.SampleRNG([2, 5], seed=1, epoch=3)
+    for _ in range(3):  # call by call, sample 5 and sample 2 draw the same values in either batch
+        va, vb = a.integers(0, 10**6, 3), b.integers(0, 10**6, 2)
+        assert (va[0], va[2]) == (vb[1], vb[0])
+    other_epoch, other_seed = T.SampleRNG([5], seed=1, epoch=4), T.SampleRNG([5], seed=2, epoch=3)
+    first = T.SampleRNG([5], seed=1, epoch=3).random(1)
+    assert other_epoch.random(1) != first and other_seed.random(1) != first
+    rows = T.SampleRNG([0, 1], seed=0).random((2, 4))  # size (n, k): k values per sample
+    assert rows.shape == (2, 4) and len(set(rows.ravel())) == 8
+
+
+def test_sample_rng_distributions():
+    r = T.SampleRNG(np.arange(200_000), seed=7, epoch=1)
+    u = r.random(200_000)
+    assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 3e-3 and abs(u.var() - 1 / 12) < 2e-3
+    k = r.integers(3, 10, size=200_000)
+    assert k.min() == 3 and k.max() == 9 and k.dtype == np.int64
+    np.testing.assert_allclose(np.bincount(k - 3) / len(k), np.full(7, 1 / 7), atol=4e-3)
+    z = r.normal(1.0, 2.0, size=200_000)
+    assert abs(z.mean() - 1.0) < 0.02 and abs(z.std() - 2.0) < 0.02
+    assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) < 0.01  # neighbouring samples independent
+    assert abs(np.corrcoef(u, r.random(200_000))[0, 1]) < 0.01  # successive calls independent
+
+
+def test_sample_rng_bad_draws_and_the_batch_generator():
+    r = T.SampleRNG([3, 4], seed=0)
+    with pytest.raises(ValueError, match="size must start with the batch's 2 samples, got size=3"):
+        r.random(3)
+    with pytest.raises(ValueError, match="high must exceed low"):
+        r.integers(5, 5, size=2)
+    with pytest.raises(ValueError, match="SampleRNG: indices must be a 1-D array of non-negative ints"):
+        T.SampleRNG([-1])
+    perm = r.permutation(5)  # other Generator methods: one Generator per batch, keyed by its samples
+    np.testing.assert_array_equal(perm, T.SampleRNG([3, 4], seed=0).permutation(5))
+    assert sorted(perm) == list(range(5))
+
+
+def test_augmentation_is_the_same_whatever_the_batching():
+    x = batch(12)
+    t = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.Cutout(8)])
+    whole = t(x, T.SampleRNG(np.arange(12), seed=0, epoch=1))
+    parts = [t(x[i:j], T.SampleRNG(np.arange(i, j), seed=0, epoch=1)) for i, j in [(0, 5), (5, 6), (6, 12)]]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert not np.array_equal(whole, t(x, T.SampleRNG(np.arange(12), seed=0, epoch=2)))

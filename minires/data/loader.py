@@ -1,4 +1,11 @@
-"""DataLoader: deterministic (seed, epoch) batches of float32 NCHW Tensors, prepared on a background thread."""
+"""DataLoader: deterministic (seed, epoch) batches of float32 NCHW Tensors, prepared on a background thread.
+
+With num_replicas > 1 (data-parallel training, minires.distributed) each process iterates over its
+part of every global batch: the epoch's order and the global batches are those of one process, and
+replica r takes the r-th of num_replicas equal parts of each, so the replicas together see exactly
+the single process's batches. Augmentation draws are keyed by each sample's index (SampleRNG), so a
+sample is augmented alike whichever part it falls in.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -9,6 +16,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
+from .transforms import SampleRNG
 
 
 def _stack(field: int, column) -> np.ndarray:
@@ -47,10 +55,15 @@ class DataLoader:
 
     Samples are (x, y, ...) tuples (or single values). uint8 (H, W, C) images become float32
     (B, C, H, W) in [0, 1], as torchvision's ToTensor does; every other field, and x of any other
-    dtype, is stacked as it is. `transform(x, rng)` then augments x on the device."""
+    dtype, is stacked as it is. `transform(x, rng)` then augments x on the device, rng being a
+    SampleRNG keyed by (seed, epoch, each sample's index).
+
+    num_replicas/rank (as PyTorch's DistributedSampler): batch_size is the global batch, split into
+    num_replicas equal parts (a partial last batch into parts differing by at most one sample), of
+    which this loader yields part `rank`; len() is the number of global batches on every replica."""
 
     def __init__(self, dataset, batch_size=128, shuffle=False, drop_last=False, seed=0, transform=None,
-                 device="cpu", prefetch=2):
+                 device="cpu", prefetch=2, num_replicas=1, rank=0):
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -59,16 +72,38 @@ class DataLoader:
             raise ValueError(f"DataLoader: prefetch must be a positive int, got {prefetch!r}")
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable as transform(batch, rng), got {transform!r}")
+        if not isinstance(num_replicas, (int, np.integer)) or isinstance(num_replicas, bool) or num_replicas < 1:
+            raise ValueError(f"DataLoader: num_replicas must be a positive int, got {num_replicas!r}")
+        if not isinstance(rank, (int, np.integer)) or isinstance(rank, bool) or not 0 <= rank < num_replicas:
+            raise ValueError(f"DataLoader: rank must be an int in [0, {num_replicas}), got {rank!r}")
+        if batch_size % num_replicas:
+            raise ValueError(f"DataLoader: batch_size {batch_size} does not split over {num_replicas} replicas; "
+                             f"the global batch must be a multiple of num_replicas")
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.drop_last, self.seed = bool(shuffle), bool(drop_last), int(seed)
         self.transform, self.device, self.prefetch = transform, backend.parse_device(device), prefetch
         self.epoch = 0
         self._epoch_set, self._started = False, False
         self._bare = False  # set by _load: whether the dataset's samples are single values
+        self.check_split()
 
     def __len__(self) -> int:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def batch_sizes(self) -> list[int]:
+        """The sizes of the epoch's global batches (all replicas' parts together)."""
+        n, b = len(self.dataset), self.batch_size
+        return [min(b, n - i) for i in range(0, n - n % b if self.drop_last else n, b)]
+
+    def check_split(self) -> None:
+        """ValueError when some replica would get no sample of some batch (a short last batch)."""
+        sizes = self.batch_sizes() if self.num_replicas > 1 else []
+        if sizes and min(sizes) < self.num_replicas:
+            raise ValueError(f"DataLoader: the last batch of each epoch holds {min(sizes)} of the {len(self.dataset)} "
+                             f"samples, fewer than the {self.num_replicas} replicas, so some would get none; use "
+                             f"drop_last=True, or a batch_size leaving no remainder or at least num_replicas")
 
     def set_epoch(self, epoch: int) -> None:
         """Pick the epoch whose shuffle and augmentation the next iteration reproduces."""
@@ -77,18 +112,22 @@ class DataLoader:
         self.epoch, self._epoch_set = int(epoch), True
 
     def _plan(self):
-        """The epoch's batches of indices and its augmentation rng, both derived only from (seed, epoch)."""
+        """This replica's part of each of the epoch's batches, derived only from (seed, epoch)."""
         # Without set_epoch between two passes the epoch advances by itself, so a plain `for` over epochs
         # still reshuffles; an explicit set_epoch always wins (resuming replays that epoch exactly).
         if self._started and not self._epoch_set:
             self.epoch += 1
         self._started, self._epoch_set = True, False
-        order_seq, aug_seq = np.random.SeedSequence([self.seed, self.epoch]).spawn(2)
+        self.check_split()
+        # NOTE: the first of two spawned streams, as when the second seeded one rng per batch: same orders as then.
+        order_seq = np.random.SeedSequence([self.seed, self.epoch]).spawn(2)[0]
         n = len(self.dataset)
         order = np.random.default_rng(order_seq).permutation(n) if self.shuffle else np.arange(n)
         stop = n - n % self.batch_size if self.drop_last else n
         batches = [order[i:min(i + self.batch_size, stop)] for i in range(0, stop, self.batch_size)]
-        return batches, np.random.default_rng(aug_seq)
+        if self.num_replicas > 1:  # contiguous, equal parts (a short last batch: sizes differ by one at most)
+            batches = [np.array_split(b, self.num_replicas)[self.rank] for b in batches]
+        return batches
 
     def _load(self, index):
         """The batch as a list of host arrays, one per field of a sample (images and labels, say)."""
@@ -107,7 +146,7 @@ class DataLoader:
                              f"{sorted({len(item) for item in items})}")
         return [_stack(field, column) for field, column in enumerate(zip(*items))]
 
-    def _make_batch(self, index, rng):
+    def _make_batch(self, index):
         fields = self._load(index)
         x = fields[0]
         if x.dtype == np.uint8:  # (H, W, C) uint8 images, as torchvision's ToTensor: float32 (C, H, W) in [0, 1]
@@ -121,7 +160,7 @@ class DataLoader:
         else:  # anything else: the samples stacked along a new leading axis, as they are
             x = backend.to_device(np.ascontiguousarray(x), self.device)
         if self.transform is not None:
-            x = self.transform(x, rng)
+            x = self.transform(x, SampleRNG(index, self.seed, self.epoch))
         if self._bare:  # a dataset of single values yields single Tensors, as PyTorch's DataLoader
             return Tensor(x)
         return (Tensor(x),) + tuple(Tensor(backend.to_device(np.ascontiguousarray(f), self.device))
@@ -134,10 +173,9 @@ class DataLoader:
         return xp.cuda.Device(int(self.device.split(":")[1]))
 
     def __iter__(self):
-        batches, rng = self._plan()
-        return self._iterate(batches, rng)
+        return self._iterate(self._plan())
 
-    def _iterate(self, batches, rng):
+    def _iterate(self, batches):
         q = queue.Queue(maxsize=self.prefetch)  # bounded: the worker runs at most `prefetch` batches ahead
         stop = threading.Event()
 
@@ -154,7 +192,7 @@ class DataLoader:
             try:
                 with self._device_context():
                     for index in batches:
-                        if stop.is_set() or not put(("batch", self._make_batch(index, rng))):
+                        if stop.is_set() or not put(("batch", self._make_batch(index))):
                             return
                 put(("done", None))
             except BaseException as exc:  # re-raised in the consumer
@@ -178,4 +216,5 @@ class DataLoader:
 
     def __repr__(self):
         return (f"DataLoader(n={len(self.dataset)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"drop_last={self.drop_last}, seed={self.seed}, epoch={self.epoch}, device={self.device!r})")
+                f"drop_last={self.drop_last}, seed={self.seed}, epoch={self.epoch}, device={self.device!r}"
+                + (f", num_replicas={self.num_replicas}, rank={self.rank})" if self.num_replicas > 1 else ")"))

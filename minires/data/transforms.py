@@ -1,9 +1,118 @@
-"""Batch-vectorised augmentations on float NCHW arrays (NumPy or CuPy), driven by an explicit numpy Generator."""
+"""Batch-vectorised augmentations on float NCHW arrays (NumPy or CuPy), driven by an explicit random source.
+
+The random source is a numpy Generator, or (what the DataLoader passes) a SampleRNG: draws keyed by
+each sample's (seed, epoch, index), so an image's augmentation does not depend on which batch, or
+which process of a data-parallel run, it lands in.
+"""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from ..backend import get_array_module
+
+_M64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio, odd: SplitMix64's increment
+
+
+def _mix_int(z: int) -> int:
+    """SplitMix64's finaliser on a Python int: a bijection of 64-bit words with full avalanche."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """_mix_int on a uint64 array (NumPy arrays wrap modulo 2**64 silently, as the hash wants)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _fold(h, word):
+    """Hash word into h (ints or uint64 arrays): injective in each argument for a fixed other."""
+    if isinstance(h, int):
+        return _mix_int((((h ^ word) * 0xD6E8FEB86659FD93) + _GOLDEN) & _M64)
+    return _mix((h ^ word) * np.uint64(0xD6E8FEB86659FD93) + np.uint64(_GOLDEN))
+
+
+class SampleRNG:
+    """Random draws keyed by sample: call k gives sample `indices[i]` the values hash(seed, epoch, index, k, j).
+
+    It answers the Generator calls the transforms make, `integers`, `random`, `uniform` and `normal`,
+    with one row of values per sample (size = n or (n, ...) for the n samples); the values of a
+    sample are a function of (seed, epoch, its index, how many calls came before) alone, computed by
+    a counter-based hash (SplitMix64's mixer), vectorised over the batch. Any other Generator method
+    goes to `generator`, one numpy Generator per batch keyed by all its samples: deterministic, but
+    its draws change with the batching.
+    """
+
+    def __init__(self, indices, seed: int = 0, epoch: int = 0):
+        idx = np.asarray(indices)
+        if idx.ndim != 1 or (idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0)):
+            raise ValueError(f"SampleRNG: indices must be a 1-D array of non-negative ints, got {indices!r}")
+        for name, v in (("seed", seed), ("epoch", epoch)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"SampleRNG: {name} must be a non-negative int, got {v!r}")
+        self.indices, self.seed, self.epoch, self.calls = idx.astype(np.int64), int(seed), int(epoch), 0
+        key = _fold(_fold(_mix_int(0x5EED), int(seed) & _M64), int(epoch) & _M64)
+        self._keys = _fold(np.full(len(idx), key, dtype=np.uint64), idx.astype(np.uint64))  # (n,)
+        self._generator = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _uniform(self, size, per_value: int = 1) -> np.ndarray:
+        """float64 in [0, 1) of shape size (leading axis: the samples), per_value words per value."""
+        shape = (size,) if isinstance(size, (int, np.integer)) else tuple(size if size is not None else ())
+        if not shape or shape[0] != len(self.indices):
+            raise ValueError(f"SampleRNG: draws are per sample, so size must start with the batch's "
+                             f"{len(self.indices)} samples, got size={size!r}")
+        count = math.prod(shape[1:]) * per_value
+        keys = _fold(self._keys, np.uint64(self.calls))  # (n,): this call's stream of each sample
+        self.calls += 1
+        words = _fold(keys[:, None], np.arange(count, dtype=np.uint64)[None, :])  # (n, count)
+        u = (words >> np.uint64(11)).astype(np.float64) * 2.0 ** -53  # the top 53 bits
+        return u.reshape(shape + ((per_value,) if per_value > 1 else ()))
+
+    def random(self, size=None, dtype=np.float64):
+        """Uniform floats in [0, 1), one row per sample."""
+        return self._uniform(size).astype(dtype, copy=False)
+
+    def uniform(self, low=0.0, high=1.0, size=None):
+        """Uniform floats in [low, high), one row per sample."""
+        return low + (high - low) * self._uniform(size)
+
+    def integers(self, low, high=None, size=None, dtype=np.int64):
+        """Integers in [low, high) (or [0, low) without high), one row per sample."""
+        low, high = (0, low) if high is None else (low, high)
+        if np.any(np.asarray(high) <= np.asarray(low)):
+            raise ValueError(f"SampleRNG.integers: high must exceed low, got low={low!r}, high={high!r}")
+        span = np.asarray(high) - np.asarray(low)
+        # NOTE: floor(u * span) has a bias of at most span / 2**53, far below anything an augmentation sees.
+        k = np.minimum(np.floor(self._uniform(size) * span), span - 1)
+        return (low + k).astype(dtype)
+
+    def normal(self, loc=0.0, scale=1.0, size=None):
+        """Gaussian floats (Box-Muller on two uniforms per value), one row per sample."""
+        u = self._uniform(size, per_value=2)
+        return loc + scale * np.sqrt(-2.0 * np.log1p(-u[..., 0])) * np.cos(2.0 * np.pi * u[..., 1])
+
+    @property
+    def generator(self) -> np.random.Generator:
+        """One numpy Generator for the whole batch, keyed by (seed, epoch, every index of the batch)."""
+        if self._generator is None:
+            self._generator = np.random.default_rng([self.seed, self.epoch, len(self.indices), *self.indices.tolist()])
+        return self._generator
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.generator, name)
+
+    def __repr__(self):
+        return f"SampleRNG(n={len(self.indices)}, seed={self.seed}, epoch={self.epoch}, calls={self.calls})"
 
 
 def _check_batch(op, x):
@@ -18,9 +127,9 @@ def _check_batch(op, x):
 
 
 def _check_rng(op, rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{op}: needs an explicit numpy Generator as rng (np.random.default_rng(seed)), "
-                        f"got {type(rng).__name__}")
+    if not isinstance(rng, (np.random.Generator, SampleRNG)):
+        raise TypeError(f"{op}: needs an explicit numpy Generator as rng (np.random.default_rng(seed)) or a "
+                        f"SampleRNG, got {type(rng).__name__}")
 
 
 def _pad(xp, x, p, mode):
@@ -163,4 +272,4 @@ class Normalize:
         return f"Normalize(mean={self.mean}, std={self.std})"
 
 
-__all__ = ["Compose", "RandomCrop", "RandomHorizontalFlip", "Cutout", "Normalize"]
+__all__ = ["SampleRNG", "Compose", "RandomCrop", "RandomHorizontalFlip", "Cutout", "Normalize"]

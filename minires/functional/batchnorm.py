@@ -38,10 +38,11 @@ class BatchNorm(Function):
         x3 = x.reshape(N, C, math.prod(x.shape[2:]))  # (N, C, L); not -1, which an empty batch cannot infer
         if training:
             M = x3.shape[0] * x3.shape[2]  # values per channel
-            mean = x3.mean(axis=(0, 2))  # (C,)
+            # NOTE: per-channel sums accumulate in float64: a float32 sum over N*L values loses digits.
+            mean = x3.mean(axis=(0, 2), dtype=xp.float64).astype(x.dtype)  # (C,)
             xc = x3 - mean[:, None]
             # NOTE: two-pass variance (centre, then square) avoids E[x^2] - E[x]^2 cancellation in float32.
-            var = (xc * xc).mean(axis=(0, 2))
+            var = (xc * xc).mean(axis=(0, 2), dtype=xp.float64).astype(x.dtype)
             update_running_stats(running_mean, running_var, mean, var, momentum, M)
         else:
             xc, var = x3 - running_mean[:, None], running_var
@@ -55,8 +56,10 @@ class BatchNorm(Function):
 
     def backward(self, g):
         g3 = g.reshape(self.xhat.shape)  # (N, C, L)
-        db = g3.sum(axis=(0, 2))
-        dw = (g3 * self.xhat).sum(axis=(0, 2))  # sums over no samples are zeros (an empty batch)
+        xp = get_array_module(g)
+        db = g3.sum(axis=(0, 2), dtype=xp.float64).astype(g.dtype)  # float64 sums, as in forward
+        # sums over no samples are zeros (an empty batch)
+        dw = (g3 * self.xhat).sum(axis=(0, 2), dtype=xp.float64).astype(g.dtype)
         scale = self.invstd * self.w if self.w is not None else self.invstd  # dy/dxhat * dxhat/dx, per channel
         if self.training:  # the batch statistics depend on x: dx = scale * (g - mean(g) - xhat * mean(g * xhat))
             M = g3.shape[0] * g3.shape[2]

@@ -68,6 +68,18 @@ class TrainConfig:
     limit_train: int | None = option(None, "use N training images", run=True, metavar="N")
     limit_test: int | None = option(None, "use N test images", run=True, metavar="N")
     eval_batch_size: int = option(500, "images per evaluation batch")
+    # ---- many processes (mpiexec -n N minires train ...; see minires.distributed)
+    nproc: int | None = option(None, "run on N processes: this command under `mpiexec -n N` (the dist extra's "
+                                     "MPICH, or your MPI's); on a cluster start `mpiexec ... minires train` yourself",
+                               metavar="N")
+    sync_bn: bool = option(False, "batch-norm statistics over the global batch, summed over the processes "
+                                  "(without it each process normalises by its own part, as PyTorch DDP; in one "
+                                  "process it changes nothing); like the process count, taken from the command "
+                                  "line on --resume")
+    check_sync_every: int = option(0, "also check every K steps that the processes' weights agree bitwise "
+                                      "(always after the first step)", metavar="K")
+    dist_timeout: float = option(300.0, "seconds a process may wait in one collective before it takes another "
+                                        "process for dead and ends the job", metavar="S")
 
     def __post_init__(self):
         if not self.out:  # the CLI default: runs/MODEL
@@ -95,6 +107,13 @@ class TrainConfig:
             raise ValueError(f"weight-decay must be >= 0, got {self.weight_decay}")
         if not 0.0 < self.pct_start < 1.0:
             raise ValueError(f"pct-start must be in (0, 1), got {self.pct_start}")
+        if self.nproc is not None and (not isinstance(self.nproc, int) or self.nproc < 1):
+            raise ValueError(f"nproc must be an integer >= 1, got {self.nproc!r}")
+        if not isinstance(self.check_sync_every, int) or self.check_sync_every < 0:
+            raise ValueError(f"check-sync-every must be an integer >= 0, got {self.check_sync_every!r}")
+        if isinstance(self.dist_timeout, bool) or not isinstance(self.dist_timeout, (int, float)) \
+                or not self.dist_timeout > 0:
+            raise ValueError(f"dist-timeout must be a number of seconds > 0, got {self.dist_timeout!r}")
         if self.cutout < 0:
             raise ValueError(f"cutout must be >= 0, got {self.cutout}")
         backend.parse_device(self.device)

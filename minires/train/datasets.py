@@ -1,6 +1,8 @@
 """The CIFAR-10 splits and augmentation of a training run: optional subsets, seeded, and the transform pipelines."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ..data import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, default_data_dir
@@ -22,6 +24,36 @@ def load_datasets(data_dir, limit_train=None, limit_test=None, seed=0, train=Tru
     train_set = _subset(CIFAR10(root, train=True, download=download, cache=cache), limit_train, seed) if train else None
     test_set = _subset(CIFAR10(root, train=False, download=download, cache=cache), limit_test, seed + 1)
     return train_set, test_set
+
+
+def shard(dataset, rank: int, size: int):
+    """The rank-th of `size` contiguous parts of dataset (a shallow copy; part sizes differ by one at most),
+    so that the parts in rank order are the data set in order."""
+    if size == 1:
+        return dataset
+    n = len(dataset)
+    lo, hi = n * rank // size, n * (rank + 1) // size
+    part = copy.copy(dataset)
+    part.data, part.targets = dataset.data[lo:hi], dataset.targets[lo:hi]
+    return part
+
+
+def check_split(config, n_train: int, nproc: int, resumed: bool = False) -> None:
+    """ValueError unless every process gets a non-empty, equal part of every global batch."""
+    if nproc == 1:
+        return
+    if n_train < nproc:
+        raise ValueError(f"{nproc} processes for {n_train} training image(s): every process needs images of every "
+                         f"batch, so use at most {n_train} processes (--nproc) or more data (--limit-train)")
+    if config.batch_size % nproc:
+        whose = " (the resumed run's, from its checkpoint)" if resumed else ""
+        raise ValueError(f"--batch-size {config.batch_size}{whose} does not split over {nproc} processes: the global "
+                         f"batch is shared out equally, so it must be a multiple of the process count")
+    rest = n_train % config.batch_size
+    if 0 < rest < nproc:
+        raise ValueError(f"the last batch of each epoch holds {rest} of the {n_train} training images, fewer than the "
+                         f"{nproc} processes: choose --batch-size or --limit-train so that this remainder is 0 "
+                         f"or at least {nproc}")
 
 
 def _transforms(image_size: int, cutout: int, train: bool):

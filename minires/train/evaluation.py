@@ -31,8 +31,12 @@ def _batches(loader, progress: bool):
     return loader
 
 
-def evaluate(model, loader, label_smoothing: float = 0.0, progress: bool = False):
-    """(mean loss, accuracy, predictions, targets) of model on every batch of loader, in eval mode."""
+def evaluate(model, loader, label_smoothing: float = 0.0, progress: bool = False, comm=None):
+    """(mean loss, accuracy, predictions, targets) of model on every batch of loader, in eval mode.
+
+    With `comm` (minires.distributed) each process evaluates its own loader (its part of the data)
+    and the sums are combined: every process returns the whole data's figures, predictions and
+    targets in rank order."""
     was_training = model.training
     model.eval()
     total_loss, preds, targets = 0.0, [], []
@@ -47,14 +51,19 @@ def evaluate(model, loader, label_smoothing: float = 0.0, progress: bool = False
             preds.append(backend.to_numpy(logits.data.argmax(axis=1)))
             targets.append(y.numpy())
     model.train(was_training)
-    preds, targets = np.concatenate(preds), np.concatenate(targets)
+    empty = np.zeros(0, dtype=np.int64)  # a process whose part of the data is empty
+    preds, targets = (np.concatenate(a) if a else empty for a in (preds, targets))
+    if comm is not None and comm.size > 1:
+        parts = comm.allgather((total_loss, preds, targets))
+        total_loss = sum(p[0] for p in parts)
+        preds, targets = np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
     n = max(len(targets), 1)
     return total_loss / n, float((preds == targets).mean()) if len(targets) else math.nan, preds, targets
 
 
-def report_on(model, loader, classes, progress: bool = False) -> dict:
-    """Accuracy, per-class precision/recall and the confusion matrix of model on loader."""
-    _, _, preds, targets = evaluate(model, loader, progress=progress)
+def report_on(model, loader, classes, progress: bool = False, comm=None) -> dict:
+    """Accuracy, per-class precision/recall and the confusion matrix of model on loader (over comm's processes)."""
+    _, _, preds, targets = evaluate(model, loader, progress=progress, comm=comm)
     return classification_report(confusion_matrix(targets, preds, len(classes)), classes)
 
 

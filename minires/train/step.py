@@ -53,7 +53,8 @@ def _clip(optimizer, sumsq, max_norm: float) -> None:
                 p.grad.data *= coef.astype(p.grad.data.dtype)
 
 
-def train_step(model, loss_fn, optimizer, x, y, scaler=None, max_grad_norm: float | None = None) -> StepResult:
+def train_step(model, loss_fn, optimizer, x, y, scaler=None, max_grad_norm: float | None = None,
+               sync=None, share: float = 1.0) -> StepResult:
     """One optimizer step of model on the batch (x, y) with loss_fn(logits, y).
 
     With an enabled GradScaler the forward runs under amp.autocast (float16 GEMMs) and the backward
@@ -61,6 +62,11 @@ def train_step(model, loss_fn, optimizer, x, y, scaler=None, max_grad_norm: floa
     clips the (unscaled) gradients' joint norm. A non-finite loss, or a non-finite gradient without
     amp, raises TrainingDiverged before the optimizer step: the weights stay those of the last good
     step. An out-of-range label raises ValueError (on a GPU it shows only as a NaN loss).
+
+    Data parallel: `sync` (a minires.distributed.GradientSync) sums share * gradient over the
+    processes after backward, share being this process's fraction of the global batch; the loss
+    and the correct count it reports, and the finiteness and amp decisions, are then the global
+    batch's, the same on every process.
     """
     mixed = scaler is not None and scaler.is_enabled()
     optimizer.zero_grad()
@@ -69,20 +75,25 @@ def train_step(model, loss_fn, optimizer, x, y, scaler=None, max_grad_norm: floa
         loss = loss_fn(logits, y)
     if mixed:
         scaler.scale(loss).backward()
+    else:
+        loss.backward()
+    xp = backend.get_array_module(loss.data)
+    loss_data, correct = loss.data, (logits.data.argmax(axis=1) == y.data).sum()
+    if sync is not None:  # one set of collectives: the gradients, with the loss and the count in the last bucket
+        reduced = sync(share, [xp.asarray(loss_data, dtype=xp.float64) * share, correct])
+        loss_data, correct = reduced[0], reduced[1]
+    if mixed:
         scaler.unscale_(optimizer)
         sumsq = scaler.unscaled_grad_sumsq(optimizer)
     else:
-        loss.backward()
         sumsq = grad_sumsq(optimizer)
     if max_grad_norm is not None and sumsq is not None:
         _clip(optimizer, sumsq, max_grad_norm)
     # NOTE: one device-to-host transfer per step for the loss, the gradients' finiteness and the
     # accuracy count (three separate syncs would stall a GPU three times).
-    xp = backend.get_array_module(loss.data)
-    correct = (logits.data.argmax(axis=1) == y.data).sum()
-    host = backend.to_numpy(xp.stack([loss.data.astype(xp.float64).reshape(()),
-                                      xp.asarray(0.0 if sumsq is None else sumsq, dtype=xp.float64),
-                                      correct.astype(xp.float64)]))
+    host = backend.to_numpy(xp.stack([xp.asarray(loss_data, dtype=xp.float64).reshape(()),
+                                      xp.asarray(0.0 if sumsq is None else sumsq, dtype=xp.float64).reshape(()),
+                                      xp.asarray(correct, dtype=xp.float64).reshape(())]))
     loss_value, sumsq_value = float(host[0]), float(host[1])
     skipped = False
     if mixed:  # an overflow of the scaled float16 gradients skips the step, it does not stop the run
@@ -98,4 +109,4 @@ def train_step(model, loss_fn, optimizer, x, y, scaler=None, max_grad_norm: floa
         scaler.update()
     else:
         optimizer.step()
-    return StepResult(loss_value, int(host[2]), skipped)
+    return StepResult(loss_value, int(round(host[2])), skipped)

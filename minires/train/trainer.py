@@ -1,4 +1,9 @@
-"""The Trainer behind `minires train`: CIFAR-10 data, model, optimizer, schedule, loop, checkpoints."""
+"""The Trainer behind `minires train`: CIFAR-10 data, model, optimizer, schedule, loop, checkpoints.
+
+Under `mpiexec -n N` (minires.distributed) the same Trainer runs on every process: each trains on its
+part of every global batch, gradients are summed over the processes, evaluation is split over them
+and summed; rank 0 alone writes files and logs.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -6,16 +11,17 @@ import math
 import os
 import sys
 import time
+import zlib
 
-from .. import backend, models, parallel
+from .. import __version__, backend, distributed, models, parallel
 from .. import functional as F
-from ..checkpoint import load_checkpoint, save_checkpoint, save_weights
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_weights
 from ..creation import manual_seed, set_rng_state
 from ..data import DataLoader
 from ..optim import SGD, Adam, GradScaler, lr_scheduler
 from . import plots
 from .config import RUN_FIELDS, TrainConfig
-from .datasets import _transforms, load_datasets
+from .datasets import _transforms, check_split, load_datasets, shard
 from .evaluation import evaluate, report_on, write_report
 from .metrics import write_history
 from .step import TrainingDiverged, first_bad_grad, grad_sumsq, train_step
@@ -39,39 +45,56 @@ def make_scheduler(optimizer, config: TrainConfig, total_steps: int):
 
 
 class Trainer:
-    """Train one model on CIFAR-10 as a TrainConfig says, with checkpoints and metrics in config.out."""
+    """Train one model on CIFAR-10 as a TrainConfig says, with checkpoints and metrics in config.out.
 
-    def __init__(self, config: TrainConfig, log=print):
-        self.log = log
+    `comm` (default minires.distributed.world()) is the run's processes; every start-up error is
+    raised on all of them together (comm.agree), so no process is left waiting for another."""
+
+    def __init__(self, config: TrainConfig, log=print, comm=None):
+        self.comm = comm = comm if comm is not None else distributed.world(timeout=config.dist_timeout)
+        self.log = log = log if comm.rank == 0 else _quiet
         self.last_path = os.path.join(config.out, "last.safetensors")
         self.best_path = os.path.join(config.out, "best.safetensors")
-        resume_state = None
-        if config.resume and not os.path.isfile(self.last_path):
-            # A run killed before its first checkpoint: nothing to continue, so start it afresh.
-            log(f"--resume: no checkpoint at {self.last_path} yet; starting a fresh run")
-        elif config.resume:
-            resume_state = load_checkpoint(self.last_path)
+        # Every process must run the same command: rank 0's options (and minires version) are the reference.
+        distributed.check_same_run(comm, {"minires version": __version__, **dataclasses.asdict(config)})
+        resume_state = comm.agree(lambda: self._read_checkpoint(config), root_only=True)  # rank 0's files
+        if resume_state is not None:
             config = self._merge_saved_config(config, resume_state["extra"]["config"])
-        config.validate(check_init_from=resume_state is None)
-        if resume_state is None and not config.resume and not config.overwrite and _holds_a_run(config.out):
-            raise ValueError(f"{config.out} already holds a run: continue it with --resume, "
-                             f"or start over there with --overwrite")
+        comm.agree(lambda: config.validate(check_init_from=resume_state is None))
+        if resume_state is None and not config.resume and not config.overwrite:
+            comm.agree(lambda: _refuse_a_run(config.out), root_only=True)
         self.config = c = config
         self.step = 0  # steps done in the current epoch (for the message on an interrupt)
-        self.device = backend.parse_device(c.device)
+        self._steps_run = 0  # optimizer steps taken by this Trainer (the parameter check's clock)
+        self.device = comm.agree(lambda: backend.parse_device(distributed.local_device(c.device, comm)))
+        if comm.size > 1:  # the node's cores shared out: minires's threads and BLAS's
+            cores = distributed.cores_per_process(comm)
+            if not os.environ.get("MINIRES_NUM_THREADS"):
+                parallel.set_num_threads(cores)
+            distributed.limit_blas_threads(cores)
 
-        self.train_set, self.test_set = load_datasets(c.data, c.limit_train, c.limit_test, c.seed, cache=c.cache)
+        # Rank 0 first (a download, the decode cache), then the others from its files.
+        self.train_set, self.test_set = comm.root_first(
+            lambda: load_datasets(c.data, c.limit_train, c.limit_test, c.seed, cache=c.cache))
+        distributed.check_same_run(comm, {"train": _fingerprint(self.train_set), "test": _fingerprint(self.test_set)},
+                                   what="data (same --data, --limit-train, --limit-test on every node)")
+        comm.agree(lambda: check_split(c, len(self.train_set), comm.size, resumed=resume_state is not None))
         self.classes = list(self.train_set.classes)
         size = int(self.train_set.data.shape[1])
         self.train_loader = DataLoader(self.train_set, batch_size=c.batch_size, shuffle=True, seed=c.seed,
-                                       transform=_transforms(size, c.cutout, train=True), device=self.device)
-        self.test_loader = DataLoader(self.test_set, batch_size=c.eval_batch_size, shuffle=False, seed=c.seed,
-                                      transform=_transforms(size, 0, train=False), device=self.device)
+                                       transform=_transforms(size, c.cutout, train=True), device=self.device,
+                                       num_replicas=comm.size, rank=comm.rank)
+        # Evaluation: each process takes a contiguous part of the test set; the results are summed.
+        self.test_loader = DataLoader(shard(self.test_set, comm.rank, comm.size), shuffle=False, seed=c.seed,
+                                      batch_size=-(-c.eval_batch_size // comm.size), device=self.device,
+                                      transform=_transforms(size, 0, train=False))
 
         manual_seed(c.seed)
         self.model = models.get(c.model, num_classes=len(self.classes), **c.model_kwargs)
         if c.init_from and resume_state is None:
-            load_pretrained(self.model, c.init_from, log, model_name=c.model)
+            comm.agree(lambda: load_pretrained(self.model, c.init_from, log, model_name=c.model))
+        if c.sync_bn and comm.size > 1:  # in one process --sync-bn changes nothing
+            distributed.convert_sync_batchnorm(self.model, comm)
         self.model.to(self.device)
         if c.freeze_backbone:
             freeze_backbone(self.model)
@@ -86,19 +109,56 @@ class Trainer:
 
         self.epoch, self.history, self.best_acc = 0, [], -1.0
         if resume_state is not None:
-            load_checkpoint(self.last_path, self.model, self.optimizer, self.scheduler)
-            set_rng_state(resume_state["rng_state"])
+            comm.agree(lambda: self._restore(resume_state))
             self.epoch = resume_state["epoch"]
             self.history = resume_state["extra"]["history"]
             self.best_acc = resume_state["extra"]["best_acc"]
             if resume_state["extra"].get("scaler") is not None:
                 self.scaler.load_state_dict(resume_state["extra"]["scaler"])
             log(f"resumed {self.last_path} at epoch {self.epoch}/{c.epochs}")
-        elif _holds_a_run(c.out):  # --overwrite: the old run's files go now, so none is mistaken for this run's
+            saved = resume_state["extra"]["config"]
+            if saved.get("sync_bn", False) != c.sync_bn and comm.size > 1:
+                log(f"--resume: batch norm now {'over the global batch (--sync-bn)' if c.sync_bn else 'per process'}"
+                    f", where the run trained {'per process' if c.sync_bn else 'with --sync-bn'}")
+            saved_n = resume_state["extra"].get("world_size", 1)
+            if saved_n != comm.size:
+                log(f"--resume: the run trained on {saved_n} process(es) goes on on {comm.size}; the data order and "
+                    f"the global batch of {c.batch_size} stay the same"
+                    + ("" if c.sync_bn or comm.size == 1 else "; batch-norm statistics now come from "
+                       f"{c.batch_size // comm.size} images per process (--sync-bn makes them the global batch's)"))
+        elif comm.rank == 0 and _holds_a_run(c.out):  # --overwrite: the old run's files go now
             for name in RUN_FILES:
                 if os.path.exists(os.path.join(c.out, name)):
                     os.remove(os.path.join(c.out, name))
             log(f"--overwrite: removed the run in {c.out}; starting afresh")
+        # Data parallel: every process starts from rank 0's weights, and sums its gradients with the others'.
+        distributed.broadcast_parameters(self.model, comm)
+        self.grad_sync = None
+        if comm.size > 1:
+            self.grad_sync = distributed.GradientSync([p for g in self.optimizer.param_groups for p in g["params"]],
+                                                      comm)
+            log(f"data parallel: {comm.size} processes, {c.batch_size // comm.size} images each per step of "
+                f"{c.batch_size}; {self.grad_sync}; {parallel.get_num_threads()} thread(s) per process"
+                + ("; batch norm over the global batch" if c.sync_bn else ""))
+
+    def _read_checkpoint(self, config):
+        """The saved state to resume (None for a fresh run): rank 0 reads it, the others get it over MPI."""
+        if not config.resume:
+            return None
+        if not os.path.isfile(self.last_path):
+            # A run killed before its first checkpoint: nothing to continue, so start it afresh.
+            self.log(f"--resume: no checkpoint at {self.last_path} yet; starting a fresh run")
+            return None
+        return load_checkpoint(self.last_path)
+
+    def _restore(self, state) -> None:
+        """Model, optimizer, scheduler and RNG from a checkpoint's contents (as load_checkpoint does)."""
+        if state["optimizer"] is None or state["scheduler"] is None:
+            raise CheckpointError(f"checkpoint {self.last_path!r} holds no optimizer or scheduler state")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng_state"])
 
     def _merge_saved_config(self, config, saved: dict):
         """The saved run's options, except where to run and how to report (device, out, data, progress)."""
@@ -121,24 +181,30 @@ class Trainer:
         """One pass over the training set; raises TrainingDiverged on a non-finite loss or gradient."""
         self._set_train_mode()
         self.train_loader.set_epoch(epoch)
-        n_batches = len(self.train_loader)
+        n_batches, sizes = len(self.train_loader), self.train_loader.batch_sizes()  # global batch sizes
         bar = self._progress(n_batches, f"epoch {epoch + 1}/{self.config.epochs}")
         total_loss, correct, seen, skipped, start = 0.0, 0, 0, 0, time.perf_counter()
         try:
             for step, (x, y) in enumerate(self.train_loader):
-                try:
-                    result = train_step(self.model, self.loss_fn, self.optimizer, x, y, self.scaler)
-                except TrainingDiverged as exc:
+                self.comm.where = f"epoch {epoch + 1}, step {step + 1}/{n_batches}"
+                try:  # loss and correct count: the global batch's (summed over the processes)
+                    result = train_step(self.model, self.loss_fn, self.optimizer, x, y, self.scaler,
+                                        sync=self.grad_sync, share=len(y) / sizes[step])
+                except TrainingDiverged as exc:  # every process sees the same loss and gradients: all stop
                     loss = f" (loss {exc.loss:.4g})" if math.isfinite(exc.loss) else ""
-                    raise TrainingDiverged(f"{exc} at epoch {epoch + 1}, step {step + 1}/{n_batches}{loss}; "
-                                           f"stopping. The last good checkpoint is kept: {self._last_good()}",
-                                           exc.loss) from None
+                    stop = TrainingDiverged(f"{exc} at epoch {epoch + 1}, step {step + 1}/{n_batches}{loss}; "
+                                            f"stopping. The last good checkpoint is kept: {self._last_good()}",
+                                            exc.loss)
+                    stop.all_ranks = True
+                    raise stop from None
                 self.scheduler.step()
                 self.step = step + 1
-                total_loss += result.loss * len(y)
+                self._steps_run += 1
+                self._check_agreement()
+                total_loss += result.loss * sizes[step]
                 correct += result.correct
                 skipped += result.skipped
-                seen += len(y)
+                seen += sizes[step]
                 bar.update(loss=total_loss / seen, acc=correct / seen,
                            ips=seen / max(time.perf_counter() - start, 1e-9))
         finally:
@@ -149,6 +215,13 @@ class Trainer:
                      f"loss scale now {self.scaler.get_scale():g}")
         return {"train_loss": total_loss / seen, "train_acc": correct / seen,
                 "images_per_s": seen / elapsed, "train_time_s": elapsed}
+
+    def _check_agreement(self) -> None:
+        """After the first step (and every --check-sync-every K): the processes' weights, bitwise."""
+        k = self.config.check_sync_every
+        if self.comm.size > 1 and (self._steps_run == 1 or (k and self._steps_run % k == 0)):
+            distributed.check_parameters_agree(self.model, self.comm, buffers=self.config.sync_bn,
+                                               when=f"after {self._steps_run} step(s) ({self.comm.where})")
 
     def _grad_sumsq(self):
         return grad_sumsq(self.optimizer)
@@ -168,13 +241,14 @@ class Trainer:
         return f"{self.last_path} (epoch {self.epoch})" if os.path.exists(self.last_path) else "none (no epoch finished)"
 
     def _progress(self, total, desc):
-        return _Progress(total, desc, self.config.progress, self.log)
+        return _Progress(total, desc, self.config.progress and self.comm.rank == 0, self.log)
 
     def fit(self, max_epochs: int | None = None) -> dict:
         """Train to config.epochs (at most max_epochs more in this call); returns the final report."""
         c = self.config
-        os.makedirs(c.out, exist_ok=True)
-        _remove_stale_temp_files(c.out, self.log)
+        if self.comm.rank == 0:
+            os.makedirs(c.out, exist_ok=True)
+            _remove_stale_temp_files(c.out, self.log)
         end = c.epochs if max_epochs is None else min(c.epochs, self.epoch + max_epochs)
         # NOTE: BLAS at one thread for the whole run, so that the kernels split their GEMMs over the
         # cores themselves (minires.parallel); holding it per call would cost a BLAS wake-up each time.
@@ -189,12 +263,18 @@ class Trainer:
         start = time.perf_counter()
         row = {"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
         row.update(self.train_epoch(self.epoch))
-        row["test_loss"], row["test_acc"], _, _ = evaluate(self.model, self.test_loader, c.label_smoothing)
+        self.comm.where = f"evaluation after epoch {self.epoch + 1}"
+        if not c.sync_bn:  # per-process statistics: every process evaluates (and rank 0 saves) rank 0's, as DDP
+            distributed.broadcast_buffers(self.model, self.comm)
+        row["test_loss"], row["test_acc"], _, _ = evaluate(self.model, self.test_loader, c.label_smoothing,
+                                                           comm=self.comm)
         row["epoch_time_s"] = time.perf_counter() - start
         self.epoch += 1
         self.history.append(row)
         is_best = row["test_acc"] > self.best_acc
         self.best_acc = max(self.best_acc, row["test_acc"])
+        if self.comm.rank != 0:  # rank 0 alone writes
+            return
         # NOTE: best before last: a crash between the two then redoes this epoch on --resume and
         # rewrites best identically, where the other order could leave best one epoch stale.
         if is_best:  # weights and metadata only: a plain weights file for PyTorch and --init-from
@@ -213,19 +293,36 @@ class Trainer:
         config = dataclasses.asdict(self.config)
         save_checkpoint(path, self.model, self.optimizer, self.scheduler, epoch=self.epoch,
                         extra={"config": config, "classes": self.classes, "best_acc": self.best_acc,
-                               "history": self.history, "scaler": self.scaler.state_dict()})
+                               "history": self.history, "scaler": self.scaler.state_dict(),
+                               "world_size": self.comm.size})
 
     def final_report(self) -> dict:
         """Evaluate on the test split; write final_eval.json and confusion_matrix.png; print the table."""
-        report = report_on(self.model, self.test_loader, self.classes)
+        report = report_on(self.model, self.test_loader, self.classes, comm=self.comm)
         report["best_acc"] = self.best_acc
-        write_report(report, self.config.out, self.log, title=f"{self.config.model}, epoch {self.epoch}")
+        if self.comm.rank == 0:
+            write_report(report, self.config.out, self.log, title=f"{self.config.model}, epoch {self.epoch}")
         return report
 
 
 # Files a run writes into its directory, each through io.atomic_write_bytes (temp file + rename).
 RUN_FILES = ("last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.csv", "curves.png",
              "final_eval.json", "confusion_matrix.png")
+
+
+def _quiet(*args, **kwargs) -> None:
+    """The log of the processes other than rank 0."""
+
+
+def _fingerprint(dataset) -> list:
+    """What identifies a data set cheaply: its size, image shape and a CRC of its labels."""
+    return [len(dataset), list(dataset.data.shape[1:]), zlib.crc32(dataset.targets.tobytes())]
+
+
+def _refuse_a_run(out_dir) -> None:
+    if _holds_a_run(out_dir):
+        raise ValueError(f"{out_dir} already holds a run: continue it with --resume, or start over there with "
+                         f"--overwrite")
 
 
 def _holds_a_run(out_dir) -> bool:
