@@ -208,3 +208,8 @@ def split(fn, n: int, *, item_size: int = 1, blas: bool = False, reduce=None):
         results = [first] + [f.result() for f in futures]  # result() re-raises a part's exception
     return results if reduce is None else reduce(results)
 
+
+def split_rows(fn, a, *, reduce=None):
+    """split over blocks [start, stop) of array a's leading axis (a batch, or rows of a view)."""
+    n = a.shape[0]
+    return split(fn, n, item_size=a.size // max(n, 1), reduce=reduce)

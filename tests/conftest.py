@@ -32,10 +32,10 @@ def pytest_collection_modifyitems(config, items):
         if "gpu" in item.keywords and not HAS_GPU:
             item.add_marker(skip)
     if os.environ.get("MINIRES_IMPL") == "reference":
-        kept = [item for item in items if not any(tag in item.name for tag in _REPEATS_UNDER_REFERENCE)]
-        if len(kept) < len(items):
-            config.hook.pytest_deselected(items=[item for item in items if item not in kept])
-            items[:] = kept
+        repeats = [item for item in items if any(tag in item.name for tag in _REPEATS_UNDER_REFERENCE)]
+        if repeats:
+            config.hook.pytest_deselected(items=repeats)
+            items[:] = [item for item in items if not any(tag in item.name for tag in _REPEATS_UNDER_REFERENCE)]
 
 
 @pytest.fixture(autouse=True)

@@ -325,3 +325,12 @@ def test_changing_the_thread_count_inside_a_hold_follows_it(threads, fake_blas):
         threads(3)
         assert fake_blas.num_threads == 1 and parallel.blas_held()
     assert fake_blas.num_threads == 4 and not parallel.blas_held()
+
+
+def test_split_rows_cuts_the_leading_axis_and_reduces(threads):
+    threads(2)
+    a = np.arange(40.0).reshape(8, 5)
+    spans = parallel.split_rows(lambda r0, r1: (r0, r1), a)
+    assert [i for r0, r1 in spans for i in range(r0, r1)] == list(range(8))
+    assert parallel.split_rows(lambda r0, r1: a[r0:r1].sum(), a, reduce=sum) == a.sum()
+    assert parallel.split_rows(lambda r0, r1: (r0, r1), np.empty((0, 3))) == [(0, 0)]

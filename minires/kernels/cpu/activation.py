@@ -11,16 +11,10 @@ from ... import dispatch, parallel
 from ...functional import activation
 
 
-def _split_batch(part, x):
-    """part(a, b) over blocks [a, b) of x's first axis, in parallel."""
-    n = x.shape[0]
-    parallel.split(part, n, item_size=x.size // max(n, 1))
-
-
 def _masked(g, mask):
     """g * mask, written block by block into an array laid out like g."""
     d = np.empty_like(g)
-    _split_batch(lambda a, b: np.multiply(g[a:b], mask[a:b], out=d[a:b]), g)
+    parallel.split_rows(lambda a, b: np.multiply(g[a:b], mask[a:b], out=d[a:b]), g)
     return d
 
 
@@ -36,7 +30,7 @@ class ReLUCPU(activation.ReLU):
         def part(a, b):
             np.maximum(x[a:b], 0, out=out[a:b])  # NOTE: maximum propagates NaN, as PyTorch does
             np.greater(out[a:b], 0, out=self.mask[a:b])  # one byte per element, cheaper to keep than out
-        _split_batch(part, x)
+        parallel.split_rows(part, x)
         return out
 
     def backward(self, g):
@@ -56,7 +50,7 @@ class AddReLUCPU(activation.AddReLU):
             np.add(x[a:b], y[a:b], out=out[a:b])
             np.maximum(out[a:b], 0, out=out[a:b])  # in place: no second full-size buffer
             np.greater(out[a:b], 0, out=self.mask[a:b])
-        _split_batch(part, x)
+        parallel.split_rows(part, x)
         return out
 
     def backward(self, g):

@@ -62,11 +62,6 @@ class _Layout:
         return np.einsum("ncl,ncl->c", a, b)
 
 
-def _rows(fn, a, reduce=None):
-    """fn(r0, r1) over row blocks of a viewed array, one block per thread (minires.parallel.split)."""
-    return parallel.split(fn, a.shape[0], item_size=a.size // a.shape[0], reduce=reduce)
-
-
 def _add_pairs(parts):
     """[(s_g, s_gxc) per row block] -> their per-channel totals."""
     return sum(p[0] for p in parts), sum(p[1] for p in parts)
@@ -88,14 +83,14 @@ class BatchNormCPU(BatchNorm):
         M = x.size // x.shape[1]  # values per channel
         y = np.empty_like(x3)
         if training:
-            mean = _rows(lambda r0, r1: L.sum(x3[r0:r1]), x3, reduce=sum) / M
+            mean = parallel.split_rows(lambda r0, r1: L.sum(x3[r0:r1]), x3, reduce=sum) / M
             mean_bc = L.bc(mean)
 
             def centre(r0, r1):  # y = x - mean, in the output buffer
                 np.subtract(x3[r0:r1], mean_bc, out=y[r0:r1])
                 return L.dot(y[r0:r1], y[r0:r1])
             # NOTE: two-pass variance (centre, then square) avoids E[x^2] - E[x]^2 cancellation in float32.
-            var = _rows(centre, x3, reduce=sum) / M
+            var = parallel.split_rows(centre, x3, reduce=sum) / M
             update_running_stats(running_mean, running_var, mean, var, momentum, M)
             invstd = 1 / np.sqrt(var + eps)  # (C,)
             scale = invstd * w if w is not None else invstd
@@ -105,7 +100,7 @@ class BatchNormCPU(BatchNorm):
                 y[r0:r1] *= scale_bc
                 if shift_bc is not None:
                     y[r0:r1] += shift_bc
-            _rows(affine, x3)
+            parallel.split_rows(affine, x3)
         else:
             mean = running_mean.copy()  # the caller may update running_mean before backward
             invstd = 1 / np.sqrt(running_var + eps)
@@ -118,7 +113,7 @@ class BatchNormCPU(BatchNorm):
             def affine(r0, r1):
                 np.multiply(x3[r0:r1], scale_bc, out=y[r0:r1])
                 y[r0:r1] += shift_bc
-            _rows(affine, x3)
+            parallel.split_rows(affine, x3)
         self.x3, self.mean, self.invstd, self.scale = x3, mean, invstd, scale
         self.layout, self.M, self.training = L, M, training
         return L.unview(y)
@@ -140,7 +135,7 @@ class BatchNormCPU(BatchNorm):
                 xc = np.subtract(x3[r0:r1], mean_bc, out=dx[r0:r1] if full_dx else None)
                 s_gxc = L.dot(g3[r0:r1], xc)
             return s_g, s_gxc
-        sum_g, sum_gxc = _rows(sums, x3, reduce=_add_pairs) if (need_sum_g or need_dot) else (0, 0)
+        sum_g, sum_gxc = parallel.split_rows(sums, x3, reduce=_add_pairs) if (need_sum_g or need_dot) else (0, 0)
         if full_dx:
             # dx = (w*invstd/M) * (M*g - sum(g) - xhat*sum(g*xhat)) with xhat = xc*invstd,
             # evaluated in place in the xc buffer: (xc*c1 + g + c0) * scale.
@@ -153,10 +148,10 @@ class BatchNormCPU(BatchNorm):
                 d += g3[r0:r1]
                 d += c0
                 d *= scale_bc
-            _rows(finish, x3)
+            parallel.split_rows(finish, x3)
         elif need_x:  # eval: the statistics are constants, so the map is a per-channel scale
             scale_bc = L.bc(scale)
-            _rows(lambda r0, r1: np.multiply(g3[r0:r1], scale_bc, out=dx[r0:r1]), x3)
+            parallel.split_rows(lambda r0, r1: np.multiply(g3[r0:r1], scale_bc, out=dx[r0:r1]), x3)
         dw = sum_gxc * invstd if need_w else None
         db = sum_g if need_b else None
         return (L.unview(dx) if dx is not None else None), dw, db

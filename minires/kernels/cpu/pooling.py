@@ -14,12 +14,6 @@ from ...functional.pooling import padded, pool_output_size, unpadded, window
 from .gemm import matmul
 
 
-def _split_batch(part, x):
-    """part(a, b) over blocks [a, b) of x's batch (axis 0), in parallel."""
-    N = x.shape[0]
-    parallel.split(part, N, item_size=x.size // max(N, 1))
-
-
 def _start(fn, x, kernel_size, stride, padding):
     """Save the pool's geometry as fn.geom; the empty output (N, C, OH, OW) and each kernel offset's window index."""
     out_size = pool_output_size(x.shape, kernel_size, stride, padding)
@@ -53,7 +47,7 @@ def _scatter_windows(values, geom, dtype):
                 values(k, a, b, d[w])
             else:
                 d[w] += values(k, a, b, None)
-    _split_batch(part, dxpad)
+    parallel.split_rows(part, dxpad)
     return unpadded(dxpad, padding, shape)
 
 
@@ -84,7 +78,7 @@ class MaxPool2dCPU(pooling.MaxPool2d):
                 # Branch-free updates: masked copies with a random mask run ~4x slower on the CPU.
                 np.maximum(o, v, out=o)  # NaN-propagating, equal to where(better, v, o)
                 ix += better.astype(ix.dtype) * (ix.dtype.type(k) - ix)     # ix = k where better
-        _split_batch(part, x)
+        parallel.split_rows(part, x)
         self.idx = idx
         return out
 
@@ -121,7 +115,7 @@ class AvgPool2dCPU(pooling.AvgPool2d):
             for w in windows[1:]:
                 o += xpad[w]
             o *= x.dtype.type(1.0 / len(windows))
-        _split_batch(part, x)
+        parallel.split_rows(part, x)
         return out
 
     def backward(self, g):
