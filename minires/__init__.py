@@ -81,3 +81,5 @@ __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "randn", "rand", "zeros_
            "cat", "stack", "arange", "linspace", "eye", "randint", "full_like", "empty", "empty_like",
            "rand_like", "randn_like", "from_numpy", "where", "maximum", "minimum", "exp", "log", "save",
            "load", "inference_mode", "set_grad_enabled", "cuda"]
+
+from .train import recipes  # mr.recipes.get("airbench94"): training recipes (minires/train/recipes)

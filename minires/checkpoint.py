@@ -4,7 +4,8 @@ Layout of one file:
 - model weights and buffers under their `state_dict()` names (`conv1.weight`, `fc.bias`, ...),
   so the weights load in any safetensors reader;
 - optimizer state arrays under `optimizer/state/<param index>/<name>` (a `/` never occurs in a
-  module path, so these cannot clash with weight names);
+  module path, so these cannot clash with weight names), and other training state (a recipe's
+  weight average, say) under `arrays/<name>`;
 - one JSON string in the header metadata (key "minires") holding the epoch, the optimizer's
   scalars and param groups, the scheduler state, the RNG state, `extra` (config, best accuracy,
   metrics history...) and a CRC-32 of all arrays, checked on load.
@@ -34,6 +35,7 @@ from .tensor import Tensor
 FORMAT = "minires.checkpoint/1"
 WEIGHTS_FORMAT = "minires.weights/1"
 _OPT_PREFIX = "optimizer/state/"
+_ARRAYS_PREFIX = "arrays/"
 
 
 class CheckpointError(ValueError):
@@ -76,8 +78,9 @@ def _to_array(value) -> np.ndarray:
 
 
 def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch: int = 0, extra=None,
-                    rng_state=None) -> None:
-    """Atomically write a checkpoint of the model (and optimizer, scheduler, RNG, extra JSON) to path."""
+                    rng_state=None, arrays=None) -> None:
+    """Atomically write a checkpoint of the model (and optimizer, scheduler, RNG, extra JSON, and named
+    `arrays` of other training state) to path."""
     stn = _safetensors_numpy()
     tensors = OrderedDict((name, _to_array(v)) for name, v in model.state_dict().items())
     for name in tensors:
@@ -94,11 +97,13 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch: int = 0,
                 else:
                     tensors[f"{_OPT_PREFIX}{int(idx)}/{key}"] = _to_array(value)
         opt_meta = {"scalars": scalars, "param_groups": sd["param_groups"]}
+    for name, value in (arrays or {}).items():
+        tensors[_ARRAYS_PREFIX + name] = _to_array(value)
     if rng_state is None:
         rng_state = creation.get_rng_state()
     meta = {
         "format": FORMAT,
-        "model_keys": [k for k in tensors if not k.startswith(_OPT_PREFIX)],
+        "model_keys": [k for k in tensors if not k.startswith((_OPT_PREFIX, _ARRAYS_PREFIX))],
         "epoch": int(epoch),
         "optimizer": opt_meta,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -184,7 +189,7 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict: bo
     """Read a checkpoint; restore into model/optimizer/scheduler when given; return its contents.
 
     Returns a dict with "model" (OrderedDict name -> ndarray), "optimizer" and "scheduler"
-    (state dicts or None), "epoch", "rng_state", "extra" and "path".
+    (state dicts or None), "epoch", "rng_state", "extra", "arrays" (name -> ndarray) and "path".
     """
     path = os.fspath(path)
     _safetensors_numpy()
@@ -223,7 +228,8 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict: bo
             raise CheckpointError(f"checkpoint {path!r} holds no scheduler state")
         scheduler.load_state_dict(meta["scheduler"])
     return {"model": weights, "optimizer": opt_sd, "scheduler": meta["scheduler"], "epoch": meta["epoch"],
-            "rng_state": meta["rng_state"], "extra": meta["extra"], "path": path}
+            "rng_state": meta["rng_state"], "extra": meta["extra"], "path": path,
+            "arrays": {k[len(_ARRAYS_PREFIX):]: v for k, v in tensors.items() if k.startswith(_ARRAYS_PREFIX)}}
 
 
 # ---- torch.save / torch.load for Tensors and state_dicts --------------------------------------

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 import time
@@ -10,7 +12,9 @@ from . import __version__, distributed
 from .bench.kernels import main as bench_main
 from .checkpoint import CheckpointError
 from .distributed import ParametersDiverged
+from .io import atomic_write_text
 from .train import Trainer, TrainingDiverged, evaluate_checkpoint
+from .train.metrics import format_runs_summary, runs_summary
 from .train.config import HelpFormatter, add_arguments, from_args
 from .train.memory import keep_freed_memory
 
@@ -37,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True, metavar="PATH", help="a last.safetensors or best.safetensors")
     add_arguments(e, ("data", "device", "progress", "cache"))
     e.add_argument("--batch-size", type=int, default=500, help="images per batch")
-    add_arguments(e, ("limit_test",))
+    add_arguments(e, ("limit_test", "tta"))
     e.add_argument("--out", default=None, help="also write final_eval.json and confusion_matrix.png here")
     e.set_defaults(handler=_eval, subparser=e)
 
@@ -91,8 +95,11 @@ def _train(args, parser) -> int:
         if not distributed.launcher_env()[0]:
             print(f"minires train: error: {exc}", file=sys.stderr)
         return 2
+    config = from_args(args)
+    if config.runs > 1:
+        return _train_runs(config, parser, comm)
     try:
-        trainer = Trainer(from_args(args), comm=comm)
+        trainer = Trainer(config, comm=comm)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         if not getattr(exc, "all_ranks", comm.size == 1):  # this process's alone: the others would wait for it
             comm.fail(exc, 2)
@@ -123,6 +130,30 @@ def _train(args, parser) -> int:
     return 0
 
 
+def _train_runs(config, parser, comm) -> int:
+    """--runs N: train with seeds 0..N-1, each in OUT/runK, then print and save the mean and spread."""
+    if comm.size > 1:
+        parser.error("--runs trains its runs one after another in one process; run it without mpiexec/--nproc")
+    if config.runs < 1:
+        parser.error(f"--runs must be >= 1, got {config.runs}")
+    results = []
+    for k in range(config.runs):
+        run = dataclasses.replace(config, seed=k, runs=1, out=os.path.join(config.out, f"run{k}"))
+        print(f"run {k + 1}/{config.runs}: seed {k}, in {run.out}", flush=True)
+        try:
+            report = Trainer(run, comm=comm).fit()
+        except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
+            print(f"minires train: error in run {k + 1} (seed {k}): {exc}", file=sys.stderr)
+            return 1 if results else 2
+        if report:
+            results.append(report)
+    summary = runs_summary(results)
+    print(format_runs_summary(summary))
+    os.makedirs(config.out, exist_ok=True)
+    atomic_write_text(os.path.join(config.out, "runs.json"), json.dumps(summary, indent=1) + "\n")
+    return 0
+
+
 def _eval(args, parser) -> int:
     if not os.path.isfile(args.checkpoint):
         parser.error(f"checkpoint {args.checkpoint!r} does not exist")
@@ -130,7 +161,7 @@ def _eval(args, parser) -> int:
         parser.error(f"data directory {args.data!r} does not exist")
     try:
         evaluate_checkpoint(args.checkpoint, args.data, args.device, args.batch_size, args.limit_test, args.out,
-                            progress=args.progress, cache=args.cache)
+                            progress=args.progress, cache=args.cache, tta=args.tta)
     except (CheckpointError, ValueError, FileNotFoundError, RuntimeError) as exc:
         parser.error(str(exc))
     return 0

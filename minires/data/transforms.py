@@ -14,6 +14,7 @@ from ..backend import get_array_module
 
 _M64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio, odd: SplitMix64's increment
+_COIN_STREAM = 1 << 40  # AlternatingFlip's per-image coin: a call number no transform pipeline reaches
 
 
 def _mix_int(z: int) -> int:
@@ -224,6 +225,32 @@ class RandomHorizontalFlip:
         return f"RandomHorizontalFlip(p={self.p})"
 
 
+class AlternatingFlip:
+    """Jordan's alternating flip: a random half of the images mirrored in epoch 0, every image's flip
+    toggled in each later epoch, so that over two epochs each image is seen both ways.
+
+    Whether image i is mirrored in epoch e is b_i XOR (e mod 2), with b_i a coin drawn once per
+    image from (seed, i) alone; it needs the DataLoader's SampleRNG, which knows each image's index
+    and the epoch."""
+
+    def __call__(self, x, rng=None):
+        _check_batch("AlternatingFlip", x)
+        if not isinstance(rng, SampleRNG):
+            raise TypeError(f"AlternatingFlip: needs the DataLoader's SampleRNG (it knows each image's index and "
+                            f"the epoch), got {type(rng).__name__}")
+        xp = get_array_module(x)
+        fixed = SampleRNG(rng.indices, seed=rng.seed, epoch=0)
+        fixed.calls = _COIN_STREAM  # a stream of its own: not the one epoch 0's other transforms draw from
+        coin = fixed.random(len(rng)) < 0.5  # (N,): b_i, fixed per image
+        flip = xp.asarray(np.flatnonzero(coin ^ bool(rng.epoch % 2)))
+        out = x.copy()
+        out[flip] = x[flip][..., ::-1]
+        return out
+
+    def __repr__(self):
+        return "AlternatingFlip()"
+
+
 class Cutout:
     """Zero a size x size square (all channels) centred at a uniform random pixel, clipped at the borders."""
 
@@ -272,4 +299,4 @@ class Normalize:
         return f"Normalize(mean={self.mean}, std={self.std})"
 
 
-__all__ = ["SampleRNG", "Compose", "RandomCrop", "RandomHorizontalFlip", "Cutout", "Normalize"]
+__all__ = ["SampleRNG", "Compose", "RandomCrop", "RandomHorizontalFlip", "AlternatingFlip", "Cutout", "Normalize"]

@@ -1,6 +1,7 @@
-"""Model zoo: torchvision ResNets, the CIFAR ResNets of He et al. 2016, and Myrtle's ResNet-9."""
+"""Model zoo: torchvision ResNets, the CIFAR ResNets of He et al. 2016, Myrtle's ResNet-9 and airbench94's net."""
 from __future__ import annotations
 
+from .airbench import Airbench94, airbench94
 from .cifar import CifarResNet, resnet20, resnet32, resnet44, resnet56, resnet110
 from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
 from .resnet9 import ResNet9, resnet9
@@ -11,6 +12,7 @@ _REGISTRY = {
     "resnet20": resnet20, "resnet32": resnet32, "resnet44": resnet44, "resnet56": resnet56,
     "resnet110": resnet110,
     "resnet9": resnet9,
+    "airbench94": airbench94,
 }
 
 
@@ -29,4 +31,4 @@ def get(name: str, num_classes: int = 10, **kwargs):
 
 __all__ = ["get", "names", "ResNet", "BasicBlock", "Bottleneck", "CifarResNet", "ResNet9",
            "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-           "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet9"]
+           "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet9", "Airbench94", "airbench94"]

@@ -115,3 +115,66 @@ def default_reset_(weight, bias=None) -> None:
         fan_in, _ = _calculate_fan_in_and_fan_out(weight)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
         uniform_(bias, -bound, bound)
+
+
+def dirac_(tensor, groups: int = 1):
+    """Identity filters: out-channel i of each of the `groups` passes in-channel i through unchanged
+    (the centre tap is 1, all else 0); out-channels beyond the in-channels are zero. Works on 3-D to
+    5-D weights (out, in, *kernel), as PyTorch's."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"dirac_: expected a Tensor, got {type(tensor).__name__}")
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: expected a 3-D, 4-D or 5-D weight (out, in, *kernel), got shape {tensor.shape}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or tensor.shape[0] % groups:
+        raise ValueError(f"dirac_: groups must be a positive int dividing the {tensor.shape[0]} out-channels, "
+                         f"got {groups!r}")
+    out_per_group = tensor.shape[0] // groups
+    n = min(out_per_group, tensor.shape[1])
+    centre = tuple(k // 2 for k in tensor.shape[2:])
+
+    def sample(shape, dtype):
+        w = np.zeros(shape, dtype=dtype)  # (out, in, *kernel)
+        for g in range(groups):
+            for i in range(n):
+                w[(g * out_per_group + i, i) + centre] = 1
+        return w
+    return _fill(tensor, sample)
+
+
+def patch_whitening_(weight, images, eps: float = 5e-4):
+    """Set a conv weight (2k, C, kh, kw) to whiten the kh x kw patches of `images` (N, C, H, W).
+
+    With Σ the uncentred covariance of all the images' patches (flattened to C*kh*kw vectors) and
+    (λ_i, v_i) its k largest eigenpairs, filter i is v_i / sqrt(λ_i + eps) and filter k + i its
+    negative: on these patches the first k outputs then have covariance diag(λ_i / (λ_i + eps)),
+    the identity up to eps (Jordan's airbench patch-whitening layer). Returns weight.
+    """
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"patch_whitening_: expected a Tensor weight, got {type(weight).__name__}")
+    if weight.ndim != 4 or weight.shape[0] % 2:
+        raise ValueError(f"patch_whitening_: expected a conv weight (2k, C, kh, kw) with an even out-channel "
+                         f"count, got shape {weight.shape}")
+    out, C, kh, kw = weight.shape
+    x = backend.to_numpy(getattr(images, "data", images))
+    if x.ndim != 4 or x.shape[1] != C or x.shape[2] < kh or x.shape[3] < kw or x.shape[0] < 1:
+        raise ValueError(f"patch_whitening_: images must be (N, {C}, H >= {kh}, W >= {kw}) for a weight of shape "
+                         f"{weight.shape}, got shape {x.shape}")
+    if out // 2 > C * kh * kw:
+        raise ValueError(f"patch_whitening_: {out // 2} directions asked of {C * kh * kw}-dimensional patches "
+                         f"(weight shape {weight.shape})")
+    if not eps >= 0:
+        raise ValueError(f"patch_whitening_: eps must be >= 0, got {eps!r}")
+    if not np.isfinite(x).all():
+        raise ValueError("patch_whitening_: images hold NaN or infinite values")
+    windows = np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), (kh, kw), axis=(2, 3))
+    patches = windows.transpose(0, 2, 3, 1, 4, 5).reshape(-1, C * kh * kw)  # (N*H'*W', C*kh*kw)
+    cov = patches.T @ patches / len(patches)
+    eigenvalues, eigenvectors = np.linalg.eigh(cov)  # ascending
+    lam, vec = eigenvalues[::-1][:out // 2], eigenvectors[:, ::-1][:, :out // 2]  # the k largest
+    if lam[-1] + eps <= 0:
+        raise ValueError(f"patch_whitening_: the patch covariance is singular along a kept direction "
+                         f"(eigenvalue {lam[-1]:.3g}); use eps > 0 or more varied images")
+    filters = (vec / np.sqrt(np.maximum(lam, 0) + eps)).T.reshape(out // 2, C, kh, kw)
+    w = np.concatenate([filters, -filters])
+    weight.data[...] = backend.to_device(w.astype(weight.dtype), weight.device)
+    return weight

@@ -1,5 +1,5 @@
 """Learning-rate schedulers: StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, OneCycleLR, LinearLR,
-ReduceLROnPlateau.
+LambdaLR (with PiecewiseLinear), ReduceLROnPlateau.
 
 Each scheduler but ReduceLROnPlateau computes the lr of step `last_epoch` in closed form from the groups'
 `initial_lr`, so a resumed run gets bit-identical rates (PyTorch's chainable recursive forms agree up to
@@ -9,119 +9,11 @@ PyTorch does. ReduceLROnPlateau follows a metric instead: `step(metrics)` once p
 from __future__ import annotations
 
 import bisect
-import copy
 import math
 import numbers
 
-from .optimizer import Optimizer, check_number
-
-
-def _positive_int(name: str, arg: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        kind = "a positive int" if low == 1 else f"an int >= {low}"
-        raise ValueError(f"{name}: argument '{arg}' must be {kind}, got {value!r}")
-    return int(value)
-
-
-def _per_group(name: str, arg: str, optimizer: Optimizer, value, minimum=None) -> list:
-    """A scalar option broadcast to every param group, or a list with one value per group."""
-    n = len(optimizer.param_groups)
-    if isinstance(value, (list, tuple)):
-        if len(value) != n:
-            raise ValueError(f"{name}: argument '{arg}' has {len(value)} values for {n} param groups")
-        return [float(check_number(name, arg, v, minimum=minimum)) for v in value]
-    return [float(check_number(name, arg, value, minimum=minimum))] * n
-
-
-def _metric_value(name: str, metrics) -> float:
-    """The metric as a Python float; a NaN is refused, since it would silently count as a bad epoch."""
-    value = metrics
-    if hasattr(value, "item") and not isinstance(value, numbers.Number):  # Tensor, NumPy or CuPy array
-        try:
-            value = value.item()
-        except ValueError:
-            raise ValueError(f"{name}: argument 'metrics' must be a single number, got an array of shape "
-                             f"{tuple(value.shape)}") from None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: argument 'metrics' must be a number, got {metrics!r}")
-    value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{name}: argument 'metrics' is NaN (did the loss diverge?)")
-    return value
-
-
-def _check_optimizer(name: str, optimizer) -> None:
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"{name}: argument 'optimizer' must be a minires Optimizer, got {type(optimizer).__name__}")
-
-
-class LRScheduler:
-    """Base class: sets `group['lr']` from `get_lr()` for step `last_epoch` on every `step()`."""
-
-    def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
-        name = type(self).__name__
-        _check_optimizer(name, optimizer)
-        if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral) or last_epoch < -1:
-            raise ValueError(f"{name}: argument 'last_epoch' must be an int >= -1, got {last_epoch!r}")
-        self.optimizer = optimizer
-        if last_epoch == -1:
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-        else:
-            for i, group in enumerate(optimizer.param_groups):
-                if "initial_lr" not in group:
-                    raise ValueError(f"{name}: last_epoch={last_epoch} resumes a schedule, but param group {i} "
-                                     "has no 'initial_lr' (load the optimizer's state_dict first)")
-        self.base_lrs = [float(group["initial_lr"]) for group in optimizer.param_groups]
-        self.last_epoch = int(last_epoch)
-        self._last_lr = [float(group["lr"]) for group in optimizer.param_groups]
-
-    def _initial_step(self) -> None:
-        """Apply step 0 (subclasses call this at the end of their constructor, once their fields exist)."""
-        self.step()
-
-    def get_lr(self) -> list:
-        """The lr of every param group at step `last_epoch`."""
-        raise NotImplementedError
-
-    def step(self, epoch=None) -> None:
-        """Advance one step (or jump to `epoch`) and write the new lrs into the optimizer."""
-        target = self.last_epoch + 1 if epoch is None else int(epoch)
-        previous, self.last_epoch = self.last_epoch, target
-        try:
-            lrs = self.get_lr()
-        except ValueError:
-            self.last_epoch = previous  # a refused step leaves the schedule where it was
-            raise
-        for group, lr in zip(self.optimizer.param_groups, lrs):
-            group["lr"] = float(lr)
-        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
-
-    def get_last_lr(self) -> list:
-        """The lrs set by the latest `step()`."""
-        return list(self._last_lr)
-
-    def state_dict(self) -> dict:
-        """Every field except the optimizer, as plain JSON-serialisable values."""
-        return copy.deepcopy({k: (list(v) if isinstance(v, tuple) else v)
-                              for k, v in self.__dict__.items() if k != "optimizer"})
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore fields saved by `state_dict` and write the lrs of step `last_epoch` into the optimizer.
-
-        Unlike PyTorch, the optimizer's lrs (and OneCycle momenta) are re-applied here, so a resume is right
-        whether the optimizer's state was loaded before or after the scheduler was built.
-        """
-        name = f"{type(self).__name__}.load_state_dict"
-        if not isinstance(state_dict, dict) or "last_epoch" not in state_dict:
-            raise ValueError(f"{name}: expected a dict from state_dict() with 'last_epoch'")
-        unknown = sorted(set(state_dict) - set(self.__dict__))
-        if unknown:
-            raise ValueError(f"{name}: unexpected keys {unknown} (saved from a different scheduler?)")
-        self.__dict__.update({k: v for k, v in state_dict.items()})
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
-            group["lr"] = float(lr)
-        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
+from .optimizer import check_number
+from .scheduler_base import LRScheduler, _check_optimizer, _metric_value, _per_group, _positive_int
 
 
 class StepLR(LRScheduler):
@@ -394,3 +286,75 @@ class ReduceLROnPlateau(LRScheduler):
         """The lrs of the latest `step()`: on a plateau schedule they are not a function of the step count."""
         return list(self._last_lr)
 
+
+class PiecewiseLinear:
+    """f(t): the straight lines through the knots (xs[i], ys[i]), constant beyond the first and last knot.
+
+    A plain object (its knots are its whole state), so a LambdaLR built on it can be rebuilt and
+    resumed. PiecewiseLinear([0, 109, 476], [0.2, 1.0, 0.07]) warms up from 0.2 to 1 over 109 steps,
+    then decays linearly to 0.07 at step 476.
+    """
+
+    def __init__(self, xs, ys):
+        xs, ys = [float(x) for x in xs], [float(y) for y in ys]
+        if len(xs) != len(ys) or len(xs) < 1:
+            raise ValueError(f"PiecewiseLinear: need as many xs as ys (at least one), got {len(xs)} and {len(ys)}")
+        if any(b < a for a, b in zip(xs, xs[1:])):
+            raise ValueError(f"PiecewiseLinear: xs must be non-decreasing, got {xs}")
+        if not all(math.isfinite(v) for v in xs + ys):
+            raise ValueError(f"PiecewiseLinear: knots must be finite, got xs={xs}, ys={ys}")
+        self.xs, self.ys = xs, ys
+
+    def __call__(self, t) -> float:
+        xs, ys = self.xs, self.ys
+        if t <= xs[0]:
+            return ys[0]
+        if t >= xs[-1]:
+            return ys[-1]
+        i = bisect.bisect_right(xs, t)  # xs[i-1] <= t < xs[i]
+        return ys[i - 1] + (ys[i] - ys[i - 1]) * (t - xs[i - 1]) / (xs[i] - xs[i - 1])
+
+    def __repr__(self):
+        return f"PiecewiseLinear(xs={self.xs}, ys={self.ys})"
+
+
+class LambdaLR(LRScheduler):
+    """lr = initial_lr * lr_lambda(last_epoch), one function for all groups or one per group.
+
+    state_dict keeps the step, not the functions: rebuild the scheduler with the same functions, then
+    load_state_dict (a PiecewiseLinear's knots are compared when both sides have one)."""
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        _check_optimizer("LambdaLR", optimizer)
+        n = len(optimizer.param_groups)
+        lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * n
+        if len(lambdas) != n:
+            raise ValueError(f"LambdaLR: argument 'lr_lambda' has {len(lambdas)} functions for {n} param groups")
+        if not all(callable(f) for f in lambdas):
+            raise TypeError(f"LambdaLR: argument 'lr_lambda' must be a function (or one per group), got {lr_lambda!r}")
+        self.lr_lambdas = lambdas
+        super().__init__(optimizer, last_epoch)
+        self._initial_step()
+
+    def get_lr(self):
+        lrs = []
+        for base, f in zip(self.base_lrs, self.lr_lambdas):
+            factor = f(self.last_epoch)
+            if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not math.isfinite(factor):
+                raise ValueError(f"LambdaLR: lr_lambda({self.last_epoch}) returned {factor!r}, not a finite number")
+            lrs.append(base * float(factor))
+        return lrs
+
+    def state_dict(self) -> dict:
+        knots = [[f.xs, f.ys] if isinstance(f, PiecewiseLinear) else None for f in self.lr_lambdas]
+        return {**{k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}, "knots": knots}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        knots = state.pop("knots", None)
+        if knots is not None:
+            for i, (saved, f) in enumerate(zip(knots, self.lr_lambdas)):
+                if saved is not None and isinstance(f, PiecewiseLinear) and saved != [f.xs, f.ys]:
+                    raise ValueError(f"LambdaLR.load_state_dict: group {i}'s schedule was {saved}, this one is "
+                                     f"{[f.xs, f.ys]} (another run length or recipe?)")
+        super().load_state_dict(state)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import MISSING, dataclass, field
@@ -15,7 +16,9 @@ from dataclasses import MISSING, dataclass, field
 from .. import backend, models
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("onecycle", "cosine", "step")
+SCHEDULES = ("onecycle", "cosine", "step", "piecewise")
+TTA_MODES = ("none", "flip", "flip-shift")
+RECIPES = ("airbench94",)  # the names of minires.train.recipes
 DEFAULT_LR = {"sgd": 0.2, "adam": 2e-3}
 
 
@@ -32,6 +35,11 @@ def option(default=MISSING, help: str = "", *, run: bool = False, flag: str | No
 class TrainConfig:
     """Everything that defines a training run; each field is one `minires train` option."""
     # ---- model and data
+    recipe: str | None = option(None, "train by a published recipe, which sets the model, optimizer, schedule, "
+                                      "augmentation and more (airbench94: Jordan's 94%%-in-10-epochs CIFAR-10 run); "
+                                      "an option it sets may not be given otherwise, except --epochs and "
+                                      "--batch-size", run=True, metavar="NAME",
+                                choices=(None,) + RECIPES)
     model: str = option("resnet20", "model name (see minires.models.names())", run=True)
     model_kwargs: dict = option(default_factory=dict, run=True, cli=False)  # e.g. widths; library use only
     data: str | None = option(
@@ -42,13 +50,15 @@ class TrainConfig:
     cache: bool = option(True, "decode image folders every time (else cached under $MINIRES_DATA/cache, "
                                "never beside the data)", flag="--no-cache")
     # ---- optimisation
-    epochs: int = option(5, "passes over the training set", run=True)
+    epochs: float = option(5, "passes over the training set (a fraction ends inside the last one)", run=True)
     batch_size: int = option(128, "images per training step", run=True)
     lr: float | None = option(None, "peak learning rate (default: "
                               + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LR.items()) + ")", run=True)
     optimizer: str = option("sgd", "SGD with Nesterov momentum, or Adam", run=True, choices=OPTIMIZERS)
-    schedule: str = option("onecycle", "lr schedule, stepped per batch", run=True, choices=SCHEDULES)
-    pct_start: float = option(0.25, "warm-up fraction of onecycle", run=True)
+    schedule: str = option("onecycle", "lr schedule, stepped per batch (piecewise: linear from 0.2 lr up to lr "
+                                       "over pct-start of the steps, then down to 0.07 lr)", run=True,
+                           choices=SCHEDULES)
+    pct_start: float = option(0.25, "warm-up fraction of onecycle and piecewise", run=True)
     momentum: float = option(0.9, "SGD (Nesterov) momentum", run=True)
     label_smoothing: float = option(0.1, "of the cross-entropy loss", run=True)
     weight_decay: float = option(5e-4, "on conv/linear weights only", run=True)
@@ -68,6 +78,12 @@ class TrainConfig:
     limit_train: int | None = option(None, "use N training images", run=True, metavar="N")
     limit_test: int | None = option(None, "use N test images", run=True, metavar="N")
     eval_batch_size: int = option(500, "images per evaluation batch")
+    tta: str | None = option(None, "test-time augmentation of the final evaluation: none, flip (mean of the image "
+                                   "and its mirror) or flip-shift (also one-pixel shifts up-left and down-right, "
+                                   "weights 1/4 and 1/8); default: the recipe's (flip-shift for airbench94, else "
+                                   "none)", choices=(None,) + TTA_MODES)
+    runs: int = option(1, "train N runs with seeds 0..N-1 (each in OUT/runK) and report the mean and standard "
+                          "deviation of their accuracies", metavar="N")
     # ---- many processes (mpiexec -n N minires train ...; see minires.distributed)
     nproc: int | None = option(None, "run on N processes: this command under `mpiexec -n N` (the dist extra's "
                                      "MPICH, or your MPI's); on a cluster start `mpiexec ... minires train` yourself",
@@ -83,13 +99,16 @@ class TrainConfig:
 
     def __post_init__(self):
         if not self.out:  # the CLI default: runs/MODEL
-            self.out = os.path.join("runs", self.model)
+            self.out = os.path.join("runs", self.recipe or self.model)
 
     def validate(self, check_init_from: bool = True) -> None:
         """Raise ValueError (FileNotFoundError for missing paths) naming the first bad option."""
         if self.model.lower() not in models.names():
             raise ValueError(f"unknown model {self.model!r}; choose one of: {', '.join(models.names())}")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float)) or not self.epochs > 0 \
+                or not math.isfinite(self.epochs):
+            raise ValueError(f"epochs must be a number > 0, got {self.epochs!r}")
+        for name in ("batch_size", "eval_batch_size", "runs"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be an integer >= 1, got {getattr(self, name)!r}")
         for name in ("limit_train", "limit_test"):
@@ -156,7 +175,8 @@ def add_arguments(parser, names=None) -> None:
                                 help=meta["help"])
             continue
         extra = {"metavar": meta["metavar"]} if meta["metavar"] else {}
-        parser.add_argument(flag, dest=name, type=kind, default=f.default, choices=meta["choices"],
+        choices = [c for c in meta["choices"] if c is not None] if meta["choices"] else None
+        parser.add_argument(flag, dest=name, type=kind, default=f.default, choices=choices,
                             help=meta["help"], **extra)
 
 

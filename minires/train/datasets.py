@@ -1,12 +1,11 @@
-"""The CIFAR-10 splits and augmentation of a training run: optional subsets, seeded, and the transform pipelines."""
+"""The CIFAR-10 splits of a training run: optional seeded subsets, and each process's part."""
 from __future__ import annotations
 
 import copy
 
 import numpy as np
 
-from ..data import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, default_data_dir
-from ..data import transforms as T
+from ..data import CIFAR10, default_data_dir
 
 
 def _subset(dataset, limit, seed):
@@ -55,10 +54,3 @@ def check_split(config, n_train: int, nproc: int, resumed: bool = False) -> None
                          f"{nproc} processes: choose --batch-size or --limit-train so that this remainder is 0 "
                          f"or at least {nproc}")
 
-
-def _transforms(image_size: int, cutout: int, train: bool):
-    steps = [T.RandomCrop(image_size, padding=4, padding_mode="reflect"), T.RandomHorizontalFlip()] if train else []
-    if train and cutout:
-        steps.append(T.Cutout(cutout))
-    steps.append(T.Normalize(CIFAR10_MEAN, CIFAR10_STD))
-    return T.Compose(steps)

@@ -15,8 +15,9 @@ from ..data import DataLoader
 from ..functional.loss import check_targets
 from ..io import atomic_write_text
 from ..tensor import no_grad
-from . import plots
-from .datasets import _transforms, load_datasets
+from . import plots, recipes
+from .datasets import load_datasets
+from .tta import tta_logits
 from .metrics import classification_report, confusion_matrix, format_report
 
 
@@ -31,8 +32,9 @@ def _batches(loader, progress: bool):
     return loader
 
 
-def evaluate(model, loader, label_smoothing: float = 0.0, progress: bool = False, comm=None):
-    """(mean loss, accuracy, predictions, targets) of model on every batch of loader, in eval mode.
+def evaluate(model, loader, label_smoothing: float = 0.0, progress: bool = False, comm=None, tta: str = "none"):
+    """(mean loss, accuracy, predictions, targets) of model on every batch of loader, in eval mode,
+    on the logits of test-time augmentation `tta` (train/tta.py: none, flip, flip-shift).
 
     With `comm` (minires.distributed) each process evaluates its own loader (its part of the data)
     and the sums are combined: every process returns the whole data's figures, predictions and
@@ -42,7 +44,7 @@ def evaluate(model, loader, label_smoothing: float = 0.0, progress: bool = False
     total_loss, preds, targets = 0.0, [], []
     with no_grad(), parallel.hold_blas():  # BLAS at one thread: the kernels split over the cores (minires.parallel)
         for x, y in _batches(loader, progress):
-            logits = model(x)
+            logits = tta_logits(model, x, tta)
             loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
             value = float(loss.item())
             if not math.isfinite(value):  # on a GPU a bad label shows only as a NaN loss: name it, as the CPU does
@@ -61,9 +63,10 @@ def evaluate(model, loader, label_smoothing: float = 0.0, progress: bool = False
     return total_loss / n, float((preds == targets).mean()) if len(targets) else math.nan, preds, targets
 
 
-def report_on(model, loader, classes, progress: bool = False, comm=None) -> dict:
-    """Accuracy, per-class precision/recall and the confusion matrix of model on loader (over comm's processes)."""
-    _, _, preds, targets = evaluate(model, loader, progress=progress, comm=comm)
+def report_on(model, loader, classes, progress: bool = False, comm=None, tta: str = "none") -> dict:
+    """Accuracy, per-class precision/recall and the confusion matrix of model on loader (over comm's
+    processes), with test-time augmentation `tta`."""
+    _, _, preds, targets = evaluate(model, loader, progress=progress, comm=comm, tta=tta)
     return classification_report(confusion_matrix(targets, preds, len(classes)), classes)
 
 
@@ -78,8 +81,9 @@ def write_report(report: dict, out_dir, log=print, title: str = "") -> None:
 
 
 def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_test=None, out_dir=None, log=print,
-                        progress: bool = False, cache: bool = True):
-    """Rebuild the model saved in a checkpoint and report on the test split of `data`."""
+                        progress: bool = False, cache: bool = True, tta: str | None = None):
+    """Rebuild the model saved in a checkpoint and report on the test split of `data`, with test-time
+    augmentation `tta` (default: the run's recipe's)."""
     ckpt = load_checkpoint(path)
     saved = ckpt["extra"].get("config")
     if saved is None:
@@ -90,9 +94,13 @@ def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_tes
     model.load_state_dict(ckpt["model"])
     model.to(backend.parse_device(device))
     log(f"evaluating {path}: {saved['model']} after epoch {ckpt['epoch']} of {saved.get('epochs', '?')}, on {device}")
-    loader = DataLoader(test_set, batch_size=batch_size, shuffle=False,
-                        transform=_transforms(int(test_set.data.shape[1]), 0, train=False), device=device)
-    report = report_on(model, loader, classes, progress)
+    recipe = recipes.get(saved.get("recipe"))
+    tta = tta if tta is not None else (saved.get("tta") or recipe.default_tta)
+    loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, device=device,
+                        transform=recipe.transforms(None, int(test_set.data.shape[1]), train=False))
+    if tta != "none":
+        log(f"test-time augmentation: {tta}")
+    report = report_on(model, loader, classes, progress, tta=tta)
     if out_dir is not None:
         write_report(report, out_dir, log, title=f"{saved['model']}, epoch {ckpt['epoch']}")
     else:

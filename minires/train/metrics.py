@@ -70,3 +70,24 @@ def format_report(report: dict) -> str:
         lines.append(f"{row['class']:<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['support']:7d}")
     lines.append(f"accuracy: {report['accuracy']:.4f} on {report['num_samples']} images")
     return "\n".join(lines)
+
+
+def runs_summary(reports: list) -> dict:
+    """Mean and sample standard deviation of the accuracies (with and without test-time augmentation)
+    and training times of several runs' final reports."""
+    out = {"runs": len(reports)}
+    for key in ("accuracy", "accuracy_without_tta", "train_time_s"):
+        values = np.array([r[key] for r in reports if key in r], dtype=np.float64)
+        out[key] = {"mean": float(values.mean()) if len(values) else math.nan,
+                    "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0, "values": values.tolist()}
+    out["tta"] = reports[0].get("tta", "none") if reports else "none"
+    return out
+
+
+def format_runs_summary(summary: dict) -> str:
+    """A few lines: accuracy mean +- std over the runs, with and without test-time augmentation."""
+    n, a, b, t = summary["runs"], summary["accuracy"], summary["accuracy_without_tta"], summary["train_time_s"]
+    return "\n".join([
+        f"{n} runs: test accuracy {a['mean']:.4f} +- {a['std']:.4f} (test-time augmentation: {summary['tta']})",
+        f"         without test-time augmentation {b['mean']:.4f} +- {b['std']:.4f}",
+        f"         training time {t['mean'] / 60:.2f} +- {t['std'] / 60:.2f} min (evaluation excluded)"])

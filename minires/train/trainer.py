@@ -13,35 +13,18 @@ import sys
 import time
 import zlib
 
-from .. import __version__, backend, distributed, models, parallel
-from .. import functional as F
+from .. import __version__, backend, distributed, parallel
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_weights
 from ..creation import manual_seed, set_rng_state
 from ..data import DataLoader
-from ..optim import SGD, Adam, GradScaler, lr_scheduler
-from . import plots
+from ..optim import GradScaler
+from . import plots, recipes
 from .config import RUN_FIELDS, TrainConfig
-from .datasets import _transforms, check_split, load_datasets, shard
+from .datasets import check_split, load_datasets, shard
 from .evaluation import evaluate, report_on, write_report
 from .metrics import write_history
 from .step import TrainingDiverged, first_bad_grad, grad_sumsq, train_step
-from .weights import freeze_backbone, load_pretrained, param_groups
-
-
-def make_scheduler(optimizer, config: TrainConfig, total_steps: int):
-    """The lr schedule of config (stepped once per batch) over total_steps."""
-    if config.schedule == "onecycle" and total_steps < 4:
-        # NOTE: one-cycle needs two non-empty phases of at least two steps; a run this tiny
-        # (a smoke test) anneals with cosine instead.
-        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    if config.schedule == "onecycle":
-        # NOTE: a warm-up of under two steps gives OneCycleLR an empty or negative phase; only
-        # tiny smoke-test runs hit this, so lengthen the warm-up to two steps instead of failing.
-        pct = min(max(config.pct_start, 2.0 / total_steps), 0.5)
-        return lr_scheduler.OneCycleLR(optimizer, max_lr=config.peak_lr, total_steps=total_steps, pct_start=pct)
-    if config.schedule == "cosine":
-        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    return lr_scheduler.MultiStepLR(optimizer, milestones=[total_steps // 2, total_steps * 3 // 4])
+from .weights import freeze_backbone, load_pretrained
 
 
 class Trainer:
@@ -61,6 +44,8 @@ class Trainer:
         if resume_state is not None:
             config = self._merge_saved_config(config, resume_state["extra"]["config"])
         comm.agree(lambda: config.validate(check_init_from=resume_state is None))
+        self.recipe = recipes.get(config.recipe)  # what the run's recipe decides (the classic run without one)
+        config = comm.agree(lambda: self.recipe.apply(config, log))
         if resume_state is None and not config.resume and not config.overwrite:
             comm.agree(lambda: _refuse_a_run(config.out), root_only=True)
         self.config = c = config
@@ -82,15 +67,17 @@ class Trainer:
         self.classes = list(self.train_set.classes)
         size = int(self.train_set.data.shape[1])
         self.train_loader = DataLoader(self.train_set, batch_size=c.batch_size, shuffle=True, seed=c.seed,
-                                       transform=_transforms(size, c.cutout, train=True), device=self.device,
-                                       num_replicas=comm.size, rank=comm.rank)
+                                       transform=self.recipe.transforms(c, size, train=True), device=self.device,
+                                       num_replicas=comm.size, rank=comm.rank, drop_last=self.recipe.drop_last)
         # Evaluation: each process takes a contiguous part of the test set; the results are summed.
         self.test_loader = DataLoader(shard(self.test_set, comm.rank, comm.size), shuffle=False, seed=c.seed,
                                       batch_size=-(-c.eval_batch_size // comm.size), device=self.device,
-                                      transform=_transforms(size, 0, train=False))
+                                      transform=self.recipe.transforms(c, size, train=False))
 
         manual_seed(c.seed)
-        self.model = models.get(c.model, num_classes=len(self.classes), **c.model_kwargs)
+        self.model = self.recipe.build_model(c, len(self.classes))
+        if resume_state is None:
+            self.recipe.prepare(self.model, self.train_set, c)
         if c.init_from and resume_state is None:
             comm.agree(lambda: load_pretrained(self.model, c.init_from, log, model_name=c.model))
         if c.sync_bn and comm.size > 1:  # in one process --sync-bn changes nothing
@@ -98,14 +85,12 @@ class Trainer:
         self.model.to(self.device)
         if c.freeze_backbone:
             freeze_backbone(self.model)
-        groups = param_groups(self.model, c.weight_decay)
-        if c.optimizer == "sgd":
-            self.optimizer = SGD(groups, lr=c.peak_lr, momentum=c.momentum, nesterov=c.momentum > 0)
-        else:
-            self.optimizer = Adam(groups, lr=c.peak_lr)
-        self.scheduler = make_scheduler(self.optimizer, c, total_steps=c.epochs * len(self.train_loader))
-        self.loss_fn = lambda logits, y: F.cross_entropy(logits, y, label_smoothing=c.label_smoothing)
+        self.optimizer = self.recipe.optimizer(self.model, c)
+        self.total_steps = self.recipe.total_steps(c, len(self.train_loader))
+        self.scheduler = self.recipe.scheduler(self.optimizer, c, self.total_steps)
+        self.loss_fn = self.recipe.loss_fn(c)
         self.scaler = GradScaler(enabled=c.amp)
+        self.recipe.attach(self.model)
 
         self.epoch, self.history, self.best_acc = 0, [], -1.0
         if resume_state is not None:
@@ -115,7 +100,7 @@ class Trainer:
             self.best_acc = resume_state["extra"]["best_acc"]
             if resume_state["extra"].get("scaler") is not None:
                 self.scaler.load_state_dict(resume_state["extra"]["scaler"])
-            log(f"resumed {self.last_path} at epoch {self.epoch}/{c.epochs}")
+            log(f"resumed {self.last_path} at epoch {self.epoch}/{c.epochs:g}")
             saved = resume_state["extra"]["config"]
             if saved.get("sync_bn", False) != c.sync_bn and comm.size > 1:
                 log(f"--resume: batch norm now {'over the global batch (--sync-bn)' if c.sync_bn else 'per process'}"
@@ -158,6 +143,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self.recipe.load_state_dict(state["arrays"])
         set_rng_state(state["rng_state"])
 
     def _merge_saved_config(self, config, saved: dict):
@@ -180,16 +166,23 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict:
         """One pass over the training set; raises TrainingDiverged on a non-finite loss or gradient."""
         self._set_train_mode()
+        self.recipe.start_epoch(self.model, epoch)
         self.train_loader.set_epoch(epoch)
-        n_batches, sizes = len(self.train_loader), self.train_loader.batch_sizes()  # global batch sizes
-        bar = self._progress(n_batches, f"epoch {epoch + 1}/{self.config.epochs}")
+        sizes = self.train_loader.batch_sizes()  # global batch sizes
+        done = epoch * len(self.train_loader)  # steps of the earlier epochs
+        n_batches = min(len(sizes), self.total_steps - done)  # a fractional last epoch ends early
+        bar = self._progress(n_batches, f"epoch {epoch + 1}/{math.ceil(self.config.epochs)}")
         total_loss, correct, seen, skipped, start = 0.0, 0, 0, 0, time.perf_counter()
         try:
             for step, (x, y) in enumerate(self.train_loader):
+                if step == n_batches:
+                    break
                 self.comm.where = f"epoch {epoch + 1}, step {step + 1}/{n_batches}"
                 try:  # loss and correct count: the global batch's (summed over the processes)
+                    # a summed loss adds up over the processes as it is; a mean one by each part's share
+                    share = 1.0 if self.recipe.sum_loss else len(y) / sizes[step]
                     result = train_step(self.model, self.loss_fn, self.optimizer, x, y, self.scaler,
-                                        sync=self.grad_sync, share=len(y) / sizes[step])
+                                        sync=self.grad_sync, share=share)
                 except TrainingDiverged as exc:  # every process sees the same loss and gradients: all stop
                     loss = f" (loss {exc.loss:.4g})" if math.isfinite(exc.loss) else ""
                     stop = TrainingDiverged(f"{exc} at epoch {epoch + 1}, step {step + 1}/{n_batches}{loss}; "
@@ -198,10 +191,11 @@ class Trainer:
                     stop.all_ranks = True
                     raise stop from None
                 self.scheduler.step()
+                self.recipe.after_step(self.model, done + step + 1, self.total_steps)
                 self.step = step + 1
                 self._steps_run += 1
                 self._check_agreement()
-                total_loss += result.loss * sizes[step]
+                total_loss += result.loss if self.recipe.sum_loss else result.loss * sizes[step]
                 correct += result.correct
                 skipped += result.skipped
                 seen += sizes[step]
@@ -249,13 +243,14 @@ class Trainer:
         if self.comm.rank == 0:
             os.makedirs(c.out, exist_ok=True)
             _remove_stale_temp_files(c.out, self.log)
-        end = c.epochs if max_epochs is None else min(c.epochs, self.epoch + max_epochs)
+        epochs = math.ceil(c.epochs - 1e-9)  # a fractional last epoch counts as one
+        end = epochs if max_epochs is None else min(epochs, self.epoch + max_epochs)
         # NOTE: BLAS at one thread for the whole run, so that the kernels split their GEMMs over the
         # cores themselves (minires.parallel); holding it per call would cost a BLAS wake-up each time.
         with parallel.hold_blas():
             while self.epoch < end:
                 self._run_epoch()
-            return self.final_report() if self.epoch >= c.epochs else {}
+            return self.final_report() if self.epoch >= epochs else {}
 
     def _run_epoch(self) -> None:
         """Train and evaluate one epoch, then write best, last, the metrics and the curves."""
@@ -285,7 +280,7 @@ class Trainer:
         write_history(c.out, self.history)
         plots.plot_curves(self.history, os.path.join(c.out, "curves.png"),
                           title=f"{c.model} on {self.device}, run {c.out}")
-        self.log(f"epoch {row['epoch']}/{c.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+        self.log(f"epoch {row['epoch']}/{math.ceil(c.epochs - 1e-9)}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
                  f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | "
                  f"{row['images_per_s']:.0f} img/s, {row['epoch_time_s']:.1f} s")
 
@@ -294,12 +289,22 @@ class Trainer:
         save_checkpoint(path, self.model, self.optimizer, self.scheduler, epoch=self.epoch,
                         extra={"config": config, "classes": self.classes, "best_acc": self.best_acc,
                                "history": self.history, "scaler": self.scaler.state_dict(),
-                               "world_size": self.comm.size})
+                               "world_size": self.comm.size}, arrays=self.recipe.state_dict())
 
     def final_report(self) -> dict:
         """Evaluate on the test split; write final_eval.json and confusion_matrix.png; print the table."""
-        report = report_on(self.model, self.test_loader, self.classes, comm=self.comm)
+        tta = self.config.tta or self.recipe.default_tta
+        report = report_on(self.model, self.test_loader, self.classes, comm=self.comm, tta=tta)
+        report["tta"] = tta
+        report["accuracy_without_tta"] = (report["accuracy"] if tta == "none" else
+                                          evaluate(self.model, self.test_loader, comm=self.comm)[1])
+        report["train_time_s"] = sum(row["train_time_s"] for row in self.history)  # evaluation excluded
         report["best_acc"] = self.best_acc
+        if tta != "none":
+            self.log(f"test accuracy {report['accuracy']:.4f} with test-time augmentation ({tta}), "
+                     f"{report['accuracy_without_tta']:.4f} without")
+        self.log(f"training time {report['train_time_s'] / 60:.1f} min (evaluation excluded), "
+                 f"{self.epoch} epochs, {self.total_steps} steps")
         if self.comm.rank == 0:
             write_report(report, self.config.out, self.log, title=f"{self.config.model}, epoch {self.epoch}")
         return report
