@@ -95,7 +95,7 @@ def _train(args, parser) -> int:
         if not distributed.launcher_env()[0]:
             print(f"minires train: error: {exc}", file=sys.stderr)
         return 2
-    config = from_args(args)
+    config = from_args(args, recipe_overrides=tuple(sorted(_typed_options(args.argv))))
     if config.runs > 1:
         return _train_runs(config, parser, comm)
     try:
@@ -128,6 +128,15 @@ def _train(args, parser) -> int:
         comm.fail(exc, 1, detail=True, note=f"last checkpoint: {trainer._last_good()}")
         raise
     return 0
+
+
+def _typed_options(argv) -> set:
+    """The dests of the options typed on a `minires train` command line (not left at their defaults)."""
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    for action in train._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command", "handler", "subparser"}
 
 
 def _train_runs(config, parser, comm) -> int:

@@ -496,9 +496,11 @@ def worker_cli(argv):
     recorded, a failure injected on rank 1, every rank's final weights dumped."""
     import argparse
 
+    import minires.models as models_module
     import minires.train.trainer as trainer_module
     from minires import cli
     from minires.train import Trainer
+    from minires.train.recipes import Recipe
 
     p = argparse.ArgumentParser()
     p.add_argument("--float64", action="store_true")
@@ -511,13 +513,13 @@ def worker_cli(argv):
     opts, rest = p.parse_args(argv[:split]), argv[split + 1:]
     dtype = np.float64 if opts.float64 else np.float32
 
-    get, transforms, step = trainer_module.models.get, trainer_module._transforms, trainer_module.train_step
+    get, transforms, step = models_module.get, Recipe.transforms, trainer_module.train_step
 
     def small_model(name, **kw):  # resnet20 at widths 4, 8, 8: the same code, a fraction of the time
         return get(name, widths=[4, 8, 8], **kw).to(dtype=dtype)
 
-    def cast(*a, **kw):
-        t = transforms(*a, **kw)
+    def cast(self, *a, **kw):  # the classic recipe's augmentation, in dtype
+        t = transforms(self, *a, **kw)
         return lambda x, rng=None: t(x, rng).astype(dtype)
 
     recorded, state = [], {}
@@ -539,7 +541,7 @@ def worker_cli(argv):
         state["trainer"] = self
         init(self, *a, **kw)
 
-    trainer_module.models.get, trainer_module._transforms = small_model, cast
+    models_module.get, Recipe.transforms = small_model, cast  # Recipe.build_model calls models.get
     trainer_module.train_step, Trainer.__init__ = recording_step, keep
     code = cli.main(rest)
     trainer = state.get("trainer")

@@ -64,6 +64,7 @@ def _erf_small_erfc_large(x):
     y3 = xp.clip(y, 4.0, 27.0)
     t = 1 / (y3 * y3)
     erfc_large = _exp_neg_square(xp, y3) * (_SQRPI - t * _ratio(t, _P, _Q)) / y3
+    erfc_large = xp.where(y > 27.0, 0.0, erfc_large)  # erfc(27) = 5e-319 is the clip's value; beyond, 0
     return xp.where(small, erf_small, xp.where(y <= 4.0, erfc_mid, erfc_large)), small
 
 

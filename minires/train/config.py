@@ -40,6 +40,7 @@ class TrainConfig:
                                       "an option it sets may not be given otherwise, except --epochs and "
                                       "--batch-size", run=True, metavar="NAME",
                                 choices=(None,) + RECIPES)
+    recipe_overrides: tuple = option((), run=True, cli=False)  # recipe settings given on purpose (see Recipe.apply)
     model: str = option("resnet20", "model name (see minires.models.names())", run=True)
     model_kwargs: dict = option(default_factory=dict, run=True, cli=False)  # e.g. widths; library use only
     data: str | None = option(

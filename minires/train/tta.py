@@ -25,6 +25,9 @@ def view(x, dy: int, dx: int, mirrored: bool):
         xp = get_array_module(x)
         p = max(abs(dy), abs(dx))
         H, W = x.shape[2:]
+        if p >= min(H, W):
+            raise ValueError(f"tta: a {p}-pixel shift with reflection needs images larger than {p} pixels, got "
+                             f"{H}x{W}")
         padded = _pad(xp, x, p, "reflect")  # (N, C, H + 2p, W + 2p); view pixel (i, j) = x pixel (i - dy, j - dx)
         x = padded[:, :, p - dy:p - dy + H, p - dx:p - dx + W]
     return x[..., ::-1] if mirrored else x

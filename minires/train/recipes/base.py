@@ -35,11 +35,15 @@ class Recipe:
 
     # ---- options --------------------------------------------------------------------------------
     def apply(self, config: TrainConfig, log=print) -> TrainConfig:
-        """config with the recipe's settings; ValueError naming an option given against the recipe."""
+        """config with the recipe's settings; ValueError naming an option given against the recipe.
+
+        A setting counts as given when it is listed in config.recipe_overrides (the command line
+        lists every option typed) or differs from TrainConfig's default: a Python caller who wants
+        a default value against the recipe (batch_size=128, say) lists it in recipe_overrides."""
         changes = {}
         for name, value in self.settings.items():
             given = getattr(config, name)
-            if given == value or given == _DEFAULTS[name]:
+            if given == value or (given == _DEFAULTS[name] and name not in config.recipe_overrides):
                 changes[name] = value
             elif name in self.adjustable:
                 log(f"--recipe {self.name}: --{name.replace('_', '-')} {given} overrides the recipe's {value}")
