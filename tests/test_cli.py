@@ -65,7 +65,7 @@ def test_nan_loss_exits_nonzero(tmp_path, data, capsys, monkeypatch):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--model", "resnet7"], "unknown model 'resnet7'"),
-    (["train", "--epochs", "0"], "epochs must be an integer >= 1"),
+    (["train", "--epochs", "0"], "epochs must be a number > 0, got 0.0"),
     (["train", "--data", "/no/such/dir"], "data directory '/no/such/dir' does not exist"),
     (["train", "--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
     (["train", "--label-smoothing", "1.5"], "label-smoothing must be in [0, 1)"),

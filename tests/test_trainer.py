@@ -284,9 +284,10 @@ def test_train_step_under_amp_skips_an_overflowing_step_and_lowers_the_scale():
 # ---- the run's record and BLAS threads --------------------------------------------------------------
 def test_run_fields_are_what_defines_a_run():
     from minires.train.config import RUN_FIELDS
-    assert set(RUN_FIELDS) == {"recipe", "model", "model_kwargs", "epochs", "batch_size", "optimizer", "lr", "momentum",
-                               "weight_decay", "schedule", "pct_start", "label_smoothing", "cutout", "seed",
-                               "limit_train", "limit_test", "init_from", "freeze_backbone", "amp"}
+    assert set(RUN_FIELDS) == {"recipe", "recipe_overrides", "model", "model_kwargs", "epochs", "batch_size",
+                               "optimizer", "lr", "momentum", "weight_decay", "schedule", "pct_start",
+                               "label_smoothing", "cutout", "seed", "limit_train", "limit_test", "init_from",
+                               "freeze_backbone", "amp"}
 
 
 def test_resume_keeps_the_saved_run_fields_and_takes_the_others_from_the_command_line(tmp_path, data4):
