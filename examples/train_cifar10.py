@@ -8,6 +8,7 @@ The options are `minires train`'s (same names and defaults; --help lists them). 
 the same with checkpoints, resuming, metrics files and plots (minires/train/trainer.py).
 """
 import argparse
+import math
 import time
 
 import numpy as np
@@ -68,7 +69,7 @@ def main(argv=None):
     optimizer = optim.SGD([{"params": decay, "weight_decay": args.weight_decay},
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=args.lr, momentum=args.momentum, nesterov=True)
-    total = args.epochs * len(train_loader)
+    total = math.ceil(args.epochs * len(train_loader))  # a fractional --epochs ends inside the last epoch
     if total >= 4:  # one-cycle: warm up over pct_start of the steps (two at least), then anneal
         scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total,
                                                   pct_start=min(max(args.pct_start, 2 / total), 0.5))
@@ -81,11 +82,13 @@ def main(argv=None):
 
     accuracy = None
     with parallel.hold_blas():  # BLAS at one thread: minires splits its kernels over the cores
-        for epoch in range(args.epochs):
+        for epoch in range(math.ceil(args.epochs)):
             model.train()
             train_loader.set_epoch(epoch)  # augmentation and order depend only on (seed, epoch)
             t0, seen, total_loss = time.perf_counter(), 0, 0.0
             for step, (x, y) in enumerate(train_loader):
+                if epoch * len(train_loader) + step == total:
+                    break
                 # forward, loss, backward, SGD step; one device-to-host copy (the loss and the accuracy)
                 result = train_step(model, loss_fn, optimizer, x, y)
                 scheduler.step()
@@ -102,7 +105,7 @@ def main(argv=None):
                 for x, y in test_loader:
                     correct += int((model(x).argmax(dim=1).numpy() == y.numpy()).sum())
             accuracy = correct / len(test_set)
-            print(f"epoch {epoch + 1}/{args.epochs}: train loss {total_loss / seen:.4f}, test accuracy "
+            print(f"epoch {epoch + 1}/{math.ceil(args.epochs)}: train loss {total_loss / seen:.4f}, test accuracy "
                   f"{accuracy:.4f}, {seen / train_time:.0f} img/s")
     return accuracy
 

@@ -15,6 +15,7 @@ from . import amp, dispatch, parallel, tuning
 from . import kernels  # registers the fast paths with dispatch
 from .dispatch import set_impl
 from . import data
+from . import recipes  # mr.recipes.get("airbench94"): what a training recipe decides (minires/recipes)
 from . import cuda  # the kernels package; it also answers PyTorch's cuda.is_available()
 
 # Bound here, above the modules they join: Tensor methods that run functional ops (functional sits
@@ -81,5 +82,3 @@ __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "randn", "rand", "zeros_
            "cat", "stack", "arange", "linspace", "eye", "randint", "full_like", "empty", "empty_like",
            "rand_like", "randn_like", "from_numpy", "where", "maximum", "minimum", "exp", "log", "save",
            "load", "inference_mode", "set_grad_enabled", "cuda"]
-
-from .train import recipes  # mr.recipes.get("airbench94"): training recipes (minires/train/recipes)

@@ -500,7 +500,7 @@ def worker_cli(argv):
     import minires.train.trainer as trainer_module
     from minires import cli
     from minires.train import Trainer
-    from minires.train.recipes import Recipe
+    from minires.recipes import Recipe
 
     p = argparse.ArgumentParser()
     p.add_argument("--float64", action="store_true")

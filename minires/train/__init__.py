@@ -3,7 +3,8 @@ from .config import TrainConfig
 from .evaluation import evaluate, evaluate_checkpoint
 from .step import StepResult, TrainingDiverged, train_step
 from .trainer import Trainer
-from .weights import freeze_backbone, load_pretrained, param_groups
+from ..recipes.base import param_groups
+from .weights import freeze_backbone, load_pretrained
 
 __all__ = ["StepResult", "TrainConfig", "Trainer", "TrainingDiverged", "evaluate", "evaluate_checkpoint",
            "freeze_backbone", "load_pretrained", "param_groups", "train_step"]

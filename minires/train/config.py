@@ -13,12 +13,12 @@ import os
 import typing
 from dataclasses import MISSING, dataclass, field
 
-from .. import backend, models
+from .. import backend, models, recipes
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("onecycle", "cosine", "step", "piecewise")
 TTA_MODES = ("none", "flip", "flip-shift")
-RECIPES = ("airbench94",)  # the names of minires.train.recipes
+RECIPES = tuple(recipes.names())
 DEFAULT_LR = {"sgd": 0.2, "adam": 2e-3}
 
 
@@ -148,9 +148,34 @@ class TrainConfig:
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
 
+def apply_recipe(config: TrainConfig, recipe, log=print) -> TrainConfig:
+    """config with recipe's settings (minires.recipes); ValueError naming an option given against it.
+
+    A setting counts as given when it is listed in config.recipe_overrides (the command line lists
+    every option typed) or differs from TrainConfig's default: a Python caller who wants a default
+    value against the recipe (batch_size=128, say) lists it in recipe_overrides. Of the given ones,
+    recipe.adjustable may differ from the recipe (with a note); any other is an error."""
+    if recipe.from_scratch and (config.init_from is not None or config.freeze_backbone):
+        raise ValueError(f"--recipe {recipe.name} trains its network from scratch: drop --init-from and "
+                         f"--freeze-backbone")
+    changes = {}
+    for name, value in recipe.settings.items():
+        given = getattr(config, name)
+        if given == value or (given == _DEFAULTS[name] and name not in config.recipe_overrides):
+            changes[name] = value
+        elif name in recipe.adjustable:
+            log(f"--recipe {recipe.name}: --{name.replace('_', '-')} {given} overrides the recipe's {value}")
+        else:
+            raise ValueError(f"--recipe {recipe.name} sets --{name.replace('_', '-')} {value}; drop "
+                             f"--{name.replace('_', '-')} {given} (or train without --recipe)")
+    return dataclasses.replace(config, **changes)
+
+
 # Fields that define the run; on --resume they come from the checkpoint, not the command line.
 RUN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["run"])
 _TYPES = typing.get_type_hints(TrainConfig)
+_DEFAULTS = {f.name: (f.default if f.default is not MISSING else f.default_factory())
+             for f in dataclasses.fields(TrainConfig)}
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

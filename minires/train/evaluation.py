@@ -15,7 +15,8 @@ from ..data import DataLoader
 from ..functional.loss import check_targets
 from ..io import atomic_write_text
 from ..tensor import no_grad
-from . import plots, recipes
+from .. import recipes
+from . import plots
 from .datasets import load_datasets
 from .tta import tta_logits
 from .metrics import classification_report, confusion_matrix, format_report

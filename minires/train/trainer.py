@@ -18,8 +18,9 @@ from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save
 from ..creation import manual_seed, set_rng_state
 from ..data import DataLoader
 from ..optim import GradScaler
-from . import plots, recipes
-from .config import RUN_FIELDS, TrainConfig
+from .. import recipes
+from . import plots
+from .config import RUN_FIELDS, TrainConfig, apply_recipe
 from .datasets import check_split, load_datasets, shard
 from .evaluation import evaluate, report_on, write_report
 from .metrics import write_history
@@ -45,7 +46,7 @@ class Trainer:
             config = self._merge_saved_config(config, resume_state["extra"]["config"])
         comm.agree(lambda: config.validate(check_init_from=resume_state is None))
         self.recipe = recipes.get(config.recipe)  # what the run's recipe decides (the classic run without one)
-        config = comm.agree(lambda: self.recipe.apply(config, log))
+        config = comm.agree(lambda: apply_recipe(config, self.recipe, log))
         if resume_state is None and not config.resume and not config.overwrite:
             comm.agree(lambda: _refuse_a_run(config.out), root_only=True)
         self.config = c = config
@@ -69,6 +70,8 @@ class Trainer:
         self.train_loader = DataLoader(self.train_set, batch_size=c.batch_size, shuffle=True, seed=c.seed,
                                        transform=self.recipe.transforms(c, size, train=True), device=self.device,
                                        num_replicas=comm.size, rank=comm.rank, drop_last=self.recipe.drop_last)
+        if len(self.train_loader) == 0:  # drop_last with fewer images than one batch: no step at all
+            comm.agree(lambda: _no_steps(c, len(self.train_set)))
         # Evaluation: each process takes a contiguous part of the test set; the results are summed.
         self.test_loader = DataLoader(shard(self.test_set, comm.rank, comm.size), shuffle=False, seed=c.seed,
                                       batch_size=-(-c.eval_batch_size // comm.size), device=self.device,
@@ -322,6 +325,12 @@ def _quiet(*args, **kwargs) -> None:
 def _fingerprint(dataset) -> list:
     """What identifies a data set cheaply: its size, image shape and a CRC of its labels."""
     return [len(dataset), list(dataset.data.shape[1:]), zlib.crc32(dataset.targets.tobytes())]
+
+
+def _no_steps(config, n_train: int) -> None:
+    raise ValueError(f"{n_train} training image(s) do not fill one batch of {config.batch_size}, and "
+                     f"{'--recipe ' + config.recipe if config.recipe else 'this run'} drops a partial last batch: "
+                     f"lower --batch-size or use more images")
 
 
 def _refuse_a_run(out_dir) -> None:

@@ -1,5 +1,4 @@
-"""A run's starting weights and what it trains: --init-from (load_pretrained), --freeze-backbone, and
-the optimizer's parameter groups (weight decay on conv/linear weights only)."""
+"""A run's starting weights and what it trains: --init-from (load_pretrained) and --freeze-backbone."""
 from __future__ import annotations
 
 from ..checkpoint import load_weights
@@ -51,11 +50,3 @@ def freeze_backbone(model) -> list:
             head.append(p)
     return head
 
-
-def param_groups(model, weight_decay: float) -> list:
-    """Weight decay on conv/linear weights (ndim > 1) only, not on BatchNorm parameters or biases."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import nn
-from ...data import CIFAR10_MEAN, CIFAR10_STD
-from ...data import transforms as T
-from ...optim import SGD, LookaheadEMA
+from .. import nn
+from ..data import CIFAR10_MEAN, CIFAR10_STD
+from ..data import transforms as T
+from ..optim import SGD, LookaheadEMA
 from .base import Recipe
 
 MOMENTUM = 0.85
@@ -40,17 +40,12 @@ class Airbench94(Recipe):
                 "schedule": "piecewise", "pct_start": 0.23, "cutout": 0}
     adjustable = ("epochs", "batch_size")
     drop_last = True
+    from_scratch = True
     sum_loss = True
     default_tta = "flip-shift"
 
     def __init__(self):
         self.ema = None
-
-    def apply(self, config, log=print):
-        if config.init_from is not None or config.freeze_backbone:
-            raise ValueError(f"--recipe {self.name} trains its network from scratch: drop --init-from and "
-                             f"--freeze-backbone")
-        return super().apply(config, log)
 
     def prepare(self, model, train_set, config):
         n = min(WHITEN_IMAGES, len(train_set))

@@ -1,6 +1,7 @@
 """Recipe: the parts of a training run that a recipe decides, with the classic ones as defaults.
 
-The Trainer asks its recipe for the model's preparation, the augmentation, the optimizer, the lr
+Configs are typed TrainConfig (minires.train.config, which applies a recipe's settings:
+apply_recipe). The Trainer asks its recipe for the model's preparation, the augmentation, the optimizer, the lr
 schedule, the loss and the number of steps, and calls its hooks at the start of each epoch, after
 each step and at the end of training. `Recipe` itself is the classic run `minires train` makes
 without --recipe (random crop + flip, SGD/Adam with the --schedule, mean cross-entropy); a recipe
@@ -8,19 +9,22 @@ subclass (airbench94.py) overrides what it changes and lists the options it fixe
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
-from ... import functional as F
-from ... import models
-from ...data import CIFAR10_MEAN, CIFAR10_STD
-from ...data import transforms as T
-from ...optim import SGD, Adam, lr_scheduler
-from ..config import TrainConfig
-from ..weights import param_groups
+from .. import functional as F
+from .. import models
+from ..data import CIFAR10_MEAN, CIFAR10_STD
+from ..data import transforms as T
+from ..optim import SGD, Adam, lr_scheduler
 
-_DEFAULTS = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-             for f in dataclasses.fields(TrainConfig)}
+
+def param_groups(model, weight_decay: float) -> list:
+    """Weight decay on conv/linear weights (ndim > 1) only, not on BatchNorm parameters or biases."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
 
 
 class Recipe:
@@ -29,54 +33,37 @@ class Recipe:
     name = None
     settings: dict = {}  # TrainConfig fields the recipe sets; another value given for one of them is an error...
     adjustable: tuple = ()  # ...except for these, which a user may change (with a note of what overrides what)
+    from_scratch = False  # the recipe trains its network from its own initialisation (no --init-from)
     drop_last = False  # drop the last, smaller training batch of each epoch
     sum_loss = False  # the loss is summed over the batch (else averaged)
     default_tta = "none"  # test-time augmentation of the final evaluation (minires.train.tta)
 
-    # ---- options --------------------------------------------------------------------------------
-    def apply(self, config: TrainConfig, log=print) -> TrainConfig:
-        """config with the recipe's settings; ValueError naming an option given against the recipe.
-
-        A setting counts as given when it is listed in config.recipe_overrides (the command line
-        lists every option typed) or differs from TrainConfig's default: a Python caller who wants
-        a default value against the recipe (batch_size=128, say) lists it in recipe_overrides."""
-        changes = {}
-        for name, value in self.settings.items():
-            given = getattr(config, name)
-            if given == value or (given == _DEFAULTS[name] and name not in config.recipe_overrides):
-                changes[name] = value
-            elif name in self.adjustable:
-                log(f"--recipe {self.name}: --{name.replace('_', '-')} {given} overrides the recipe's {value}")
-            else:
-                raise ValueError(f"--recipe {self.name} sets --{name.replace('_', '-')} {value}; drop "
-                                 f"--{name.replace('_', '-')} {given} (or train without --recipe)")
-        return dataclasses.replace(config, **changes)
-
-    def total_steps(self, config: TrainConfig, steps_per_epoch: int) -> int:
+    # ---- steps -----------------------------------------------------------------------------------
+    def total_steps(self, config, steps_per_epoch: int) -> int:
         """Optimizer steps of the whole run: a fractional --epochs ends inside the last epoch."""
         return max(1, math.ceil(config.epochs * steps_per_epoch - 1e-9))
 
     # ---- model, data, optimisation -----------------------------------------------------------------
-    def build_model(self, config: TrainConfig, num_classes: int):
+    def build_model(self, config, num_classes: int):
         return models.get(config.model, num_classes=num_classes, **config.model_kwargs)
 
-    def prepare(self, model, train_set, config: TrainConfig) -> None:
+    def prepare(self, model, train_set, config) -> None:
         """Data-dependent initialisation of a fresh model (before it moves to its device)."""
 
-    def transforms(self, config: TrainConfig, image_size: int, train: bool):
+    def transforms(self, config, image_size: int, train: bool):
         steps = [T.RandomCrop(image_size, padding=4, padding_mode="reflect"), T.RandomHorizontalFlip()] if train else []
         if train and config.cutout:
             steps.append(T.Cutout(config.cutout))
         steps.append(T.Normalize(CIFAR10_MEAN, CIFAR10_STD))
         return T.Compose(steps)
 
-    def optimizer(self, model, config: TrainConfig):
+    def optimizer(self, model, config):
         groups = param_groups(model, config.weight_decay)
         if config.optimizer == "sgd":
             return SGD(groups, lr=config.peak_lr, momentum=config.momentum, nesterov=config.momentum > 0)
         return Adam(groups, lr=config.peak_lr)
 
-    def scheduler(self, optimizer, config: TrainConfig, total_steps: int):
+    def scheduler(self, optimizer, config, total_steps: int):
         """The lr schedule of config (stepped once per batch) over total_steps."""
         if config.schedule == "onecycle" and total_steps < 4:
             # NOTE: one-cycle needs two non-empty phases of at least two steps; a run this tiny
@@ -95,7 +82,7 @@ class Recipe:
                                                                                  [0.2, 1.0, 0.07]))
         return lr_scheduler.MultiStepLR(optimizer, milestones=[total_steps // 2, total_steps * 3 // 4])
 
-    def loss_fn(self, config: TrainConfig):
+    def loss_fn(self, config):
         reduction = "sum" if self.sum_loss else "mean"
         return lambda logits, y: F.cross_entropy(logits, y, label_smoothing=config.label_smoothing,
                                                  reduction=reduction)
