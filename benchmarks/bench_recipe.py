@@ -36,7 +36,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import cpu_steal, cuda_header, header, markdown_table, steal_percent, torch_or_none, write_json  # noqa: E402
+from common import (cpu_steal, header, markdown_table, resolve_device, steal_percent, torch_or_none,  # noqa: E402
+                    write_json)
 
 TRAIN_IMAGES = 50000  # CIFAR-10's training set: the recipe's steps per epoch are TRAIN_IMAGES // batch
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -429,16 +430,8 @@ def main(argv=None):
         return
 
     torch = None if args.no_torch else torch_or_none()
-    from minires.backend import parse_device
     from minires import recipes
-    try:
-        device = parse_device(args.device)  # "cuda" -> "cuda:0"
-        extra = cuda_header(device) + "\n" if device.startswith("cuda") else ""
-    except Exception as e:  # a bad name, no CuPy or no GPU: say so before spawning children
-        p.error(f"--device {args.device}: {e}")
-    if torch is not None and device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"(PyTorch {torch.__version__} has no CUDA here: minires only)", file=sys.stderr)
-        torch = None
+    device, extra, torch = resolve_device(p, args.device, torch)
     libs = ["mr"] + (["torch"] if torch is not None else [])
     recipe = recipes.get("airbench94")
     config = _config(recipe, args.batch)

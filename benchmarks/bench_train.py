@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (cpu_steal, cuda_header, header, markdown_table, median_ms, steal_percent,  # noqa: E402
+from common import (cpu_steal, header, markdown_table, median_ms, resolve_device, steal_percent,  # noqa: E402
                     torch_or_none, write_json)
 
 
@@ -168,15 +168,7 @@ def main(argv=None):
     if args.rounds < 1 or args.steps < 1 or args.warmup < 0:
         p.error("--rounds and --steps must be >= 1 and --warmup >= 0")
     torch = None if args.no_torch else torch_or_none()
-    from minires.backend import parse_device
-    try:
-        device = parse_device(args.device)  # "cuda" -> "cuda:0"
-        extra = cuda_header(device) + "\n" if device.startswith("cuda") else ""
-    except Exception as e:  # a bad name, no CuPy or no GPU: say so before spawning children
-        p.error(f"--device {args.device}: {e}")
-    if torch is not None and device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"(PyTorch {torch.__version__} has no CUDA here: minires only)", file=sys.stderr)
-        torch = None
+    device, extra, torch = resolve_device(p, args.device, torch)
     libs = ["mr"] + (["torch"] if torch is not None else [])
     if device.startswith("cuda"):
         extra += ("PyTorch: TF32 off (torch.backends.cuda.matmul / cudnn allow_tf32 = False), cudnn.benchmark on, "

@@ -55,24 +55,8 @@ else
 fi
 DATA="$TMP/cifar10-jpeg"
 
-stage() {  # stage NAME CAP COMMAND...: run it under its cap and what is left of the budget; log it
-    local name=$1 cap=$2
-    shift 2
-    local left=$((BUDGET - (SECONDS - START) - 5))
-    [ "$cap" -gt "$left" ] && cap=$left
-    if [ "$cap" -lt 5 ]; then
-        echo "== $name: skipped, the ${BUDGET} s budget is spent" | tee -a "$LOG"
-        status=1
-        return
-    fi
-    echo "== $name (cap ${cap} s): $*" | tee -a "$LOG"
-    local t0=$SECONDS
-    timeout -k 5 "$cap" "$@" 2>&1 | tee -a "$LOG"
-    local rc=${PIPESTATUS[0]}
-    [ "$rc" -eq 124 ] && echo "== $name: stopped at its cap" | tee -a "$LOG"
-    echo "== $name: exit $rc after $((SECONDS - t0)) s" | tee -a "$LOG"
-    [ "$rc" -eq 0 ] || status=1
-}
+# stage NAME CAP COMMAND...: run it under its cap and what is left of the budget; log it
+. "$ROOT/benchmarks/stage.sh"
 
 env_info() {
     set -o pipefail

@@ -24,6 +24,9 @@ DEVICES = ["cpu"] + (["cuda"] if HAS_GPU else [])
 # cpu-reference and cuda-standin-reference cases: they are left out of it.
 _REPEATS_UNDER_REFERENCE = ("[cpu-reference", "[cpu-split", "[cuda-standin", "-cpu-reference", "-cpu-split",
                             "-cuda-standin")
+# Files about plumbing that no op implementation changes (MPI collectives, launch and resume across
+# processes; packing files): the default run covers them, and they would cost the reference run ~90 s.
+_SAME_UNDER_REFERENCE = ("test_distributed.py", "test_jpeg_pack.py")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -32,10 +35,12 @@ def pytest_collection_modifyitems(config, items):
         if "gpu" in item.keywords and not HAS_GPU:
             item.add_marker(skip)
     if os.environ.get("MINIRES_IMPL") == "reference":
-        repeats = [item for item in items if any(tag in item.name for tag in _REPEATS_UNDER_REFERENCE)]
+        def repeat(item):
+            return any(tag in item.name for tag in _REPEATS_UNDER_REFERENCE) or item.path.name in _SAME_UNDER_REFERENCE
+        repeats = [item for item in items if repeat(item)]
         if repeats:
             config.hook.pytest_deselected(items=repeats)
-            items[:] = [item for item in items if not any(tag in item.name for tag in _REPEATS_UNDER_REFERENCE)]
+            items[:] = [item for item in items if not repeat(item)]
 
 
 @pytest.fixture(autouse=True)
