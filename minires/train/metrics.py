@@ -26,6 +26,15 @@ def write_history(out_dir, history: list) -> None:
     atomic_write_text(os.path.join(out_dir, "metrics.csv"), buf.getvalue())
 
 
+def format_history(history: list) -> str:
+    """The per-epoch table of a run: train loss and accuracy, test accuracy, training and epoch seconds."""
+    lines = ["epoch  train loss  train acc  test acc  train s  epoch s"]
+    for r in history:
+        lines.append(f"{r['epoch']:5d}  {r['train_loss']:10.4f}  {r['train_acc']:9.4f}  {r['test_acc']:8.4f}  "
+                     f"{r['train_time_s']:7.1f}  {r['epoch_time_s']:7.1f}")
+    return "\n".join(lines)
+
+
 def read_history(out_dir) -> list:
     """The rows of out_dir/metrics.jsonl (empty when absent)."""
     path = os.path.join(out_dir, "metrics.jsonl")

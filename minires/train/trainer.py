@@ -23,7 +23,7 @@ from . import plots
 from .config import RUN_FIELDS, TrainConfig, apply_recipe
 from .datasets import check_split, load_datasets, shard
 from .evaluation import evaluate, report_on, write_report
-from .metrics import write_history
+from .metrics import format_history, write_history
 from .step import TrainingDiverged, first_bad_grad, grad_sumsq, train_step
 from .weights import freeze_backbone, load_pretrained
 
@@ -303,6 +303,7 @@ class Trainer:
                                           evaluate(self.model, self.test_loader, comm=self.comm)[1])
         report["train_time_s"] = sum(row["train_time_s"] for row in self.history)  # evaluation excluded
         report["best_acc"] = self.best_acc
+        self.log(format_history(self.history))
         if tta != "none":
             self.log(f"test accuracy {report['accuracy']:.4f} with test-time augmentation ({tta}), "
                      f"{report['accuracy_without_tta']:.4f} without")
