@@ -140,19 +140,20 @@ def _typed_options(argv) -> set:
 
 
 def _train_runs(config, parser, comm) -> int:
-    """--runs N: train with seeds 0..N-1, each in OUT/runK, then print and save the mean and spread."""
+    """--runs N: train with seeds S..S+N-1 (S: --seed, 0 by default), each in OUT/runK, then print and
+    save the mean and spread."""
     if comm.size > 1:
         parser.error("--runs trains its runs one after another in one process; run it without mpiexec/--nproc")
     if config.runs < 1:
         parser.error(f"--runs must be >= 1, got {config.runs}")
     results = []
     for k in range(config.runs):
-        run = dataclasses.replace(config, seed=k, runs=1, out=os.path.join(config.out, f"run{k}"))
-        print(f"run {k + 1}/{config.runs}: seed {k}, in {run.out}", flush=True)
+        run = dataclasses.replace(config, seed=config.seed + k, runs=1, out=os.path.join(config.out, f"run{k}"))
+        print(f"run {k + 1}/{config.runs}: seed {run.seed}, in {run.out}", flush=True)
         try:
             report = Trainer(run, comm=comm).fit()
         except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
-            print(f"minires train: error in run {k + 1} (seed {k}): {exc}", file=sys.stderr)
+            print(f"minires train: error in run {k + 1} (seed {config.seed + k}): {exc}", file=sys.stderr)
             return 1 if results else 2
         if report:
             results.append(report)

@@ -182,3 +182,15 @@ def test_bad_input_is_refused_naming_gelu():
         F.gelu(mr.randn(3, dtype=mr.float32), approximate="fast")
     with pytest.raises(TypeError, match="gelu"):
         F.gelu(mr.zeros(3, dtype=mr.int64))
+
+
+def test_broadcast_input_matches_its_contiguous_copy():
+    # A stride-0 view ravels into a copy whose element order differs from a fresh output's layout: the
+    # fast path must not pair them (a review found rows scrambled by up to 1.8).
+    base = np.arange(6, dtype=np.float32) - 2.5
+    for shape in ((4, 6), (3, 50, 6)):
+        view = np.broadcast_to(base, shape)
+        got = mr.nn.GELU()(mr.tensor(view)).numpy()
+        want = mr.nn.GELU()(mr.tensor(np.ascontiguousarray(view))).numpy()
+        assert got.shape == shape
+        np.testing.assert_array_equal(got, want)

@@ -31,7 +31,7 @@ def r50():
 # ---- registry -------------------------------------------------------------------------------
 def test_names_and_unknown_name():
     assert set(models.names()) == {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet20",
-                                   "resnet32", "resnet44", "resnet56", "resnet110", "resnet9"}
+                                   "resnet32", "resnet44", "resnet56", "resnet110", "resnet9", "airbench94"}
     with pytest.raises(ValueError, match="unknown model 'resnet7'.*resnet18.*resnet9"):
         models.get("resnet7")
 

@@ -5,6 +5,7 @@ airbench's eps/momentum, SGD param groups with a parameter frozen mid-run, and m
 References are naive loops, closed forms written out by hand, finite differences (mr.gradcheck) and identities.
 (Sum-reduced cross_entropy with label smoothing is already checked against loops and gradchecked in
 tests/test_loss.py: test_forward_matches_loops, test_gradcheck.)"""
+import dataclasses
 import json
 import math
 
@@ -15,12 +16,14 @@ from hypothesis import strategies as st
 
 import minires as mr
 import minires.functional as F
-from minires import nn
+from minires import models, nn, recipes
 from minires.checkpoint import load_checkpoint, save_checkpoint
 from minires.data.transforms import AlternatingFlip, SampleRNG
 from minires.optim import SGD, LookaheadEMA
 from minires.optim.lr_scheduler import LambdaLR, PiecewiseLinear
 from minires.train.tta import VIEWS, tta_logits, view
+from minires.recipes import airbench94 as ab
+from minires.train.config import TrainConfig, apply_recipe
 
 # ---- dirac_ -----------------------------------------------------------------------------------------------
 
@@ -575,3 +578,17 @@ def test_max_pool_floors_odd_sizes_as_airbench(device, layout):
     y = nn.MaxPool2d(3)(x)
     assert y.shape == (2, 3, 1, 1)
     np.testing.assert_array_equal(y.numpy(), ref.max(axis=(2, 3), keepdims=True))
+
+
+def test_airbench_weight_decay_per_step_scales_with_the_batch():
+    # airbench: wd = 0.0153 * batch / kilostep_scale per step (lr * weight_decay), lr per summed-loss image.
+    recipe = recipes.get("airbench94")
+    kilostep = 1024 * (1 + 1 / (1 - 0.85))
+    for batch in (1024, 512):
+        config = dataclasses.replace(apply_recipe(TrainConfig(recipe="airbench94"), recipe, log=lambda *a: None),
+                                     batch_size=batch)
+        opt = recipe.optimizer(models.get("airbench94"), config)
+        for group in opt.param_groups:
+            assert group["lr"] * group["weight_decay"] == pytest.approx(0.0153 * batch / kilostep, rel=1e-12)
+        assert opt.param_groups[0]["lr"] == pytest.approx(64 * ab.LR) and opt.param_groups[1]["lr"] == ab.LR
+        assert ab.LR == pytest.approx(11.5 / kilostep)

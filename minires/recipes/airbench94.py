@@ -5,7 +5,7 @@ What it sets, after the paper and its `legacy/airbench94.py` (our own code):
   random choice: our image folders are sorted by class, where the script takes the first 5,000);
 - batch 1024 without the last partial batch, 9.9 epochs (476 steps on 50,000 images);
 - Nesterov SGD, momentum 0.85, on a *summed* label-smoothed (0.2) cross-entropy: with
-  s = 1024 (1 + 1 / (1 - 0.85)), lr = 11.5 / s and the weight decay 0.0153 * 1024 / s per step,
+  s = 1024 (1 + 1 / (1 - 0.85)), lr = 11.5 / s and the weight decay 0.0153 * batch / s per step,
   BatchNorm biases at 64x the lr (their decay kept at the same per-step size);
 - the lr triangle 0.2 -> 1 over 23% of the steps, then down to 0.07 (schedule "piecewise");
 - the whitening bias trains for 3 epochs, then freezes;
@@ -26,7 +26,7 @@ from .base import Recipe
 MOMENTUM = 0.85
 _KILOSTEP = 1024 * (1 + 1 / (1 - MOMENTUM))  # Nesterov SGD's steady-state step is lr (1 + 1/(1 - momentum))
 LR = 11.5 / _KILOSTEP  # per image of the summed loss
-WEIGHT_DECAY = 0.0153 * 1024 / _KILOSTEP  # decay per step, as lr * weight_decay
+WEIGHT_DECAY = 0.0153 * 1024 / _KILOSTEP  # decay per step (lr * weight_decay) at batch 1024; scaled by batch / 1024
 BIAS_LR_SCALE = 64.0
 WHITEN_BIAS_EPOCHS = 3
 WHITEN_IMAGES = 5000
@@ -62,8 +62,9 @@ class Airbench94(Recipe):
         norm_biases = [m.bias for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
         others = [p for p in model.parameters() if p.requires_grad and all(p is not b for b in norm_biases)]
         lr, bias_lr = config.lr, config.lr * BIAS_LR_SCALE
-        return SGD([{"params": norm_biases, "lr": bias_lr, "weight_decay": config.weight_decay / bias_lr},
-                    {"params": others, "lr": lr, "weight_decay": config.weight_decay / lr}],
+        wd = config.weight_decay * config.batch_size / 1024  # the decay per step grows with the batch, as airbench's
+        return SGD([{"params": norm_biases, "lr": bias_lr, "weight_decay": wd / bias_lr},
+                    {"params": others, "lr": lr, "weight_decay": wd / lr}],
                    lr=lr, momentum=config.momentum, nesterov=True)
 
     def attach(self, model):

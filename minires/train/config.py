@@ -83,8 +83,8 @@ class TrainConfig:
                                    "and its mirror) or flip-shift (also one-pixel shifts up-left and down-right, "
                                    "weights 1/4 and 1/8); default: the recipe's (flip-shift for airbench94, else "
                                    "none)", choices=(None,) + TTA_MODES)
-    runs: int = option(1, "train N runs with seeds 0..N-1 (each in OUT/runK) and report the mean and standard "
-                          "deviation of their accuracies", metavar="N")
+    runs: int = option(1, "train N runs with seeds SEED..SEED+N-1 (each in OUT/runK) and report the mean and "
+                          "standard deviation of their accuracies", metavar="N")
     # ---- many processes (mpiexec -n N minires train ...; see minires.distributed)
     nproc: int | None = option(None, "run on N processes: this command under `mpiexec -n N` (the dist extra's "
                                      "MPICH, or your MPI's); on a cluster start `mpiexec ... minires train` yourself",

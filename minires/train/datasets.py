@@ -37,7 +37,7 @@ def shard(dataset, rank: int, size: int):
     return part
 
 
-def check_split(config, n_train: int, nproc: int, resumed: bool = False) -> None:
+def check_split(config, n_train: int, nproc: int, resumed: bool = False, drop_last: bool = False) -> None:
     """ValueError unless every process gets a non-empty, equal part of every global batch."""
     if nproc == 1:
         return
@@ -48,7 +48,7 @@ def check_split(config, n_train: int, nproc: int, resumed: bool = False) -> None
         whose = " (the resumed run's, from its checkpoint)" if resumed else ""
         raise ValueError(f"--batch-size {config.batch_size}{whose} does not split over {nproc} processes: the global "
                          f"batch is shared out equally, so it must be a multiple of the process count")
-    rest = n_train % config.batch_size
+    rest = 0 if drop_last else n_train % config.batch_size  # a dropped last batch is no one's
     if 0 < rest < nproc:
         raise ValueError(f"the last batch of each epoch holds {rest} of the {n_train} training images, fewer than the "
                          f"{nproc} processes: choose --batch-size or --limit-train so that this remainder is 0 "

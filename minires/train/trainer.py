@@ -64,7 +64,8 @@ class Trainer:
             lambda: load_datasets(c.data, c.limit_train, c.limit_test, c.seed, cache=c.cache))
         distributed.check_same_run(comm, {"train": _fingerprint(self.train_set), "test": _fingerprint(self.test_set)},
                                    what="data (same --data, --limit-train, --limit-test on every node)")
-        comm.agree(lambda: check_split(c, len(self.train_set), comm.size, resumed=resume_state is not None))
+        comm.agree(lambda: check_split(c, len(self.train_set), comm.size, resumed=resume_state is not None,
+                                           drop_last=self.recipe.drop_last))
         self.classes = list(self.train_set.classes)
         size = int(self.train_set.data.shape[1])
         self.train_loader = DataLoader(self.train_set, batch_size=c.batch_size, shuffle=True, seed=c.seed,
@@ -90,6 +91,7 @@ class Trainer:
             freeze_backbone(self.model)
         self.optimizer = self.recipe.optimizer(self.model, c)
         self.total_steps = self.recipe.total_steps(c, len(self.train_loader))
+        self.epochs_to_run = -(-self.total_steps // len(self.train_loader))  # the last one may end early
         self.scheduler = self.recipe.scheduler(self.optimizer, c, self.total_steps)
         self.loss_fn = self.recipe.loss_fn(c)
         self.scaler = GradScaler(enabled=c.amp)
@@ -174,7 +176,7 @@ class Trainer:
         sizes = self.train_loader.batch_sizes()  # global batch sizes
         done = epoch * len(self.train_loader)  # steps of the earlier epochs
         n_batches = min(len(sizes), self.total_steps - done)  # a fractional last epoch ends early
-        bar = self._progress(n_batches, f"epoch {epoch + 1}/{math.ceil(self.config.epochs)}")
+        bar = self._progress(n_batches, f"epoch {epoch + 1}/{self.epochs_to_run}")
         total_loss, correct, seen, skipped, start = 0.0, 0, 0, 0, time.perf_counter()
         try:
             for step, (x, y) in enumerate(self.train_loader):
@@ -246,7 +248,7 @@ class Trainer:
         if self.comm.rank == 0:
             os.makedirs(c.out, exist_ok=True)
             _remove_stale_temp_files(c.out, self.log)
-        epochs = math.ceil(c.epochs - 1e-9)  # a fractional last epoch counts as one
+        epochs = self.epochs_to_run  # a fractional last epoch counts as one
         end = epochs if max_epochs is None else min(epochs, self.epoch + max_epochs)
         # NOTE: BLAS at one thread for the whole run, so that the kernels split their GEMMs over the
         # cores themselves (minires.parallel); holding it per call would cost a BLAS wake-up each time.
@@ -283,7 +285,7 @@ class Trainer:
         write_history(c.out, self.history)
         plots.plot_curves(self.history, os.path.join(c.out, "curves.png"),
                           title=f"{c.model} on {self.device}, run {c.out}")
-        self.log(f"epoch {row['epoch']}/{math.ceil(c.epochs - 1e-9)}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+        self.log(f"epoch {row['epoch']}/{self.epochs_to_run}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
                  f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f} | "
                  f"{row['images_per_s']:.0f} img/s, {row['epoch_time_s']:.1f} s")
 

@@ -7,8 +7,9 @@ whose error is below h^4 / 384 * max|Phi''''| ~ 1.4e-9. The correction term is s
 evaluation adds little to the rounding of the table's Phi(x0): measured against math.erfc, Phi is
 within 1e-7 of the truth everywhere (tests/test_gelu_fast.py). Near and beyond +-8 Phi is taken as 0
 or 1 (Phi(-8) = 6e-16), flat, so that gelu(+-inf) and its gradient are NaN, as the
-reference's inf * 0. About 25 float32 passes over the data instead of the reference's ~50 float64
-ones: the pass is memory-bound, so this is ~5x faster. The forward keeps gelu's derivative
+reference's inf * 0. About 25 float32 NumPy passes (4 of them gathers) instead of the reference's
+~50 float64 ones: ~20-25 ns per value against ~245 measured for the reference (7 calls of an
+airbench94 step at batch 1024: ~1.2 s against ~20 s). The forward keeps gelu's derivative
 Phi(x) + x phi(x) for the backward (phi from the cubic's slope). float64 input takes the reference
 (functional/elementwise.py: GELU), which stays the definition this path is tested against.
 """
@@ -86,8 +87,9 @@ class GELUCPU(elementwise.GELU):
     def forward(self, x, approximate="none"):
         self.approximate = approximate
         out, self.deriv = np.empty_like(x), np.empty_like(x)  # laid out like x
-        flat = [v.ravel(order="K") for v in (x, out, self.deriv)]  # one element order for all three
-        if not (np.shares_memory(flat[1], out) and np.shares_memory(flat[2], self.deriv)):
+        flat = [v.ravel(order="K") for v in (x, out, self.deriv)]  # one element order for all three...
+        # ...when all three are views; a copy (x broadcast or strided, say) may list them in another order
+        if not all(np.shares_memory(f, v) for f, v in zip(flat, (x, out, self.deriv))):
             parallel.split_rows(lambda a, b: _gelu_part(x[a:b], out[a:b], self.deriv[a:b]), x)  # NOTE: no flat view
             return out
 
