@@ -36,8 +36,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (cpu_steal, header, markdown_table, resolve_device, steal_percent, torch_or_none,  # noqa: E402
-                    write_json)
+from common import (cpu_steal, header, markdown_table, resolve_device, scaled_step, steal_percent,  # noqa: E402
+                    torch_or_none, write_json)
 
 TRAIN_IMAGES = 50000  # CIFAR-10's training set: the recipe's steps per epoch are TRAIN_IMAGES // batch
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -318,8 +318,9 @@ def run_torch(args) -> dict:
     norm_biases = [p for k, p in model.named_parameters() if "norm" in k and p.requires_grad]
     others = [p for k, p in model.named_parameters() if "norm" not in k and p.requires_grad]
     lr, bias_lr = config.lr, config.lr * R.BIAS_LR_SCALE
-    opt = torch.optim.SGD([{"params": norm_biases, "lr": bias_lr, "weight_decay": config.weight_decay / bias_lr},
-                           {"params": others, "lr": lr, "weight_decay": config.weight_decay / lr}],
+    wd = config.weight_decay * config.batch_size / 1024  # per step, growing with the batch (as the recipe's)
+    opt = torch.optim.SGD([{"params": norm_biases, "lr": bias_lr, "weight_decay": wd / bias_lr},
+                           {"params": others, "lr": lr, "weight_decay": wd / lr}],
                           momentum=config.momentum, nesterov=True)
     peak = int(config.pct_start * total)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: float(np.interp(s, [0, peak, total], [0.2, 1.0, 0.07])))
@@ -331,17 +332,14 @@ def run_torch(args) -> dict:
     def autocast():
         return torch.autocast(dev.type, dtype=torch.float16) if args.amp else contextlib.nullcontext()
 
-    def step():
+    def loss():
         opt.zero_grad(set_to_none=True)
         with autocast():
-            loss = criterion(net(xt), yt)
-        if scaler is None:
-            loss.backward()
-            opt.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+            return criterion(net(xt), yt)
+    train = scaled_step(loss, opt, scaler)
+
+    def step():
+        train()
         sched.step()
 
     def after_step(n):

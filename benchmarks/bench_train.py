@@ -21,8 +21,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (cpu_steal, header, markdown_table, median_ms, resolve_device, steal_percent,  # noqa: E402
-                    torch_or_none, write_json)
+from common import (cpu_steal, header, markdown_table, median_ms, resolve_device, scaled_step,  # noqa: E402
+                    steal_percent, torch_or_none, write_json)
 
 
 # ---- the same architectures in PyTorch (reference only; never imported by the library) ------------------
@@ -77,19 +77,6 @@ def torch_model(name: str, num_classes: int = 10):
     raise ValueError(name)
 
 
-def _step(loss_fn, opt, scaler):
-    """One training step on loss_fn()'s loss, through a GradScaler (PyTorch's or minires's) when given."""
-    def step():
-        loss = loss_fn()
-        if scaler is None:
-            loss.backward()
-            opt.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-    return step
-
 
 def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: str = "cpu",
             amp: bool = False) -> dict:
@@ -143,7 +130,7 @@ def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: st
             sync = gpu.synchronize
         threads = mr.parallel.hold_blas()  # BLAS at one thread, the kernels split over the cores: as `minires train`
     with threads:
-        ms = median_ms(_step(loss, opt, scaler), repeats=steps, warmup=warmup, sync=sync)
+        ms = median_ms(scaled_step(loss, opt, scaler), repeats=steps, warmup=warmup, sync=sync)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"lib": lib, "model": name, "batch": batch, "ms": ms, "img_s": batch / (ms / 1e3), "peak_rss_mb": peak_mb}
 

@@ -25,3 +25,17 @@ def resolve_device(parser, name: str, torch):
         print(f"(PyTorch {torch.__version__} has no CUDA here: minires only)", file=sys.stderr)
         torch = None
     return device, extra, torch
+
+
+def scaled_step(loss_fn, opt, scaler):
+    """One training step on loss_fn()'s loss, through a GradScaler (PyTorch's or minires's) when given."""
+    def step():
+        loss = loss_fn()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+    return step
