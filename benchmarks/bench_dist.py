@@ -85,7 +85,7 @@ def worker_allreduce(repeats: int) -> None:
         model = models.get(name, num_classes=10, **({"small_input": True} if name == "resnet18" else {}))
         params = list(model.parameters())
         rng = np.random.default_rng(comm.rank)
-        nbytes = sum(p.data.nbytes for p in params)
+        nbytes = sum(p.array.nbytes for p in params)
         for bucket in (distributed.BUCKET_BYTES, 1 * MB, 16 * MB, 64 * MB):
             sync = distributed.GradientSync(params, comm, bucket_bytes=bucket)
             times = []
@@ -97,7 +97,7 @@ def worker_allreduce(repeats: int) -> None:
                 sync(1.0 / comm.size, [np.float64(1.0), np.float64(2.0)])
                 times.append(time.perf_counter() - t)
             worst = comm.allgather(statistics.median(times[2:]))  # the slower process's median
-            rows.append({"model": name, "params": sum(p.data.size for p in params), "mb": nbytes / MB,
+            rows.append({"model": name, "params": sum(p.array.size for p in params), "mb": nbytes / MB,
                          "bucket_mb": bucket / MB, "buckets": len(sync.buckets), "ms": 1e3 * max(worst),
                          "default": bucket == distributed.BUCKET_BYTES})
     if comm.rank == 0:

@@ -5,7 +5,7 @@ from .tensor import bool_, float16, float32, float64, int32, int64, uint8
 from . import ops  # binds Tensor's operators and methods (t + u, t.sum(), t.reshape(...), ...)
 from .ops import cat, exp, log, maximum, minimum, stack, where
 from .gradcheck import GradcheckError, gradcheck
-from .creation import (arange, default_generator, empty, empty_like, eye, from_numpy, full, full_like, get_rng_state,
+from .creation import (Generator, arange, default_generator, empty, empty_like, eye, from_numpy, full, full_like, get_rng_state,
                        linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like,
                        set_rng_state, tensor, zeros, zeros_like)
 from .checkpoint import load, save
@@ -81,4 +81,4 @@ __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "randn", "rand", "zeros_
            "functional", "optim", "float16", "float32", "float64", "int32", "int64", "uint8", "bool_",
            "cat", "stack", "arange", "linspace", "eye", "randint", "full_like", "empty", "empty_like",
            "rand_like", "randn_like", "from_numpy", "where", "maximum", "minimum", "exp", "log", "save",
-           "load", "inference_mode", "set_grad_enabled", "cuda"]
+           "load", "Generator", "inference_mode", "set_grad_enabled", "cuda"]

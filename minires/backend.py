@@ -47,13 +47,13 @@ def cupy_module():
 def get_array_module(*arrays):
     """Return `cupy` if any argument is a CuPy array (or a Tensor holding one), else `numpy`.
 
-    A raw CuPy array is tested first: its own `.data` is a device pointer, not an array.
+    A raw CuPy array is tested first: its own `.data` is a device pointer, not an array (a Tensor holds its array in `.array`).
     """
     if _cupy is not None:
         for a in arrays:
             if isinstance(a, np.ndarray):
                 continue
-            if isinstance(a, _cupy.ndarray) or isinstance(getattr(a, "data", None), _cupy.ndarray):
+            if isinstance(a, _cupy.ndarray) or isinstance(getattr(a, "array", None), _cupy.ndarray):
                 return _cupy
     return np
 

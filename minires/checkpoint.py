@@ -72,7 +72,7 @@ def _crc(tensors: dict) -> int:
 
 
 def _to_array(value) -> np.ndarray:
-    a = backend.to_numpy(getattr(value, "data", value))
+    a = backend.to_numpy(getattr(value, "array", value))
     # NOTE: not np.ascontiguousarray, which turns a 0-d array (num_batches_tracked) into shape (1,)
     return a if a.flags.c_contiguous else np.array(a, order="C")
 

@@ -22,6 +22,48 @@ def default_generator() -> np.random.Generator:
     return _rng
 
 
+class Generator:
+    """PyTorch's torch.Generator: a random stream of its own, for `generator=` of the creation functions,
+    samplers, DataLoader and random_split; `manual_seed` returns the generator, as in PyTorch."""
+
+    def __init__(self, device="cpu"):
+        self.device = str(device)
+        self.seed()
+
+    def manual_seed(self, seed: int) -> "Generator":
+        if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, np.integer)):
+            raise TypeError(f"Generator.manual_seed: seed must be an int, got {seed!r}")
+        self._seed = int(seed)
+        self.rng = np.random.default_rng(self._seed % 2**64)
+        return self
+
+    def seed(self) -> int:
+        """Seed from fresh entropy and return that seed."""
+        self.manual_seed(int(np.random.SeedSequence().entropy) % 2**63)
+        return self._seed
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+    def get_state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> "Generator":
+        self.rng.bit_generator.state = state
+        return self
+
+
+def numpy_generator(generator=None) -> np.random.Generator:
+    """The NumPy generator behind `generator=`: minires' global one for None, a Generator's own stream."""
+    if generator is None:
+        return _rng
+    if isinstance(generator, Generator):
+        return generator.rng
+    if isinstance(generator, np.random.Generator):
+        return generator
+    raise TypeError(f"generator: expected a minires.Generator, got {type(generator).__name__}")
+
+
 def get_rng_state() -> dict:
     return _rng.bit_generator.state
 
@@ -41,7 +83,7 @@ def _infer_dtype(data):
 def tensor(data, dtype=None, device="cpu", requires_grad: bool = False) -> Tensor:
     """A new leaf tensor copied from `data` (nested lists, scalars, NumPy/CuPy arrays or a Tensor)."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     dtype = _as_dtype(dtype)
     xp = backend.get_array_module(data)
     if xp is np:
@@ -92,13 +134,13 @@ def full(shape, fill_value, dtype=None, device="cpu", requires_grad=False) -> Te
 
 def randn(*shape, dtype=None, device="cpu", requires_grad=False, generator=None) -> Tensor:
     """Standard normal samples from the seeded generator (drawn on the CPU, then moved)."""
-    g = generator or _rng
+    g = numpy_generator(generator)
     return _create(lambda s, d: g.standard_normal(s, dtype=np.float64).astype(d), shape, dtype, device, requires_grad)
 
 
 def rand(*shape, dtype=None, device="cpu", requires_grad=False, generator=None) -> Tensor:
     """Uniform [0, 1) samples from the seeded generator."""
-    g = generator or _rng
+    g = numpy_generator(generator)
     return _create(lambda s, d: g.random(s, dtype=np.float64).astype(d), shape, dtype, device, requires_grad)
 
 
@@ -173,7 +215,7 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device="cp
             raise TypeError(f"randint: argument '{name}' must be an int, got {v!r}")
     if low >= high:
         raise ValueError(f"randint: low ({low}) must be less than high ({high})")
-    g = generator or _rng
+    g = numpy_generator(generator)
     return _create(lambda s, d: g.integers(low, high, s, dtype=np.int64).astype(d),
                    (tuple(size),), dtype or int64, device, requires_grad)
 

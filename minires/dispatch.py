@@ -87,7 +87,7 @@ def implementations(op: str) -> list:
 
 
 def _arrays(inputs):
-    return [t.data if isinstance(t, Tensor) else t for t in inputs]
+    return [t.array if isinstance(t, Tensor) else t for t in inputs]
 
 
 def choose(reference, inputs, params):

@@ -27,7 +27,7 @@ def _projected(fn, inputs, weights) -> float:
     """sum_k <fn(inputs)[k], weights[k]>, the scalar whose gradient is J^T v."""
     with no_grad():
         outs = _outputs(fn, inputs)
-    return float(sum(float((o.data.astype(np.float64) * w).sum()) for o, w in zip(outs, weights)))
+    return float(sum(float((o.array.astype(np.float64) * w).sum()) for o, w in zip(outs, weights)))
 
 
 def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
@@ -54,7 +54,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     outs = _outputs(fn, inputs)
     weights = []
     for o in outs:
-        xp = get_array_module(o.data)
+        xp = get_array_module(o.array)
         weights.append(xp.asarray(rng.standard_normal(o.shape)))
     for i in checked:
         inputs[i].grad = None
@@ -70,22 +70,22 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     analytic = {}
     for i in checked:
         g = inputs[i].grad
-        analytic[i] = np.zeros(inputs[i].shape) if g is None else to_numpy(g.data).astype(np.float64)
+        analytic[i] = np.zeros(inputs[i].shape) if g is None else to_numpy(g.array).astype(np.float64)
         inputs[i].grad = None
 
     for i in checked:
         x = inputs[i]
-        original = x.data.copy()
+        original = x.array.copy()
         try:
             if fast_mode:
-                xp = get_array_module(x.data)
+                xp = get_array_module(x.array)
                 # NOTE: several directions: one alone can hide a wrong element whose error is
                 # small against the sum, or cancel against another.
                 for d in range(FAST_DIRECTIONS):
                     u = rng.standard_normal(x.shape)
-                    x.data = original + xp.asarray(eps * u)
+                    x.array = original + xp.asarray(eps * u)
                     plus = _projected(fn, inputs, weights)
-                    x.data = original - xp.asarray(eps * u)
+                    x.array = original - xp.asarray(eps * u)
                     minus = _projected(fn, inputs, weights)
                     numeric = (plus - minus) / (2 * eps)
                     exact = float((analytic[i] * u).sum())
@@ -95,8 +95,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
                             f"{numeric:.8g} vs analytic {exact:.8g}")
                 continue
             numeric = np.zeros(x.shape)
-            x.data = original.copy()
-            flat = x.data.reshape(-1)  # a view: writing it perturbs x
+            x.array = original.copy()
+            flat = x.array.reshape(-1)  # a view: writing it perturbs x
             for k in range(flat.size):
                 old = flat[k].item()
                 flat[k] = old + eps
@@ -114,5 +114,5 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
                     f"numeric {numeric[k]:.8g} vs analytic {analytic[i][k]:.8g} "
                     f"({int(bad.sum())} of {err.size} elements out of tolerance)")
         finally:
-            x.data = original
+            x.array = original
     return True

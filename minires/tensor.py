@@ -34,12 +34,12 @@ class Tensor:
 
     def __init__(self, data, requires_grad: bool = False):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         if not hasattr(data, "dtype") or not hasattr(data, "shape") or np.isscalar(data):
             data = np.asarray(data)
         elif isinstance(data, np.generic):
             data = np.asarray(data)
-        self.data = data
+        self.array = data
         self.grad = None
         self._ctx = None
         self.requires_grad = False
@@ -47,21 +47,34 @@ class Tensor:
             self.requires_grad_(True)
 
     # ---- properties -------------------------------------------------------------------------
+    # `array` is the raw NumPy/CuPy array; `data` is PyTorch's: a Tensor sharing it, outside the graph.
+    @property
+    def data(self) -> "Tensor":
+        """This tensor's values as a new leaf that shares its array and records nothing (PyTorch's .data)."""
+        return Tensor(self.array)
+
+    @data.setter
+    def data(self, value):
+        value = value.array if isinstance(value, Tensor) else value
+        if not hasattr(value, "dtype") or not hasattr(value, "shape"):
+            raise TypeError(f"data: expected a Tensor or an array, got {type(value).__name__}")
+        self.array = value
+
     @property
     def shape(self):
-        return tuple(self.data.shape)
+        return tuple(self.array.shape)
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def device(self) -> str:
-        return backend.device_of(self.data)
+        return backend.device_of(self.array)
 
     @property
     def is_leaf(self) -> bool:
@@ -78,11 +91,11 @@ class Tensor:
         return self.ndim
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self.array.size)
 
     def __bool__(self):
-        if self.data.size != 1:
-            raise ValueError(f"bool: the truth value of a tensor with {self.data.size} elements is ambiguous")
+        if self.array.size != 1:
+            raise ValueError(f"bool: the truth value of a tensor with {self.array.size} elements is ambiguous")
         return bool(self.item())
 
     def __len__(self):
@@ -99,7 +112,7 @@ class Tensor:
     def __repr__(self):
         extra = f", device='{self.device}'" if self.device != "cpu" else ""
         grad = ", requires_grad=True" if self.requires_grad else ""
-        body = np.array2string(backend.to_numpy(self.data), separator=", ", threshold=50, precision=4)
+        body = np.array2string(backend.to_numpy(self.array), separator=", ", threshold=50, precision=4)
         return f"tensor({body}, dtype={self.dtype}{extra}{grad})"
 
     # ---- leaving the graph --------------------------------------------------------------------
@@ -111,39 +124,39 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The data as a NumPy array (copied from the GPU when needed)."""
-        return backend.to_numpy(self.data)
+        return backend.to_numpy(self.array)
 
     def tolist(self):
         return self.numpy().tolist()
 
     def item(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(f"item: only one-element tensors can be converted to a Python scalar, got shape {self.shape}")
         return self.numpy().reshape(()).item()
 
     def detach(self) -> "Tensor":
         """A new leaf sharing this tensor's data, cut from the graph."""
-        return Tensor(self.data)
+        return Tensor(self.array)
 
     # ---- autograd -----------------------------------------------------------------------------
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Accumulate the gradient of this tensor into the `.grad` of every leaf it depends on."""
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no graph")
-        xp = backend.get_array_module(self.data)
+        xp = backend.get_array_module(self.array)
         if grad is None:
-            if self.data.size != 1:
+            if self.array.size != 1:
                 raise RuntimeError(f"backward: grad can be implicitly created only for scalar outputs, got shape {self.shape}")
-            g = xp.ones_like(self.data)
+            g = xp.ones_like(self.array)
         else:
             if isinstance(grad, Tensor) and grad.device != self.device:
                 raise ValueError(f"backward: grad is on {grad.device} but the tensor is on {self.device}")
             try:
-                g = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
+                g = grad.array if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
             except (ValueError, TypeError):
                 raise TypeError(f"backward: grad must be a Tensor or an array of numbers of shape {self.shape}, "
                                 f"got {type(grad).__name__}") from None
-            if g.shape != self.data.shape:
+            if g.shape != self.array.shape:
                 raise ValueError(f"backward: grad of shape {tuple(g.shape)} does not match the tensor's shape {self.shape}")
             g = g.astype(self.dtype, copy=False)
         run_backward(self, g, retain_graph=retain_graph)
@@ -244,7 +257,7 @@ class Function:
         requires_grad = is_grad_enabled() and any(t.requires_grad for t in tensors)
         ctx.needs_input_grad = tuple(
             requires_grad and isinstance(t, Tensor) and t.requires_grad for t in inputs)
-        arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
+        arrays = [t.array if isinstance(t, Tensor) else t for t in inputs]
         out = ctx.forward(*arrays, **params)
         result = Tensor(out, requires_grad=requires_grad)
         if requires_grad:
@@ -315,7 +328,7 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
                 if t.grad is None:
                     t.grad = Tensor(g.copy())
                 else:
-                    t.grad = Tensor(t.grad.data + g)
+                    t.grad = Tensor(t.grad.array + g)
                 continue
             input_grads = _call_backward(ctx, g)
             if not isinstance(input_grads, tuple):
@@ -323,7 +336,7 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
             for i, (p, need, pg) in enumerate(zip(ctx.parents, ctx.needs_input_grad, input_grads)):
                 if not need or pg is None:
                     continue
-                if getattr(pg, "shape", None) != p.data.shape or getattr(pg, "dtype", None) != p.data.dtype:
+                if getattr(pg, "shape", None) != p.array.shape or getattr(pg, "dtype", None) != p.array.dtype:
                     _wrong_gradient(ctx, i, p, pg)
                 prev = grads.get(id(p))
                 grads[id(p)] = pg if prev is None else prev + pg

@@ -218,7 +218,7 @@ def test_channels_last_input_matches_loops_and_gradcheck(device, training):
     rm, rv = rng.standard_normal(4), rng.random(4) + 0.5
     x = t(np.ascontiguousarray(a.transpose(0, 2, 3, 1)), device, requires_grad=True)  # NHWC memory
     xcl = x.permute(0, 3, 1, 2)
-    assert not xcl.data.flags.c_contiguous
+    assert not xcl.array.flags.c_contiguous
     y = F.batch_norm(xcl, t(rm, device), t(rv, device), t(w, device), t(b, device), training=training,
                      momentum=0.0, eps=1e-3)
     mean, var, _ = loop_stats(a) if training else (rm, rv, None)
@@ -256,7 +256,7 @@ def fast():
 
 def _call(x, w, b, rm, rv, training):
     """(inputs, params) of the dispatch.call that F.batch_norm makes."""
-    return (x, w, b), dict(running_mean=rm.data, running_var=rv.data, training=training, momentum=0.1, eps=1e-5)
+    return (x, w, b), dict(running_mean=rm.array, running_var=rv.array, training=training, momentum=0.1, eps=1e-5)
 
 
 def test_dispatch_picks_the_cpu_fast_path_and_the_reference_when_asked(fast, monkeypatch):

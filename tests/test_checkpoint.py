@@ -25,8 +25,8 @@ def _trained_state(seed=0, steps=2):
             p.grad = mr.randn(*p.shape)
         opt.step()
         sched.step()
-    model.bn1.running_mean.data[:] = np.arange(4, dtype=np.float32)  # buffers must round-trip too
-    model.bn1.num_batches_tracked.data[...] = 7
+    model.bn1.running_mean.array[:] = np.arange(4, dtype=np.float32)  # buffers must round-trip too
+    model.bn1.num_batches_tracked.array[...] = 7
     return model, opt, sched
 
 
@@ -113,7 +113,7 @@ def test_failed_write_keeps_old_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
     for p in model.parameters():
-        p.data[...] = 0
+        p.array[...] = 0
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, model, opt, sched, epoch=2)
     monkeypatch.undo()

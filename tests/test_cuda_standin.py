@@ -34,7 +34,7 @@ def test_standin_refuses_what_cupy_refuses(standin):
 
 
 def test_raw_cupy_arrays_dispatch_to_cupy(standin):
-    """The bug the stand-in was made to catch: a raw CuPy array's .data is a pointer, not an array."""
+    """The bug the stand-in was made to catch: a raw CuPy array's .array is a pointer, not an array."""
     raw = standin.zeros((2, 2))
     assert backend.get_array_module(raw) is standin
     assert backend.get_array_module(mr.Tensor(raw)) is standin
@@ -137,7 +137,7 @@ def test_checkpoint_of_device_tensors_round_trips(standin, tmp_path):
         assert b.device == "cuda:0", n
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=n)
     moments = [v for st in fresh_opt.state.values() for v in st.values() if hasattr(v, "shape")]
-    assert moments and all(backend.device_of(v.data if isinstance(v, mr.Tensor) else v) == "cuda:0" for v in moments)
+    assert moments and all(backend.device_of(v.array if isinstance(v, mr.Tensor) else v) == "cuda:0" for v in moments)
 
 
 def test_dataloader_copies_uint8_batches_to_the_device(standin):

@@ -396,8 +396,8 @@ def test_sync_batchnorm_in_one_process_is_batchnorm():
     x, w, b, g = _batch_norm_case()
     results = []
     for fn in (lambda x, w, b, rm, rv: F.batch_norm(x, rm, rv, w, b, training=True),
-               lambda x, w, b, rm, rv: SyncBatchNormFunction.apply(x, w, b, running_mean=rm.data,
-                                                                   running_var=rv.data, comm=SingleProcess())):
+               lambda x, w, b, rm, rv: SyncBatchNormFunction.apply(x, w, b, running_mean=rm.array,
+                                                                   running_var=rv.array, comm=SingleProcess())):
         xt, wt, bt = (mr.tensor(a, requires_grad=True) for a in (x, w, b))
         rm, rv = mr.zeros(3, dtype=np.float64), mr.ones(3, dtype=np.float64)
         y = fn(xt, wt, bt, rm, rv)
@@ -617,7 +617,7 @@ def worker_units():
     broadcast_parameters(model, comm)
     check_parameters_agree(model, comm, buffers=True)
     if r == 1:
-        model[1].bias.data[0] += 1
+        model[1].bias.array[0] += 1
     try:
         check_parameters_agree(model, comm, when="after a test")
         raise AssertionError("no disagreement found")

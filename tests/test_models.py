@@ -225,7 +225,7 @@ def test_tiny_resnet_overfits_a_batch_with_sgd():
     x = _x((8, 3, 16, 16), seed=3)
     y = mr.tensor(np.arange(8) % 10)
     params = list(model.parameters())
-    velocity = [np.zeros_like(p.data) for p in params]
+    velocity = [np.zeros_like(p.array) for p in params]
     losses = []
     for _ in range(30):
         loss = F.cross_entropy(model(x), y)
@@ -233,8 +233,8 @@ def test_tiny_resnet_overfits_a_batch_with_sgd():
         loss.backward()
         for p, v in zip(params, velocity):  # SGD, momentum 0.9
             v *= 0.9
-            v += p.grad.data
-            p.data -= 0.05 * v
+            v += p.grad.array
+            p.array -= 0.05 * v
         losses.append(loss.item())
     assert losses[0] > 1.5 and losses[-1] < 0.1 * losses[0], losses
 

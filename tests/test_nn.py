@@ -110,10 +110,10 @@ def test_state_dict_round_trip_and_in_place_load():
     assert saved["bn.num_batches_tracked"] == 1 and saved["bn.num_batches_tracked"].dtype == np.int64
     mr.manual_seed(1)
     b = Toy()
-    weight_obj, weight_arr = b.conv.weight, b.conv.weight.data
+    weight_obj, weight_arr = b.conv.weight, b.conv.weight.array
     result = b.load_state_dict({k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in saved.items()})
     assert result.missing_keys == [] and result.unexpected_keys == []
-    assert b.conv.weight is weight_obj and b.conv.weight.data is weight_arr  # copied in place
+    assert b.conv.weight is weight_obj and b.conv.weight.array is weight_arr  # copied in place
     assert b.conv.weight.dtype == np.float32  # the model's dtype wins
     x = _tensor((3, 2, 4, 4), seed=2)
     a.eval(), b.eval()
@@ -195,8 +195,8 @@ def test_batchnorm_running_stats_and_eval_closed_form():
     np.testing.assert_allclose(bn.running_mean.numpy(), 0.19 * mean, rtol=1e-5)
     np.testing.assert_allclose(bn.running_var.numpy(), 0.81 + 0.19 * var, rtol=1e-5)
     bn.eval()
-    bn.weight.data[...] = [1.0, 2.0, -1.0]
-    bn.bias.data[...] = [0.0, 0.5, 1.0]
+    bn.weight.array[...] = [1.0, 2.0, -1.0]
+    bn.bias.array[...] = [0.0, 0.5, 1.0]
     y = bn(mr.tensor(x)).numpy()
     rm, rv = bn.running_mean.numpy(), bn.running_var.numpy()
     expected = (x - rm[:, None, None]) / np.sqrt(rv[:, None, None] + 1e-5) * bn.weight.numpy()[:, None, None] \

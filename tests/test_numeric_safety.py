@@ -80,5 +80,5 @@ def test_gradient_check_is_cheap(data3, tmp_path):
         timings.append(time.perf_counter() - t0)
     check_s = min(timings)
     assert check_s < 0.02 * step_s, (check_s, step_s)
-    next(iter(trainer.model.parameters())).grad.data.reshape(-1)[3] = np.inf
+    next(iter(trainer.model.parameters())).grad.array.reshape(-1)[3] = np.inf
     assert not np.isfinite(float(trainer._grad_sumsq())) and "inf in conv1.weight" == trainer._first_bad_grad()

@@ -20,7 +20,7 @@ def param(values=P0, dtype=np.float64):
 
 
 def set_grad(p):
-    p.grad = mr.Tensor((A * p.data + B).astype(p.dtype))
+    p.grad = mr.Tensor((A * p.array + B).astype(p.dtype))
 
 
 def run(opt, params, steps):
@@ -83,7 +83,7 @@ SGD_CONFIGS = [
 def test_sgd_matches_reference(cfg):
     p = param()
     run(SGD([p], **cfg), [p], 4)
-    np.testing.assert_allclose(p.data, sgd_reference(P0, 4, **cfg), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(p.array, sgd_reference(P0, 4, **cfg), rtol=1e-12, atol=1e-14)
 
 
 ADAM_CONFIGS = [
@@ -101,7 +101,7 @@ def test_adam_matches_reference(cfg):
     p = param()
     opt = Adam([p], **cfg)
     run(opt, [p], 5)
-    np.testing.assert_allclose(p.data, adam_reference(P0, 5, **cfg), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(p.array, adam_reference(P0, 5, **cfg), rtol=1e-10, atol=1e-14)
     assert opt.state[p]["step"] == 5
 
 
@@ -115,7 +115,7 @@ def test_float32_stays_float32(make):
     assert p32.dtype == np.float32
     for v in opt32.state[p32].values():
         assert not hasattr(v, "dtype") or v.dtype == np.float32
-    np.testing.assert_allclose(p32.data, p64.data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(p32.array, p64.array, rtol=1e-5, atol=1e-6)
 
 
 def test_float64_grad_on_float32_param_is_cast():
@@ -131,9 +131,9 @@ def test_params_without_grad_are_skipped():
     opt = Adam([p, q], lr=0.1)
     set_grad(p)
     opt.step()
-    np.testing.assert_array_equal(q.data, P0)
+    np.testing.assert_array_equal(q.array, P0)
     assert q not in opt.state or not opt.state[q]
-    assert not np.array_equal(p.data, P0)
+    assert not np.array_equal(p.array, P0)
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.5])
@@ -141,10 +141,10 @@ def test_gradient_is_not_modified(weight_decay):
     p = param()
     opt = SGD([p], lr=0.1, momentum=0.9, weight_decay=weight_decay)
     set_grad(p)
-    g = p.grad.data.copy()
+    g = p.grad.array.copy()
     opt.step()
     opt.step()  # second step updates the momentum buffer in place; it must not alias the grad
-    np.testing.assert_array_equal(p.grad.data, g)
+    np.testing.assert_array_equal(p.grad.array, g)
 
 
 def test_param_groups_use_their_own_options():
@@ -153,8 +153,8 @@ def test_param_groups_use_their_own_options():
               lr=0.05, momentum=0.9)
     assert opt.param_groups[0]["lr"] == 0.05 and opt.param_groups[1]["weight_decay"] == 0.0
     run(opt, [w, b], 3)
-    np.testing.assert_allclose(w.data, sgd_reference(P0, 3, lr=0.05, momentum=0.9, weight_decay=0.1), rtol=1e-12)
-    np.testing.assert_allclose(b.data, sgd_reference(P0[::-1], 3, lr=0.01, momentum=0.9, nesterov=True),
+    np.testing.assert_allclose(w.array, sgd_reference(P0, 3, lr=0.05, momentum=0.9, weight_decay=0.1), rtol=1e-12)
+    np.testing.assert_allclose(b.array, sgd_reference(P0[::-1], 3, lr=0.01, momentum=0.9, nesterov=True),
                                rtol=1e-12)
 
 
@@ -178,7 +178,7 @@ def test_zero_grad():
     assert p.grad is None and q.grad is None
     set_grad(p)
     opt.zero_grad(set_to_none=False)
-    np.testing.assert_array_equal(p.grad.data, np.zeros(5))
+    np.testing.assert_array_equal(p.grad.array, np.zeros(5))
 
 
 def test_closure_returns_loss():
@@ -190,7 +190,7 @@ def test_closure_returns_loss():
         return 3.5
 
     assert opt.step(closure) == 3.5
-    np.testing.assert_allclose(p.data, sgd_reference(P0, 1, lr=0.1), rtol=1e-12)
+    np.testing.assert_allclose(p.array, sgd_reference(P0, 1, lr=0.1), rtol=1e-12)
 
 
 # ---- state_dict ---------------------------------------------------------------------------------
@@ -223,7 +223,7 @@ def test_state_dict_resume_equals_uninterrupted(make, via_json):
     assert sorted(sd["state"]) == [0, 1] and [g["params"] for g in sd["param_groups"]] == [[0], [1]]
     for s in sd["state"].values():
         assert all(type(v) in (int, float) or type(v) is np.ndarray for v in s.values())
-    saved = [p.data.copy() for p in ps]
+    saved = [p.array.copy() for p in ps]
     run(opt, ps, 1)  # the saved arrays must be copies, not views of live state
     sd = through_json(sd) if via_json else sd
 
@@ -239,7 +239,7 @@ def test_state_dict_resume_equals_uninterrupted(make, via_json):
         assert opt2.param_groups[0]["betas"] == (0.8, 0.95) and opt2.param_groups[1]["lr"] == 0.01
     run(opt2, resumed, 3)
     for r, p in zip(ref, resumed):
-        np.testing.assert_array_equal(r.data, p.data)
+        np.testing.assert_array_equal(r.array, p.array)
 
 
 def test_load_state_dict_casts_to_param_dtype():
@@ -326,7 +326,7 @@ def test_on_device_matches_cpu_and_checkpoints_as_numpy(make, device):
         dev.grad = mr.tensor(A * dev.numpy() + B, device=device)
         opt.step()
     assert dev.device.startswith(device) and dev.dtype == np.float64
-    np.testing.assert_allclose(dev.numpy(), cpu.data, rtol=1e-12)
+    np.testing.assert_allclose(dev.numpy(), cpu.array, rtol=1e-12)
     sd = opt.state_dict()
     assert all(type(v) is np.ndarray for v in sd["state"][0].values() if not isinstance(v, int))
     back = mr.tensor(dev.numpy(), device=device, requires_grad=True)

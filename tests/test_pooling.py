@@ -123,7 +123,7 @@ def test_global_average_pool_in_every_memory_layout(device, layout):
     leaf = mr.tensor(base, device=device, requires_grad=True)
     t = leaf[:, :, ::2] if layout == "strided" else leaf  # every other row: a strided view
     x = base[:, :, ::2] if layout == "strided" else base
-    data = mr.backend.to_numpy(t.data) if device == "cpu" else x
+    data = mr.backend.to_numpy(t.array) if device == "cpu" else x
     assert data.flags.c_contiguous == (layout == "nchw")  # the layout reached the op
     out = F.adaptive_avg_pool2d(t, 1)
     np.testing.assert_allclose(out.numpy(), x.sum(axis=(2, 3), keepdims=True) / 30, rtol=1e-12, atol=1e-12)
@@ -297,7 +297,7 @@ def test_global_pool_on_cuda_keeps_a_channels_last_layout(standin):
     assert type(out._ctx) is AdaptiveAvgPool2dCUDA
     np.testing.assert_allclose(out.numpy(), naive_adaptive_avg(xh.transpose(0, 3, 1, 2), 1, 1), rtol=1e-12)
     g = np.random.default_rng(4).standard_normal((2, 5, 1, 1))
-    dx = out._ctx.backward(mr.tensor(g, device="cuda").data)  # what reaches the op below (a leaf's .grad is a copy)
+    dx = out._ctx.backward(mr.tensor(g, device="cuda").array)  # what reaches the op below (a leaf's .grad is a copy)
     assert dx.transpose(0, 2, 3, 1).flags.c_contiguous                          # laid out like x
     np.testing.assert_allclose(mr.Tensor(dx).numpy(), np.broadcast_to(g / 16, (2, 5, 4, 4)), rtol=1e-12)
 

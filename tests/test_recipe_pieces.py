@@ -250,7 +250,7 @@ def perturb(model, rng):
     """Move every parameter and, by a training forward pass, the BatchNorm running statistics."""
     with mr.no_grad():
         for p in model.parameters():
-            p.data[...] += rng.standard_normal(p.shape)
+            p.array[...] += rng.standard_normal(p.shape)
     model.train()
     model(mr.tensor(rng.standard_normal((5, 2, 4, 4)) * 2 + 1))
 
@@ -411,7 +411,7 @@ def test_tta_logits_is_the_weighted_sum_of_the_views(mode):
     x = rng.standard_normal((3, 2, 5, 5))
     W = rng.standard_normal((50, 4))
     model = nn.Sequential(nn.Flatten(), nn.Linear(50, 4, bias=False)).double()
-    model[1].weight.data[...] = W.T
+    model[1].weight.array[...] = W.T
     expected = sum(weight * naive_view(x, dy, dx, m).reshape(3, 50) @ W for dy, dx, m, weight in VIEWS[mode])
     for inp in (x, mr.tensor(x)):
         np.testing.assert_allclose(tta_logits(model, inp, mode).numpy(), expected, rtol=1e-12, atol=1e-12)
@@ -480,7 +480,7 @@ def test_frozen_weight_batchnorm_forward_and_running_stats(device, dtype):
     bn = nn.BatchNorm2d(C, eps=1e-12, momentum=0.4, dtype=dtype, device=device)
     bn.weight.requires_grad = False
     bias = rng.standard_normal(C)
-    bn.bias.data[...] = mr.tensor(bias, dtype=dtype, device=device).data
+    bn.bias.array[...] = mr.tensor(bias, dtype=dtype, device=device).array
     rm, rv = np.zeros(C), np.ones(C)
     tol = 1e-12 if dtype == np.float64 else 2e-5
     for step in range(3):

@@ -343,7 +343,7 @@ def test_layer_norm_module():
     assert list(nn.LayerNorm((2, 3), elementwise_affine=False).state_dict()) == []
     assert list(nn.LayerNorm(3, bias=False).state_dict()) == ["weight"]
     a = np.random.default_rng(9).standard_normal((5, 4)).astype(np.float32)
-    m.weight.data[...] = 2
+    m.weight.array[...] = 2
     out = m(mr.tensor(a))
     assert out.dtype == np.float32 and np.allclose(out.numpy(), numpy_layer_norm(a, 1, 2.0, 0.0, 1e-5), atol=1e-5)
     assert repr(m) == "LayerNorm((4,), eps=1e-05, elementwise_affine=True)"
@@ -354,7 +354,7 @@ def test_layer_norm_module():
 def test_batchnorm1d_against_numpy(device, shape):
     rng = np.random.default_rng(10)
     m = nn.BatchNorm1d(3, momentum=0.3).double().to(device)
-    m.weight.data[...] = m.weight.data * 0 + mr.tensor([1.0, 2.0, 0.5], device=device).data
+    m.weight.array[...] = m.weight.array * 0 + mr.tensor([1.0, 2.0, 0.5], device=device).array
     axes = (0,) if len(shape) == 2 else (0, 2)
     running_mean, running_var = np.zeros(3), np.ones(3)
     for _ in range(2):

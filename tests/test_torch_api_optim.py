@@ -43,7 +43,7 @@ def test_adamw_matches_reference(cfg):
     p = param()
     opt = AdamW([p], **cfg)
     run(opt, [p], 6)
-    np.testing.assert_allclose(p.data, adamw_reference(P0, 6, **cfg), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(p.array, adamw_reference(P0, 6, **cfg), rtol=1e-10, atol=1e-14)
     assert opt.state[p]["step"] == 6
 
 
@@ -54,9 +54,9 @@ def test_adamw_param_groups_use_their_own_options():
                  {"params": [c], "betas": (0.8, 0.95), "amsgrad": True}], lr=0.05, weight_decay=0.25)
     assert [g["weight_decay"] for g in opt.param_groups] == [0.25, 0.0, 0.25]
     run(opt, [w, b, c], 5)
-    np.testing.assert_allclose(w.data, adamw_reference(P0, 5, lr=0.05, weight_decay=0.25), rtol=1e-10)
-    np.testing.assert_allclose(b.data, adamw_reference(P0[::-1], 5, lr=0.02, weight_decay=0.0), rtol=1e-10)
-    np.testing.assert_allclose(c.data, adamw_reference(P0 * 3, 5, lr=0.05, betas=(0.8, 0.95), weight_decay=0.25,
+    np.testing.assert_allclose(w.array, adamw_reference(P0, 5, lr=0.05, weight_decay=0.25), rtol=1e-10)
+    np.testing.assert_allclose(b.array, adamw_reference(P0[::-1], 5, lr=0.02, weight_decay=0.0), rtol=1e-10)
+    np.testing.assert_allclose(c.array, adamw_reference(P0 * 3, 5, lr=0.05, betas=(0.8, 0.95), weight_decay=0.25,
                                                        amsgrad=True), rtol=1e-10)
 
 
@@ -65,7 +65,7 @@ def test_adamw_without_weight_decay_is_adam(amsgrad):
     p, q = param(), param()
     run(AdamW([p], lr=0.05, weight_decay=0.0, amsgrad=amsgrad), [p], 5)
     run(Adam([q], lr=0.05, amsgrad=amsgrad), [q], 5)
-    np.testing.assert_array_equal(p.data, q.data)
+    np.testing.assert_array_equal(p.array, q.array)
 
 
 def test_adamw_decay_is_decoupled():
@@ -77,9 +77,9 @@ def test_adamw_decay_is_decoupled():
         q.grad = mr.Tensor(np.zeros(5))
         opt.step()
         adam.step()
-    np.testing.assert_allclose(p.data, P0 * (1 - 0.1 * 0.5) ** 4, rtol=1e-14)
-    assert not np.allclose(q.data, p.data)
-    np.testing.assert_array_equal(p.grad.data, np.zeros(5))  # the gradient itself is untouched
+    np.testing.assert_allclose(p.array, P0 * (1 - 0.1 * 0.5) ** 4, rtol=1e-14)
+    assert not np.allclose(q.array, p.array)
+    np.testing.assert_array_equal(p.grad.array, np.zeros(5))  # the gradient itself is untouched
 
 
 def test_adamw_float32_stays_float32():
@@ -89,7 +89,7 @@ def test_adamw_float32_stays_float32():
     run(AdamW([p64], lr=0.05, weight_decay=0.1, amsgrad=True), [p64], 4)
     assert p32.dtype == np.float32
     assert all(not hasattr(v, "dtype") or v.dtype == np.float32 for v in opt32.state[p32].values())
-    np.testing.assert_allclose(p32.data, p64.data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(p32.array, p64.array, rtol=1e-5, atol=1e-6)
 
 
 def make_adamw(ps):
@@ -106,7 +106,7 @@ def test_adamw_state_dict_resume_equals_uninterrupted(via_json):
     opt = make_adamw(ps)
     run(opt, ps, 3)
     sd = opt.state_dict()
-    saved = [p.data.copy() for p in ps]
+    saved = [p.array.copy() for p in ps]
     if via_json:
         sd = {"state": {str(k): dict(v) for k, v in sd["state"].items()},
               "param_groups": json.loads(json.dumps(sd["param_groups"]))}
@@ -118,7 +118,7 @@ def test_adamw_state_dict_resume_equals_uninterrupted(via_json):
     assert opt2.param_groups[0]["betas"] == (0.8, 0.95)
     run(opt2, resumed, 3)
     for r, p in zip(ref, resumed):
-        np.testing.assert_array_equal(r.data, p.data)
+        np.testing.assert_array_equal(r.array, p.array)
 
 
 def test_adamw_on_device_matches_cpu(device):
@@ -130,7 +130,7 @@ def test_adamw_on_device_matches_cpu(device):
         dev.grad = mr.tensor(A * dev.numpy() + B, device=device)
         opt.step()
     assert dev.device.startswith(device)
-    np.testing.assert_allclose(dev.numpy(), cpu.data, rtol=1e-12)
+    np.testing.assert_allclose(dev.numpy(), cpu.array, rtol=1e-12)
 
 
 # ---- ExponentialLR --------------------------------------------------------------------------------

@@ -302,7 +302,7 @@ def test_clone_and_contiguous(device):
     assert x.contiguous() is x
     t = x.T
     ct = t.contiguous()
-    assert ct is not t and ct.data.flags.c_contiguous and np.array_equal(ct.numpy(), t.numpy())
+    assert ct is not t and ct.array.flags.c_contiguous and np.array_equal(ct.numpy(), t.numpy())
     assert mr.gradcheck(lambda x: x.T.contiguous().reshape(6) * mr.arange(6, dtype=mr.float64, device=device), [x])
 
 

@@ -31,12 +31,12 @@ def _stack(field: int, column) -> np.ndarray:
 
 
 class TensorDataset:
-    """Sample i is (a[i] for a in arrays), as torch.utils.data.TensorDataset: arrays or Tensors of one length."""
+    """Sample i is (a[i] for a in arrays), as torch.utils.array.TensorDataset: arrays or Tensors of one length."""
 
     def __init__(self, *tensors):
         if not tensors:
             raise ValueError("TensorDataset: needs at least one array or Tensor")
-        self.arrays = tuple(backend.to_numpy(t.data if isinstance(t, Tensor) else np.asarray(t)) for t in tensors)
+        self.arrays = tuple(backend.to_numpy(t.array if isinstance(t, Tensor) else np.asarray(t)) for t in tensors)
         if any(a.ndim == 0 for a in self.arrays):
             raise ValueError("TensorDataset: every array needs a first axis to index samples along")
         lengths = [len(a) for a in self.arrays]

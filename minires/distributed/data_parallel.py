@@ -42,7 +42,7 @@ def broadcast_parameters(model, comm, root: int = 0, buffers: bool = True) -> No
     if comm.size == 1:
         return
     for _, t in _tensors(model, buffers):
-        comm.broadcast_(t.data, root)
+        comm.broadcast_(t.array, root)
 
 
 def broadcast_buffers(model, comm, root: int = 0) -> None:
@@ -51,14 +51,14 @@ def broadcast_buffers(model, comm, root: int = 0) -> None:
         return
     for _, b in model.named_buffers():
         if b is not None:
-            comm.broadcast_(b.data, root)
+            comm.broadcast_(b.array, root)
 
 
 def digests(model, buffers: bool = False) -> list[tuple[str, str]]:
     """(name, 64-bit BLAKE2b of the bytes) of every parameter (and buffer) of model, in order."""
     out = []
     for name, t in _tensors(model, buffers):
-        a = backend.to_numpy(t.data)
+        a = backend.to_numpy(t.array)
         a = a if a.flags.c_contiguous else np.array(a, order="C")
         out.append((name, hashlib.blake2b(memoryview(a).cast("B"), digest_size=8).hexdigest()))
     return out
@@ -98,7 +98,7 @@ class GradientSync:
         self.buckets: list[list] = []  # lists of parameters
         size, key = 0, None
         for p in self.params:
-            nbytes = p.data.size * p.data.itemsize
+            nbytes = p.array.size * p.array.itemsize
             if not self.buckets or (p.dtype, p.device) != key or size + nbytes > cap:
                 self.buckets.append([])
                 size, key = 0, (p.dtype, p.device)
@@ -108,7 +108,7 @@ class GradientSync:
 
     def bucket_bytes(self) -> list[int]:
         """The size of each bucket in bytes."""
-        return [sum(p.data.size * p.data.itemsize for p in b) for b in self.buckets]
+        return [sum(p.array.size * p.array.itemsize for p in b) for b in self.buckets]
 
     def __call__(self, share: float = 1.0, extras=None):
         """Replace each gradient g by the sum over processes of share * g; `extras`, a list of device
@@ -121,14 +121,14 @@ class GradientSync:
             buf = self._buffer(i, bucket, len(extras) if last else 0)
             lo = 0
             for p in bucket:
-                view = buf[lo:lo + p.data.size].reshape(p.shape)
-                lo += p.data.size
+                view = buf[lo:lo + p.array.size].reshape(p.shape)
+                lo += p.array.size
                 if p.grad is None:
                     view[...] = 0
                 elif share == 1.0:
-                    view[...] = p.grad.data
+                    view[...] = p.grad.array
                 else:
-                    backend.get_array_module(view).multiply(p.grad.data, share, out=view)
+                    backend.get_array_module(view).multiply(p.grad.array, share, out=view)
             if last:
                 for k, value in enumerate(extras):
                     buf[lo + k] = value
@@ -136,8 +136,8 @@ class GradientSync:
             lo = 0
             for p in bucket:
                 if p.grad is not None:
-                    p.grad = Tensor(buf[lo:lo + p.data.size].reshape(p.shape))
-                lo += p.data.size
+                    p.grad = Tensor(buf[lo:lo + p.array.size].reshape(p.shape))
+                lo += p.array.size
             if last:
                 reduced = buf[lo:lo + len(extras)]
         if not self.buckets and extras:  # nothing to train: the extras alone
@@ -146,10 +146,10 @@ class GradientSync:
         return reduced
 
     def _buffer(self, i, bucket, n_extras):
-        size = sum(p.data.size for p in bucket) + n_extras
+        size = sum(p.array.size for p in bucket) + n_extras
         buf = self._buffers[i]
         if buf is None or buf.size != size:
-            xp = backend.get_array_module(bucket[0].data)
+            xp = backend.get_array_module(bucket[0].array)
             buf = self._buffers[i] = xp.empty(size, dtype=bucket[0].dtype)
         return buf
 

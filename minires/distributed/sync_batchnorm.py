@@ -107,14 +107,14 @@ class SyncBatchNorm(_BatchNorm):
                              f"got {getattr(x, 'shape', type(x).__name__)}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.array += 1
             if self.momentum is None:  # cumulative moving average, as PyTorch
                 factor = 1.0 / float(self.num_batches_tracked.item())
         (x,) = amp.widen((x,))  # statistics in float32 under autocast, as amp.POLICY has batch_norm
         track = self.track_running_stats
         return SyncBatchNormFunction.apply(
-            x, self.weight, self.bias, running_mean=self.running_mean.data if track else None,
-            running_var=self.running_var.data if track else None, momentum=float(factor), eps=self.eps, comm=comm)
+            x, self.weight, self.bias, running_mean=self.running_mean.array if track else None,
+            running_var=self.running_var.array if track else None, momentum=float(factor), eps=self.eps, comm=comm)
 
     @classmethod
     def convert_sync_batchnorm(cls, module, comm=None):

@@ -90,7 +90,7 @@ def _channel_arg(name, t, x, stat=False):
         raise ValueError(f"batch_norm: argument '{name}' must be on the input's device {x.device}, got {t.device}")
     if stat and t.dtype not in _stat_dtypes(x):
         raise TypeError(f"batch_norm: argument '{name}' must have the input's dtype {x.dtype}, got dtype {t.dtype}")
-    return t.data
+    return t.array
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,

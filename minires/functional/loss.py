@@ -76,7 +76,7 @@ def class_indices(op: str, target, x):
         if target.device != x.device:
             raise ValueError(f"{op}: 'target' {target.shape} is on {target.device} but 'input' {x.shape} "
                              f"is on {x.device}")
-        t = target.data
+        t = target.array
     elif isinstance(target, np.ndarray) or get_array_module(target) is not np:
         t = backend.to_device(target, x.device)
     else:

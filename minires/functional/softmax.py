@@ -188,7 +188,7 @@ def one_hot(tensor, num_classes: int = -1):
         raise TypeError(f"one_hot: argument 'tensor' must hold integer class indices, got dtype {tensor.dtype}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, (numbers.Integral, np.integer)):
         raise TypeError(f"one_hot: argument 'num_classes' must be an int, got {num_classes!r}")
-    t = tensor.data
+    t = tensor.array
     lo, hi = (int(t.min()), int(t.max())) if t.size else (0, -1)
     if num_classes == -1:
         if not t.size:

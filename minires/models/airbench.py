@@ -56,7 +56,7 @@ class Airbench94(nn.Module):
         self.whiten = nn.Conv2d(3, 24, kernel_size=2, padding=0, bias=True)  # (N, 3, 32, 32) -> (N, 24, 31, 31)
         self.whiten.weight.requires_grad = False
         with no_grad():
-            self.whiten.bias.data[...] = 0
+            self.whiten.bias.array[...] = 0
         self.activ = nn.GELU()
         self.layer1 = ConvGroup(24, widths[0], bn_momentum)
         self.layer2 = ConvGroup(widths[0], widths[1], bn_momentum)

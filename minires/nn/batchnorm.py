@@ -54,15 +54,15 @@ class _BatchNorm(Module):
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data[...] = 0
+            self.running_mean.array[...] = 0
+            self.running_var.array[...] = 1
+            self.num_batches_tracked.array[...] = 0
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
         if self.affine:
-            self.weight.data[...] = 1
-            self.bias.data[...] = 0
+            self.weight.array[...] = 1
+            self.bias.array[...] = 0
 
     def forward(self, x):
         # F.batch_norm checks the input (and takes any of 2-D, 3-D, 4-D); the rank of this layer is its own.
@@ -71,7 +71,7 @@ class _BatchNorm(Module):
                              f"input {self._layout}, got shape {x.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1  # in place: state_dict views stay current
+            self.num_batches_tracked.array += 1  # in place: state_dict views stay current
             if self.momentum is None:  # cumulative moving average, as PyTorch
                 factor = 1.0 / float(self.num_batches_tracked.item())
         # Batch statistics in training, or when there are no running statistics to use.

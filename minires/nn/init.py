@@ -17,7 +17,7 @@ def _fill(tensor, sample):
     # NOTE: float32 tensors are drawn in float32 directly: twice as fast on ResNet-sized layers.
     dtype = np.float32 if tensor.dtype == np.float32 else np.float64
     values = np.asarray(sample(tensor.shape, dtype)).astype(tensor.dtype, copy=False)
-    tensor.data[...] = backend.to_device(values, tensor.device)
+    tensor.array[...] = backend.to_device(values, tensor.device)
     return tensor
 
 
@@ -155,7 +155,7 @@ def patch_whitening_(weight, images, eps: float = 5e-4):
         raise ValueError(f"patch_whitening_: expected a conv weight (2k, C, kh, kw) with an even out-channel "
                          f"count, got shape {weight.shape}")
     out, C, kh, kw = weight.shape
-    x = backend.to_numpy(getattr(images, "data", images))
+    x = backend.to_numpy(getattr(images, "array", images))
     if x.ndim != 4 or x.shape[1] != C or x.shape[2] < kh or x.shape[3] < kw or x.shape[0] < 1:
         raise ValueError(f"patch_whitening_: images must be (N, {C}, H >= {kh}, W >= {kw}) for a weight of shape "
                          f"{weight.shape}, got shape {x.shape}")
@@ -176,5 +176,5 @@ def patch_whitening_(weight, images, eps: float = 5e-4):
                          f"(eigenvalue {lam[-1]:.3g}); use eps > 0 or more varied images")
     filters = (vec / np.sqrt(np.maximum(lam, 0) + eps)).T.reshape(out // 2, C, kh, kw)
     w = np.concatenate([filters, -filters])
-    weight.data[...] = backend.to_device(w.astype(weight.dtype), weight.device)
+    weight.array[...] = backend.to_device(w.astype(weight.dtype), weight.device)
     return weight

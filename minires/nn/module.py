@@ -218,7 +218,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad.data[...] = 0
+                p.grad.array[...] = 0
 
     # ---- device / dtype --------------------------------------------------------------------
     def to(self, device=None, dtype=None):
@@ -236,10 +236,10 @@ class Module:
             for t in list(m._parameters.values()) + list(m._buffers.values()):
                 if t is None:
                     continue
-                # NOTE: replace .data on the same Tensor object so optimizers keep valid references.
-                t.data = convert(t.data)
+                # NOTE: replace .array on the same Tensor object so optimizers keep valid references.
+                t.array = convert(t.array)
                 if t.grad is not None:
-                    t.grad.data = convert(t.grad.data)
+                    t.grad.array = convert(t.grad.array)
         return self
 
     def cpu(self):
@@ -295,7 +295,7 @@ class Module:
             if k not in state_dict:
                 continue
             v = state_dict[k]
-            arr = v.data if isinstance(v, Tensor) else v
+            arr = v.array if isinstance(v, Tensor) else v
             if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
                 arr = np.asarray(arr)
             if tuple(arr.shape) != tuple(t.shape):
@@ -315,7 +315,7 @@ class Module:
             t = targets[k]
             src = backend.to_device(arr, t.device)
             # NOTE: copy in place, so parameters stay the same objects (and arrays) optimizers hold.
-            t.data[...] = src.astype(t.dtype, copy=False)
+            t.array[...] = src.astype(t.dtype, copy=False)
         return _IncompatibleKeys(missing, unexpected)
 
     # ---- repr ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ class Parameter(Tensor):
         if data is None:
             data = np.zeros((0,), dtype=np.float32)
         if isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         super().__init__(data, requires_grad=requires_grad)
 
     def __repr__(self):

@@ -23,18 +23,18 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
         raise ValueError(f"clip_grad_norm_: norm_type must be > 0 or inf, got {norm_type}")
     if not grads:
         return 0.0
-    xp = get_array_module(grads[0].data)
+    xp = get_array_module(grads[0].array)
     if math.isinf(norm_type):
-        total = max(float(xp.abs(g.data).max()) if g.data.size else 0.0 for g in grads)
+        total = max(float(xp.abs(g.array).max()) if g.array.size else 0.0 for g in grads)
     else:
         # NOTE: accumulate in float64 so many float32 gradients do not lose precision.
-        total = float(sum(float((xp.abs(g.data.astype(xp.float64)) ** norm_type).sum()) for g in grads)) ** (1.0 / norm_type)
+        total = float(sum(float((xp.abs(g.array.astype(xp.float64)) ** norm_type).sum()) for g in grads)) ** (1.0 / norm_type)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} is non-finite ({total})")
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:
         for g in grads:
-            g.data *= g.data.dtype.type(coef)
+            g.array *= g.array.dtype.type(coef)
     return total
 
 
@@ -47,7 +47,7 @@ def grad_sum_of_squares(parameters):
     total = None
     for p in parameters:
         if p.grad is not None:
-            g = p.grad.data.reshape(-1)
+            g = p.grad.array.reshape(-1)
             sq = get_array_module(g).vdot(g, g)
             total = sq if total is None else total + sq
     return total

@@ -260,7 +260,7 @@ def operand(x, other, op: str = "tensor op") -> Tensor:
     if isinstance(other, Tensor):
         return other
     if isinstance(other, (numbers.Number, np.generic)):
-        xp = backend.get_array_module(x.data)
+        xp = backend.get_array_module(x.array)
         dtype = x.dtype if x.dtype.kind in "fc" or isinstance(other, (numbers.Integral, np.integer)) else float32
         return Tensor(xp.asarray(other, dtype=dtype))
     if isinstance(other, np.ndarray) or backend.get_array_module(other) is not np:
@@ -289,7 +289,7 @@ def comparison(op: str, compare):
         broadcast_shape(op, self.shape, other.shape)
         if op not in ("eq", "ne") and "c" in (self.dtype.kind, other.dtype.kind):
             raise TypeError(f"{op}: complex numbers have no order (dtypes {self.dtype} and {other.dtype})")
-        return Tensor(compare(self.data, other.data))
+        return Tensor(compare(self.array, other.array))
     method.__name__ = f"__{op}__"
     return method
 
@@ -325,7 +325,7 @@ def where(condition, input=None, other=None):
     if cond.dtype.kind != "b":
         raise TypeError(f"where: argument 'condition' must be a bool tensor, got dtype {cond.dtype}")
     if input is None and other is None:
-        return tuple(Tensor(i) for i in cond.data.nonzero())
+        return tuple(Tensor(i) for i in cond.array.nonzero())
     if input is None or other is None:
         raise TypeError("where: give both input and other, or neither")
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):

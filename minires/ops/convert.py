@@ -48,7 +48,7 @@ def to(self, device=None, dtype=None) -> Tensor:
         if _as_dtype(dtype).kind in "fc":
             out = Cast.apply(out, dtype=_as_dtype(dtype))
         else:  # integer and bool results carry no gradient, as in PyTorch
-            out = Tensor(out.data.astype(_as_dtype(dtype)))
+            out = Tensor(out.array.astype(_as_dtype(dtype)))
     if device is not None and backend.parse_device(device) != self.device:
         out = ToDevice.apply(out, device=backend.parse_device(device))
     return out
@@ -91,4 +91,4 @@ def clone(self) -> Tensor:
 
 def contiguous(self) -> Tensor:
     """This tensor if its data is C-contiguous, else a differentiable C-contiguous copy."""
-    return self if self.data.flags.c_contiguous else Clone.apply(self)
+    return self if self.array.flags.c_contiguous else Clone.apply(self)

@@ -29,7 +29,7 @@ def _operand(x, op, value, move=False):
     if isinstance(value, Tensor):
         if value.device != x.device and not move:
             raise ValueError(f"{op}: the operand is on {value.device} but the tensor is on {x.device}")
-        return backend.to_device(value.data, x.device) if value.device != x.device else value.data
+        return backend.to_device(value.array, x.device) if value.device != x.device else value.array
     if isinstance(value, (numbers.Number, np.generic)):
         return value
     if isinstance(value, np.ndarray) or backend.get_array_module(value) is not np:
@@ -48,11 +48,11 @@ def _write(x, op, fn, value_shape=()):
     if not _broadcasts_to(tuple(value_shape), x.shape):
         raise ValueError(f"{op}: an operand of shape {tuple(value_shape)} cannot be broadcast to the tensor's "
                          f"shape {x.shape}")
-    if not getattr(getattr(x.data, "flags", None), "writeable", True):  # CuPy's flags have no writeable
+    if not getattr(getattr(x.array, "flags", None), "writeable", True):  # CuPy's flags have no writeable
         raise RuntimeError(f"{op}: the tensor (shape {x.shape}) is read-only (a broadcast view from expand, "
                            f"or read-only memory); clone() it first")
     try:
-        fn(x.data)
+        fn(x.array)
     except (TypeError, ValueError) as exc:
         kind = TypeError if isinstance(exc, TypeError) else ValueError  # not NumPy's own subclasses
         raise kind(f"{op}: cannot write into a {x.dtype} tensor of shape {x.shape} "

@@ -221,9 +221,9 @@ def _arg_reduce(x, op, dim, keepdim):
     axes = normalize_axes(op, dim, x.ndim)
     keepdim = keepdim_arg(op, keepdim)
     dim = None if not axes else axes[0]
-    if x.data.size == 0 and (dim is None or x.shape[dim] == 0):
+    if x.array.size == 0 and (dim is None or x.shape[dim] == 0):
         raise ValueError(f"{op}: cannot take the {op} of an empty tensor of shape {x.shape}")
-    out = getattr(x.data, op)(axis=dim)
+    out = getattr(x.array, op)(axis=dim)
     if keepdim and dim is not None:
         out = get_array_module(out).expand_dims(out, dim)
     return Tensor(out)

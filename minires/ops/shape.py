@@ -44,9 +44,9 @@ class GetItem(Function):
 
     def forward(self, a, index=None):
         if isinstance(index, Tensor):
-            index = index.data
+            index = index.array
         elif isinstance(index, tuple):
-            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+            index = tuple(i.array if isinstance(i, Tensor) else i for i in index)
         self.shape, self.dtype, self.index = a.shape, a.dtype, index
         try:
             return a[index]

@@ -34,7 +34,7 @@ class Adam(Optimizer):
     def _update(self, p, g, group, state):
         lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        x = p.data
+        x = p.array
         if not state:
             xp = get_array_module(x)
             state["step"] = 0

@@ -63,7 +63,7 @@ class GradScaler:
             raise RuntimeError("GradScaler.unscale_: already called for this optimizer since the last update()")
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         for p in params:
-            p.grad.data *= p.grad.data.dtype.type(1.0 / self._scale)
+            p.grad.array *= p.grad.array.dtype.type(1.0 / self._scale)
         # Kept on the device: found_inf() copies it to the host when first asked (one sync), and a
         # training loop that copies it together with its other numbers hands it back instead.
         self._found_inf[id(optimizer)] = grad_sum_of_squares(params)

@@ -21,7 +21,7 @@ class LookaheadEMA:
         if not hasattr(model, "state_dict"):
             raise TypeError(f"LookaheadEMA: expected a Module, got {type(model).__name__}")
         self.model = model
-        self.averages = {name: t.data.copy() for name, t in model.state_dict().items()
+        self.averages = {name: t.array.copy() for name, t in model.state_dict().items()
                          if np.dtype(t.dtype).kind == "f"}
 
     def update(self, decay: float) -> None:
@@ -30,7 +30,7 @@ class LookaheadEMA:
             raise ValueError(f"LookaheadEMA.update: decay must be a number in [0, 1], got {decay!r}")
         state = self.model.state_dict()
         for name, avg in self.averages.items():
-            current = state[name].data
+            current = state[name].array
             avg += (1.0 - float(decay)) * (current - avg)  # (same shape as the entry)
             current[...] = avg
 

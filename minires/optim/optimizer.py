@@ -105,7 +105,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    g = p.grad.data if isinstance(p.grad, Tensor) else p.grad
+                    g = p.grad.array if isinstance(p.grad, Tensor) else p.grad
                     g[...] = 0
 
     def step(self, closure=None):
@@ -118,7 +118,7 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad.data if isinstance(p.grad, Tensor) else p.grad
+                g = p.grad.array if isinstance(p.grad, Tensor) else p.grad
                 if tuple(g.shape) != p.shape:
                     raise ValueError(f"{type(self).__name__}.step: gradient of shape {tuple(g.shape)} "
                                      f"does not match its parameter's shape {p.shape}")
@@ -127,7 +127,7 @@ class Optimizer:
         return loss
 
     def _update(self, p: Tensor, g, group: dict, state: dict) -> None:
-        """Update p.data in place from its gradient g (same dtype/device); subclasses override."""
+        """Update p.array in place from its gradient g (same dtype/device); subclasses override."""
         raise NotImplementedError
 
     # ---- checkpoints ------------------------------------------------------------------------------
@@ -198,7 +198,7 @@ def _plain(value):
 
 def _state_value_out(value):
     if isinstance(value, Tensor):
-        value = value.data
+        value = value.array
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (int, float)):
@@ -208,7 +208,7 @@ def _state_value_out(value):
 
 def _state_value_in(value, p: Tensor, name: str, key: str, scalar: bool):
     if isinstance(value, Tensor):
-        value = value.data
+        value = value.array
     if isinstance(value, (int, float, np.generic)) or scalar:
         arr = backend.to_numpy(value)
         if arr.size != 1:

@@ -27,7 +27,7 @@ class SGD(Optimizer):
         # NOTE: Python floats (never NumPy float64 scalars) keep float32 arithmetic in float32.
         lr, momentum = float(group["lr"]), float(group["momentum"])
         dampening, wd = float(group["dampening"]), float(group["weight_decay"])
-        x = p.data
+        x = p.array
         # NOTE: in-place ops on one scratch array: on the CPU, large temporaries cost more than the arithmetic.
         scratch = wd != 0
         if scratch:

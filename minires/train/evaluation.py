@@ -49,9 +49,9 @@ def evaluate(model, loader, label_smoothing: float = 0.0, progress: bool = False
             loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
             value = float(loss.item())
             if not math.isfinite(value):  # on a GPU a bad label shows only as a NaN loss: name it, as the CPU does
-                check_targets(y.data, logits.shape[1])
+                check_targets(y.array, logits.shape[1])
             total_loss += value * len(y)
-            preds.append(backend.to_numpy(logits.data.argmax(axis=1)))
+            preds.append(backend.to_numpy(logits.array.argmax(axis=1)))
             targets.append(y.numpy())
     model.train(was_training)
     empty = np.zeros(0, dtype=np.int64)  # a process whose part of the data is empty

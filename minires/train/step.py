@@ -37,7 +37,7 @@ def first_bad_grad(model) -> str:
     """'nan in layer1.0.conv1.weight': the first parameter whose gradient is not finite."""
     for name, p in model.named_parameters():
         if p.grad is not None:
-            g = backend.to_numpy(p.grad.data)
+            g = backend.to_numpy(p.grad.array)
             if not np.isfinite(g).all():
                 return f"{'nan' if np.isnan(g).any() else 'inf'} in {name}"
     return "overflow of the squared norm"
@@ -50,7 +50,7 @@ def _clip(optimizer, sumsq, max_norm: float) -> None:
     for group in optimizer.param_groups:
         for p in group["params"]:
             if p.grad is not None:
-                p.grad.data *= coef.astype(p.grad.data.dtype)
+                p.grad.array *= coef.astype(p.grad.array.dtype)
 
 
 def train_step(model, loss_fn, optimizer, x, y, scaler=None, max_grad_norm: float | None = None,
@@ -77,8 +77,8 @@ def train_step(model, loss_fn, optimizer, x, y, scaler=None, max_grad_norm: floa
         scaler.scale(loss).backward()
     else:
         loss.backward()
-    xp = backend.get_array_module(loss.data)
-    loss_data, correct = loss.data, (logits.data.argmax(axis=1) == y.data).sum()
+    xp = backend.get_array_module(loss.array)
+    loss_data, correct = loss.array, (logits.array.argmax(axis=1) == y.array).sum()
     if sync is not None:  # one set of collectives: the gradients, with the loss and the count in the last bucket
         reduced = sync(share, [xp.asarray(loss_data, dtype=xp.float64) * share, correct])
         loss_data, correct = reduced[0], reduced[1]
@@ -100,7 +100,7 @@ def train_step(model, loss_fn, optimizer, x, y, scaler=None, max_grad_norm: floa
         scaler.record_found_inf(optimizer, sumsq_value)
         skipped, sumsq_value = scaler.found_inf(optimizer), 0.0
     if not math.isfinite(loss_value):
-        check_targets(y.data, logits.shape[1])  # a bad label, not a divergence, when it is one
+        check_targets(y.array, logits.shape[1])  # a bad label, not a divergence, when it is one
         raise TrainingDiverged(f"loss is {loss_value}", loss_value)
     if not math.isfinite(sumsq_value):
         raise TrainingDiverged(f"gradient is non-finite ({first_bad_grad(model)})", loss_value)

@@ -37,7 +37,7 @@ def tta_logits(model, x, mode: str = "none"):
     """sum over the views of mode of weight * model(view of x): (N, classes) logits."""
     if mode not in VIEWS:
         raise ValueError(f"tta: mode must be one of {tuple(VIEWS)}, got {mode!r}")
-    data = x.data if isinstance(x, Tensor) else x
+    data = x.array if isinstance(x, Tensor) else x
     if data.ndim != 4:
         raise ValueError(f"tta: expected a batch of shape (N, C, H, W), got {tuple(data.shape)}")
     total = None
