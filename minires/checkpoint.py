@@ -28,7 +28,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import backend, creation
+from . import backend, creation, serialization
 from .io import atomic_write_bytes
 from .tensor import Tensor
 
@@ -38,8 +38,8 @@ _OPT_PREFIX = "optimizer/state/"
 _ARRAYS_PREFIX = "arrays/"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file is truncated, corrupted, or not a minires checkpoint."""
+class CheckpointError(serialization.UnpicklingError):
+    """A checkpoint file is truncated, corrupted, or not a minires checkpoint (a ValueError)."""
 
 
 def _safetensors_numpy():
@@ -232,55 +232,102 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict: bo
             "arrays": {k[len(_ARRAYS_PREFIX):]: v for k, v in tensors.items() if k.startswith(_ARRAYS_PREFIX)}}
 
 
-# ---- torch.save / torch.load for Tensors and state_dicts --------------------------------------
+# ---- torch.save / torch.load ------------------------------------------------------------------
 _SAVE_KEY = "minires.save"  # safetensors metadata: {"kind": "tensor" | "dict", "keys": [names in order]}
 
 
-def save(obj, path) -> None:
-    """Write a Tensor, or a dict of name -> Tensor (a state_dict), to `path` as safetensors, atomically."""
+def _is_safetensors_name(f) -> bool:
+    name = f if isinstance(f, (str, os.PathLike)) else getattr(f, "name", "")
+    return isinstance(name, (str, os.PathLike)) and os.fspath(name).lower().endswith(".safetensors")
+
+
+def _safetensors_bytes(obj) -> bytes:
+    """A Tensor or a flat dict of str -> Tensor as safetensors bytes (keys' order kept in the metadata)."""
     if isinstance(obj, Tensor):
         kind, tensors = "tensor", {"tensor": obj}
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            if not isinstance(k, str) or not isinstance(v, Tensor):
-                raise TypeError(f"save: a dict must map str names to Tensors (a state_dict), got "
-                                f"{k!r}: {type(v).__name__}")
+    elif isinstance(obj, dict) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
         kind, tensors = "dict", obj
     else:
-        raise TypeError(f"save: can write a Tensor or a dict of str -> Tensor (a state_dict), got "
-                        f"{type(obj).__name__}; safetensors files hold arrays only")
+        raise TypeError(f"save: a .safetensors file holds a Tensor or a flat dict of str -> Tensor (a state_dict), "
+                        f"got {type(obj).__name__}; save anything else under a .pt name (PyTorch's format)")
     stn = _safetensors_numpy()
-    arrays = {k: np.ascontiguousarray(v.numpy()) for k, v in tensors.items()}
+    arrays = {k: _to_array(v) for k, v in tensors.items()}
     meta = {"format": "pt", _SAVE_KEY: json.dumps({"kind": kind, "keys": list(tensors)})}
     try:
-        blob = stn.save(arrays, metadata=meta)
+        return stn.save(arrays, metadata=meta)
     except Exception as exc:  # safetensors raises its own error type, e.g. for complex dtypes
         raise TypeError(f"save: safetensors cannot store these arrays ({exc})") from None
-    atomic_write_bytes(path, blob)
 
 
-def load(path, map_location=None):
-    """Read what save() wrote: a Tensor or a dict of Tensors (any safetensors file reads as a dict)."""
+def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_serialization=True) -> None:
+    """Write obj to f (a path or a binary file): PyTorch's zip format (torch.load reads it), or safetensors
+    under a .safetensors name; paths are written atomically. Nothing but data is written: Tensors, NumPy
+    arrays, dicts, OrderedDicts, lists, tuples, str, bytes, numbers, bool and None."""
+    if not _use_new_zipfile_serialization:
+        raise ValueError("save: minires writes PyTorch's zip format only (the legacy format is read, not written)")
+    blob = _safetensors_bytes(obj) if _is_safetensors_name(f) else serialization.save_torch(obj)
+    if hasattr(f, "write"):
+        f.write(blob)
+    elif isinstance(f, (str, os.PathLike)):
+        atomic_write_bytes(f, blob)
+    else:
+        raise TypeError(f"save: f must be a path or a binary file object, got {type(f).__name__}")
+
+
+def _load_safetensors(data: bytes, source: str, map_location):
+    """What save() wrote under a .safetensors name; a Trainer checkpoint gives its weights; any other
+    safetensors file a dict of its tensors."""
     stn = _safetensors_numpy()
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"load: {path!r} does not exist")
-    device = backend.parse_device(map_location or "cpu")
+    header = _read_header(source, data)
+    meta = header.get("__metadata__") or {}
     try:
-        with open(path, "rb") as f:
-            blob = f.read()
-        meta = _read_header(path, blob).get("__metadata__") or {}
-        arrays = stn.load(blob)
-        info = json.loads(meta.get(_SAVE_KEY, "{}"))
-    except Exception as exc:  # safetensors' own error type, or damaged metadata
-        raise ValueError(f"load: {path!r} is not a readable safetensors file ({exc})") from None
-    keys = info.get("keys") if isinstance(info, dict) else None
-    keys = keys if isinstance(keys, list) and sorted(keys) == sorted(arrays) else list(arrays)
-    tensors = {k: Tensor(backend.to_device(arrays[k], device)) for k in keys}
+        minires_meta = json.loads(meta["minires"]) if "minires" in meta else None
+    except (TypeError, json.JSONDecodeError):
+        minires_meta = None
+    if isinstance(minires_meta, dict) and minires_meta.get("format") in (FORMAT, WEIGHTS_FORMAT):
+        arrays = _load_arrays(source, data, minires_meta)  # a Trainer's checkpoint: its weights, CRC-checked
+        keys, info = list(minires_meta["model_keys"]), {}
+    else:
+        try:
+            arrays = stn.load(data)
+            info = json.loads(meta.get(_SAVE_KEY, "{}"))
+        except Exception as exc:  # safetensors' own error type, or damaged metadata
+            raise CheckpointError(f"load: {source!r} is not a readable safetensors file ({exc})") from None
+        keys = info.get("keys") if isinstance(info, dict) else None
+        keys = keys if isinstance(keys, list) and sorted(keys) == sorted(arrays) else list(arrays)
+    mapper = serialization.location_mapper(map_location)
+    tensors = OrderedDict((k, Tensor(backend.to_device(arrays[k], mapper(arrays[k], "cpu")))) for k in keys)
     if isinstance(info, dict) and info.get("kind") == "tensor" and keys == ["tensor"]:
         return tensors["tensor"]
     return tensors
 
 
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **pickle_load_args):
+    """Read what torch.save or minires.save wrote (PyTorch zip or legacy format, or safetensors), told by content.
+
+    Tensors come back as minires Tensors on `map_location` (None: where they were saved; 'cpu', 'cuda',
+    'cuda:N', a device, a dict of saved -> new location, or a callable(storage, location)). Unpickling is
+    restricted to what torch.load(weights_only=True) admits (plus NumPy scalars), whatever weights_only
+    says: minires never runs code from a file, so weights_only=False unlocks nothing. `mmap` and
+    `pickle_module` are accepted and have no effect (files are read into memory); `encoding` is honoured.
+    """
+    encoding = pickle_load_args.pop("encoding", "utf-8")
+    if pickle_load_args:
+        raise TypeError(f"load: unexpected keyword arguments {sorted(pickle_load_args)}")
+    data, source = serialization.read_source(f)
+    if not data:
+        raise CheckpointError(f"load: {source!r} is empty (0 bytes)")
+    kind = serialization.detect(data, source)
+    if kind == "safetensors":
+        return _load_safetensors(data, source, map_location)
+    if kind is None:
+        raise CheckpointError(f"load: {source!r} is not a PyTorch checkpoint (zip or legacy format) and not a "
+                              f"readable safetensors file (it starts with {data[:16]!r})")
+    return serialization.load_torch(data, kind, source, map_location, encoding)
+
+
+UnpicklingError = serialization.UnpicklingError
+
 __all__ = ["save_checkpoint", "load_checkpoint", "save_weights", "load_weights", "save", "load", "CheckpointError",
+           "UnpicklingError",
            "FORMAT", "WEIGHTS_FORMAT"]
