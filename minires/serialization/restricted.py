@@ -78,7 +78,12 @@ def _torch_device(kind, index=None):
     """torch.device('cuda', 0) -> 'cuda:0' (minires takes device strings wherever torch takes devices)."""
     if not isinstance(kind, str) or not (index is None or isinstance(index, int)):
         raise UnpicklingError(f"torch.device: refusing arguments {kind!r}, {index!r}")
-    return kind if index is None or ":" in kind else f"{kind}:{index}"
+    name = kind if index is None or ":" in kind else f"{kind}:{index}"
+    make = getattr(backend, "device", None)  # minires.device, a str subclass, where this minires has it
+    try:
+        return make(name) if make is not None else name
+    except ValueError:  # a device minires does not have ('mps'): kept as its name
+        return name
 
 
 def _torch_size(dims=()):
