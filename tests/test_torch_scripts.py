@@ -85,7 +85,9 @@ def run_script(name, args, cwd, env=None, timeout=180):
                     **(env or {}))
     proc = subprocess.run([sys.executable, str(REWRITTEN / name), *map(str, args)], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{name} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-5000:]}"
+    if proc.returncode != 0:
+        pytest.fail(f"{name} {' '.join(map(str, args))} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}"
+                    f"\n--- stderr\n{proc.stderr[-5000:]}", pytrace=False)
     return proc.stdout
 
 
@@ -130,28 +132,37 @@ def _imported_modules(stmts):
         n.module for n in stmts if isinstance(n, ast.ImportFrom)}
 
 
+class _DropImports(ast.NodeTransformer):
+    def visit_Import(self, node):
+        return None
+
+    visit_ImportFrom = visit_Import
+
+
+def _import_groups(tree):
+    """The import statements of a module in order, those sharing a line (`import a; import b`) as one group."""
+    groups = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            groups.setdefault(node.lineno, []).append(node)
+    return [groups[k] for k in sorted(groups)]
+
+
 @pytest.mark.parametrize("name", ORIGINALS)
 def test_rewritten_copy_follows_the_rule(name):
-    """Against the rule, not the tool: only import lines change; each binds the same names to the mapped modules."""
-    original = [ln for ln in (SCRIPTS / name).read_text().splitlines() if ln.strip()]
-    rewritten = [ln for ln in (REWRITTEN / name).read_text().splitlines() if ln.strip()]
-    assert len(original) == len(rewritten)
-    changed = 0
-    for old, new in zip(original, rewritten):
-        if old == new:
-            assert not any(_mapped(m) != m for m in _imported_modules(ast.parse(old.strip()).body)
-                           if old.lstrip().startswith(("import ", "from "))), old
-            continue
-        changed += 1
-        old_body, new_body = ast.parse(old.strip()).body, ast.parse(new.strip()).body
-        assert all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in old_body + new_body), (old, new)
-        want = {k: (v[0], _mapped(v[1])) + v[2:] for k, v in _bindings(old_body).items()}
-        assert _bindings(new_body) == want, (old, new)
+    """Against the rule, not the tool: only imports change; each binds the same names to the mapped modules."""
+    original, rewritten = ast.parse((SCRIPTS / name).read_text()), ast.parse((REWRITTEN / name).read_text())
+    old_groups, new_groups = _import_groups(original), _import_groups(rewritten)
+    assert len(old_groups) == len(new_groups)
+    for old, new in zip(old_groups, new_groups):
+        want = {k: (v[0], _mapped(v[1])) + v[2:] for k, v in _bindings(old).items()}
+        assert _bindings(new) == want, (ast.unparse(old[0]), ast.unparse(new[0]))
         # every module the original imported (torch.nn of `import torch.nn`) is imported, mapped
-        assert {_mapped(m) for m in _imported_modules(old_body)} <= _imported_modules(new_body), (old, new)
-    assert changed > 0
-    assert "torch" not in "".join(_imported_modules(ast.parse((REWRITTEN / name).read_text()).body)).replace(
-        "minires", "")
+        assert {_mapped(m) for m in _imported_modules(old)} <= _imported_modules(new), ast.unparse(old[0])
+    assert any(_mapped(m) != m for g in old_groups for m in _imported_modules(g))
+    assert not any(re.match(r"torch(vision)?(\.|$)", m) for g in new_groups for m in _imported_modules(g))
+    # everything but the imports is the same program
+    assert ast.dump(_DropImports().visit(original)) == ast.dump(_DropImports().visit(rewritten))
 
 
 @pytest.mark.skipif(not TOOL.is_file(), reason="../shared/tools/torch_rewrite.py is not beside this checkout")
@@ -160,3 +171,135 @@ def test_committed_copy_is_the_tools_output(name, tmp_path):
     subprocess.run([sys.executable, str(TOOL), str(SCRIPTS / name), str(tmp_path / name)], check=True)
     assert (tmp_path / name).read_text() == (REWRITTEN / name).read_text(), \
         f"tests/torch_scripts/rewritten/{name} drifted: rerun the tool on tests/torch_scripts/{name}"
+
+
+# ---- the scripts, end to end ------------------------------------------------------------------------------
+
+def _np(value):
+    return value.numpy() if isinstance(value, mr.Tensor) else np.asarray(value)
+
+
+def test_plain_convnet_seed001(data, tmp_path):
+    out = run_script("plain_convnet.py", ["--data", data["cifar"], "--epochs", 1, "--max-batches", 3,
+                                          "--batch-size", 8], tmp_path)
+    steps = re.findall(r"Epoch \[1/1\], Step \[(\d+)/3\], Loss: (" + FLOAT + ")", out)
+    assert [int(s) for s, _ in steps] == [1, 2, 3]
+    assert all(0 < float(v) < 20 for _, v in steps), steps  # finite, near ln(10) at the start
+    m = re.search(r"Accuracy of the network on the (\d+) test images: (" + FLOAT + r") % \((\d+)/(\d+)\)", out)
+    assert m, out
+    total, correct = int(m[1]), int(m[3])
+    assert total == int(m[4]) == N_TEST  # three batches of 8 cover the 20 test images
+    assert 0 <= correct <= total and float(m[2]) == pytest.approx(100 * correct / total)
+    assert files_written(tmp_path) == []
+    check_data_untouched(data)
+
+
+def _resnet_parameters(block, layers, num_classes):
+    """Parameter count of seed 003's ResNet, counted layer by layer (conv weights, BN weight + bias, fc)."""
+    expansion = 1 if block == "basic" else 4
+    count, inplanes = 3 * 64 * 7 * 7 + 2 * 64, 64
+    for planes, blocks, stride in zip((64, 128, 256, 512), layers, (1, 2, 2, 2)):
+        for b in range(blocks):
+            if block == "basic":
+                count += inplanes * planes * 9 + planes * planes * 9 + 4 * planes
+            else:
+                count += inplanes * planes + planes * planes * 9 + planes * 4 * planes + 2 * (planes + planes + 4 * planes)
+            if b == 0 and (stride != 1 or inplanes != planes * expansion):
+                count += inplanes * planes * expansion + 2 * planes * expansion
+            inplanes = planes * expansion
+    return count + 512 * expansion * num_classes + num_classes
+
+
+@pytest.mark.parametrize("block", ["basic", "bottleneck"])
+def test_torchvision_resnet_seed003_on_an_image_folder(data, tmp_path, block):
+    out = run_script("torchvision_resnet.py", ["--data", data["images"], "--block", block, "--layers", "1,1,1,1",
+                                               "--batch-size", 4, "--max-batches", 2], tmp_path)
+    n_train, n_val = FOLDER_TRAIN * len(FOLDER_CLASSES), FOLDER_VAL * len(FOLDER_CLASSES)
+    assert f"classes: {list(FOLDER_CLASSES)} train images: {n_train} val images: {n_val}" in out
+    assert f"parameters: {_resnet_parameters(block, [1, 1, 1, 1], len(FOLDER_CLASSES))}" in out
+    assert len(losses(out, r"epoch 0 batch \d loss")) == 2
+    assert all(math.isfinite(v) for v in losses(out, r"epoch 0 batch \d loss"))
+    m = re.search(r"val accuracy: (" + FLOAT + r") % \((\d+)/(\d+)\)", out)
+    assert m and int(m[3]) == n_val and float(m[1]) == pytest.approx(100 * int(m[2]) / n_val, abs=0.01)
+    assert files_written(tmp_path) == []
+    check_data_untouched(data)
+
+
+def test_shortcut_resnet_seed004(data, tmp_path):
+    out = run_script("shortcut_resnet.py", ["--data", data["cifar"], "--layers", "1,1,1,1", "--batch-size", 8,
+                                            "--max-batches", 2], tmp_path)
+    assert out.count("ResidualBlock(") == 4 and "(fc): Linear(in_features=512, out_features=10, bias=True)" in out
+    steps = losses(out, r"step \d loss")
+    assert len(steps) == 2 and all(0 < v < 20 for v in steps)
+    m = re.search(r"on the (\d+) test images: (" + FLOAT + r") % \((\d+)/(\d+)\)", out)
+    assert m and int(m[1]) == int(m[4]) == N_TEST and float(m[2]) == pytest.approx(100 * int(m[3]) / N_TEST)
+    check_data_untouched(data)
+
+
+def test_cifar_tutorial(data, tmp_path):
+    from PIL import Image
+    out = run_script("cifar_tutorial.py", [], tmp_path, env={
+        "CIFAR_ROOT": str(data["cifar"]), "EPOCHS": "1", "BATCH_SIZE": "4", "WORKERS": "2", "PRINT_EVERY": "1",
+        "MAX_BATCHES": "3"})
+    steps = re.findall(r"\[1,\s+(\d+)\] loss: (" + FLOAT + ")", out)
+    assert [int(i) for i, _ in steps] == [1, 2, 3] and all(0 < float(v) < 20 for _, v in steps)
+    assert "Finished Training" in out
+    assert len(re.search(r"batch labels: (.*)", out)[1].split()) == 4
+    assert set(re.search(r"batch labels: (.*)", out)[1].split()) <= set(CLASSES)
+    # the test loader is not shuffled: its first batch is the first four test images
+    test_labels = data["labels"]["test_batch"]
+    assert re.search(r"GroundTruth: (.*)", out)[1].split() == [CLASSES[i] for i in test_labels[:4]]
+    # make_grid of 4 images: one row, 2-pixel padding -> 4 * 34 + 2 wide, 36 high
+    assert Image.open(tmp_path / "train_batch.png").size == (4 * 34 + 2, 36)
+    state = mr.load(tmp_path / "cifar_net.pth")
+    assert {k: tuple(_np(v).shape) for k, v in state.items()} == {
+        "conv1.weight": (8, 3, 5, 5), "conv1.bias": (8,), "conv2.weight": (16, 8, 5, 5), "conv2.bias": (16,),
+        "fc1.weight": (100, 400), "fc1.bias": (100,), "fc2.weight": (10, 100), "fc2.bias": (10,)}
+    overall = re.search(r"on the (\d+) test images: (\d+) % \((\d+)/(\d+)\)", out)
+    assert overall and int(overall[1]) == N_TEST
+    per_class = re.findall(r"Accuracy for class: (\w+)\s+is (" + FLOAT + r") % \((\d+)/(\d+)\)", out)
+    assert [c for c, *_ in per_class] == list(CLASSES)
+    # classes[label] counted each test image under its own class
+    assert [int(n) for *_, n in per_class] == np.bincount(test_labels, minlength=10).tolist()
+    assert sum(int(k) for _, _, k, _ in per_class) == int(overall[3])
+    assert sorted(files_written(tmp_path)) == ["cifar_net.pth", "train_batch.png"]
+    check_data_untouched(data)
+
+
+def _small_vgg_keys(prefix):
+    keys = ["classifier.weight", "classifier.bias"]
+    for conv, bn in ((0, 1), (4, 5), (8, 9)):  # conv, BN, ReLU, max pool per stage
+        keys += [f"features.{conv}.weight"] + [f"features.{bn}.{k}" for k in (
+            "weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
+    return {prefix + k for k in keys}
+
+
+def test_cifar_train_checkpoint_and_resume(data, tmp_path):
+    args = ["--data", data["cifar"], "--epochs", 1, "--max-batches", 3, "--batch-size", 8, "--workers", 2,
+            "--data-parallel", "--t-max", 4, "--lr", 0.1]
+    out = run_script("cifar_train.py", args, tmp_path)
+    assert "Epoch: 0 | lr: 0.100000" in out
+    train_lines = re.findall(r"\[(\d)/3\] Loss: (" + FLOAT + r") \| Acc: " + FLOAT + r"% \((\d+)/(\d+)\)", out)
+    assert [(int(b), int(n)) for b, _, _, n in train_lines] == [(1, 8), (2, 16), (3, 24)]
+    test_line = re.findall(r"\[1/1\] Loss: (" + FLOAT + r") \| Acc: (" + FLOAT + r")% \((\d+)/(\d+)\)", out)
+    assert len(test_line) == 1 and int(test_line[0][3]) == N_TEST
+    acc = 100.0 * int(test_line[0][2]) / N_TEST
+    assert files_written(tmp_path) == ["checkpoint/ckpt.pth"]
+
+    ckpt = mr.load(tmp_path / "checkpoint" / "ckpt.pth")
+    assert set(ckpt) == {"net", "acc", "epoch", "optimizer", "scheduler"}
+    assert ckpt["epoch"] == 0 and ckpt["acc"] == pytest.approx(acc)
+    assert set(ckpt["net"]) == _small_vgg_keys("module.")  # saved through nn.DataParallel
+    for bn in (1, 5, 9):
+        tracked = _np(ckpt["net"][f"module.features.{bn}.num_batches_tracked"])
+        assert tracked.shape == () and int(tracked) == 3  # three training batches
+    next_lr = 0.1 * (1 + math.cos(math.pi / 4)) / 2  # cosine annealing, T_max=4, after one epoch
+    group = ckpt["optimizer"]["param_groups"][0]
+    assert group["lr"] == pytest.approx(next_lr) and group["momentum"] == 0.9 and len(group["params"]) == 11
+    assert len(ckpt["optimizer"]["state"]) == 11  # one momentum buffer per parameter
+    assert ckpt["scheduler"]["last_epoch"] == 1
+
+    out = run_script("cifar_train.py", args + ["--resume"], tmp_path)
+    assert "resumed: epoch 0, best acc %.3f" % acc in out
+    assert "Epoch: 1 | lr: %.6f" % next_lr in out and "Epoch: 0" not in out
+    check_data_untouched(data)
