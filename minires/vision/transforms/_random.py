@@ -84,7 +84,7 @@ class RandomCrop(Transform):
     @staticmethod
     def get_params(img, output_size):
         """(top, left, h, w) of a uniformly random box of output_size inside img."""
-        _, h, w = F.get_dimensions(img)
+        _, h, w = F.image_dims(img, "RandomCrop")
         th, tw = output_size
         if h < th or w < tw:
             raise ValueError(f"RandomCrop: required crop size {(th, tw)} is larger than the input image size "
@@ -97,6 +97,7 @@ class RandomCrop(Transform):
     def __call__(self, img):
         if self.padding is not None and self._zero_fill and not self.pad_if_needed:
             return self._pad_and_crop(img)
+        F.image_dims(img, "RandomCrop")  # a wrong input type is named after this transform
         if self.padding is not None:
             img = F.pad(img, self.padding, self.fill, self.padding_mode)
         if self.pad_if_needed:
@@ -112,7 +113,7 @@ class RandomCrop(Transform):
     def _pad_and_crop(self, img):
         """Zero padding then a crop, as one crop whose box may reach outside the image (crop fills it with 0)."""
         left, top, right, bottom = self.padding
-        _, h, w = F.get_dimensions(img)
+        _, h, w = F.image_dims(img, "RandomCrop")
         th, tw = self.size
         ph, pw = h + top + bottom, w + left + right  # the padded image's size
         if ph < th or pw < tw:
@@ -149,7 +150,7 @@ class RandomResizedCrop(Transform):
     @staticmethod
     def get_params(img, scale, ratio):
         """(top, left, h, w): 10 tries at a box of the drawn area and aspect ratio, else the central crop."""
-        _, height, width = F.get_dimensions(img)
+        _, height, width = F.image_dims(img, "RandomResizedCrop")
         area = height * width
         rng = _rng()
         log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])

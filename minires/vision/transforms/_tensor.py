@@ -11,7 +11,6 @@ import numpy as np
 from ...backend import get_array_module
 
 _GRAY = (0.2989, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision's rgb_to_grayscale
-_PAD_MODES = {"constant": "constant", "edge": "edge", "reflect": "reflect", "symmetric": "symmetric"}
 
 
 def is_float(x) -> bool:
@@ -50,7 +49,7 @@ def pad(x, left: int, top: int, right: int, bottom: int, fill=0, padding_mode: s
     xp = get_array_module(x)
     widths = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
     if padding_mode != "constant":
-        return xp.pad(x, widths, mode=_PAD_MODES[padding_mode])
+        return xp.pad(x, widths, mode=padding_mode)
     h, w = x.shape[-2:]
     out = xp.empty(x.shape[:-2] + (h + top + bottom, w + left + right), dtype=x.dtype)
     if isinstance(fill, (tuple, list)):
