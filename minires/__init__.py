@@ -1,77 +1,60 @@
 """minires: a deep-learning engine on NumPy (CPU) and CuPy (GPU), with ResNets for CIFAR-10."""
+import sys as _sys
+
+import numpy as _np
+
 from . import backend
-from .tensor import Function, Tensor, _GradMode, enable_grad, is_grad_enabled, no_grad
+from .backend import device
+from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
 from .tensor import bool_, float16, float32, float64, int32, int64, uint8
 from . import ops  # binds Tensor's operators and methods (t + u, t.sum(), t.reshape(...), ...)
 from .ops import cat, exp, log, maximum, minimum, stack, where
+from .ops.arithmetic import sqrt
+from .ops.convert import LEGACY_TYPES, channels_last, contiguous_format, memory_format, preserve_format
+# PyTorch's function forms of the Tensor methods; max, min, sum and abs shadow Python's builtins in this
+# file, which uses none of them.
+from .ops.forms import (abs, add, amax, argmax, argmin, argsort, bmm, chunk, clamp, div, eq, equal, flatten, ge, gt,
+                        is_floating_point, is_tensor, le, lt, matmul, max, mean, min, mm, mul, ne, norm, numel,
+                        permute, reshape, sort, split, squeeze, std, sub, sum, t, topk, transpose, unsqueeze, var)
+from . import autograd
+from .autograd import inference_mode, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck
 from .creation import (Generator, arange, default_generator, empty, empty_like, eye, from_numpy, full, full_like, get_rng_state,
                        linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like,
-                       set_rng_state, tensor, zeros, zeros_like)
+                       randperm, set_rng_state, tensor, zeros, zeros_like)
 from .checkpoint import load, save
 from . import functional
 from . import nn, models, optim
 from . import amp, dispatch, parallel, tuning
+from .parallel import get_num_threads, set_num_threads
+from . import backends
+from . import missing
 from . import kernels  # registers the fast paths with dispatch
 from .dispatch import set_impl
 from . import data
 from . import recipes  # mr.recipes.get("airbench94"): what a training recipe decides (minires/recipes)
-from . import cuda  # the kernels package; it also answers PyTorch's cuda.is_available()
+from . import cuda  # PyTorch's torch.cuda namespace (the kernels are minires.kernels.cuda)
 
 # Bound here, above the modules they join: Tensor methods that run functional ops (functional sits
 # above tensor and ops), and GradScaler under PyTorch's torch.amp name (amp sits below optim).
 Tensor.relu, Tensor.sigmoid, Tensor.tanh = functional.relu, functional.sigmoid, functional.tanh
+Tensor.softmax = lambda self, dim, dtype=None: functional.softmax(self, dim, dtype)
+Tensor.log_softmax = lambda self, dim, dtype=None: functional.log_softmax(self, dim, dtype)
 amp.GradScaler = optim.GradScaler
+relu, sigmoid, tanh, softmax, log_softmax = (functional.relu, functional.sigmoid, functional.tanh,
+                                             functional.softmax, functional.log_softmax)
 
-
-class inference_mode(no_grad):
-    """Context manager (or decorator, bare or called) for evaluation: no_grad here; mode=False does nothing."""
-
-    def __new__(cls, mode=True):
-        if callable(mode):  # @mr.inference_mode without parentheses
-            return cls()(mode)
-        return super().__new__(cls)
-
-    def __init__(self, mode: bool = True):
-        super().__init__()
-        self.mode = bool(mode)
-
-    def __enter__(self):
-        if self.mode:
-            super().__enter__()
-
-    def __exit__(self, *exc):
-        if self.mode:
-            super().__exit__(*exc)
-
-    def __call__(self, fn):
-        return super().__call__(fn) if self.mode else fn
-
-
-class set_grad_enabled(_GradMode):
-    """Turn graph recording on or off: at once when called, until the block ends as a context manager."""
-
-    def __init__(self, mode: bool):
-        super().__init__(bool(mode))
-        _GradMode.__enter__(self)  # as torch: the call itself switches the mode
-
-    def __enter__(self):
-        pass
-
-    def __call__(self, fn):  # as a decorator, switch only while fn runs
-        _GradMode.__exit__(self)
-        return super().__call__(fn)
-
-
-def _cuda_device_count() -> int:
-    """How many CUDA devices CuPy sees (0 without CuPy or a GPU)."""
-    if not backend.cupy_available():
-        return 0
-    return int(backend.cupy_module().cuda.runtime.getDeviceCount())
-
-
-cuda.is_available = backend.cupy_available
-cuda.device_count = _cuda_device_count
+# PyTorch's names of NumPy dtypes, the legacy tensor types (mr.FloatTensor) and torch.Size. Served by the
+# module's __getattr__: as globals, float/int/bool would shadow the builtins in this file.
+DTYPE_ALIASES = {"float": float32, "double": float64, "half": float16, "long": int64, "int": int32,
+                 "short": _np.dtype(_np.int16), "int16": _np.dtype(_np.int16), "int8": _np.dtype(_np.int8),
+                 "bool": bool_, "cfloat": _np.dtype(_np.complex64), "complex64": _np.dtype(_np.complex64),
+                 "complex128": _np.dtype(_np.complex128), "dtype": _np.dtype, "Size": tuple}
+missing.install(_sys.modules[__name__], {**DTYPE_ALIASES, **LEGACY_TYPES})
+for _namespace in (nn, nn.functional, nn.init, nn.parallel, optim, optim.lr_scheduler, autograd, backends,
+                   backends.cudnn, backends.cuda, backends.mps):
+    missing.install(_namespace)
+missing.install_finder()
 
 __version__ = "0.1.0"
 
@@ -81,4 +64,10 @@ __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "randn", "rand", "zeros_
            "functional", "optim", "float16", "float32", "float64", "int32", "int64", "uint8", "bool_",
            "cat", "stack", "arange", "linspace", "eye", "randint", "full_like", "empty", "empty_like",
            "rand_like", "randn_like", "from_numpy", "where", "maximum", "minimum", "exp", "log", "save",
-           "load", "Generator", "inference_mode", "set_grad_enabled", "cuda"]
+           "load", "Generator", "inference_mode", "set_grad_enabled", "cuda", "device", "autograd", "backends",
+           "randperm", "sqrt", "abs", "add", "amax", "argmax", "argmin", "argsort", "bmm", "chunk", "clamp", "div",
+           "eq", "equal", "flatten", "ge", "gt", "is_floating_point", "is_tensor", "le", "lt", "matmul", "max",
+           "mean", "min", "mm", "mul", "ne", "norm", "numel", "permute", "reshape", "sort", "split", "squeeze",
+           "std", "sub", "sum", "t", "topk", "transpose", "unsqueeze", "var", "relu", "sigmoid", "tanh",
+           "softmax", "log_softmax", "get_num_threads", "set_num_threads", "memory_format", "channels_last",
+           "contiguous_format", "preserve_format"]

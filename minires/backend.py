@@ -1,6 +1,7 @@
 """Array backends: NumPy on the CPU, CuPy on CUDA GPUs. The only module that imports CuPy."""
 from __future__ import annotations
 
+import builtins
 import importlib
 import os
 
@@ -58,31 +59,84 @@ def get_array_module(*arrays):
     return np
 
 
-def parse_device(device) -> str:
-    """Normalise a device spec to "cpu" or "cuda:N"; raise ValueError on anything else."""
-    if device is None:
-        return "cpu"
-    if not isinstance(device, str):
-        raise TypeError(f"device: expected a string such as 'cpu' or 'cuda:0', got {type(device).__name__}")
-    d = device.strip().lower()
-    if d == "cpu":
-        return "cpu"
-    if d == "cuda":
-        return "cuda:0"
-    if d.startswith("cuda:") and d[5:].isdigit():
-        return d
-    raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+class device(str):
+    """PyTorch's torch.device: device("cuda:1"), device("cuda", 1), device("cpu"), with .type and .index.
+
+    It is a str subclass holding its name ("cpu", "cuda", "cuda:1"), so it goes wherever a device
+    string goes (and equals that string, where PyTorch's device does not).
+    """
+
+    def __new__(cls, type="cpu", index=None):  # noqa: A002 - PyTorch's argument name
+        if isinstance(type, device) and index is None:
+            return type
+        if _is_index(type) and index is None:  # device(1): the CUDA device 1, as PyTorch
+            type, index = "cuda", type
+        if not isinstance(type, str):
+            raise TypeError(f"device: expected a string such as 'cpu' or 'cuda:0', got {builtins.type(type).__name__}")
+        kind, colon, number = type.strip().lower().partition(":")
+        if kind not in ("cpu", "cuda"):
+            raise ValueError(f"device: minires runs on 'cpu' and 'cuda' ('cuda:N'), got {type!r}")
+        if colon:
+            if index is not None:
+                raise ValueError(f"device: {type!r} names an index and index={index!r} gives another")
+            if not number.isdigit():
+                raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {type!r}")
+            index = int(number)
+        if index is not None and (not _is_index(index) or index < 0):
+            raise ValueError(f"device: index must be a non-negative int, got {index!r}")
+        self = super().__new__(cls, kind if index is None else f"{kind}:{int(index)}")
+        self._type, self._index = kind, None if index is None else int(index)
+        return self
+
+    @property
+    def type(self) -> str:
+        return self._type
+
+    @property
+    def index(self):
+        return self._index
+
+    def __repr__(self):
+        index = "" if self._index is None else f", index={self._index}"
+        return f"device(type='{self._type}'{index})"
+
+    def __reduce__(self):
+        return device, (str(self),)
 
 
-def device_of(array) -> str:
-    """The device string of a raw array."""
+def _is_index(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+_DEVICES = {}  # name -> its device object: parse_device and device_of hand out one object per device
+
+
+def parse_device(spec) -> device:
+    """Normalise a device spec (a string, a minires.device, a CUDA index or None) to device "cpu" or "cuda:N"."""
+    if spec is None:
+        spec = "cpu"
+    if not isinstance(spec, str) and not _is_index(spec):
+        raise TypeError(f"device: expected a string such as 'cpu' or 'cuda:0', got {type(spec).__name__}")
+    key = spec if isinstance(spec, str) else int(spec)
+    found = _DEVICES.get(key)
+    if found is None:
+        d = device(spec)
+        found = device("cpu" if d.type == "cpu" else f"cuda:{d.index or 0}")
+        if len(_DEVICES) < 64:  # the specs a program uses are few: odd strings must not grow the table
+            _DEVICES[key] = found
+    return found
+
+
+def device_of(array) -> "device":
+    """The device of a raw array (a minires.device, equal to its string "cpu" or "cuda:N")."""
     if isinstance(array, np.ndarray) or np.isscalar(array):
-        return "cpu"
+        return _CPU
     if _cupy is not None and isinstance(array, _cupy.ndarray):
-        return f"cuda:{array.device.id}"
+        return parse_device(f"cuda:{array.device.id}")
     raise TypeError(f"expected a NumPy or CuPy array, got {type(array).__name__}")
 
 
+_CPU = parse_device("cpu")
 _INSTALL = ("install the extra that matches the CUDA version nvidia-smi prints: "
             "pip install 'minires[gpu]' for CUDA 12, 'minires[gpu-cuda13]' for CUDA 13")
 _checked = set()  # devices whose driver and CuPy build were found to match

@@ -220,6 +220,13 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device="cp
                    (tuple(size),), dtype or int64, device, requires_grad)
 
 
+def randperm(n, *, generator=None, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    """A random permutation of 0..n-1 (int64 by default), from the seeded generator."""
+    n = _count("randperm", "n", n)
+    arr = numpy_generator(generator).permutation(n).astype(_as_dtype(dtype) or int64)
+    return _from_host(arr, device, requires_grad)
+
+
 def from_numpy(array) -> Tensor:
     """A CPU tensor sharing memory with a NumPy array: writes to either show in both."""
     if not isinstance(array, np.ndarray):

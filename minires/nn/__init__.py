@@ -1,5 +1,5 @@
 """Neural-network layers with PyTorch's names: Module, Parameter, Conv2d, BatchNorm2d, Linear, ..."""
-from . import init, utils
+from . import functional, init, parallel, utils
 from .activation import ReLU
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import ModuleDict, ModuleList, Sequential
@@ -9,10 +9,11 @@ from .linear import Flatten, Identity, Linear
 from .loss import CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module
 from .normalization import LayerNorm
+from .parallel import DataParallel
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = ["Module", "Parameter", "Conv2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "ReLU", "GELU",
            "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Dropout", "MaxPool2d", "AvgPool2d",
            "AdaptiveAvgPool2d", "Linear", "Flatten", "Identity", "Sequential", "ModuleList", "ModuleDict",
-           "CrossEntropyLoss", "NLLLoss", "MSELoss", "init", "utils"]
+           "CrossEntropyLoss", "NLLLoss", "MSELoss", "DataParallel", "functional", "init", "parallel", "utils"]

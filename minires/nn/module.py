@@ -6,27 +6,28 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import backend
+from ..missing import message
+from ..ops.convert import channels_last, parse_to
 from ..tensor import Tensor
 from .parameter import Parameter
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-def _parse_to_args(device, dtype):
-    """Accept to("cuda"), to(mr.float64), to("float64"), to("cuda", mr.float64)."""
-    if device is not None and not isinstance(device, str):
-        device, dtype = None, device if dtype is None else dtype
-    elif isinstance(device, str):
-        d = device.strip().lower()
-        if d not in ("cpu", "cuda") and not d.startswith("cuda:"):
-            device, dtype = None, device if dtype is None else dtype
-    device = backend.parse_device(device) if device is not None else None
-    if dtype is not None:
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            raise TypeError(f"Module.to: {dtype!r} is neither a device nor a dtype") from None
-    return device, dtype
+class StateDictError(ValueError, RuntimeError):
+    """load_state_dict's error: PyTorch raises RuntimeError, minires raised ValueError; both catch it."""
+
+
+# torch.nn.Module methods minires lacks: the AttributeError says so instead of "no attribute"
+_TORCH_ONLY = {"register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+               "register_backward_hook", "register_full_backward_pre_hook", "register_state_dict_pre_hook",
+               "register_load_state_dict_post_hook", "share_memory", "to_empty", "compile", "ipu", "xpu", "mtia",
+               "bfloat16", "set_extra_state", "get_extra_state"}
+
+
+def _prefixed_by_module(missing, unexpected) -> bool:
+    """Whether the unexpected keys are the missing ones with a "module." prefix (a wrapped model's state_dict)."""
+    return set(missing) <= {k[len("module."):] for k in unexpected if k.startswith("module.")}
 
 
 class Module:
@@ -114,6 +115,9 @@ class Module:
         for key in ("_parameters", "_buffers", "_modules"):
             if key in d and name in d[key]:
                 return d[key][name]
+        if name in _TORCH_ONLY:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}': "
+                                 + message(f"minires.nn.Module.{name}"))
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):
@@ -221,15 +225,21 @@ class Module:
                 p.grad.array[...] = 0
 
     # ---- device / dtype --------------------------------------------------------------------
-    def to(self, device=None, dtype=None):
-        """Move parameters and buffers in place to a device and/or cast floating ones to a dtype."""
-        device, dtype = _parse_to_args(device, dtype)
+    def to(self, *args, **kwargs):
+        """Move parameters and buffers in place to a device and/or cast floating ones to a dtype, as
+        PyTorch's to(device, dtype), to(dtype), to(tensor) and to(memory_format=...); returns self."""
+        device, dtype, _, fmt = parse_to("Module.to", args, kwargs)
+        if dtype is not None and dtype.kind not in "fc":
+            raise TypeError(f"Module.to: only floating-point dtypes are accepted, got {dtype}")
 
         def convert(arr):
             if dtype is not None and arr.dtype.kind == "f" and arr.dtype != dtype:
                 arr = arr.astype(dtype)
             if device is not None:
                 arr = backend.to_device(arr, device)
+            if fmt is channels_last and arr.ndim == 4:  # (O, C, KH, KW) weights laid out channels-last
+                xp = backend.get_array_module(arr)
+                arr = xp.ascontiguousarray(arr.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
             return arr
 
         for m in self.modules():
@@ -245,8 +255,9 @@ class Module:
     def cpu(self):
         return self.to("cpu")
 
-    def cuda(self, index: int = 0):
-        return self.to(f"cuda:{index}")
+    def cuda(self, device=None):
+        """Move to a CUDA device: the first by default, an index, or a device ("cuda:1")."""
+        return self.to(backend.parse_device(0 if device is None else device))
 
     def float(self):
         return self.to(np.float32)
@@ -299,18 +310,21 @@ class Module:
             if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
                 arr = np.asarray(arr)
             if tuple(arr.shape) != tuple(t.shape):
-                mismatched.append(f"'{k}': checkpoint shape {tuple(arr.shape)} vs model shape {tuple(t.shape)}")
+                mismatched.append(f"size mismatch for {k}: copying a param with shape {tuple(arr.shape)} from "
+                                  f"checkpoint, the shape in current model is {tuple(t.shape)}.")
             values[k] = arr
         problems = []
         if strict and missing:
-            problems.append("missing keys: " + ", ".join(repr(k) for k in missing))
+            problems.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
         if strict and unexpected:
-            problems.append("unexpected keys: " + ", ".join(repr(k) for k in unexpected))
-        if mismatched:
-            problems.append("shape mismatches: " + "; ".join(mismatched))
+            problems.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+        problems.extend(mismatched)
+        if strict and missing and unexpected and _prefixed_by_module(missing, unexpected):
+            problems.append('The checkpoint was saved from nn.DataParallel or DistributedDataParallel (keys start with '
+                            '"module."): load it into the wrapper, or strip that prefix from its keys.')
         if problems:
-            raise ValueError(f"load_state_dict: error(s) loading into {type(self).__name__}:\n  "
-                             + "\n  ".join(problems))
+            raise StateDictError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                                 + "\n\t".join(problems))
         for k, arr in values.items():
             t = targets[k]
             src = backend.to_device(arr, t.device)

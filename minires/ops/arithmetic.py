@@ -368,3 +368,9 @@ def sqrt(input):
 def absolute(input):
     """Elementwise absolute value."""
     return Abs.apply(tensor_arg("abs", "input", input))
+
+
+def equal(self, other) -> bool:
+    """True if other is a tensor of the same shape and values, as torch.equal."""
+    other = tensor_arg("equal", "other", other)
+    return self.shape == other.shape and bool((self.array == other.array).all())

@@ -1,4 +1,4 @@
-"""In-place writes: zero_, fill_, copy_, add_, mul_ and t[index] = value, outside the graph."""
+"""In-place writes: zero_, fill_, copy_, add_, sub_, mul_, div_, clamp_ and t[index] = value, outside the graph."""
 from __future__ import annotations
 
 import numbers
@@ -114,6 +114,37 @@ def mul_(self, other):
     def mul(d):
         d *= data
     return _write(self, "mul_", mul, getattr(data, "shape", ()))
+
+
+def sub_(self, other, alpha=1):
+    """self -= alpha * other in place; returns self."""
+    if not isinstance(alpha, (numbers.Number, np.generic)) or isinstance(alpha, (bool, np.bool_)):
+        raise TypeError(f"sub_: alpha must be a number, got {alpha!r}")
+    return self.add_(other, alpha=-alpha)
+
+
+def div_(self, other):
+    """self /= other in place (a float tensor; other broadcast to self's shape); returns self."""
+    _check_inplace(self, "div_", other)
+    data = _operand(self, "div_", other)
+
+    def div(d):
+        d /= data
+    return _write(self, "div_", div, getattr(data, "shape", ()))
+
+
+def clamp_(self, min=None, max=None):
+    """Limit the values to [min, max] in place (numbers; either may be None); returns self."""
+    _check_inplace(self, "clamp_")
+    for name, bound in (("min", min), ("max", max)):
+        if bound is not None and not isinstance(bound, (numbers.Real, np.generic)):
+            raise TypeError(f"clamp_: argument '{name}' must be a number or None, got {type(bound).__name__}")
+    if min is None and max is None:
+        raise ValueError("clamp_: give at least one of min and max")
+
+    def clip(d):
+        backend.get_array_module(d).clip(d, min, max, out=d)
+    return _write(self, "clamp_", clip)
 
 
 def setitem(self, index, value):

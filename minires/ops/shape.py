@@ -202,3 +202,15 @@ def expand_as(self, other):
 def repeat(self, *sizes):
     """The tensor tiled sizes[i] times along dim i (extra sizes add leading dims); a copy."""
     return Repeat.apply(self, sizes=sizes_arg(sizes))
+
+
+def t(self):
+    """The transpose of a tensor of at most 2 dims (a 0-d or 1-d tensor is returned as is), as PyTorch's t()."""
+    if self.ndim > 2:
+        raise ValueError(f"t: expects a tensor of at most 2 dimensions, got shape {self.shape}; use transpose(dim0, dim1)")
+    return self.permute(*reversed(range(self.ndim)))
+
+
+def view_as(self, other):
+    """reshape(other.shape)."""
+    return self.reshape(other.shape)
