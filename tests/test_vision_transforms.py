@@ -132,7 +132,8 @@ def test_pad_fill_per_channel(pil, rgb):
 @pytest.mark.parametrize("mode,fill", [("constant", 0), ("constant", 9), ("reflect", 0), ("edge", 0)])
 def test_random_crop_offsets_are_the_drawn_values(rgb, pil, mode, fill):
     crop = T.RandomCrop((8, 11), padding=3, fill=fill, padding_mode=mode)
-    padded = np.pad(rgb, ((3, 3), (3, 3), (0, 0)), mode=mode, **({"constant_values": fill} if mode == "constant" else {}))
+    extra = {"constant_values": fill} if mode == "constant" else {}
+    padded = np.pad(rgb, ((3, 3), (3, 3), (0, 0)), mode=mode, **extra)
     for seed in range(4):
         mr.manual_seed(seed)
         out_pil, out_t = np.asarray(crop(pil)), crop(TF.pil_to_tensor(pil)).array
