@@ -75,7 +75,7 @@ EOF
             "-DMINIRES_HALF -DMINIRES_IDX32" "-Dscalar_t=float"; do
             echo "-- nvcc -arch=sm_90 -Xptxas -v $variant"
             # shellcheck disable=SC2086  # the variant is a list of -D options
-            nvcc -c -arch=sm_90 -std=c++17 -Xptxas -v $variant -x cu minires/cuda/kernels.cu -o "$TMP/k.o" 2>&1 |
+            nvcc -c -arch=sm_90 -std=c++17 -Xptxas -v $variant -x cu minires/kernels/cuda/kernels.cu -o "$TMP/k.o" 2>&1 |
                 grep -E "error|Compiling entry|registers|spill" | sed -E 's/ptxas info *: //' || return 1
         done
     else

@@ -1,4 +1,4 @@
-"""Runs minires/cuda/kernels.cu on the CPU: a C++ build in which each launch loops over every
+"""Runs minires/kernels/cuda/kernels.cu on the CPU: a C++ build in which each launch loops over every
 (block, thread) in turn. Valid because the kernels follow the rules stated in kernels.cu (one writer
 per output, no shared memory, no __syncthreads); it checks their index arithmetic and math, not
 CUDA-specific behaviour (memory coalescing, occupancy, float rounding of fused multiply-adds).
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minires import cuda
+from minires.kernels.cuda import launcher
 
 PRELUDE = r"""
 #define MINIRES_EMULATOR 1
@@ -94,7 +94,7 @@ def _cscalar(value):
             np.dtype(np.bool_): ctypes.c_bool}[value.dtype](value)
 
 
-class EmulatedLauncher(cuda.Launcher):
+class EmulatedLauncher(launcher.Launcher):
     """A Launcher over NumPy arrays; small blocks and grids so the grid-stride loops wrap around."""
 
     def __init__(self, block: int = 7, max_blocks: int = 5):
@@ -103,7 +103,7 @@ class EmulatedLauncher(cuda.Launcher):
 
     def launch(self, name, dtype, idx32, grid, args):
         self.launches.append((name, dtype, idx32))
-        lib = build(cuda.source(), cuda.defines(dtype, idx32))
+        lib = build(launcher.source(), launcher.defines(dtype, idx32))
         cargs = [ctypes.c_ulonglong(grid), ctypes.c_ulonglong(self.block)]
         for a in args:
             cargs.append(ctypes.c_void_p(a.ctypes.data) if isinstance(a, np.ndarray) else _cscalar(a))

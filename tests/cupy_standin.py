@@ -8,7 +8,8 @@ What it copies from CuPy (the parts minires touches):
   NumPy array as an operand of a device op raises TypeError, as CuPy does.
 - `asarray`/`array` copy host data in (counted as host-to-device), `asnumpy`, `.get()`, `float(a)`,
   `int(a)`, `bool(a)`, `.item()` and `.tolist()` copy out (counted as device-to-host: each is a sync).
-- `cuda.Device/Stream/Event/runtime/get_current_stream/get_elapsed_time`.
+- `cuda.Device/Stream/Event/runtime/get_current_stream/get_elapsed_time`, and `get_default_memory_pool()`
+  whose used_bytes() counts the buffers that live device arrays hold.
 - `RawModule(code=..., options=("-D...",))` builds the CUDA source on the CPU through
   tests/cuda_emulator.py and runs each launch block by block, thread by thread.
 
@@ -22,6 +23,7 @@ import ctypes
 import sys
 import time
 import types
+import weakref
 
 import numpy as np
 
@@ -107,6 +109,9 @@ class Device(_Context):
     def compute_capability(self):
         return "90"
 
+    def use(self):
+        """Make this the current device (there is only one)."""
+
 
 class ndarray:
     """A device array: NumPy storage behind CuPy's surface."""
@@ -118,6 +123,7 @@ class ndarray:
         if not isinstance(a, np.ndarray):
             raise TypeError(f"cupy_standin.ndarray wraps a numpy.ndarray, got {type(a).__name__}")
         object.__setattr__(self, "_a", a)
+        _memory_pool.hold(a)
 
     # CuPy's own attributes
     @property
@@ -341,6 +347,32 @@ class Event:
         pass
 
 
+class _MemoryPool:
+    """cupy.get_default_memory_pool(): used_bytes() counts the NumPy buffers that live device arrays hold."""
+
+    def __init__(self):
+        self._owners = weakref.WeakValueDictionary()  # id -> the base NumPy array of a live device array
+        self.freed = 0  # free_all_blocks() calls, for the tests
+
+    def hold(self, a):
+        while isinstance(a.base, np.ndarray):  # a view: count the array that owns the memory, once
+            a = a.base
+        self._owners[id(a)] = a
+
+    def used_bytes(self):
+        return sum(a.nbytes for a in list(self._owners.values()))
+
+    def free_all_blocks(self, stream=None):
+        self.freed += 1  # NumPy frees a buffer as soon as its last array goes: nothing is cached
+
+
+_memory_pool = _MemoryPool()
+
+
+def get_default_memory_pool():
+    return _memory_pool
+
+
 class _Runtime:
     """cupy.cuda.runtime: one device, a CUDA 13 runtime and driver."""
 
@@ -404,11 +436,12 @@ class _RawFunction:
 @contextlib.contextmanager
 def installed():
     """minires's backend using this module as CuPy inside the block."""
-    from minires import backend, cuda as mr_cuda
+    from minires import backend
+    from minires.kernels.cuda.launcher import cupy_launcher
     previous = backend.use_cupy(sys.modules[__name__])
-    mr_cuda.launcher.cache_clear()
+    cupy_launcher.cache_clear()
     try:
         yield sys.modules[__name__]
     finally:
         backend.use_cupy(previous)
-        mr_cuda.launcher.cache_clear()
+        cupy_launcher.cache_clear()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import minires as mr
 import minires.functional as F
 from minires import dispatch
-from minires.cuda import ops as cuda_ops
+from minires.kernels.cuda import ops as cuda_ops
 from minires.functional.activation import AddReLU, ReLU
 from minires.kernels.cpu.activation import AddReLUCPU, ReLUCPU
 from minires.kernels.cuda.activation import AddReLUCUDA, ReLUCUDA

@@ -1,4 +1,4 @@
-"""The hand-written CUDA kernels (minires/cuda/kernels.cu) against minires's generic array code.
+"""The hand-written CUDA kernels (minires/kernels/cuda/kernels.cu) against minires's generic array code.
 
 Without a GPU they run under tests/cuda_emulator.py (the same source built for the CPU, every
 block and thread in turn, with tiny blocks so grid-stride loops wrap); the `gpu`-marked tests at
@@ -14,13 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minires.functional as F
-from minires import cuda, dispatch, tuning
-from minires.cuda import ops
+from minires import dispatch, tuning
 from minires.functional.batchnorm import BatchNorm
 from minires.functional.conv import Conv2d
-from minires.kernels.cpu.im2col import col2im_nhwc, im2col_nhwc, pad_nhwc, weight_matrix
 from minires.functional.loss import CrossEntropy
 from minires.functional.pooling import MaxPool2d
+from minires.kernels.cpu.im2col import col2im_nhwc, im2col_nhwc, pad_nhwc
+from minires.kernels.cuda import launcher, ops
+from minires.kernels.shared import weight_matrix
 from minires.testing import conv_configs, pool_configs
 
 from cuda_emulator import EmulatedLauncher, compiler
@@ -33,15 +34,15 @@ DTYPES = [np.float32, np.float64]
 def launch(request):
     """The emulated launcher, with 32-bit index arithmetic (what every test size gets) and with the
     64-bit build forced (IDX32_LIMIT = 0), so both builds of every kernel are checked."""
-    limit = cuda.IDX32_LIMIT
+    limit = launcher.IDX32_LIMIT
     if request.param == "idx64":
-        cuda.IDX32_LIMIT = 0
-    launcher = EmulatedLauncher()
+        launcher.IDX32_LIMIT = 0
+    emulated = EmulatedLauncher()
     try:
-        yield launcher
+        yield emulated
     finally:
-        cuda.IDX32_LIMIT = limit
-    assert launcher.launches and all(idx32 == (request.param == "idx32") for _, _, idx32 in launcher.launches)
+        launcher.IDX32_LIMIT = limit
+    assert emulated.launches and all(idx32 == (request.param == "idx32") for _, _, idx32 in emulated.launches)
 
 
 def layouts(a):
@@ -54,23 +55,23 @@ def tol(dtype):
 
 
 def test_every_kernel_in_the_source_has_a_parsed_signature():
-    names = set(cuda.signatures())
+    names = set(launcher.signatures())
     assert names == {"im2col", "col2im", "bn_partial_stats", "bn_merge", "bn_apply", "bn_partial_grad_sums",
                      "bn_backward_apply", "max_pool_forward", "max_pool_backward", "add_relu_forward",
                      "mask_grad", "softmax_xent_forward", "softmax_xent_backward"}
-    assert cuda.source().count('extern "C" __global__') == len(names)
+    assert launcher.source().count('extern "C" __global__') == len(names)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
-@pytest.mark.parametrize("dtype", cuda.DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", launcher.DTYPES, ids=str)
 @pytest.mark.parametrize("idx32", [True, False], ids=["idx32", "idx64"])
 def test_nvcc_compiles_every_build_of_the_kernels_for_hopper_without_spills(tmp_path, dtype, idx32):
     """The builds CupyLauncher asks NVRTC for (same -D options, CuPy's default C++17), compiled by nvcc for sm_90."""
-    defines = [f"-D{k}={v}" for k, v in cuda.defines(dtype, idx32).items()]
+    defines = [f"-D{k}={v}" for k, v in launcher.defines(dtype, idx32).items()]
     r = subprocess.run(["nvcc", "-c", "-arch=sm_90", "-std=c++17", "-Xptxas", "-v", *defines, "-x", "cu",
-                        str(cuda.SOURCE_PATH), "-o", str(tmp_path / "k.o")], capture_output=True, text=True)
+                        str(launcher.SOURCE_PATH), "-o", str(tmp_path / "k.o")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stderr.count("Compiling entry function") == len(cuda.signatures())
+    assert r.stderr.count("Compiling entry function") == len(launcher.signatures())
     assert " 0 bytes spill stores" in r.stderr and "bytes spill stores" not in r.stderr.replace(" 0 bytes spill stores", "")
 
 
@@ -222,13 +223,13 @@ def test_kernels_on_the_gpu_match_the_emulation(launch):
     x = rng.standard_normal((4, 8, 9, 9)).astype(np.float32)
     args = ((3, 3), (2, 2), (1, 1), (1, 1), (5, 5))
     want = ops.im2col(launch, np, x, *args)
-    got = ops.im2col(cuda.launcher(), cp, cp.asarray(x), *args)
+    got = ops.im2col(launcher.cupy_launcher(), cp, cp.asarray(x), *args)
     np.testing.assert_array_equal(cp.asnumpy(got), want)
-    out, idx = ops.max_pool(cuda.launcher(), cp, cp.asarray(x), (3, 3), (2, 2), (1, 1), (5, 5))
+    out, idx = ops.max_pool(launcher.cupy_launcher(), cp, cp.asarray(x), (3, 3), (2, 2), (1, 1), (5, 5))
     ref_out, ref_idx = ops.max_pool(launch, np, x, (3, 3), (2, 2), (1, 1), (5, 5))
     np.testing.assert_array_equal(cp.asnumpy(out), ref_out)
     np.testing.assert_array_equal(cp.asnumpy(idx), ref_idx)
-    mean, var = ops.batch_norm_stats(cuda.launcher(), cp, cp.asarray(x), 81)
+    mean, var = ops.batch_norm_stats(launcher.cupy_launcher(), cp, cp.asarray(x), 81)
     np.testing.assert_allclose(cp.asnumpy(mean), x.mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(cp.asnumpy(var), x.var(axis=(0, 2, 3)), rtol=1e-4)
 
@@ -236,8 +237,8 @@ def test_kernels_on_the_gpu_match_the_emulation(launch):
 @pytest.fixture
 def kernel_dispatch(monkeypatch, launch):
     """Route NumPy arrays through the ops' CUDA fast paths (the CPU ones set aside), run by the emulator."""
-    monkeypatch.setattr(cuda, "enabled", lambda xp, dtype: dtype in (np.float32, np.float64))
-    monkeypatch.setattr(cuda, "launcher", lambda: launch)
+    monkeypatch.setattr(launcher, "enabled", lambda xp, dtype: dtype in (np.float32, np.float64))
+    monkeypatch.setattr(launcher, "cupy_launcher", lambda: launch)
     monkeypatch.setattr(dispatch, "_fast", {op: [c for c in impls if c.__module__.startswith("minires.kernels.cuda")]
                                             for op, impls in dispatch._fast.items()})
     with dispatch.use_impl("fast"):  # whatever MINIRES_IMPL says
@@ -296,11 +297,11 @@ def test_softmax_cross_entropy_kernel_keeps_a_minus_inf_logit_finite_without_smo
 def test_dispatch_picks_the_kernels_for_float_arrays_of_the_cupy_in_use_only():
     import cupy_standin
     from minires import backend
-    assert not cuda.enabled(np, np.float32)
-    assert not cuda.enabled(cupy_standin, np.float32)  # not installed: not the CuPy in use
+    assert not launcher.enabled(np, np.float32)
+    assert not launcher.enabled(cupy_standin, np.float32)  # not installed: not the CuPy in use
     with cupy_standin.installed():
-        assert all(cuda.enabled(cupy_standin, d) for d in (np.float16, np.float32, np.float64))
-        assert not cuda.enabled(cupy_standin, np.int32) and not cuda.enabled(np, np.float32)
+        assert all(launcher.enabled(cupy_standin, d) for d in (np.float16, np.float32, np.float64))
+        assert not launcher.enabled(cupy_standin, np.int32) and not launcher.enabled(np, np.float32)
         assert backend.get_array_module(cupy_standin.zeros(3)) is cupy_standin
     assert backend.get_array_module(cupy_standin.zeros(3)) is np
 
@@ -309,11 +310,11 @@ def test_index_width_follows_the_largest_offset(monkeypatch):
     """32-bit indices only while every size and element offset fits, strided views included."""
     seen = []
 
-    class Recorder(cuda.Launcher):
+    class Recorder(launcher.Launcher):
         def launch(self, name, dtype, idx32, grid, args):
             seen.append((idx32, type(args[-1])))
     x = np.zeros((4, 8), np.float32)
-    monkeypatch.setattr(cuda, "IDX32_LIMIT", 32)
+    monkeypatch.setattr(launcher, "IDX32_LIMIT", 32)
     Recorder()("mask_grad", 31, x.ravel()[:31], np.zeros(31, bool), np.zeros(31, np.float32), 31)
     Recorder()("mask_grad", 8, x[:, 0], np.zeros(8, bool), np.zeros(8, np.float32), 8)  # reaches offset 28
     x5 = np.zeros((5, 8), np.float32)
@@ -326,7 +327,7 @@ def test_launch_geometry_reads_tuning_at_each_launch(monkeypatch):
     """Threads per block and the grid's cap come from minires.tuning when the kernel launches."""
     seen = []
 
-    class Recorder(cuda.Launcher):
+    class Recorder(launcher.Launcher):
         def launch(self, name, dtype, idx32, grid, args):
             seen.append((grid, self.block))
     args = (np.zeros(1000, np.float32), np.zeros(1000, bool), np.zeros(1000, np.float32), 1000)

@@ -1,149 +1,137 @@
-"""Hand-written CUDA kernels (kernels.cu) and the launcher that compiles them once per dtype through CuPy.
+"""PyTorch's torch.cuda for scripts: is a GPU there, which one, wait for it, free CuPy's cached memory.
 
-The kernel signatures are read from kernels.cu itself, so Python scalars are converted to the exact
-C types (32-bit sizes when every size and offset fits, else 64-bit; 32-bit ints; the array dtype
-for `scalar_t`, float32 for `acc_t` of float16) and arrays are checked against
-the pointer types before a launch. `Launcher` holds that logic; `CupyLauncher` runs kernels on the
-GPU, and the tests run the same source on the CPU through a C++ build of it (tests/cuda_emulator.py).
+The namespace only: the CUDA kernels and their launcher are minires/kernels/cuda. Every answer comes
+through minires.backend, the one module that imports CuPy. Without CuPy or a GPU, is_available() is
+False, device_count() and memory_allocated() are 0, synchronize() and empty_cache() do nothing, and
+current_device(), set_device() and get_device_name() raise a RuntimeError saying so.
 
-The Functions that launch them are the CUDA fast paths in minires/kernels/cuda; MINIRES_IMPL=reference
-runs the generic reference ops on CuPy arrays instead.
-The tests run all of it without a GPU through a CuPy stand-in (tests/cupy_standin.py).
+Random numbers: minires draws every one from its one CPU generator (minires.manual_seed) and copies
+it to the device, so there is no CUDA generator to seed: manual_seed and manual_seed_all accept a
+seed as PyTorch's do and change nothing (minires.manual_seed already fixes what runs on the GPU).
+
+set_device(d) makes d CuPy's current device; minires's device string "cuda" still means "cuda:0"
+(PyTorch's means the current device): name the device, "cuda:1", to use another GPU.
 """
 from __future__ import annotations
 
-import functools
-import re
-from pathlib import Path
+import numbers
 
-import numpy as np
-
-from .. import backend, tuning
-
-SOURCE_PATH = Path(__file__).with_name("kernels.cu")
-# 32-bit index arithmetic when every size and offset stays below this: a grid-stride loop steps at
-# most tuning.MAX_BLOCKS * tuning.BLOCK (< 2**25) past a size before it stops, and that must not
-# overflow either.
-IDX32_LIMIT = 2**31 - 2**25
-
-DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-# The dtype kernels compute and keep statistics in: float16 arrays are read and written as float16,
-# with arithmetic, reductions and per-channel vectors in float32.
-ACC_DTYPE = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.float32): np.dtype(np.float32),
-             np.dtype(np.float64): np.dtype(np.float64)}
-
-# C parameter type in kernels.cu -> how a Python argument is passed: an array of this dtype
-# ("scalar"/"acc" = the launch's element/accumulator dtype), or a scalar converted to this numpy type.
-_POINTERS = {"scalar_t": "scalar", "acc_t": "acc", "int": np.int32, "long long": np.int64, "bool": np.bool_}
-_SCALARS = {"idx_t": "idx", "int": np.int32, "acc_t": "acc"}
+from .. import backend
+from . import amp
 
 
-@functools.lru_cache(maxsize=1)
-def source() -> str:
-    return SOURCE_PATH.read_text()
+def _parse(fn: str, device):
+    """A CUDA device given as an int, "cuda"/"cuda:N" or a device object -> its index, or None for the current one."""
+    if device is None:
+        return None
+    if isinstance(device, numbers.Integral) and not isinstance(device, bool):
+        return int(device)
+    if isinstance(device, str):
+        name = device
+    elif isinstance(getattr(device, "type", None), str):  # a device object: .type and .index, as torch.device
+        index = getattr(device, "index", None)
+        name = device.type if index is None else f"{device.type}:{index}"
+    else:
+        raise TypeError(f"minires.cuda.{fn}: argument 'device' must be an int, a string such as 'cuda:0' "
+                        f"or a device, got {type(device).__name__}")
+    if name.strip().lower() == "cuda":
+        return None
+    try:
+        parsed = backend.parse_device(name)
+    except ValueError:
+        parsed = "cpu"
+    if parsed == "cpu":
+        raise ValueError(f"minires.cuda.{fn}: argument 'device' must be a CUDA device such as 'cuda:0', got {device!r}")
+    return int(parsed.split(":")[1])
 
 
-def defines(dtype, idx32: bool) -> dict:
-    """The -D macros that build kernels.cu for one element dtype and index width."""
-    dtype = np.dtype(dtype)
-    d = {"MINIRES_HALF": "1"} if dtype == np.float16 else {"scalar_t": "float" if dtype == np.float32 else "double"}
-    if idx32:
-        d["MINIRES_IDX32"] = "1"
-    return d
+def _device_index(fn: str, device) -> int:
+    """The index of an existing CUDA device (None: the current one); a RuntimeError without any."""
+    index = _parse(fn, device)
+    if not backend.cupy_available():
+        raise RuntimeError(f"minires.cuda.{fn}: no CUDA device is available (CuPy is not installed or sees no "
+                           f"GPU); install the gpu extra on a machine with an NVIDIA GPU")
+    cp = backend.cupy_module()
+    if index is None:
+        return int(cp.cuda.Device().id)
+    count = device_count()
+    if not 0 <= index < count:
+        raise ValueError(f"minires.cuda.{fn}: device {device!r} does not exist: {count} CUDA device(s) visible")
+    return index
 
 
-@functools.lru_cache(maxsize=1)
-def signatures() -> dict:
-    """{kernel name: [(is_pointer, C base type, parameter name), ...]} parsed from kernels.cu."""
-    sigs = {}
-    for name, params in re.findall(r'extern "C" __global__ void (\w+)\(([^)]*)\)', source()):
-        parsed = []
-        for p in params.split(","):
-            m = re.fullmatch(r"\s*(const\s+)?([\w ]+?)\s*(\*)?\s*(\w+)\s*", p)
-            if m is None:
-                raise RuntimeError(f"kernels.cu: cannot parse parameter {p!r} of {name}")
-            parsed.append((m.group(3) is not None, m.group(2), m.group(4)))
-        sigs[name] = parsed
-    return sigs
+def is_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    return backend.cupy_available()
 
 
-def enabled(xp, dtype) -> bool:
-    """Whether CuPy arrays of this dtype can use the hand-written kernels (float16/32/64).
-    Other dtypes take the reference ops."""
-    return backend.is_cupy(xp) and np.dtype(dtype) in DTYPES
-
-
-def _span(a) -> int:
-    """1 + the largest element offset a kernel can reach from a's first element."""
-    if a.size == 0:
+def device_count() -> int:
+    """How many CUDA devices CuPy sees (0 without CuPy or a GPU)."""
+    if not backend.cupy_available():
         return 0
-    return 1 + sum((d - 1) * abs(s) for d, s in zip(a.shape, a.strides)) // a.itemsize
+    return int(backend.cupy_module().cuda.runtime.getDeviceCount())
 
 
-class Launcher:
-    """Checks and converts a kernel's arguments by its signature; subclasses run it.
-
-    `block` (threads per block) and `max_blocks` (the grid's cap) are tuning.BLOCK and
-    tuning.MAX_BLOCKS, read at each launch, unless set on the launcher (the emulator's tiny blocks).
-    """
-
-    def __getattr__(self, name):
-        # block / max_blocks not set on this launcher: tuning's values at each launch (tests patch tuning)
-        if name in ("block", "max_blocks"):
-            return getattr(tuning, name.upper())
-        raise AttributeError(name)
-
-    def __call__(self, name: str, total: int, *args) -> None:
-        sig = signatures()[name]
-        if len(args) != len(sig):
-            raise TypeError(f"cuda kernel {name}: expected {len(sig)} arguments, got {len(args)}")
-        # The element dtype, from the first scalar_t array (or, for kernels on accumulators only, acc_t)
-        dtype = next((a.dtype for want in ("scalar_t", "acc_t") for (ptr, ctype, _), a in zip(sig, args)
-                      if ptr and ctype == want), None)
-        if dtype is None or dtype not in DTYPES:
-            raise TypeError(f"cuda kernel {name}: float16, float32 or float64 arrays needed, got {dtype}")
-        kinds = {"scalar": dtype, "acc": ACC_DTYPE[dtype]}
-        arrays = [a for (ptr, _, _), a in zip(sig, args) if ptr]
-        idx32 = max([int(total)] + [_span(a) for a in arrays]) < IDX32_LIMIT
-        kinds["idx"] = np.dtype(np.int32 if idx32 else np.int64)
-        converted = []
-        for (ptr, ctype, pname), a in zip(sig, args):
-            if ptr:
-                want = np.dtype(kinds.get(_POINTERS[ctype], _POINTERS[ctype]))
-                if a.dtype != want:
-                    raise TypeError(f"cuda kernel {name}: argument '{pname}' must be {want}, got {a.dtype}")
-                converted.append(a)
-            else:
-                kind = _SCALARS[ctype]
-                converted.append(np.dtype(kinds.get(kind, kind)).type(a))
-        if total > 0:
-            grid = max(1, min(self.max_blocks, -(-total // self.block)))
-            self.launch(name, dtype, idx32, grid, converted)
-
-    def launch(self, name, dtype, idx32, grid, args):
-        raise NotImplementedError
+def current_device() -> int:
+    """The index of CuPy's current CUDA device."""
+    return _device_index("current_device", None)
 
 
-class CupyLauncher(Launcher):
-    """Runs kernels on the current CUDA device; each (dtype, index width) module is compiled once
-    (CuPy caches it on disk too)."""
-
-    def __init__(self):
-        self._modules = {}    # (dtype, idx32) -> RawModule
-        self._functions = {}  # (dtype, idx32, name, device id) -> kernel function
-
-    def launch(self, name, dtype, idx32, grid, args):
-        cp = backend.cupy_module()
-        key = (dtype, idx32, name, cp.cuda.Device().id)
-        fn = self._functions.get(key)
-        if fn is None:
-            if (dtype, idx32) not in self._modules:
-                options = tuple(f"-D{k}={v}" for k, v in defines(dtype, idx32).items())  # CuPy's default C++ standard
-                self._modules[dtype, idx32] = cp.RawModule(code=source(), options=options)
-            fn = self._functions[key] = self._modules[dtype, idx32].get_function(name)
-        fn((grid,), (self.block,), tuple(args))
+def set_device(device) -> None:
+    """Make `device` CuPy's current device; a negative index does nothing, as in PyTorch."""
+    if isinstance(device, numbers.Integral) and not isinstance(device, bool) and device < 0:
+        return
+    index = _device_index("set_device", device)
+    backend.cupy_module().cuda.Device(index).use()
 
 
-@functools.lru_cache(maxsize=1)
-def launcher() -> CupyLauncher:
-    return CupyLauncher()
+def get_device_name(device=None) -> str:
+    """The GPU's name as the driver reports it (the current device by default)."""
+    index = _device_index("get_device_name", device)
+    name = backend.cupy_module().cuda.runtime.getDeviceProperties(index)["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def synchronize(device=None) -> None:
+    """Wait until all work queued on the device (the current one by default) is done; nothing without a GPU."""
+    if not backend.cupy_available():
+        _parse("synchronize", device)  # bad arguments are errors even here
+        return
+    backend.cupy_module().cuda.Device(_device_index("synchronize", device)).synchronize()
+
+
+def _seed(fn: str, seed) -> None:
+    try:
+        int(seed)
+    except (TypeError, ValueError):
+        raise TypeError(f"minires.cuda.{fn}: argument 'seed' must be an integer, got {seed!r}") from None
+
+
+def manual_seed(seed) -> None:
+    """Accepted and does nothing: minires has no CUDA generator (see this module's docstring)."""
+    _seed("manual_seed", seed)
+
+
+def manual_seed_all(seed) -> None:
+    """Accepted and does nothing: minires has no CUDA generator (see this module's docstring)."""
+    _seed("manual_seed_all", seed)
+
+
+def empty_cache() -> None:
+    """Give the blocks that CuPy's memory pool holds unused back to the driver; nothing without a GPU."""
+    if backend.cupy_available():
+        backend.cupy_module().get_default_memory_pool().free_all_blocks()
+
+
+def memory_allocated(device=None) -> int:
+    """Bytes of the device's memory held by live arrays (CuPy's memory pool; 0 without a GPU)."""
+    if not backend.cupy_available():
+        _parse("memory_allocated", device)
+        return 0
+    cp = backend.cupy_module()
+    with cp.cuda.Device(_device_index("memory_allocated", device)):  # the pool answers for the current device
+        return int(cp.get_default_memory_pool().used_bytes())
+
+
+__all__ = ["amp", "current_device", "device_count", "empty_cache", "get_device_name", "is_available",
+           "manual_seed", "manual_seed_all", "memory_allocated", "set_device", "synchronize"]

@@ -1,7 +1,10 @@
 """CPU fast paths of relu and add_relu: in-place passes over blocks of the batch, in parallel.
 
-Outputs and masks are laid out like x (conv outputs are NCHW views of channels-last memory), and
-each block [a, b) of the batch is written by one thread; parallel.split runs the blocks once per call.
+Why not the reference (functional/activation.py): it runs each step as one whole-array NumPy call on
+one core, and its add_relu holds x + y as a second full-size array. Here each block [a, b) of the
+batch is written by one thread (parallel.split runs the blocks once per call), add_relu adds and
+clamps in the output buffer, and outputs and masks are laid out like x (conv outputs are NCHW views
+of channels-last memory).
 """
 from __future__ import annotations
 

@@ -1,5 +1,10 @@
 """CPU fast path of conv2d: channels-last im2col + GEMM over cache-sized batch chunks, split over threads.
 
+Why not the reference (functional/conv.py): it builds NCHW-ordered columns of the whole batch at once
+and multiplies them image by image, a stack of small GEMMs. Here the columns are channels-last
+(im2col.py: each output pixel's receptive field one contiguous row), so one GEMM per chunk has the
+large N*OH*OW as rows; chunks stay cache-sized; and stride-1 dx needs no col2im.
+
 Forward: out rows (N*OH*OW, O) = cols (N*OH*OW, KH*KW*C) @ Wmat (KH*KW*C, O), a few images at a
 time. Backward: dw = cols^T @ g with the columns rebuilt chunk by chunk; dx is a conv of g with
 the flipped kernel when the stride is 1, else g @ Wmat^T scattered back by col2im. Narrow
@@ -15,8 +20,9 @@ import numpy as np
 
 from ... import dispatch, parallel, tuning
 from ...functional.conv import Conv2d, output_size
+from ..shared import weight_matrix
 from .gemm import matmul
-from .im2col import col2im_nhwc, im2col_nhwc, weight_matrix
+from .im2col import col2im_nhwc, im2col_nhwc
 
 
 def _chunk_images(x_shape, w_shape, out_size, itemsize) -> int:

@@ -1,8 +1,8 @@
-"""im2col / col2im on raw NumPy or CuPy arrays, in a channels-last column layout.
+"""im2col / col2im of the CPU conv (kernels/cpu/conv.py), in a channels-last column layout.
 
 The columns of an NCHW input are laid out as (N, OH, OW, KH, KW, C): each output pixel's
 receptive field is one contiguous row of KH*KW*C values, so a conv is a single GEMM
-`cols.reshape(N*OH*OW, KH*KW*C) @ Wmat` with the large dimension N*OH*OW as rows.
+`cols.reshape(N*OH*OW, KH*KW*C) @ Wmat` (kernels/shared.py: weight_matrix) with the large dimension N*OH*OW as rows.
 Transposing x to NHWC once (inside the padded copy) makes im2col one copy from a strided
 window view whose inner runs are C contiguous values (KW*C for stride-1, undilated W), and
 col2im KH*KW strided slice-adds of such runs.
@@ -42,13 +42,6 @@ def pad_nhwc(x, padding, fill=0):
         out[:, :, W + PW:] = fill
     out[:, PH:PH + H, PW:PW + W, :] = x.transpose(0, 2, 3, 1)  # NCHW -> NHWC in one strided copy
     return out
-
-
-def weight_matrix(w, groups):
-    """w (O, Cg, KH, KW) -> (G, KH*KW*Cg, O/G): each group's GEMM operand, rows ordered like a row of columns."""
-    O, Cg, KH, KW = w.shape
-    G = groups
-    return w.reshape(G, O // G, Cg, KH, KW).transpose(0, 3, 4, 2, 1).reshape(G, KH * KW * Cg, O // G)
 
 
 def im2col_nhwc(xpad, kernel_size, stride, dilation, out_size, out=None):

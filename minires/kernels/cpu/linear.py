@@ -1,5 +1,7 @@
 """CPU fast path of linear: every product a 2-D GEMM through kernels.cpu.gemm (BLAS, rows split over the
-cores while BLAS is held, float16 multiplied in float32)."""
+cores while BLAS is held, float16 multiplied in float32), where the reference (functional/linear.py)
+calls xp.matmul on x's own shape: a stack of small products for N-D x, and NumPy's generic loop for
+float16."""
 from __future__ import annotations
 
 import math

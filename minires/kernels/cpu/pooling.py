@@ -1,7 +1,10 @@
 """CPU fast paths of the pools: blocks of the batch in parallel, branch-free max updates, GEMV global mean.
 
-Each kernel body works on one block of images [a, b); parallel.split runs the blocks on the cores,
-once per forward or backward call.
+Why not the reference (functional/pooling.py): it reads the same strided windows on one core, updates
+the running max by masked copies, averages adaptive bins one by one and returns NCHW arrays. Here
+each kernel body works on one block of images [a, b) (parallel.split runs the blocks on the cores, once
+per forward or backward call), the max is updated branch-free, the global mean is a GEMV and other
+adaptive sizes two bin-matrix products, and outputs keep a channels-last input's layout.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from ... import dispatch, parallel
 from ...backend import get_array_module
 from ...functional import pooling
 from ...functional.pooling import padded, pool_output_size, unpadded, window
+from ..shared import global_mean_backward
 from .gemm import matmul
 
 
@@ -201,15 +205,3 @@ class AdaptiveAvgPool2dCPU(pooling.AdaptiveAvgPool2d):
         if not bool(np.isfinite(g).all()):  # the matrix form would spread NaN/inf over every pixel
             return super().backward(g)
         return self.ah.T @ g @ self.aw                                       # (N, C, H, W)
-
-
-def global_mean_backward(g, shape, channels_last):
-    """dx (N, C, H, W) of a global mean from g (N, C, 1, 1), laid out channels-last when x was."""
-    xp = get_array_module(g)
-    N, C, H, W = shape
-    share = g * g.dtype.type(1.0 / (H * W))                                  # (N, C, 1, 1)
-    if channels_last:  # dx laid out like x; C-value runs fill 4.7x faster than H*W-value runs at 4x4
-        dx = xp.empty((N, H, W, C), dtype=g.dtype)
-        dx[...] = share.reshape(N, 1, 1, C)
-        return dx.transpose(0, 3, 1, 2)                                      # (N, C, H, W) view of NHWC memory
-    return xp.broadcast_to(share, (N, C, H, W)).copy()

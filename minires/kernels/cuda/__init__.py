@@ -1,4 +1,8 @@
-"""CUDA fast paths: Functions whose forward and backward launch the kernels of minires.cuda (kernels.cu)."""
+"""CUDA fast paths: Functions whose forward and backward launch the hand-written kernels of kernels.cu.
+
+launcher.py compiles kernels.cu through CuPy and checks each launch; ops.py wraps each kernel for arrays;
+the other modules are the Functions, one per op, registered with minires.dispatch on import.
+"""
 from . import activation, batchnorm, conv, loss, pooling
 
 __all__ = ["activation", "batchnorm", "conv", "loss", "pooling"]

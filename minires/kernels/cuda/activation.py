@@ -1,15 +1,20 @@
-"""CUDA fast paths of relu and add_relu: the fused add_relu_forward and mask_grad kernels of kernels.cu."""
+"""CUDA fast paths of relu and add_relu: the fused add_relu_forward and mask_grad kernels of kernels.cu.
+
+Why not the reference (functional/activation.py): on CuPy its add_relu is three elementwise passes
+(x + y into a temporary, the max, the mask); the kernel reads x and y once and writes out and mask.
+Both backwards select g where the mask is set, in one pass into an array laid out like the mask.
+"""
 from __future__ import annotations
 
-from ... import cuda, dispatch
+from ... import dispatch
 from ...backend import get_array_module
-from ...cuda import ops as cuda_ops
 from ...functional import activation
+from . import launcher, ops as cuda_ops
 
 
 def _masked(g, mask):
     """g where mask else 0: the mask_grad kernel, or an elementwise product when g is laid out unlike the mask."""
-    d = cuda_ops.mask_grad(cuda.launcher(), get_array_module(g), g, mask)
+    d = cuda_ops.mask_grad(launcher.cupy_launcher(), get_array_module(g), g, mask)
     return g * mask if d is None else d
 
 
@@ -19,7 +24,7 @@ class ReLUCUDA(activation.ReLU):
 
     @classmethod
     def supports(cls, x):
-        return cuda.enabled(get_array_module(x), x.dtype)
+        return launcher.enabled(get_array_module(x), x.dtype)
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -40,11 +45,11 @@ class AddReLUCUDA(activation.AddReLU):
     def supports(cls, x, y):
         # cuda_ops.add_relu takes dense x and y of one layout (it returns None otherwise): the
         # reference runs the other calls. channel_layout is None exactly for non-dense arrays.
-        return (cuda.enabled(get_array_module(x), x.dtype) and x.dtype == y.dtype and x.shape == y.shape
+        return (launcher.enabled(get_array_module(x), x.dtype) and x.dtype == y.dtype and x.shape == y.shape
                 and x.strides == y.strides and cuda_ops.channel_layout(x) is not None)
 
     def forward(self, x, y):
-        out, self.mask = cuda_ops.add_relu(cuda.launcher(), get_array_module(x), x, y)
+        out, self.mask = cuda_ops.add_relu(launcher.cupy_launcher(), get_array_module(x), x, y)
         return out
 
     def backward(self, g):

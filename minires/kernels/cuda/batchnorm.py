@@ -1,4 +1,4 @@
-"""CUDA fast path of batch_norm in training: the statistics, apply and gradient kernels of minires/cuda.
+"""CUDA fast path of batch_norm in training: the statistics, apply and gradient kernels of kernels.cu.
 
 Statistics take one pass (Welford partials merged per channel), normalisation one more; backward
 takes one pass for the two per-channel sums and one for dx. Under autocast the kernels read and
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import amp, backend, cuda, dispatch
-from ...cuda import ops as cuda_ops
+from ... import amp, backend, dispatch
 from ...functional.batchnorm import BatchNorm, update_running_stats
+from . import launcher, ops as cuda_ops
 
 
 @dispatch.register("batch_norm")
@@ -24,7 +24,7 @@ class BatchNormCUDA(BatchNorm):
 
     @classmethod
     def supports(cls, x, w=None, b=None, running_mean=None, running_var=None, training=False, **params):
-        if not (training and cuda.enabled(backend.get_array_module(x), x.dtype)
+        if not (training and launcher.enabled(backend.get_array_module(x), x.dtype)
                 and cuda_ops.channel_layout(x) is not None):
             return False
         dtypes = {a.dtype for a in (w, b, running_mean, running_var) if a is not None}
@@ -35,7 +35,7 @@ class BatchNormCUDA(BatchNorm):
     def forward(self, x, w=None, b=None, running_mean=None, running_var=None, training=True,
                 momentum=0.1, eps=1e-5):
         xp = backend.get_array_module(x)
-        launch, inner = cuda.launcher(), cuda_ops.channel_layout(x)
+        launch, inner = launcher.cupy_launcher(), cuda_ops.channel_layout(x)
         mean, var = cuda_ops.batch_norm_stats(launch, xp, x, inner)  # accumulator dtype (float32 for float16)
         M = x.size // x.shape[1]
         update_running_stats(running_mean, running_var, mean, var, momentum, M)
@@ -49,7 +49,7 @@ class BatchNormCUDA(BatchNorm):
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
         xp = backend.get_array_module(g)
-        launch, inner, x = cuda.launcher(), self.inner, self.x
+        launch, inner, x = launcher.cupy_launcher(), self.inner, self.x
         if g.strides != x.strides:  # the kernels read g and x with one index
             gl = xp.empty_like(x)
             gl[...] = g

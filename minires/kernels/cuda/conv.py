@@ -1,24 +1,28 @@
-"""CUDA fast path of conv2d (groups=1): im2col and col2im kernels (minires.cuda) around cuBLAS GEMMs.
+"""CUDA fast path of conv2d (groups=1): im2col and col2im kernels (kernels.cu) around cuBLAS GEMMs.
 
 Forward: whole-batch columns (N*OH*OW, KH*KW*C) gathered by the im2col kernel straight from x in any
 layout, times Wmat on cuBLAS. Backward: dw = cols^T @ g on cuBLAS; dx is a conv of g with the
 flipped kernel when the stride is 1, else g @ Wmat^T followed by a gather-form col2im kernel.
 Grouped convs on CuPy run on the reference (minires.functional.conv), which is CuPy-generic.
+
+Why not the reference: its columns are NCHW-ordered, built by KH*KW strided copies from a padded copy
+of x, with one batched GEMM per image; the im2col kernel gathers channels-last rows straight from x
+(no padded copy, any layout) for one whole-batch cuBLAS GEMM, and the output stays channels-last.
 """
 from __future__ import annotations
 
-from ... import cuda, dispatch
+from ... import dispatch
 from ...backend import get_array_module
-from ...cuda import ops as cuda_ops
 from ...functional.conv import Conv2d, output_size
-from ..cpu.im2col import weight_matrix
+from ..shared import weight_matrix
+from . import launcher, ops as cuda_ops
 
 
 def _conv_gemm(x, w, stride, padding, dilation):
     """x (N, C, H, W) conv w (O, C, KH, KW), no bias -> (N*OH*OW, O) rows in NHWC order."""
     xp = get_array_module(x)
     out_size = output_size(x.shape, w.shape, stride, padding, dilation)
-    cols = cuda_ops.im2col(cuda.launcher(), xp, x, w.shape[2:], stride, padding, dilation, out_size)
+    cols = cuda_ops.im2col(launcher.cupy_launcher(), xp, x, w.shape[2:], stride, padding, dilation, out_size)
     return cols @ weight_matrix(w, 1)[0]                                     # cuBLAS
 
 
@@ -29,7 +33,7 @@ class Conv2dCUDA(Conv2d):
     @classmethod
     def supports(cls, x, w, b=None, groups=1, **params):
         # An empty batch goes to the reference: no kernel launch with an empty grid.
-        return cuda.enabled(get_array_module(x), x.dtype) and groups == 1 and x.shape[0] > 0
+        return launcher.enabled(get_array_module(x), x.dtype) and groups == 1 and x.shape[0] > 0
 
     def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         N, O = x.shape[0], w.shape[0]
@@ -54,7 +58,8 @@ class Conv2dCUDA(Conv2d):
         if need_dw or (need_dx and not flip):
             g_rows = g.transpose(0, 2, 3, 1).reshape(N * OH * OW, O)        # (N*OH*OW, O)
         if need_dw:  # (KH*KW*C, N*OH*OW) @ (N*OH*OW, O) on cuBLAS
-            cols = cuda_ops.im2col(cuda.launcher(), xp, self.x, (KH, KW), stride, padding, dilation, (OH, OW))
+            cols = cuda_ops.im2col(launcher.cupy_launcher(), xp, self.x, (KH, KW), stride, padding, dilation,
+                                   (OH, OW))
             dw = xp.ascontiguousarray((cols.T @ g_rows).reshape(KH, KW, C, O).transpose(3, 2, 0, 1))
         if need_dx and flip:
             # NOTE: for stride 1, dx is itself a conv of g with the flipped, in/out-swapped kernel
@@ -64,6 +69,6 @@ class Conv2dCUDA(Conv2d):
             dx = _conv_gemm(g, wflip, (1, 1), pflip, dilation).reshape(N, H, W, C).transpose(0, 3, 1, 2)
         elif need_dx:  # GEMM on cuBLAS, then a gather-form col2im kernel
             dcols = g_rows @ weight_matrix(self.w, 1)[0].T                   # (N*OH*OW, KH*KW*C)
-            dx = cuda_ops.col2im(cuda.launcher(), xp, dcols, (N, C, H, W), (KH, KW), stride, padding, dilation,
-                                 (OH, OW))
+            dx = cuda_ops.col2im(launcher.cupy_launcher(), xp, dcols, (N, C, H, W), (KH, KW), stride, padding,
+                                 dilation, (OH, OW))
         return dx, dw, db

@@ -3,34 +3,38 @@
 Global average pooling (the ResNet head) keeps a channels-last input's layout through CuPy reductions, so
 the residual add and batch norm behind it in backward read a gradient laid out like their own arrays.
 avg_pool2d and other adaptive sizes have no kernel of their own: their references run on CuPy arrays.
+
+Why not the reference (functional/pooling.py): its max pool is KH*KW passes over a -inf padded copy,
+each a compare and two masked writes, and its backward KH*KW where() passes; the kernels read each
+window once with no padded copy and write dx in gather form, one pass each way.
 """
 from __future__ import annotations
 
-from ... import cuda, dispatch
+from ... import dispatch
 from ...backend import get_array_module
-from ...cuda import ops as cuda_ops
 from ...functional import pooling
-from ..cpu.pooling import global_mean_backward
+from ..shared import global_mean_backward
+from . import launcher, ops as cuda_ops
 
 
 @dispatch.register("max_pool2d")
 class MaxPool2dCUDA(pooling.MaxPool2d):
-    """max_pool_forward / max_pool_backward of minires/cuda/kernels.cu (any strides in, int32 argmax)."""
+    """max_pool_forward / max_pool_backward of kernels.cu (any strides in, int32 argmax)."""
 
     @classmethod
     def supports(cls, x, **params):
         # An empty batch takes the reference: no kernel launch with an empty grid.
-        return cuda.enabled(get_array_module(x), x.dtype) and x.size > 0
+        return launcher.enabled(get_array_module(x), x.dtype) and x.size > 0
 
     def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
         out_size = pooling.pool_output_size(x.shape, kernel_size, stride, padding)
         self.geom = (x.shape, kernel_size, stride, padding)
-        out, self.idx = cuda_ops.max_pool(cuda.launcher(), get_array_module(x), x, kernel_size, stride, padding,
-                                          out_size)
+        out, self.idx = cuda_ops.max_pool(launcher.cupy_launcher(), get_array_module(x), x, kernel_size, stride,
+                                          padding, out_size)
         return out
 
     def backward(self, g):
-        return cuda_ops.max_pool_backward(cuda.launcher(), get_array_module(g), g, self.idx, *self.geom)
+        return cuda_ops.max_pool_backward(launcher.cupy_launcher(), get_array_module(g), g, self.idx, *self.geom)
 
 
 @dispatch.register("adaptive_avg_pool2d")
@@ -39,7 +43,7 @@ class AdaptiveAvgPool2dCUDA(pooling.AdaptiveAvgPool2d):
 
     @classmethod
     def supports(cls, x, output_size=(1, 1)):
-        return cuda.enabled(get_array_module(x), x.dtype) and tuple(output_size) == (1, 1) and x.size > 0
+        return launcher.enabled(get_array_module(x), x.dtype) and tuple(output_size) == (1, 1) and x.size > 0
 
     def forward(self, x, output_size=(1, 1)):
         N, C, H, W = x.shape

@@ -1,12 +1,13 @@
 """Array-level wrappers of the kernels in kernels.cu: allocate outputs, check layouts, launch.
 
-Each takes `launch` (a minires.cuda.Launcher) and `xp` (cupy, or numpy in the CPU emulation tests)
+Each takes `launch` (a launcher.Launcher) and `xp` (cupy, or numpy in the CPU emulation tests)
 so the same code runs on the GPU and under test. Outputs match the generic array-code paths of
 minires.functional in shape, layout and dtype.
 """
 from __future__ import annotations
 
-from .. import cuda, tuning
+from ... import tuning
+from .launcher import ACC_DTYPE
 
 
 def _strides(a):
@@ -56,7 +57,7 @@ def _stat_slices(M: int, C: int) -> int:
 
 def _acc(xp, v, dtype):
     """A per-channel vector as the kernels' accumulator dtype, contiguous."""
-    return xp.ascontiguousarray(v, dtype=cuda.ACC_DTYPE[dtype])
+    return xp.ascontiguousarray(v, dtype=ACC_DTYPE[dtype])
 
 
 def batch_norm_stats(launch, xp, x, inner):
@@ -65,7 +66,7 @@ def batch_norm_stats(launch, xp, x, inner):
     C = x.shape[1]
     M = x.size // C
     S = _stat_slices(M, C)
-    acc = cuda.ACC_DTYPE[x.dtype]
+    acc = ACC_DTYPE[x.dtype]
     mean, m2, count = (xp.empty((C, S), dtype=acc) for _ in range(3))
     launch("bn_partial_stats", S * C, x, mean, m2, count, C, inner, M, S)
     while S > 1:
@@ -89,7 +90,7 @@ def batch_norm_grad_sums(launch, xp, g, x, inner, mean):
     C = x.shape[1]
     M = x.size // C
     S = _stat_slices(M, C)
-    acc = cuda.ACC_DTYPE[x.dtype]
+    acc = ACC_DTYPE[x.dtype]
     psum_g, psum_gxc = xp.empty((C, S), dtype=acc), xp.empty((C, S), dtype=acc)
     launch("bn_partial_grad_sums", S * C, g, x, _acc(xp, mean, x.dtype), psum_g, psum_gxc, C, inner, M, S)
     return psum_g.sum(axis=1), psum_gxc.sum(axis=1)
