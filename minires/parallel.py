@@ -6,15 +6,23 @@ thread doing the first (NumPy releases the GIL inside its loops). Measured on 2 
 16.7 GB/s; a 64->64 3x3 conv at 32x32 23% faster as two single-threaded-BLAS halves than as one call
 with two BLAS threads.
 
-BLAS threads: a part that calls BLAS (`blas=True`) needs the BLAS library at one thread, or each part
-would start a BLAS thread per core. Holding BLAS is scoped: inside `with hold_blas():` (the Trainer,
-evaluation, the examples and the benchmarks enter it) BLAS runs on one thread and BLAS parts split
-over minires's threads; outside it BLAS keeps its own thread count and such work runs as one part, BLAS threading
-its GEMMs itself. NOTE: restoring BLAS's threads after every kernel call (the first design) woke
-OpenBLAS's idle worker, which then spins on a core for a while and slowed the next kernel by up to
-1.8x; a scope around a whole training run pays that once. BLAS threads are set through threadpoolctl
-(without it, BLAS parts run as one part). An OpenMP build of BLAS takes its thread count per calling
-thread; NumPy's wheels use pthreads OpenBLAS, where the hold reaches the workers.
+BLAS threads: parts that call BLAS (`blas=True`) need the BLAS library at one thread, or each part
+would start a BLAS thread per core. Such a split holds BLAS at one thread itself, for the time its
+parts run, and gives BLAS its thread count back after: a hand-written loop needs no call for the
+Trainer's speed, and the user's own NumPy code between minires ops keeps BLAS's threads. NOTE: a
+hold and its release cost ~3-8 us (the cached threadpoolctl controller, two library calls), against
+milliseconds per conv; a training step measured the same with and without an outer hold_blas()
+(OpenBLAS 0.3.31, benchmarks/bench_three_ways.py), where no hold at all measured 1.2-2x slower on 2
+cores and worse on a loaded machine (OpenBLAS's threads and minires's sharing the cores). An older
+design that restored BLAS after every call found OpenBLAS's woken worker slowing the next kernel by
+up to 1.8x; that was not seen here. `with hold_blas():` still holds BLAS over a whole block (the
+Trainer, evaluation and the benchmarks enter it), which also puts BLAS calls outside the splits
+(a Tensor `@`, your own np.matmul) at one thread. Holds nest and count over threads: BLAS gets its
+threads back when the last one ends. BLAS threads are set through threadpoolctl; without it (or a
+BLAS it can see) BLAS parts split only when the environment already runs BLAS on one thread
+(OPENBLAS_NUM_THREADS=1, ...), else they run as one part, BLAS threading its GEMMs itself. An
+OpenMP build of BLAS takes its thread count per calling thread; NumPy's wheels use pthreads
+OpenBLAS, where the hold reaches the workers.
 """
 from __future__ import annotations
 
@@ -31,7 +39,9 @@ _pool = None
 _num_threads = None
 _blas = None  # threadpoolctl controller of the BLAS libraries, False when threadpoolctl is missing
 _blas_original = None  # [(library controller, its thread count)] while BLAS is held at one thread
-_holds = 0  # depth of nested hold_blas() scopes
+_holds = 0  # hold_blas() scopes and BLAS splits running now, over all threads
+# Variables that set BLAS's thread count when it loads: OpenBLAS's, MKL's, then the OpenMP fallback.
+_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def _forget_pool_in_child() -> None:
@@ -106,25 +116,48 @@ def _blas_controller():
     return _blas if _blas and _blas.lib_controllers else None
 
 
+def _env_runs_blas_on_one_thread() -> bool:
+    """Whether the environment BLAS loaded under runs it on one thread: each of _BLAS_ENV that is set is 1."""
+    values = [os.environ.get(v, "").strip() for v in _BLAS_ENV]
+    return any(values) and all(v in ("", "1") for v in values)
+
+
+def _blas_splits() -> bool:
+    """Whether BLAS work may split over minires's threads: BLAS can be held, or already runs one thread."""
+    return _blas_controller() is not None or _env_runs_blas_on_one_thread()
+
+
+def _hold() -> None:
+    """Take one hold (call with _lock): the first sets BLAS to one thread."""
+    global _holds
+    if _holds == 0 and get_num_threads() > 1:
+        _set_blas_to_one_thread()
+    _holds += 1  # not reached when setting failed: nothing is held then
+
+
+def _release() -> None:
+    """Give one hold back (call with _lock): the last restores BLAS's thread counts."""
+    global _holds
+    _holds -= 1
+    if _holds == 0:
+        _restore_blas()
+
+
 @contextlib.contextmanager
 def hold_blas():
-    """BLAS at one thread inside the block, so BLAS work splits over minires's threads (see the module note).
+    """BLAS at one thread for the whole block, BLAS calls outside minires's splits included (see the module note).
 
-    Nested scopes hold once; the outermost restores BLAS's thread counts. Without threadpoolctl (or
-    a BLAS it can see) the block changes nothing and BLAS work stays in one part.
+    BLAS splits hold BLAS themselves; the block saves their set/restore per call and keeps BLAS
+    at one thread between them. Nested scopes hold once; the last hold to end restores BLAS's
+    thread counts. Without threadpoolctl (or a BLAS it can see) the block changes nothing.
     """
-    global _holds
     with _lock:
-        if _holds == 0 and get_num_threads() > 1:
-            _set_blas_to_one_thread()
-        _holds += 1
+        _hold()
     try:
         yield
     finally:
         with _lock:
-            _holds -= 1
-            if _holds == 0:
-                _restore_blas()
+            _release()
 
 
 def _set_blas_to_one_thread() -> None:
@@ -154,7 +187,7 @@ def _restore_blas() -> None:
 
 
 def blas_held() -> bool:
-    """Whether BLAS is held at one thread now (inside hold_blas, with a BLAS threadpoolctl can set)."""
+    """Whether BLAS is held at one thread now (inside hold_blas or a BLAS split, with a BLAS threadpoolctl can set)."""
     return _blas_original is not None
 
 
@@ -189,24 +222,36 @@ def split(fn, n: int, *, item_size: int = 1, blas: bool = False, reduce=None):
     """[fn(start, stop) for each part of range(n)], the parts run concurrently, one per thread.
 
     fn must write disjoint outputs per part. `item_size`: array elements one step of range(n)
-    touches; parts stay above tuning.MIN_PART_ELEMENTS. `blas=True`: fn calls BLAS, so the work
-    splits only while BLAS is held (hold_blas). Inside a part, split runs fn inline. `reduce`
-    (e.g. sum) combines the parts' results into one value.
+    touches; parts stay above tuning.MIN_PART_ELEMENTS. `blas=True`: fn calls BLAS, so BLAS is
+    held at one thread while the parts run (one part, BLAS threading itself, where it cannot be).
+    Inside a part, split runs fn inline. `reduce` (e.g. sum) combines the parts' results into one value.
     """
     k = min(get_num_threads(), n, (n * item_size) // tuning.MIN_PART_ELEMENTS)
-    if k <= 1 or in_part() or (blas and not blas_held()):
+    if k <= 1 or in_part() or (blas and not _blas_splits()):
         results = [fn(0, n)]
-    else:
-        spans = parts(n, k)
-        with _lock:  # set_num_threads cannot shut the pool down between fetching it and submitting
-            pool = _executor_locked(get_num_threads())
-            futures = [pool.submit(_run_part, fn, a, b) for a, b in spans[1:]]
+    elif blas:
+        with _lock:  # NOTE: a hold of this call's own, even inside another's: that one may end first
+            _hold()
         try:
-            first = _run_part(fn, *spans[0])
+            results = _run_parts(fn, parts(n, k))
         finally:
-            wait(futures)  # never leave a part running past this call, even when one failed
-        results = [first] + [f.result() for f in futures]  # result() re-raises a part's exception
+            with _lock:
+                _release()
+    else:
+        results = _run_parts(fn, parts(n, k))
     return results if reduce is None else reduce(results)
+
+
+def _run_parts(fn, spans):
+    """[fn(a, b) for (a, b) in spans], the first in the caller, the others on the pool."""
+    with _lock:  # set_num_threads cannot shut the pool down between fetching it and submitting
+        pool = _executor_locked(get_num_threads())
+        futures = [pool.submit(_run_part, fn, a, b) for a, b in spans[1:]]
+    try:
+        first = _run_part(fn, *spans[0])
+    finally:
+        wait(futures)  # never leave a part running past this call, even when one failed
+    return [first] + [f.result() for f in futures]  # result() re-raises a part's exception
 
 
 def split_rows(fn, a, *, reduce=None):

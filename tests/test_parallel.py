@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import minires as mr
 from minires import parallel, tuning
+from minires.functional import conv2d
 from minires.kernels.cpu import gemm
 
 
@@ -148,16 +150,76 @@ def test_an_empty_range_is_one_empty_part(threads):
     assert parallel.split(lambda a, b: (a, b), 0) == [(0, 0)]
 
 
-# ---- hold_blas ------------------------------------------------------------------------------------
-def test_blas_work_is_one_part_outside_the_scope_and_splits_inside(threads, fake_blas):
+# ---- holding BLAS -----------------------------------------------------------------------------------
+def test_a_blas_split_holds_blas_while_its_parts_run_and_gives_it_back(threads, fake_blas):
     threads(2)
-    whole = parallel.split(lambda a, b: (a, b), 4, blas=True)
-    assert whole == [(0, 4)] and fake_blas.changes == []  # BLAS threads its own GEMMs out there
-    assert len(parallel.split(lambda a, b: (a, b), 4)) == 2  # element-wise work splits anyway
+    seen = parallel.split(lambda a, b: (a, b, fake_blas.num_threads, parallel.blas_held()), 4, blas=True)
+    assert seen == [(0, 2, 1, True), (2, 4, 1, True)]  # no explicit hold_blas(): the split holds it itself
+    assert fake_blas.num_threads == 4 and fake_blas.changes == [1, 4] and not parallel.blas_held()
+    assert len(parallel.split(lambda a, b: (a, b), 4)) == 2 and fake_blas.changes == [1, 4]  # element-wise: no hold
+    fake_blas.set_num_threads(3)  # the user's own setting between minires calls is the one given back
+    parallel.split(lambda a, b: None, 4, blas=True)
+    assert fake_blas.num_threads == 3 and fake_blas.changes == [1, 4, 3, 1, 3]
+
+
+def test_inside_hold_blas_splits_leave_blas_alone_nested_or_not(threads, fake_blas):
+    threads(2)
     with parallel.hold_blas():
-        assert parallel.blas_held() and fake_blas.num_threads == 1
-        assert parallel.split(lambda a, b: (a, b), 4, blas=True) == [(0, 2), (2, 4)]
-    assert parallel.split(lambda a, b: (a, b), 4, blas=True) == [(0, 4)]  # back to one part after the block
+        assert parallel.split(lambda a, b: fake_blas.num_threads, 4, blas=True) == [1, 1]
+        with parallel.hold_blas():
+            parallel.split(lambda a, b: None, 4, blas=True)
+        assert parallel.blas_held() and fake_blas.changes == [1]  # one set for the whole block, nothing per call
+    assert fake_blas.changes == [1, 4] and not parallel.blas_held()
+
+
+def test_blas_comes_back_only_when_the_last_of_two_threads_splits_ends(threads, fake_blas):
+    threads(3)
+    inside, go, seen = threading.Event(), threading.Event(), []
+    other = threading.Thread(target=parallel.split, args=(lambda a, b: a or (inside.set(), go.wait(10)), 2),
+                             kwargs={"blas": True})  # its own part waits for `go`
+    other.start()
+    assert inside.wait(10)
+
+    def part(a, b):  # started inside the other thread's split, which ends while this one still runs
+        if a == 0:
+            go.set()
+            other.join(10)
+            seen.append(fake_blas.num_threads)
+    parallel.split(part, 2, blas=True)
+    assert seen == [1] and not other.is_alive()  # still held by this split's own hold
+    assert fake_blas.changes == [1, 4] and not parallel.blas_held()
+
+
+def test_a_user_loop_runs_a_real_conv_with_blas_held_and_gets_its_setting_back(threads, monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    threads(2)
+    np.ones((8, 8)) @ np.ones((8, 8))  # BLAS is loaded
+    blas = parallel._blas_controller()
+    if blas is None:
+        pytest.skip("threadpoolctl sees no BLAS library")
+    seen, product = [], gemm._product
+    monkeypatch.setattr(gemm, "_product", lambda *a: (seen.append([lib.num_threads for lib in blas.lib_controllers]),
+                                                      product(*a))[1])
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # the user's own BLAS setting
+        x = mr.randn(4, 3, 6, 6, requires_grad=True)
+        conv2d(x, mr.randn(5, 3, 3, 3)).sum().backward()  # forward and backward, no hold_blas()
+        after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    assert len(seen) >= 4 and all(n == [1] * len(blas.lib_controllers) for n in seen)  # every GEMM in a held part
+    assert after == [2] * len(blas.lib_controllers) and not parallel.blas_held()
+
+
+def test_without_a_blas_to_hold_blas_work_splits_only_if_the_environment_runs_it_on_one_thread(threads, monkeypatch):
+    threads(2)
+    monkeypatch.setattr(parallel, "_blas", False)  # threadpoolctl missing
+    for name in parallel._BLAS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert parallel.split(lambda a, b: (a, b), 4, blas=True) == [(0, 4)]  # BLAS threads its own GEMMs
+    assert len(parallel.split(lambda a, b: (a, b), 4)) == 2
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert parallel.split(lambda a, b: (a, b), 4, blas=True) == [(0, 2), (2, 4)]
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # could give BLAS 4 threads: each part would start them
+    assert parallel.split(lambda a, b: (a, b), 4, blas=True) == [(0, 4)]
+    assert not parallel.blas_held()
 
 
 def test_blas_threads_come_back_to_the_original_after_the_block(threads, fake_blas):
@@ -189,13 +251,13 @@ def test_an_exception_in_the_block_still_restores_blas(threads, fake_blas):
 def test_one_thread_or_no_blas_library_means_the_block_changes_nothing(threads, fake_blas, monkeypatch):
     threads(1)
     with parallel.hold_blas():
-        assert not parallel.blas_held() and fake_blas.changes == []
+        assert not parallel.blas_held() and parallel.split(lambda a, b: (a, b), 4, blas=True) == [(0, 4)]
+    assert fake_blas.changes == []  # one thread: BLAS keeps its own threads
     threads(2)
-    monkeypatch.setattr(parallel, "_blas", type("Controller", (), {"lib_controllers": []})())
+    monkeypatch.setattr(parallel, "_blas", type("Controller", (), {"lib_controllers": []})())  # none it sees
+    monkeypatch.setattr(parallel, "_BLAS_ENV", ())
     with parallel.hold_blas():
-        assert not parallel.blas_held()
-        assert parallel.split(lambda a, b: (a, b), 4, blas=True) == [(0, 4)]
-        assert len(parallel.split(lambda a, b: (a, b), 4)) == 2
+        assert not parallel.blas_held() and parallel.split(lambda a, b: (a, b), 4, blas=True) == [(0, 4)]
 
 
 def test_hold_blas_sets_the_real_blas_library_and_gives_its_threads_back(threads):
@@ -288,8 +350,8 @@ def test_gemm_splits_its_rows_outside_a_part_and_runs_whole_inside_one(threads, 
         parallel.split(lambda r0, r1: gemm.matmul(a, b), 2)  # inside a part: no nested split
         assert [rows for rows, _ in calls] == [7, 7]
     calls.clear()
-    gemm.matmul(a, b)  # outside the scope: one product, BLAS threads it
-    assert [rows for rows, _ in calls] == [7]
+    gemm.matmul(a, b)  # outside the scope the split holds BLAS itself: the same parts
+    assert sorted(rows for rows, _ in calls) == [2, 2, 3] and fake_blas.num_threads == 4
     a16, b16 = a.astype(np.float16), b.astype(np.float16)
     out16 = gemm.matmul(a16, b16)  # float16 operands multiply in float32, the product rounds to float16
     assert out16.dtype == np.float16
