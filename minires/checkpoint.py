@@ -319,7 +319,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
         raise CheckpointError(f"load: {source!r} is empty (0 bytes)")
     kind = serialization.detect(data, source)
     if kind == "safetensors":
-        return _load_safetensors(data, source, map_location)
+        return _load_safetensors(bytes(data), source, map_location)  # safetensors takes bytes only
     if kind is None:
         raise CheckpointError(f"load: {source!r} is not a PyTorch checkpoint (zip or legacy format) and not a "
                               f"readable safetensors file (it starts with {data[:16]!r})")

@@ -31,7 +31,10 @@ def read_source(f, fn: str = "load") -> tuple:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{fn}: {path!r} does not exist")
     with open(path, "rb") as fh:
-        return fh.read(), path
+        # a bytearray, so that the tensors of a zip file can view their storages in it without a copy
+        data = bytearray(os.fstat(fh.fileno()).st_size)
+        n = fh.readinto(data)
+    return (data if n == len(data) else data[:n]), path
 
 
 def is_safetensors(data: bytes) -> bool:
@@ -67,7 +70,7 @@ def load_torch(data: bytes, kind: str, source: str, map_location=None, encoding:
     return legacy.read_legacy(data, mapper, source, encoding)
 
 
-def save_torch(obj) -> bytes:
+def save_torch(obj) -> memoryview:
     """The bytes of `obj` in PyTorch's zip container, as torch.save writes it (torch.load reads it)."""
     pickled, storages = dumps(obj)
     return zip_format.write_zip(pickled, storages)

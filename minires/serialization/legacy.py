@@ -10,9 +10,9 @@ are not built), once with the storages in hand.
 """
 from __future__ import annotations
 
-import io
 import struct
 
+from .memfile import MemoryFile
 from .restricted import Storage, UnpicklingError, no_storages, unpickle_stream
 from .storages import make_storage
 
@@ -24,7 +24,7 @@ _ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "uint8": 1
 
 def first_pickle(data: bytes, source: str):
     """The first pickle of `data` (a legacy file's magic number), read with no global admitted beyond ALLOWED."""
-    return unpickle_stream(io.BytesIO(data), no_storages, source)
+    return unpickle_stream(MemoryFile(data), no_storages, source)
 
 
 def is_tar(data: bytes) -> bool:
@@ -44,7 +44,7 @@ def _check_pid(pid, source: str) -> tuple:
 
 def read_legacy(data: bytes, mapper, source: str, encoding: str = "utf-8"):
     """The object of a legacy PyTorch checkpoint, its tensors rebuilt from the storages that follow it."""
-    stream = io.BytesIO(data)
+    stream = MemoryFile(data)
     if unpickle_stream(stream, no_storages, source, encoding) != MAGIC_NUMBER:
         raise UnpicklingError(f"{source}: a pickle, not a PyTorch checkpoint (no PyTorch magic number)")
     protocol = unpickle_stream(stream, no_storages, source, encoding)
@@ -68,7 +68,7 @@ def read_legacy(data: bytes, mapper, source: str, encoding: str = "utf-8"):
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise UnpicklingError(f"{source}: corrupted storage key list {keys!r:.80}")
 
-    raw, pos = {}, stream.tell()
+    raw, pos, view = {}, stream.tell(), memoryview(data)
     for key in keys:
         if key not in dtypes:
             raise UnpicklingError(f"{source}: the file stores storage {key!r}, which no tensor uses: corrupted")
@@ -83,7 +83,7 @@ def read_legacy(data: bytes, mapper, source: str, encoding: str = "utf-8"):
         if end > len(data):
             raise UnpicklingError(f"{source}: truncated: storage {key!r} needs bytes up to {end}, the file has "
                                   f"{len(data)}")
-        raw[key], pos = data[pos + 8:end], end
+        raw[key], pos = view[pos + 8:end], end
     missing = sorted(set(dtypes) - set(raw))
     if missing:
         raise UnpicklingError(f"{source}: truncated or corrupted: storages {missing[:3]} are not in the file")

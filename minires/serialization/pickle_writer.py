@@ -30,7 +30,7 @@ class _Writer:
 
     def __init__(self):
         self.out = [b"\x80\x02"]  # PROTO 2, torch.save's default
-        self.storages = []  # [(key, raw little-endian bytes)]
+        self.storages = []  # [(key, raw little-endian bytes, as a memoryview)]
         self.keys = {}  # id(array) -> (key, array): a tensor saved twice (tied weights) has one storage
         self.active = set()  # ids of the containers being written: a cycle cannot be written without a memo
 
@@ -83,7 +83,8 @@ class _Writer:
             host = backend.to_numpy(array)
             if host.dtype.name not in STORAGE_TYPES:
                 raise TypeError(f"save: PyTorch has no storage type for dtype {host.dtype}")
-            raw = np.ascontiguousarray(host.reshape(-1)).astype(host.dtype.newbyteorder("<"), copy=False).tobytes()
+            flat = np.ascontiguousarray(host.reshape(-1)).astype(host.dtype.newbyteorder("<"), copy=False)
+            raw = memoryview(flat.view(np.uint8))  # no copy on little-endian machines: zipfile reads the buffer
             found = (str(len(self.storages)), host)
             self.storages.append((found[0], raw))
             self.keys[id(array)] = (found[0], host, array)  # keep `array` alive so its id stays unique

@@ -16,7 +16,7 @@ def _bfloat16_to_float32(raw: np.ndarray) -> np.ndarray:
 
 
 def host_array(raw, dtype: str, numel: int, big_endian: bool, source: str, state: dict) -> np.ndarray:
-    """The flat host array of `numel` elements of torch dtype `dtype` from a storage's bytes (copied, writable)."""
+    """The flat host array of `numel` elements of torch dtype `dtype` from a storage's bytes (writable)."""
     stored = np.dtype("uint16" if dtype == "bfloat16" else dtype)
     if big_endian:
         stored = stored.newbyteorder(">")
@@ -24,7 +24,11 @@ def host_array(raw, dtype: str, numel: int, big_endian: bool, source: str, state
     if len(raw) < need:
         raise UnpicklingError(f"{source}: a storage of {numel} {dtype} elements needs {need} bytes, the file "
                               f"holds {len(raw)}: the file is truncated or corrupted")
-    array = np.frombuffer(raw, dtype=stored, count=numel).astype(stored.newbyteorder("="))  # astype: a copy
+    array = np.frombuffer(raw, dtype=stored, count=numel)
+    # NOTE: a view of a writable file buffer is kept as it is (no copy); read-only, unaligned or
+    # byte-swapped data is copied into a fresh array
+    if not array.flags.writeable or not array.flags.aligned or big_endian:
+        array = array.astype(stored.newbyteorder("="))
     if dtype == "bfloat16":
         if not state.get("warned_bfloat16"):
             warnings.warn(f"{source}: bfloat16 tensors are loaded as float32 (NumPy has no bfloat16); the values "

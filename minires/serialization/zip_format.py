@@ -13,6 +13,7 @@ import struct
 import zipfile
 import zlib
 
+from .memfile import MemoryFile
 from .restricted import UnpicklingError, unpickle
 from .storages import make_storage
 
@@ -26,10 +27,10 @@ def is_zip(data: bytes) -> bool:
     return data[:4] in (b"PK\x03\x04", b"PK\x05\x06")
 
 
-def read_zip(data: bytes, mapper, source: str, encoding: str = "utf-8"):
-    """The object of a PyTorch zip checkpoint, its tensors rebuilt from their storages."""
+def read_zip(data, mapper, source: str, encoding: str = "utf-8"):
+    """The object of a PyTorch zip checkpoint (bytes, or a bytearray its tensors may view), tensors rebuilt."""
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
+        zf = zipfile.ZipFile(MemoryFile(data))
         names = zf.namelist()
     except _READ_ERRORS as exc:
         raise UnpicklingError(f"{source}: a damaged or truncated zip file ({exc})") from None
@@ -39,14 +40,27 @@ def read_zip(data: bytes, mapper, source: str, encoding: str = "utf-8"):
                               f"{names[:5]})")
     prefix = pickles[0][:-len("data.pkl")]
 
-    def member(name: str) -> bytes:
+    view = memoryview(data)
+
+    def member(name: str):
         try:
-            return zf.read(prefix + name)
+            info = zf.getinfo(prefix + name)
+            if info.compress_type != zipfile.ZIP_STORED:
+                return zf.read(info)
+            # NOTE: a stored member is read in place (a view of the file's buffer, no copy), its CRC checked here
+            start = info.header_offset + 30 + sum(struct.unpack("<HH", data[info.header_offset + 26:
+                                                                           info.header_offset + 30]))
+            raw = view[start:start + info.file_size]
+            if len(raw) != info.file_size or data[info.header_offset:info.header_offset + 4] != b"PK\x03\x04":
+                raise zipfile.BadZipFile("truncated member")
+            if zlib.crc32(raw) != info.CRC:
+                raise zipfile.BadZipFile("Bad CRC-32")
+            return raw
         except _READ_ERRORS as exc:  # a missing member, a bad CRC, a truncated member
             raise UnpicklingError(f"{source}: cannot read member {prefix + name!r} ({exc}): the file is damaged "
                                   f"or truncated") from None
 
-    big_endian = prefix + "byteorder" in names and member("byteorder").strip() == b"big"
+    big_endian = prefix + "byteorder" in names and bytes(member("byteorder")).strip() == b"big"
     state, cache = {}, {}
 
     def load_storage(pid):
@@ -55,7 +69,7 @@ def read_zip(data: bytes, mapper, source: str, encoding: str = "utf-8"):
             cache[key] = make_storage(member(f"data/{key}"), pid, mapper, big_endian, source, state)
         return cache[key]
 
-    return unpickle(member("data.pkl"), load_storage, source, encoding)
+    return unpickle(bytes(member("data.pkl")), load_storage, source, encoding)
 
 
 def _padding_extra(offset: int, name: bytes) -> bytes:
@@ -65,7 +79,7 @@ def _padding_extra(offset: int, name: bytes) -> bytes:
     return b"FB" + struct.pack("<H", pad) + b"Z" * pad
 
 
-def write_zip(pickled: bytes, storages: list, archive: str = "archive") -> bytes:
+def write_zip(pickled: bytes, storages: list, archive: str = "archive") -> memoryview:
     """The zip container around a data.pkl and its storages [(key, raw bytes)], in PyTorch's member order."""
     buf = io.BytesIO()
     members = [("data.pkl", pickled), (".format_version", b"1"), (".storage_alignment", str(ALIGNMENT).encode()),
@@ -78,4 +92,4 @@ def write_zip(pickled: bytes, storages: list, archive: str = "archive") -> bytes
             info.compress_type = zipfile.ZIP_STORED
             info.extra = _padding_extra(buf.tell(), info.filename.encode("utf-8"))
             zf.writestr(info, raw)
-    return buf.getvalue()
+    return buf.getbuffer()  # a memoryview of the buffer: no copy of the whole file
