@@ -303,3 +303,26 @@ def test_cifar_train_checkpoint_and_resume(data, tmp_path):
     assert "resumed: epoch 0, best acc %.3f" % acc in out
     assert "Epoch: 1 | lr: %.6f" % next_lr in out and "Epoch: 0" not in out
     check_data_untouched(data)
+
+
+def _torchvision_resnet18_keys():
+    """torchvision's resnet18 state_dict names: stem, 4 stages of 2 BasicBlocks (downsample in stages 2-4), fc."""
+    bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    keys = ["conv1.weight"] + [f"bn1.{k}" for k in bn] + ["fc.weight", "fc.bias"]
+    for stage in range(1, 5):
+        for b in range(2):
+            p = f"layer{stage}.{b}."
+            keys += [p + "conv1.weight", p + "conv2.weight"] + [p + f"bn{i}.{k}" for i in (1, 2) for k in bn]
+            if stage > 1 and b == 0:
+                keys += [p + "downsample.0.weight"] + [p + f"downsample.1.{k}" for k in bn]
+    return set(keys)
+
+
+def test_cifar_train_with_torchvision_resnet18(data, tmp_path):
+    out = run_script("cifar_train.py", ["--data", data["cifar"], "--epochs", 1, "--max-batches", 2, "--batch-size", 4,
+                                        "--workers", 0, "--arch", "resnet18", "--lr", 0.01], tmp_path)
+    assert all(math.isfinite(v) for v in losses(out, r"\] Loss:"))
+    net = mr.load(tmp_path / "checkpoint" / "ckpt.pth")["net"]
+    assert set(net) == _torchvision_resnet18_keys() and len(net) == 122
+    assert tuple(_np(net["fc.weight"]).shape) == (10, 512) and int(_np(net["bn1.num_batches_tracked"])) == 2
+    check_data_untouched(data)

@@ -5,6 +5,7 @@ annealing, `nn.DataParallel` on GPUs, a progress line per batch, and the best ch
 
 Run: python cifar_train.py --lr 0.1 --epochs 200
      python cifar_train.py --resume --lr 0.01 --epochs 10
+     python cifar_train.py --arch resnet18 --lr 0.05
      python cifar_train.py --data DIR --epochs 1 --max-batches 3 --batch-size 8   (a smoke run)
 """
 import argparse
@@ -29,6 +30,7 @@ parser.add_argument('--batch-size', default=128, type=int)
 parser.add_argument('--workers', default=2, type=int)
 parser.add_argument('--max-batches', default=0, type=int, help='stop every pass after this many batches (0: all)')
 parser.add_argument('--data-parallel', action='store_true', help='wrap the net in nn.DataParallel on the CPU too')
+parser.add_argument('--arch', default='vgg', choices=['vgg', 'resnet18'], help="resnet18: torchvision's")
 args = parser.parse_args()
 
 device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -82,7 +84,8 @@ class SmallVGG(nn.Module):
 
 
 print('==> Building model..')
-net = SmallVGG().to(device)
+net = SmallVGG() if args.arch == 'vgg' else torchvision.models.resnet18(num_classes=10)
+net = net.to(device)
 if device == 'cuda' or args.data_parallel:
     net = torch.nn.DataParallel(net)
 
