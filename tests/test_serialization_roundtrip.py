@@ -230,3 +230,33 @@ def test_out_of_bounds_views_are_refused(tmp_path):
     (tmp_path / "short.pt").write_bytes(zip_format.write_zip(b"".join(w.out), [("0", b"\0" * 8)]))
     with pytest.raises(UnpicklingError, match="needs 16 bytes, the file holds 8"):
         mr.load(tmp_path / "short.pt")
+
+
+def test_map_location_errors_are_the_callers_or_name_the_device(tmp_path):
+    mr.save({"w": mr.ones(2)}, tmp_path / "w.pt")
+
+    def refuse(storage, location):
+        raise KeyError(f"no room for {location}")
+    with pytest.raises(KeyError, match="no room for cpu"):  # the callable's own error, as it raised it
+        mr.load(tmp_path / "w.pt", map_location=refuse)
+    # a file saved on a GPU this machine does not have (CuPy absent, or fewer devices): the fix is named
+    w = pickle_writer._Writer()
+    w.global_("torch._utils", "_rebuild_tensor_v2")
+    w.out.append(b"((")
+    w.str_("storage")
+    w.global_("torch.cuda", "FloatStorage")
+    for v in ("0", "cuda:7"):
+        w.str_(v)
+    w.int_(2)
+    w.out.append(b"tQ")
+    w.int_(0)
+    w.tuple_([2], "size")
+    w.tuple_([1], "stride")
+    w.out.append(b"\x89")
+    w.empty_ordered_dict()
+    w.out.append(b"tR.")
+    (tmp_path / "gpu.pt").write_bytes(zip_format.write_zip(b"".join(w.out), [("0", np.ones(2, np.float32).tobytes())]))
+    with pytest.raises(RuntimeError, match="holds tensors for 'cuda:7'.*pass map_location='cpu'"):
+        mr.load(tmp_path / "gpu.pt")
+    assert np.array_equal(mr.load(tmp_path / "gpu.pt", map_location="cpu").numpy(), np.ones(2, np.float32))
+    assert mr.load(tmp_path / "gpu.pt", map_location={"cuda:7": "cpu"}).device == "cpu"

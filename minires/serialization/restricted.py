@@ -100,6 +100,9 @@ class Storage:
     def __init__(self, array, device: str = "cpu"):
         self.array, self.device = array, device
 
+    def __setstate__(self, state):
+        raise UnpicklingError("refusing to set the state of a storage (a BUILD opcode on a persistent id)")
+
     def to_device(self, array):
         """A tensor's host array on this storage's device (a view of the storage on the CPU, a copy on a GPU)."""
         return array if self.device == "cpu" else backend.to_device(array, self.device)
@@ -175,6 +178,13 @@ def _rebuild_from_type_v2(func, new_type, args, state=None):
     return tensor
 
 
+def _bytearray(source=b"", *args):
+    """builtins.bytearray, from bytes or text only: bytearray(10 ** 12) would fill the memory with zeros."""
+    if isinstance(source, int):
+        raise UnpicklingError("bytearray: refusing a size argument")
+    return bytearray(source, *args)
+
+
 def _refuse_sparse(*args):
     raise UnpicklingError("sparse, quantized and meta tensors are not supported by minires.load")
 
@@ -191,7 +201,7 @@ ALLOWED = {("collections", "OrderedDict"): collections.OrderedDict,
            ("_codecs", "encode"): _latin1_encode, ("numpy", "dtype"): _NumpyDType,
            ("numpy.core.multiarray", "scalar"): _numpy_scalar, ("numpy._core.multiarray", "scalar"): _numpy_scalar,
            ("builtins", "set"): set, ("builtins", "frozenset"): frozenset, ("builtins", "complex"): complex,
-           ("builtins", "bytearray"): bytearray, ("__builtin__", "set"): set}
+           ("builtins", "bytearray"): _bytearray, ("__builtin__", "set"): set}
 ALLOWED.update({("torch._utils", name): fn for name, fn in _REBUILD.items()})
 ALLOWED.update({("torch._utils", name): _refuse_sparse for name in (
     "_rebuild_sparse_tensor", "_rebuild_qtensor", "_rebuild_meta_tensor_no_storage", "_rebuild_wrapper_subclass",
@@ -223,7 +233,13 @@ class TorchUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         if not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage" or not isinstance(pid[1], TorchDType):
             raise UnpicklingError(f"{self.source}: refusing the persistent id {pid!r:.120}")
-        return self.storage_loader(pid)
+        try:
+            return self.storage_loader(pid)
+        except UnpicklingError:
+            raise
+        except Exception as exc:  # a map_location callable's own error, a device that is not here: kept as is
+            self.loader_error = exc
+            raise
 
 
 def unpickle(data: bytes, storage_loader, source: str, encoding: str = "utf-8"):
@@ -238,8 +254,9 @@ def no_storages(pid):
 
 def unpickle_stream(stream, storage_loader, source: str, encoding: str = "utf-8"):
     """Restricted-unpickle the next pickle of a binary stream (legacy files hold several in a row)."""
+    unpickler = TorchUnpickler(stream, storage_loader, source, encoding)
     try:
-        return TorchUnpickler(stream, storage_loader, source, encoding).load()
+        return unpickler.load()
     except UnsafePickleError as exc:  # ours, or safe_pickle's from _codecs.encode
         if isinstance(exc, UnpicklingError):
             raise
@@ -247,4 +264,6 @@ def unpickle_stream(stream, storage_loader, source: str, encoding: str = "utf-8"
     except RecursionError:
         raise UnpicklingError(f"{source}: the pickle nests too deeply") from None
     except Exception as exc:  # EOFError, pickle.UnpicklingError, TypeError from a call with bad arguments...
+        if exc is getattr(unpickler, "loader_error", None):
+            raise
         raise UnpicklingError(f"{source}: corrupted or truncated pickle ({type(exc).__name__}: {exc})") from None
