@@ -2,6 +2,7 @@
 and order, errors and deaths of workers reported in the main process, no process left behind."""
 import multiprocessing
 import os
+import pickle
 import random
 import time
 
@@ -48,10 +49,12 @@ class Threads(Indexed):
 
 
 def test_workers_give_the_main_process_batches():
-    runs = []
+    runs, after = [], []
     for workers in (0, 2):
         mr.manual_seed(0)
         runs.append(contents(D.DataLoader(Indexed(23), batch_size=4, shuffle=True, num_workers=workers)))
+        after.append(float(mr.rand(()).item()))
+    assert after[0] == after[1]  # both drew the same seeds from minires's global generator
     assert [b[1].tolist() for b in runs[0]] == [b[1].tolist() for b in runs[1]]
     assert sorted(sum((b[1].tolist() for b in runs[0]), [])) == list(range(23))
     for a, b in zip(*runs):
@@ -181,3 +184,43 @@ def test_spawn_context():
     loader = D.DataLoader(Indexed(6), batch_size=3, num_workers=1, multiprocessing_context="spawn")
     assert labels(loader) == [[0, 1, 2], [3, 4, 5]]
     assert no_children()
+
+
+def test_spawn_names_what_cannot_be_pickled():
+    loader = D.DataLoader(Indexed(4), num_workers=1, multiprocessing_context="spawn", collate_fn=lambda b: b)
+    with pytest.raises((AttributeError, TypeError, pickle.PicklingError), match="cannot be pickled"):
+        next(iter(loader))
+    assert no_children()
+
+
+class PilImages(D.Dataset):
+    """CIFAR10's sample path: a PIL image of a fixed random uint8 array through a transform, an int label."""
+
+    def __init__(self, n, transform):
+        self.data = np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        return self.transform(Image.fromarray(self.data[i])), int(i) % 10
+
+
+def test_vision_pipeline_in_workers_float32_images_int64_labels():
+    pytest.importorskip("PIL")
+    T = pytest.importorskip("minires.vision.transforms")
+    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                    T.Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))])
+
+    def run():
+        mr.manual_seed(2)
+        return contents(D.DataLoader(PilImages(24, tf), batch_size=8, shuffle=True, num_workers=2))
+    a, b = run(), run()
+    assert a[0][0].shape == (8, 3, 32, 32) and a[0][0].dtype == np.float32 and a[0][1].dtype == np.int64
+    assert all(np.array_equal(x, y) for p, q in zip(a, b) for x, y in zip(p, q))  # augmentations repeat too
+    plain = PilImages(24, T.Compose([T.ToTensor(), T.Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))]))
+    x, y = next(iter(D.DataLoader(plain, batch_size=3, num_workers=2)))
+    expected = (plain.data[:3].transpose(0, 3, 1, 2) / 255.0 - 0.5) / 0.25  # (B, C, H, W), by hand
+    np.testing.assert_allclose(x.numpy(), expected, rtol=1e-5, atol=1e-5)

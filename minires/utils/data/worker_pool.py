@@ -46,7 +46,14 @@ class _Worker:
         self.id = args.worker_id
         self.process = ctx.Process(target=worker_loop, args=(args, index_r, result_w, done_event), daemon=True,
                                    name=f"minires-dataloader-{args.worker_id}")
-        self.process.start()
+        try:
+            self.process.start()
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            if ctx.get_start_method() == "fork":
+                raise
+            raise type(exc)(f"DataLoader: worker processes started by {ctx.get_start_method()!r} receive the dataset, "
+                            f"collate_fn and worker_init_fn pickled, and one of them cannot be pickled ({exc}); "
+                            f"define them at the top level of a module (no lambdas or local functions)") from exc
         # Only the worker keeps its ends, so its death closes them (workers forked later do not inherit them).
         index_r.close()
         result_w.close()
