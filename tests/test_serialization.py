@@ -56,6 +56,8 @@ def check(obj, desc, storages, where="obj"):
             check(v, d, storages, f"{where}[{i}]")
     elif kind == "numpy":
         assert isinstance(obj, np.generic) and obj.dtype == np.dtype(desc["dtype"]) and obj == desc["value"], where
+    elif kind == "numpy_dtype":
+        assert isinstance(obj, np.dtype) and obj.str == desc["value"], where
     elif kind == "device":
         assert obj == desc["value"], where
     else:

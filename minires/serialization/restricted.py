@@ -47,7 +47,9 @@ class TorchDType(str):
 
 
 class _NumpyDType:
-    """What `numpy.dtype(...)` builds in a pickle: checked before a real np.dtype is made (see _dtype_spec)."""
+    """What `numpy.dtype(...)` builds in a pickle: a checked type code, and a state checked before it applies.
+
+    A numpy scalar takes it as its dtype; one left in the loaded object is replaced by its np.dtype."""
 
     def __init__(self, code, align=False, copy=True):
         if not isinstance(code, str) or len(code) > 4:
@@ -64,7 +66,8 @@ class _NumpyDType:
                 or state[1] not in ("<", ">", "|", "=") or state[2:5] != (None, None, None)):
             raise UnpicklingError(f"numpy.dtype: refusing the dtype state {state!r:.200}")
         if state[1] in "<>":
-            self.dtype = self.dtype.newbyteorder(state[1])
+            dt = self.dtype.newbyteorder(state[1])
+            self.dtype = dt.newbyteorder("=") if dt.isnative else dt
 
 
 def _numpy_scalar(dtype, data=None):
@@ -218,9 +221,11 @@ class TorchUnpickler(pickle.Unpickler):
     def __init__(self, file, storage_loader, source: str, encoding: str = "utf-8"):
         super().__init__(file, encoding=encoding)
         self.storage_loader, self.source = storage_loader, source
+        self.made_dtypes = False  # whether numpy.dtype was named: then dtypes saved alone are made real
 
     def find_class(self, module, name):
         obj = ALLOWED.get((module, name))
+        self.made_dtypes = self.made_dtypes or obj is _NumpyDType
         if obj is None:
             # NOTE: refused whatever weights_only says: minires never runs code named by a file.
             raise UnpicklingError(
@@ -242,6 +247,24 @@ class TorchUnpickler(pickle.Unpickler):
             raise
 
 
+def _real_dtypes(obj, memo: dict):
+    """obj with every _NumpyDType left in it (a dtype saved on its own) replaced by its np.dtype."""
+    if isinstance(obj, _NumpyDType):
+        return obj.dtype
+    if id(obj) in memo:
+        return memo[id(obj)]
+    if isinstance(obj, list):
+        memo[id(obj)] = obj
+        obj[:] = [_real_dtypes(v, memo) for v in obj]
+    elif isinstance(obj, dict):
+        memo[id(obj)] = obj
+        for k, v in obj.items():
+            obj[k] = _real_dtypes(v, memo)
+    elif isinstance(obj, tuple):
+        memo[id(obj)] = obj = tuple(_real_dtypes(v, memo) for v in obj)
+    return obj
+
+
 def unpickle(data: bytes, storage_loader, source: str, encoding: str = "utf-8"):
     """Restricted-unpickle one pickle from `data`; damage and refused globals raise UnpicklingError."""
     return unpickle_stream(io.BytesIO(data), storage_loader, source, encoding)
@@ -256,7 +279,8 @@ def unpickle_stream(stream, storage_loader, source: str, encoding: str = "utf-8"
     """Restricted-unpickle the next pickle of a binary stream (legacy files hold several in a row)."""
     unpickler = TorchUnpickler(stream, storage_loader, source, encoding)
     try:
-        return unpickler.load()
+        obj = unpickler.load()
+        return _real_dtypes(obj, {}) if unpickler.made_dtypes else obj
     except UnsafePickleError as exc:  # ours, or safe_pickle's from _codecs.encode
         if isinstance(exc, UnpicklingError):
             raise
