@@ -22,7 +22,7 @@ from ..tensor import Tensor
 def _unsupported(op: str, **given) -> None:
     """A NotImplementedError naming the first argument whose value minires has no implementation of."""
     for name, (value, default) in given.items():
-        if value != default:
+        if (value is not None) if default is None else (value != default):
             raise NotImplementedError(f"{op}: {name}={value!r} is not supported by minires (only {default!r})")
 
 
