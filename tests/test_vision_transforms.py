@@ -356,3 +356,35 @@ def test_compose_lambda_random_apply_choice_and_erasing(pil):
         T.RandomErasing(p=1.0)(pil)
     with pytest.raises(TypeError, match="Lambda: argument should be callable"):
         T.Lambda(3)
+
+
+# ---- rotation ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(6, 6), (5, 8)])
+def test_rotate_quarter_turns_are_rot90(shape):
+    a = np.random.default_rng(2).integers(0, 256, shape + (3,), dtype=np.uint8)
+    for angle, k in ((90, 1), (180, 2), (-90, 3)):
+        t = TF.rotate(TF.pil_to_tensor(Image.fromarray(a)), angle, expand=True).array
+        assert np.array_equal(t, chw(np.rot90(a, k)))  # counter-clockwise, as np.rot90
+        assert np.array_equal(np.asarray(TF.rotate(Image.fromarray(a), angle, expand=True)), np.rot90(a, k))
+
+
+@pytest.mark.parametrize("angle", [17.0, -33.0, 124.0])
+def test_rotate_matches_pillow(pil, angle):
+    t = TF.pil_to_tensor(pil)
+    for expand in (False, True):
+        ref = np.asarray(TF.rotate(pil, angle, expand=expand, fill=(9, 8, 7)))
+        assert np.array_equal(TF.rotate(t, angle, expand=expand, fill=(9, 8, 7)).array, chw(ref))
+    # bilinear: Pillow clamps at the border where the tensor path blends in the fill (torchvision's tensors do)
+    ref = np.asarray(TF.rotate(pil, angle, T.InterpolationMode.BILINEAR)).astype(int)
+    got = TF.rotate(t, angle, T.InterpolationMode.BILINEAR).array.transpose(1, 2, 0).astype(int)
+    assert np.abs(got - ref)[3:-3, 3:-3].max() <= 1
+
+
+def test_random_rotation_uses_the_drawn_angle(pil):
+    mr.manual_seed(4)
+    out = T.RandomRotation(30)(pil)
+    angle = np.random.default_rng(4).uniform(-30, 30)
+    assert np.array_equal(np.asarray(out), np.asarray(TF.rotate(pil, float(angle))))
+    with pytest.raises(ValueError, match="RandomRotation: if degrees is a single number, it must be positive"):
+        T.RandomRotation(-5)

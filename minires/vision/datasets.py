@@ -85,7 +85,7 @@ def _verify(layout: str, path: str, train: bool) -> None:
            and md5_of(os.path.join(path, n)) != CIFAR10_FILE_MD5[n]]
     if bad:
         warnings.warn(f"CIFAR10: the copy in {path} does not match the official checksums ({', '.join(bad)} "
-                      f"differ); using it as it is", stacklevel=3)
+                      f"{'differs' if len(bad) == 1 else 'differ'}); using it as it is", stacklevel=3)
 
 
 class CIFAR10(VisionDataset):

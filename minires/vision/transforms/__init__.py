@@ -16,7 +16,8 @@ from . import _tensor
 from . import functional as F
 from .functional import InterpolationMode
 from ._random import (ColorJitter, GaussianBlur, RandomApply, RandomChoice, RandomCrop, RandomErasing,
-                     RandomGrayscale, RandomHorizontalFlip, RandomOrder, RandomResizedCrop, RandomVerticalFlip,
+                      RandomGrayscale, RandomHorizontalFlip, RandomOrder, RandomResizedCrop, RandomRotation,
+                      RandomVerticalFlip,
                      Transform)
 
 
@@ -182,4 +183,4 @@ class Grayscale(Transform):
 __all__ = ["Compose", "ToTensor", "PILToTensor", "ToPILImage", "ConvertImageDtype", "Normalize", "Resize",
            "CenterCrop", "Pad", "Lambda", "Grayscale", "RandomCrop", "RandomHorizontalFlip",
            "RandomVerticalFlip", "RandomResizedCrop", "ColorJitter", "RandomGrayscale", "RandomApply",
-           "RandomChoice", "RandomOrder", "RandomErasing", "GaussianBlur", "InterpolationMode", "functional"]
+           "RandomChoice", "RandomOrder", "RandomErasing", "RandomRotation", "GaussianBlur", "InterpolationMode", "functional"]

@@ -73,6 +73,10 @@ def resize(img, height: int, width: int, resample: int):
     return img.resize((width, height), resample)
 
 
+def rotate(img, angle: float, resample: int, expand: bool, center, fill):
+    return img.rotate(angle, resample, expand, center, fillcolor=None if fill is None else _fill(fill, img))
+
+
 def to_grayscale(img, num_output_channels: int = 1):
     gray = img.convert("L")
     return gray if num_output_channels == 1 else gray.convert("RGB")

@@ -131,6 +131,29 @@ class RandomCrop(Transform):
         return f"RandomCrop(size={self.size}, padding={self._padding_arg})"
 
 
+class RandomRotation(Transform):
+    """Rotate by an angle drawn uniformly from degrees (a number d: [-d, d])."""
+
+    def __init__(self, degrees, interpolation=InterpolationMode.NEAREST, expand: bool = False, center=None, fill=0):
+        if isinstance(degrees, numbers.Real):
+            if degrees < 0:
+                raise ValueError(f"RandomRotation: if degrees is a single number, it must be positive, got {degrees}")
+            degrees = (-degrees, degrees)
+        if not (isinstance(degrees, (tuple, list)) and len(degrees) == 2 and degrees[0] <= degrees[1]):
+            raise ValueError(f"RandomRotation: degrees must be a number or a (min, max) pair, got {degrees!r}")
+        F.check_fill(fill, "RandomRotation")
+        self.degrees = (float(degrees[0]), float(degrees[1]))
+        self.interpolation = F.interpolation_mode(interpolation, "RandomRotation")
+        self.expand, self.center, self.fill = expand, center, fill
+
+    def __call__(self, img):
+        angle = float(_rng().uniform(self.degrees[0], self.degrees[1]))
+        return F.rotate(img, angle, self.interpolation, self.expand, self.center, self.fill)
+
+    def __repr__(self) -> str:
+        return f"RandomRotation(degrees={list(self.degrees)}, interpolation={self.interpolation.value})"
+
+
 class RandomResizedCrop(Transform):
     """A random box of area fraction in scale and aspect ratio in ratio, resized to size (Inception's crop)."""
 

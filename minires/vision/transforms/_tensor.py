@@ -6,6 +6,8 @@ weights follow PIL's separable filters (antialias) or plain interpolation (antia
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...backend import get_array_module
@@ -251,10 +253,54 @@ def gaussian_blur(x, kernel_size, sigma):
     return y if is_float(x) else xp.clip(xp.rint(y), 0, bound(x)).astype(x.dtype)
 
 
+def rotate(x, angle: float, mode: str, fill, expand: bool = False, center=None):
+    """Rotate (..., C, H, W) counter-clockwise by angle degrees about center (default the image's centre).
+
+    Each output pixel samples the input at the inversely rotated position (nearest or bilinear); the
+    samples that fall outside the image take fill (a number or one per channel)."""
+    xp = get_array_module(x)
+    h, w = x.shape[-2:]
+    quarter = angle % 360.0
+    if center is None and (quarter in (0.0, 180.0) or quarter in (90.0, 270.0) and (expand or h == w)):
+        # exact turns, as Pillow (which also keeps a 90-degree turn's box exactly (w, h))
+        return xp.rot90(x, int(quarter // 90), axes=(-2, -1)).copy()
+    c, s = round(math.cos(math.radians(angle)), 15), round(math.sin(math.radians(angle)), 15)
+    # centres in pixel-centre coordinates (Pillow's centre (w/2, h/2) sits on pixel edges)
+    cx, cy = ((w - 1) / 2, (h - 1) / 2) if center is None else (center[0] - 0.5, center[1] - 0.5)
+    oh, ow, ocx, ocy = h, w, cx, cy
+    if expand:  # the bounding box of the rotated image, as Pillow computes it
+        corners = ((0, 0), (w, 0), (w, h), (0, h))  # in edge coordinates, about Pillow's centre (w/2, h/2)
+        xs = [c * (px - w / 2) - s * (py - h / 2) + w / 2 for px, py in corners]
+        ys = [s * (px - w / 2) + c * (py - h / 2) + h / 2 for px, py in corners]
+        ow, oh = math.ceil(max(xs)) - math.floor(min(xs)), math.ceil(max(ys)) - math.floor(min(ys))
+        ocx, ocy = (ow - 1) / 2, (oh - 1) / 2
+    oy, ox = np.mgrid[0:oh, 0:ow].astype(np.float64)
+    ox, oy = ox - ocx, oy - ocy
+    sx, sy = c * ox - s * oy + cx, s * ox + c * oy + cy  # (oh, ow): where each output pixel looks
+    work = x.dtype if is_float(x) else np.float32
+    fill_value = xp.asarray(fill if isinstance(fill, (tuple, list)) else [fill], dtype=work).reshape(-1, 1, 1)
+    if mode.startswith("nearest"):
+        taps = [(np.floor(sx + 0.5), np.floor(sy + 0.5), 1.0)]
+    else:
+        x0, y0 = np.floor(sx), np.floor(sy)
+        fx, fy = sx - x0, sy - y0
+        taps = [(x0, y0, (1 - fx) * (1 - fy)), (x0 + 1, y0, fx * (1 - fy)),
+                (x0, y0 + 1, (1 - fx) * fy), (x0 + 1, y0 + 1, fx * fy)]
+    out = 0
+    for tx, ty, weight in taps:
+        inside = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+        ix, iy = np.clip(tx, 0, w - 1).astype(np.int64), np.clip(ty, 0, h - 1).astype(np.int64)
+        values = x[..., xp.asarray(iy), xp.asarray(ix)].astype(work)  # (..., oh, ow)
+        out = out + xp.asarray(weight, dtype=work) * xp.where(xp.asarray(inside), values, fill_value)
+    if is_float(x):
+        return out.astype(x.dtype, copy=False)
+    return xp.clip(xp.rint(out), 0, bound(x)).astype(x.dtype)
+
+
 def channel_count(x) -> int:
     return 1 if x.ndim == 2 else int(x.shape[-3])
 
 
 __all__ = ["hflip", "vflip", "crop", "pad", "resize", "resize_weights", "rgb_to_grayscale", "blend",
            "adjust_brightness", "adjust_contrast", "adjust_saturation", "adjust_hue", "normalize",
-           "convert_dtype", "erase", "gaussian_blur", "channel_count"]
+           "convert_dtype", "erase", "gaussian_blur", "rotate", "channel_count"]

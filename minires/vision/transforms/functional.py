@@ -228,6 +228,26 @@ def resized_crop(img, top: int, left: int, height: int, width: int, size,
     return resize(crop(img, top, left, height, width), size, interpolation, antialias=antialias)
 
 
+def rotate(img, angle: float, interpolation=InterpolationMode.NEAREST, expand: bool = False, center=None,
+           fill=None):
+    """Rotate counter-clockwise by angle degrees about center (x, y), default the image's centre."""
+    kind = _kind(img, "rotate")
+    mode = interpolation_mode(interpolation, "rotate")
+    if not isinstance(angle, numbers.Real):
+        raise TypeError(f"rotate: angle must be a number, got {angle!r}")
+    if center is not None and not (isinstance(center, (tuple, list)) and len(center) == 2):
+        raise ValueError(f"rotate: center must be an (x, y) pair, got {center!r}")
+    if fill is not None:
+        check_fill(fill, "rotate")
+    if kind == "pil":
+        if mode.value not in ("nearest", "bilinear", "bicubic"):
+            raise ValueError(f"rotate: interpolation {mode.value!r} is not one Pillow rotates with")
+        return _pil.rotate(img, float(angle), _PIL_CODES[mode.value], expand, center, fill)
+    if mode.value not in ("nearest", "nearest-exact", "bilinear"):
+        raise ValueError(f"rotate: tensors rotate with nearest or bilinear interpolation, got {mode.value!r}")
+    return Tensor(_tensor.rotate(img.array, float(angle), mode.value, 0 if fill is None else fill, expand, center))
+
+
 # ---- colour -------------------------------------------------------------------------------------
 
 def _non_negative(factor, op: str, name: str) -> None:
@@ -318,5 +338,5 @@ def gaussian_blur(img, kernel_size, sigma=None):
 
 __all__ = ["InterpolationMode", "get_dimensions", "get_image_size", "get_image_num_channels", "to_tensor",
            "pil_to_tensor", "to_pil_image", "convert_image_dtype", "normalize", "hflip", "vflip", "crop",
-           "center_crop", "pad", "resize", "resized_crop", "adjust_brightness", "adjust_contrast",
+           "center_crop", "pad", "resize", "rotate", "resized_crop", "adjust_brightness", "adjust_contrast",
            "adjust_saturation", "adjust_hue", "rgb_to_grayscale", "to_grayscale", "erase", "gaussian_blur"]
