@@ -322,8 +322,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
         return _load_safetensors(bytes(data), source, map_location)  # safetensors takes bytes only
     if kind is None:
         raise CheckpointError(f"load: {source!r} is not a PyTorch checkpoint (zip or legacy format) and not a "
-                              f"readable safetensors file (it starts with {data[:16]!r})")
-    return serialization.load_torch(data, kind, source, map_location, encoding)
+                              f"readable safetensors file (it starts with {bytes(data[:16])!r})")
+    return serialization.load_torch(data, kind, f"load: {source!r}", map_location, encoding)
 
 
 UnpicklingError = serialization.UnpicklingError

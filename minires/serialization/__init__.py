@@ -55,7 +55,7 @@ def detect(data: bytes, source: str):
         raise UnpicklingError(f"load: {source!r} is in PyTorch's tar format (before PyTorch 0.4), which minires "
                               f"does not read: re-save it with a recent PyTorch")
     if data[:1] == b"\x80":  # a pickle: PyTorch's legacy files are pickles that start with its magic number
-        if legacy.first_pickle(data, source) == legacy.MAGIC_NUMBER:
+        if legacy.first_pickle(data, f"load: {source!r}") == legacy.MAGIC_NUMBER:
             return "legacy"
         raise UnpicklingError(f"load: {source!r} is a plain pickle, not a PyTorch checkpoint (no PyTorch magic "
                               f"number); minires reads only PyTorch's own formats and safetensors")

@@ -228,9 +228,11 @@ class TorchUnpickler(pickle.Unpickler):
         self.made_dtypes = self.made_dtypes or obj is _NumpyDType
         if obj is None:
             # NOTE: refused whatever weights_only says: minires never runs code named by a file.
+            hint = (" (the file holds a pickled object of that class, torch.save(model): re-save its "
+                    "state_dict() with PyTorch)" if module.startswith("torch.nn.modules") else "")
             raise UnpicklingError(
-                f"{self.source}: refusing to unpickle global '{module}.{name}': minires.load admits only tensors, "
-                f"storages, OrderedDict, containers, numbers, strings and NumPy scalars (as torch.load("
+                f"{self.source}: refusing to unpickle global '{module}.{name}'{hint}: minires.load admits only "
+                f"tensors, storages, OrderedDict, containers, numbers, strings and NumPy scalars (as torch.load("
                 f"weights_only=True) does, and weights_only=False does not unlock more: minires never runs "
                 f"code from a file)")
         return obj

@@ -83,6 +83,6 @@ def make_storage(raw, pid: tuple, mapper, big_endian: bool, source: str, state: 
         try:
             backend.xp_for(device)
         except RuntimeError as exc:
-            raise RuntimeError(f"load: {source} holds tensors for {location!r}, mapped to {device!r}, which is not "
+            raise RuntimeError(f"{source}: the file holds tensors for {location!r}, mapped to '{device}', which is not "
                                f"available ({exc}); pass map_location='cpu'") from None
     return Storage(array, device)
