@@ -348,6 +348,40 @@ def test_functional_pooling_softmax_and_conv_signatures():
     assert F.conv2d(x, t(RNG.standard_normal((3, 2, 3, 3))), padding="valid").shape == (1, 3, 4, 4)
 
 
+def test_group_norm_matches_numpy_and_gradchecks():
+    x = RNG.standard_normal((2, 6, 3, 2))
+    w, b = RNG.standard_normal(6), RNG.standard_normal(6)
+    g = x.reshape(2, 3, -1)  # (N, groups, channels per group * H * W)
+    normed = ((g - g.mean(2, keepdims=True)) / np.sqrt(g.var(2, keepdims=True) + 1e-5)).reshape(x.shape)
+    want = normed * w[None, :, None, None] + b[None, :, None, None]
+    np.testing.assert_allclose(F.group_norm(t(x), 3, t(w), t(b)).numpy(), want, rtol=1e-10, atol=1e-12)
+    assert mr.gradcheck(lambda a, wt, bs: F.group_norm(a, 3, wt, bs), [t64(x), t64(w), t64(b)])
+    layer = nn.GroupNorm(3, 6).double()  # weight 1, bias 0
+    np.testing.assert_allclose(layer(t(x)).numpy(), normed, rtol=1e-10, atol=1e-12)
+    assert [n for n, _ in layer.named_parameters()] == ["weight", "bias"]
+    with pytest.raises(ValueError, match="group_norm: num_groups=4 must be a positive int dividing the 6 channels"):
+        F.group_norm(t(x), 4)
+
+
+def test_dropout2d_zeroes_whole_channels():
+    mr.manual_seed(0)
+    x = t(np.ones((20, 50, 2, 2)))
+    y = F.dropout2d(x, 0.3).numpy()
+    per_channel = y.reshape(20, 50, 4)
+    assert set(np.unique(per_channel.std(2))) == {0.0}  # each channel all kept or all dropped
+    assert set(np.unique(y)) <= {0.0, 1 / 0.7} and abs((y == 0).mean() - 0.3) < 0.05
+    assert nn.Dropout2d(0.3).eval()(x) is x and F.dropout2d(x, 0.3, training=False) is x
+
+
+def test_activation_and_loss_modules_match_functional():
+    x, y = t(A / 2), t(B)
+    for module, fn in ((nn.SiLU(), F.silu), (nn.ReLU6(inplace=True), F.relu6), (nn.Hardswish(), F.hardswish),
+                       (nn.Hardsigmoid(), F.hardsigmoid), (nn.Hardtanh(-2, 2), lambda a: F.hardtanh(a, -2, 2)),
+                       (nn.ELU(0.5), lambda a: F.elu(a, 0.5)), (nn.Softplus(2.0), lambda a: F.softplus(a, 2.0))):
+        np.testing.assert_array_equal(module(x).numpy(), fn(x).numpy())
+    assert nn.L1Loss(reduction="sum")(x, y).item() == pytest.approx(np.abs(A / 2 - B).sum())
+
+
 # ---- autograd --------------------------------------------------------------------------------------------
 
 def test_autograd_grad_matches_closed_forms_and_leaves_grad_alone():

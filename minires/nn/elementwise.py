@@ -1,9 +1,11 @@
-"""Activation layers (Sigmoid, Tanh, GELU, LeakyReLU, Softmax, LogSoftmax) and Dropout, over F."""
+"""Activation layers (Sigmoid, Tanh, GELU, LeakyReLU, SiLU, ReLU6, Hardswish, ..., Softmax, LogSoftmax) and
+Dropout/Dropout2d, over F (minires.functional) and NF (nn.functional, for the composite ones)."""
 from __future__ import annotations
 
 import numbers
 
 from .. import functional as F
+from . import functional as NF
 from .module import Module
 
 
@@ -85,3 +87,85 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class _Composite(Module):
+    """An activation of nn.functional with no settings but `inplace` (accepted, ignored: inputs are never mutated)."""
+    fn = None
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return type(self).fn(x)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class SiLU(_Composite):
+    """x * sigmoid(x) (swish)."""
+    fn = NF.silu
+
+
+class ReLU6(_Composite):
+    """min(max(x, 0), 6)."""
+    fn = NF.relu6
+
+
+class Hardsigmoid(_Composite):
+    """clamp(x / 6 + 1/2, 0, 1)."""
+    fn = NF.hardsigmoid
+
+
+class Hardswish(_Composite):
+    """x * hardsigmoid(x)."""
+    fn = NF.hardswish
+
+
+class Hardtanh(Module):
+    """x clamped to [min_val, max_val]."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, x):
+        return NF.hardtanh(x, self.min_val, self.max_val)
+
+
+class ELU(Module):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, x):
+        return NF.elu(x, self.alpha)
+
+
+class Softplus(Module):
+    """log(1 + exp(beta x)) / beta, linear above threshold."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        return NF.softplus(x, self.beta, self.threshold)
+
+
+class Dropout2d(Module):
+    """Zero whole channels with probability p in training mode (see nn.functional.dropout2d)."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False):
+        super().__init__()
+        self.p, self.inplace = p, inplace
+
+    def forward(self, x):
+        return NF.dropout2d(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -12,7 +12,11 @@ from __future__ import annotations
 import numbers
 import warnings
 
+import numpy as np
+
+from .. import backend
 from .. import functional as _F
+from ..creation import default_generator
 from ..functional import (adaptive_avg_pool2d, add_relu, batch_norm, dropout, gelu, layer_norm, leaky_relu,
                           linear, normalize, one_hot, pad, sigmoid, tanh)
 from ..ops import where
@@ -108,6 +112,42 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     return _F.log_softmax(input, _softmax_dim("log_softmax", input, dim), dtype)
 
 
+def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels of x (N, C, H, W) with probability p, scaling the rest by 1/(1-p)."""
+    x = _floating("dropout2d", input)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: expected a 3-D or 4-D input, got shape {x.shape}")
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout2d: argument 'p' must be a probability in [0, 1], got {p!r}")
+    if not training or p == 0:
+        return x
+    keep = default_generator().random(x.shape[:-2]) >= p  # one draw per (N, C) channel
+    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+    mask = backend.to_device((keep * scale).astype(x.dtype)[..., None, None], x.device)
+    return x * Tensor(mask)
+
+
+def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
+    """Normalise x (N, C, *) over each group of C/num_groups channels and its other dims, then affine per channel."""
+    x = _floating("group_norm", input)
+    if x.ndim < 2:
+        raise ValueError(f"group_norm: expected an input of shape (N, C, *), got {x.shape}")
+    N, C = x.shape[:2]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) or num_groups < 1 \
+            or C % num_groups:
+        raise ValueError(f"group_norm: num_groups={num_groups!r} must be a positive int dividing the {C} channels")
+    per_group = (C // num_groups) * int(np.prod(x.shape[2:], dtype=np.int64))
+    g = x.reshape(N, num_groups, per_group)  # (N, G, C/G * spatial)
+    mean, var = g.mean(2, keepdim=True), g.var(2, unbiased=False, keepdim=True)
+    y = ((g - mean) / (var + eps).sqrt()).reshape(x.shape)
+    channel = (1, C) + (1,) * (x.ndim - 2)  # weight and bias (C,) broadcast over N and the spatial dims
+    if weight is not None:
+        y = y * weight.reshape(channel)
+    if bias is not None:
+        y = y + bias.reshape(channel)
+    return y
+
+
 # ---- convolution and pooling ---------------------------------------------------------------------------
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -186,6 +226,6 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
 
 
 __all__ = ["adaptive_avg_pool2d", "add_relu", "avg_pool2d", "batch_norm", "conv2d", "cross_entropy", "dropout",
-           "elu", "gelu", "hardsigmoid", "hardswish", "hardtanh", "l1_loss", "layer_norm", "leaky_relu", "linear",
+           "dropout2d", "elu", "gelu", "group_norm", "hardsigmoid", "hardswish", "hardtanh", "l1_loss", "layer_norm", "leaky_relu", "linear",
            "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "relu6",
            "sigmoid", "silu", "softmax", "softplus", "tanh"]

@@ -1,7 +1,8 @@
-"""Loss layers: CrossEntropyLoss, NLLLoss and MSELoss, over F (which checks their arguments at the call)."""
+"""Loss layers: CrossEntropyLoss, NLLLoss, MSELoss and L1Loss, over F (which checks their arguments at the call)."""
 from __future__ import annotations
 
 from .. import functional as F
+from .functional import l1_loss
 from .module import Module
 
 
@@ -59,6 +60,20 @@ class MSELoss(Module):
 
     def forward(self, input, target):
         return F.mse_loss(input, target, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction='{self.reduction}'"
+
+
+class L1Loss(Module):
+    """Mean absolute error (see nn.functional.l1_loss); `reduction` is keyword-only."""
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return l1_loss(input, target, reduction=self.reduction)
 
     def extra_repr(self) -> str:
         return f"reduction='{self.reduction}'"
