@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import struct
 
+import numpy as np
+
 from . import legacy, zip_format
 from .pickle_writer import dumps
 from .restricted import UnpicklingError
@@ -16,7 +18,8 @@ from .storages import location_mapper
 
 
 def read_source(f, fn: str = "load") -> tuple:
-    """(bytes, name for messages) of a path or a binary file object; missing files and folders named clearly."""
+    """(bytes or a writable memoryview, name for messages) of a path or a binary file object; missing files and
+    folders named clearly."""
     if hasattr(f, "read"):
         data = f.read()
         if not isinstance(data, bytes):
@@ -31,10 +34,11 @@ def read_source(f, fn: str = "load") -> tuple:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{fn}: {path!r} does not exist")
     with open(path, "rb") as fh:
-        # a bytearray, so that the tensors of a zip file can view their storages in it without a copy
-        data = bytearray(os.fstat(fh.fileno()).st_size)
-        n = fh.readinto(data)
-    return (data if n == len(data) else data[:n]), path
+        # a writable buffer, so that the tensors of a zip file can view their storages in it without a copy
+        # (np.empty: not zero-filled first, as bytearray(n) would be)
+        buffer = np.empty(os.fstat(fh.fileno()).st_size, dtype=np.uint8)
+        n = fh.readinto(buffer)
+    return memoryview(buffer)[:n], path
 
 
 def is_safetensors(data: bytes) -> bool:
