@@ -6,6 +6,7 @@ PyTorch-style Functions, backends flags, and missing APIs named in PyTorch's ter
 Forwards are checked against NumPy or closed forms, gradients of the new differentiable forms with
 mr.gradcheck in float64.
 """
+import math
 import pickle
 import warnings
 
@@ -380,6 +381,21 @@ def test_activation_and_loss_modules_match_functional():
                        (nn.ELU(0.5), lambda a: F.elu(a, 0.5)), (nn.Softplus(2.0), lambda a: F.softplus(a, 2.0))):
         np.testing.assert_array_equal(module(x).numpy(), fn(x).numpy())
     assert nn.L1Loss(reduction="sum")(x, y).item() == pytest.approx(np.abs(A / 2 - B).sum())
+
+
+def test_init_trunc_normal_and_orthogonal():
+    mr.manual_seed(0)
+    w = nn.init.trunc_normal_(t(np.zeros((200, 100))), mean=0.5, std=1.0, a=-0.5, b=1.0)
+    assert w.numpy().min() >= -0.5 and w.numpy().max() <= 1.0 and len(np.unique(w.numpy())) == 20000
+    # the truncated normal's mean: mu + sigma (phi(alpha) - phi(beta)) / (Phi(beta) - Phi(alpha)), alpha=-1, beta=0.5
+    phi = lambda z: np.exp(-z * z / 2) / np.sqrt(2 * np.pi)  # noqa: E731
+    Phi = lambda z: 0.5 * (1 + math.erf(z / np.sqrt(2)))  # noqa: E731
+    assert abs(w.numpy().mean() - (0.5 + (phi(-1) - phi(0.5)) / (Phi(0.5) - Phi(-1)))) < 0.01
+    for shape in ((6, 4), (4, 6), (5, 2, 3, 1)):
+        q = nn.init.orthogonal_(t(np.zeros(shape)), gain=2.0).numpy().reshape(shape[0], -1)
+        small = min(q.shape)
+        gram = q.T @ q if q.shape[0] >= q.shape[1] else q @ q.T
+        np.testing.assert_allclose(gram, 4.0 * np.eye(small), atol=1e-12)
 
 
 # ---- autograd --------------------------------------------------------------------------------------------

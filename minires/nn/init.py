@@ -108,6 +108,36 @@ def xavier_normal_(tensor, gain: float = 1.0):
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
+def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0):
+    """Fill with N(mean, std^2) restricted to [a, b]: values outside are drawn again until none is."""
+    if not a < b:
+        raise ValueError(f"trunc_normal_: a={a} must be less than b={b}")
+
+    def sample(shape, dtype):
+        z = default_generator().standard_normal(shape) * std + mean  # float64: the bounds checked exactly
+        bad = (z < a) | (z > b)
+        while bad.any():  # NOTE: expected rounds are few unless [a, b] holds little of the mass
+            z[bad] = default_generator().standard_normal(int(bad.sum())) * std + mean
+            bad = (z < a) | (z > b)
+        return z.astype(dtype)
+    return _fill(tensor, sample)
+
+
+def orthogonal_(tensor, gain: float = 1.0):
+    """Fill a (rows, *cols) tensor with a (semi-)orthogonal matrix from the QR of a Gaussian one, times gain."""
+    if tensor.ndim < 2:
+        raise ValueError(f"orthogonal_: needs a tensor of at least 2 dimensions, got shape {tensor.shape}")
+
+    def sample(shape, dtype):
+        rows, cols = shape[0], int(np.prod(shape[1:]))
+        m = default_generator().standard_normal((max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(m)
+        q *= np.sign(np.diag(r))  # a uniform draw over orthogonal matrices, as PyTorch's
+        q = q if rows >= cols else q.T  # (rows, cols)
+        return (gain * q).reshape(shape).astype(dtype)
+    return _fill(tensor, sample)
+
+
 def default_reset_(weight, bias=None) -> None:
     """PyTorch's Conv/Linear default: kaiming_uniform_(a=sqrt(5)) weight, U(+-1/sqrt(fan_in)) bias."""
     kaiming_uniform_(weight, a=math.sqrt(5))
