@@ -196,6 +196,8 @@ def test_map_location_to_cuda(standin, tmp_path):
 def test_save_errors_are_clear_and_write_nothing(tmp_path):
     with pytest.raises(TypeError, match=r"save: cannot write obj\['f'\] of type builtin_function_or_method"):
         mr.save({"f": len}, tmp_path / "x.pt")
+    with pytest.raises(TypeError, match=r"save: cannot write obj\['model'\], a Linear: save its state_dict\(\)"):
+        mr.save({"model": nn.Linear(2, 2)}, tmp_path / "x.pt")
     loop = []
     loop.append(loop)
     with pytest.raises(ValueError, match="contains itself"):

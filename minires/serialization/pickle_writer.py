@@ -159,6 +159,9 @@ class _Writer:
                 self.out.append(b"}")
                 self.items_(obj, where)
             self.active.discard(id(obj))
+        elif hasattr(obj, "state_dict"):  # torch.save(model) pickles the class; minires writes data only
+            raise TypeError(f"save: cannot write {where}, a {type(obj).__name__}: save its state_dict() instead "
+                            f"(minires writes data, never classes or code)")
         else:
             raise TypeError(f"save: cannot write {where} of type {type(obj).__name__}: minires.save writes "
                             f"Tensors, NumPy arrays, dicts, OrderedDicts, lists, tuples, str, bytes, int, float, "
