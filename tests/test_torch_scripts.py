@@ -80,12 +80,17 @@ def data(tmp_path_factory):
     return {"cifar": root / "cifar", "images": root / "images", "labels": labels, "before": snapshot(root)}
 
 
-def run_script(name, args, cwd, env=None, timeout=180):
-    """Run tests/torch_scripts/rewritten/<name> with cwd; return its stdout (the test fails on a non-zero exit)."""
+def launch(name, args, cwd, env=None, timeout=180):
+    """Run tests/torch_scripts/rewritten/<name> in a subprocess with cwd -> CompletedProcess (text)."""
     full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                     **(env or {}))
-    proc = subprocess.run([sys.executable, str(REWRITTEN / name), *map(str, args)], cwd=cwd, env=full_env,
+    return subprocess.run([sys.executable, str(REWRITTEN / name), *map(str, args)], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_script(name, args, cwd, env=None, timeout=180):
+    """launch(), and the script's stdout; the test fails with its output on a non-zero exit."""
+    proc = launch(name, args, cwd, env, timeout)
     if proc.returncode != 0:
         pytest.fail(f"{name} {' '.join(map(str, args))} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}"
                     f"\n--- stderr\n{proc.stderr[-5000:]}", pytrace=False)
@@ -352,3 +357,16 @@ def test_cifar_train_with_torchvision_resnet18(data, tmp_path):
     assert set(net) == _torchvision_resnet18_keys() and len(net) == 122
     assert tuple(_np(net["fc.weight"]).shape) == (10, 512) and int(_np(net["bn1.num_batches_tracked"])) == 2
     check_data_untouched(data)
+
+
+def test_a_missing_api_stops_the_script_on_its_line_naming_it(tmp_path):
+    proc = launch("compiled_model.py", [], tmp_path, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("AttributeError: minires does not provide torch.compile (PyTorch API)"), proc.stderr
+    source = (REWRITTEN / "compiled_model.py").read_text().splitlines()
+    lineno = source.index("    model = torch.compile(model)") + 1
+    assert f'compiled_model.py", line {lineno}, in <module>' in proc.stderr
+    # hasattr() keeps working, so a script that asks first runs on
+    out = run_script("compiled_model.py", ["--guarded"], tmp_path, timeout=60)
+    assert "torch.compile is not available" in out and "logits: (4, 10)" in out
