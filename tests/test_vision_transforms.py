@@ -388,3 +388,10 @@ def test_random_rotation_uses_the_drawn_angle(pil):
     assert np.array_equal(np.asarray(out), np.asarray(TF.rotate(pil, float(angle))))
     with pytest.raises(ValueError, match="RandomRotation: if degrees is a single number, it must be positive"):
         T.RandomRotation(-5)
+
+
+def test_a_missing_torchvision_name_is_named():
+    with pytest.raises(AttributeError, match=r"minires does not provide torchvision\.transforms\.AutoAugment"):
+        T.AutoAugment
+    with pytest.raises(ImportError, match=r"minires does not provide torchvision\.transforms\.v2"):
+        import minires.vision.transforms.v2  # noqa: F401

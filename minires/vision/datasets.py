@@ -7,8 +7,10 @@ class. Nothing is written into root, except by download=True into an empty or mi
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
+from .. import missing
 from ..data import cifar10 as _cifar
 from ..data.download import CIFAR10_MD5, CIFAR10_URL, download_cifar10, md5_of
 from ..data.image_folder import load_image_folder
@@ -242,3 +244,5 @@ class ImageFolder(DatasetFolder):
 __all__ = ["CIFAR10", "ImageFolder", "DatasetFolder", "VisionDataset", "IMG_EXTENSIONS", "CIFAR10_FILE_MD5",
            "find_classes", "make_dataset", "pil_loader", "default_loader", "is_image_file",
            "has_file_allowed_extension"]
+
+missing.install(sys.modules[__name__])  # a torchvision name minires lacks: an error naming it

@@ -5,6 +5,9 @@ to load a state_dict file instead.
 """
 from __future__ import annotations
 
+import sys
+
+from .. import missing
 from .. import models as _models
 from ..models.resnet import BasicBlock, Bottleneck, ResNet
 
@@ -64,3 +67,5 @@ def resnet152(pretrained: bool = False, progress: bool = True, *, weights=None, 
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
            "ResNet18_Weights", "ResNet34_Weights", "ResNet50_Weights", "ResNet101_Weights", "ResNet152_Weights"]
+
+missing.install(sys.modules[__name__])  # a torchvision name minires lacks: an error naming it

@@ -8,8 +8,11 @@ seeded pipeline repeats.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
+from ... import missing
 from ...backend import get_array_module
 from ...tensor import Tensor
 from . import _tensor
@@ -17,8 +20,7 @@ from . import functional as F
 from .functional import InterpolationMode
 from ._random import (ColorJitter, GaussianBlur, RandomApply, RandomChoice, RandomCrop, RandomErasing,
                       RandomGrayscale, RandomHorizontalFlip, RandomOrder, RandomResizedCrop, RandomRotation,
-                      RandomVerticalFlip,
-                     Transform)
+                      RandomVerticalFlip, Transform)
 
 
 class Compose(Transform):
@@ -183,4 +185,7 @@ class Grayscale(Transform):
 __all__ = ["Compose", "ToTensor", "PILToTensor", "ToPILImage", "ConvertImageDtype", "Normalize", "Resize",
            "CenterCrop", "Pad", "Lambda", "Grayscale", "RandomCrop", "RandomHorizontalFlip",
            "RandomVerticalFlip", "RandomResizedCrop", "ColorJitter", "RandomGrayscale", "RandomApply",
-           "RandomChoice", "RandomOrder", "RandomErasing", "RandomRotation", "GaussianBlur", "InterpolationMode", "functional"]
+           "RandomChoice", "RandomOrder", "RandomErasing", "RandomRotation", "GaussianBlur", "InterpolationMode",
+           "functional"]
+
+missing.install(sys.modules[__name__])  # a torchvision name minires lacks: an error naming it

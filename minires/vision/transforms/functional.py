@@ -7,9 +7,11 @@ on its raw array, outside autograd).
 from __future__ import annotations
 
 import numbers
+import sys
 
 import numpy as np
 
+from ... import missing
 from ...backend import get_array_module
 from ...tensor import Tensor
 from . import _pil, _tensor
@@ -340,3 +342,5 @@ __all__ = ["InterpolationMode", "get_dimensions", "get_image_size", "get_image_n
            "pil_to_tensor", "to_pil_image", "convert_image_dtype", "normalize", "hflip", "vflip", "crop",
            "center_crop", "pad", "resize", "rotate", "resized_crop", "adjust_brightness", "adjust_contrast",
            "adjust_saturation", "adjust_hue", "rgb_to_grayscale", "to_grayscale", "erase", "gaussian_blur"]
+
+missing.install(sys.modules[__name__])  # a torchvision name minires lacks: an error naming it
