@@ -395,3 +395,17 @@ def test_a_missing_torchvision_name_is_named():
         T.AutoAugment
     with pytest.raises(ImportError, match=r"minires does not provide torchvision\.transforms\.v2"):
         import minires.vision.transforms.v2  # noqa: F401
+
+
+def test_tensor_transforms_run_on_device_arrays(standin, pil):
+    # the same kernels on CuPy's surface (the CPU stand-in): results stay on the device and equal the CPU's,
+    # which the tests above check against NumPy, Pillow and closed forms
+    cpu = TF.to_tensor(pil)
+    dev = cpu.to("cuda")
+    calls = [TF.hflip, lambda x: TF.pad(x, 2, padding_mode="reflect"), lambda x: TF.crop(x, -2, -1, 8, 9),
+             lambda x: TF.resize(x, (6, 7)), lambda x: TF.adjust_hue(x, 0.2), lambda x: TF.rotate(x, 17, "bilinear"),
+             lambda x: T.Normalize((0.5,) * 3, (0.2,) * 3)(x), lambda x: TF.convert_image_dtype(x, np.uint8)]
+    for call in calls:
+        out = call(dev).array
+        assert isinstance(out, standin.ndarray)
+        np.testing.assert_allclose(standin.asnumpy(out), call(cpu).array, rtol=1e-6, atol=1e-6)

@@ -229,6 +229,8 @@ def convert_dtype(x, dtype):
 
 def erase(x, top: int, left: int, height: int, width: int, value, inplace: bool = False):
     out = x if inplace else x.copy()
+    if hasattr(value, "shape"):  # a host array (drawn noise) moves to x's device
+        value = get_array_module(x).asarray(value, dtype=x.dtype)
     out[..., top:top + height, left:left + width] = value
     return out
 

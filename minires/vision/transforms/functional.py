@@ -302,7 +302,7 @@ def rgb_to_grayscale(img, num_output_channels: int = 1):
     c = get_dimensions(img)[0]
     if c == 1:
         x = img.array
-        return Tensor(x.copy() if num_output_channels == 1 else np.concatenate([x] * 3, axis=-3))
+        return Tensor(x.copy() if num_output_channels == 1 else get_array_module(x).concatenate([x] * 3, axis=-3))
     _need_channels(img, "rgb_to_grayscale", (3,))
     return _on_array(img, _tensor.rgb_to_grayscale, num_output_channels)
 
