@@ -150,22 +150,22 @@ def _check_driver(device: str) -> None:
     except Exception:
         return
     if drv and rt // 1000 > drv // 1000:
-        raise RuntimeError(f"device {device!r}: this CuPy is built for CUDA {rt // 1000}.{rt % 1000 // 10} "
+        raise RuntimeError(f"device '{device}': this CuPy is built for CUDA {rt // 1000}.{rt % 1000 // 10} "
                            f"but the driver supports CUDA {drv // 1000}.{drv % 1000 // 10}; {_INSTALL}")
 
 
 def _require_cuda(device: str) -> int:
     if _cupy is None:
-        raise RuntimeError(f"device {device!r} needs CuPy: {_INSTALL}")
+        raise RuntimeError(f"device '{device}' needs CuPy: {_INSTALL}")
     index = int(device.split(":")[1])
     count = 0
     try:
         count = _cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        raise RuntimeError(f"device {device!r}: CuPy is installed but no CUDA GPU is usable ({exc}); "
+        raise RuntimeError(f"device '{device}': CuPy is installed but no CUDA GPU is usable ({exc}); "
                            f"check the driver, or {_INSTALL}") from None
     if index >= count:
-        raise RuntimeError(f"device {device!r}: only {count} CUDA device(s) visible")
+        raise RuntimeError(f"device '{device}': only {count} CUDA device(s) visible")
     if device not in _checked:
         _check_driver(device)
         _checked.add(device)

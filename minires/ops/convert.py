@@ -74,7 +74,7 @@ class TensorType(type):
         if len(args) == 1 and not isinstance(args[0], (int, np.integer)):  # data
             data = args[0].array if isinstance(args[0], Tensor) else args[0]
             return Tensor(backend.to_device(np.array(backend.to_numpy(data), dtype=cls.dtype), device))
-        shape = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+        shape = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args or (0,)
         return Tensor(backend.to_device(np.empty(tuple(int(s) for s in shape), dtype=cls.dtype), device))
 
     def __repr__(cls):
