@@ -244,9 +244,9 @@ def test_shortcut_resnet_seed004(data, tmp_path):
 
 def test_cifar_tutorial(data, tmp_path):
     from PIL import Image
-    out = run_script("cifar_tutorial.py", [], tmp_path, env={
-        "CIFAR_ROOT": str(data["cifar"]), "EPOCHS": "1", "BATCH_SIZE": "4", "WORKERS": "2", "PRINT_EVERY": "1",
-        "MAX_BATCHES": "3"})
+    env = {"CIFAR_ROOT": str(data["cifar"]), "EPOCHS": "1", "BATCH_SIZE": "4", "WORKERS": "2", "PRINT_EVERY": "1",
+           "MAX_BATCHES": "3"}
+    out = run_script("cifar_tutorial.py", [], tmp_path, env=env)
     steps = re.findall(r"\[1,\s+(\d+)\] loss: (" + FLOAT + ")", out)
     assert [int(i) for i, _ in steps] == [1, 2, 3] and all(0 < float(v) < 20 for _, v in steps)
     assert "Finished Training" in out
@@ -270,6 +270,9 @@ def test_cifar_tutorial(data, tmp_path):
     assert sum(int(k) for _, _, k, _ in per_class) == int(overall[3])
     assert sorted(files_written(tmp_path)) == ["cifar_net.pth", "train_batch.png"]
     check_data_untouched(data)
+    # under manual_seed the two worker processes deliver what the main process alone does, in the same order
+    (tmp_path / "in_process").mkdir()
+    assert run_script("cifar_tutorial.py", [], tmp_path / "in_process", env=dict(env, WORKERS="0")) == out
 
 
 def _small_vgg_keys(prefix):
