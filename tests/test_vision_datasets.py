@@ -221,3 +221,4 @@ def test_dataset_folder_with_a_loader(tmp_path):
         np.save(tmp_path / cls / "x.npy", np.full(3, k))
     ds = datasets.DatasetFolder(tmp_path, loader=np.load, extensions=(".npy",))
     assert len(ds) == 2 and ds[1][0].tolist() == [1, 1, 1] and ds[1][1] == 1
+    assert len(datasets.DatasetFolder(tmp_path, loader=np.load, extensions=".NPY")) == 2  # one str, any case

@@ -144,6 +144,8 @@ class CIFAR10(VisionDataset):
 # ---- image folders ------------------------------------------------------------------------------
 
 def has_file_allowed_extension(filename: str, extensions) -> bool:
+    """Whether filename ends with one of extensions (a str or a sequence), ignoring case."""
+    extensions = (extensions,) if isinstance(extensions, str) else extensions
     return filename.lower().endswith(tuple(e.lower() for e in extensions))
 
 
@@ -183,7 +185,7 @@ def make_dataset(directory, class_to_idx, extensions=None, is_valid_file=None, a
         if not found:
             empty.append(cls)
     if empty and not allow_empty:
-        which = f" with extensions {', '.join(extensions)}" if extensions is not None else ""
+        which = f" with extensions {extensions}" if extensions is not None else ""
         raise FileNotFoundError(f"ImageFolder: found no valid file{which} in the class folder(s) "
                                 f"{', '.join(empty)} of {directory}")
     return samples
