@@ -1,6 +1,5 @@
 """minires.vision.transforms against closed forms, NumPy and Pillow, on PIL images and on tensors."""
 import colorsys
-import math
 
 import numpy as np
 import pytest
