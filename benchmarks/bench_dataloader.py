@@ -8,8 +8,12 @@ sample (Image.fromarray of its uint8 array, as torchvision's), then RandomCrop(3
 RandomHorizontalFlip, ToTensor, Normalize (minires.vision.transforms), batches of 128 from
 DataLoader(shuffle=True, num_workers=W). Data: the CIFAR-10 JPEG copy at ../shared/data/cifar10-jpeg when
 it exists (read only; minires decodes it once into its cache under $MINIRES_DATA), else synthetic images of
-the same shape (the header says which). img/s is counted from the first batch to the last (worker start-up
-apart, reported as 'first batch'); the median of the repeats is printed, with the slowest and fastest.
+the same shape (the header says which). Each run reads 41 batches (a fixed part of the data) whole;
+img/s is counted from the first batch to the last (worker start-up apart, reported as 'first batch'), and
+the CPU time per image of the main process and of the workers is counted too (start-up included): on a
+loaded machine img/s follows the CPU share the benchmark gets (with Linux's autogroup scheduling, one
+share for the benchmark and all its workers together), CPU per image does not. The W rows run in
+turns; the median of the repeats is printed, with the slowest and fastest.
 Below the table: where one sample's time goes, measured in the main process (each step alone).
 """
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import os
 import pickle
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -27,7 +32,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import minires as mr  # noqa: E402
-from minires.utils.data import DataLoader, Dataset, default_collate  # noqa: E402
+from minires.utils.data import DataLoader, Dataset, Subset, default_collate  # noqa: E402
 from minires.vision import datasets, transforms  # noqa: E402
 
 JPEG_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "cifar10-jpeg")
@@ -74,33 +79,41 @@ def make_dataset(synthetic: bool):
     return SyntheticCIFAR(50_000, pipeline()), "synthetic 32x32 RGB images (no CIFAR-10 copy found)"
 
 
-def one_run(ds, workers: int, batches: int, batch_size: int) -> tuple[float, float]:
-    """(img/s from the first batch to the last, seconds to the first batch)."""
+def one_run(ds, workers: int, batch_size: int) -> tuple[float, float, float, float]:
+    """One full pass over ds: (img/s from the first batch to the last, seconds to the first batch, CPU
+    microseconds per image in the main process, and in the workers; start-up included)."""
     loader = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers)
+    own0, children0 = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     it = iter(loader)
     x, y = next(it)
     first = time.perf_counter()
     assert x.dtype == np.float32 and y.dtype == np.int64 and x.shape == (batch_size, 3, 32, 32)
-    n = 0
-    for _ in range(batches):
-        x, y = next(it)
-        n += len(y)
+    n = sum(len(y) for _, y in it)
     end = time.perf_counter()
-    del it
-    return n / (end - first), first - start
+    del it  # the workers are joined: their CPU time is counted in RUSAGE_CHILDREN
+    own = (cpu_seconds(resource.RUSAGE_SELF) - own0) / len(ds) * 1e6
+    children = (cpu_seconds(resource.RUSAGE_CHILDREN) - children0) / len(ds) * 1e6
+    return n / (end - first), first - start, own, children
+
+
+def cpu_seconds(who) -> float:
+    """User + system CPU time of this process (RUSAGE_SELF) or of its children that have ended."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def per_sample_profile(ds, n: int = 1000) -> list[tuple[str, float]]:
-    """Microseconds per image of each step alone, in this process."""
+    """CPU microseconds per image of each step alone, in this process (CPU time: a loaded machine's waits
+    are not counted)."""
     from PIL import Image
     data = ds.data[:n]
     steps = []
 
     def timed(name, fn, items):
-        t = time.perf_counter()
+        t = time.process_time()
         out = [fn(v) for v in items]
-        steps.append((name, (time.perf_counter() - t) / len(items) * 1e6))
+        steps.append((name, (time.process_time() - t) / len(items) * 1e6))
         return out
 
     imgs = timed("Image.fromarray", Image.fromarray, data)
@@ -108,18 +121,16 @@ def per_sample_profile(ds, n: int = 1000) -> list[tuple[str, float]]:
     flipped = timed("RandomHorizontalFlip", transforms.RandomHorizontalFlip(), cropped)
     tensors = timed("ToTensor", transforms.ToTensor(), flipped)
     normed = timed("Normalize", transforms.Normalize(MEAN, STD), tensors)
-    whole = pipeline()
     timed("whole sample (ds[i])", lambda i: ds[i], range(n))
-    del whole
     samples = [(t, 0) for t in normed[:128]]
-    t = time.perf_counter()
+    t = time.process_time()
     for _ in range(10):
         batch = default_collate(samples)
-    steps.append(("default_collate (per image of 128)", (time.perf_counter() - t) / 10 / 128 * 1e6))
-    t = time.perf_counter()
+    steps.append(("default_collate (per image of 128)", (time.process_time() - t) / 10 / 128 * 1e6))
+    t = time.process_time()
     for _ in range(10):
         pickle.loads(pickle.dumps((0, batch), protocol=pickle.HIGHEST_PROTOCOL))
-    steps.append(("pickle + unpickle a batch (per image)", (time.perf_counter() - t) / 10 / 128 * 1e6))
+    steps.append(("pickle + unpickle a batch (per image)", (time.process_time() - t) / 10 / 128 * 1e6))
     return steps
 
 
@@ -135,25 +146,34 @@ def main():
     import PIL
     mr.manual_seed(0)
     ds, source = make_dataset(args.synthetic)
+    # a fixed part of the data, read whole each run: no prefetched batch is thrown away uncounted
+    part = Subset(ds, range(min(len(ds), (args.batches + 1) * args.batch_size)))
     print(f"# DataLoader throughput: {cpu_model()}, {len(os.sched_getaffinity(0))} usable cores, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"load average {os.getloadavg()[0]:.1f} at the start")
     print(f"# Python {platform.python_version()}, NumPy {np.__version__}, Pillow {PIL.__version__}, "
           f"minires {mr.__version__}; data: {source}")
     print(f"# per sample: RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize; "
           f"batch {args.batch_size}, shuffle=True, {args.batches} batches timed, {args.repeats} repeats")
     print()
-    print("| num_workers | img/s (median) | min - max | first batch (s) |")
-    print("|---:|---:|---:|---:|")
+    print("| num_workers | img/s (median) | min - max | first batch (s) | CPU us/img, main | CPU us/img, workers |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    runs = {w: [] for w in args.workers}
+    for _ in range(args.repeats):  # in turns, so that a change in the machine's load spreads over every row
+        for w in args.workers:
+            runs[w].append(one_run(part, w, args.batch_size))
     for w in args.workers:
-        runs = [one_run(ds, w, args.batches, args.batch_size) for _ in range(args.repeats)]
-        rates = [r for r, _ in runs]
-        print(f"| {w} | {statistics.median(rates):,.0f} | {min(rates):,.0f} - {max(rates):,.0f} | "
-              f"{statistics.median(s for _, s in runs):.2f} |", flush=True)
+        rates = [r[0] for r in runs[w]]
+
+        def med(k):
+            return statistics.median(r[k] for r in runs[w])
+        print(f"| {w} | {statistics.median(rates):,.0f} | {min(rates):,.0f} - {max(rates):,.0f} | {med(1):.2f} | "
+              f"{med(2):.0f} | {med(3):.0f} |")
     print()
-    print("| step (main process, alone) | us per image |")
+    print("| step (main process, alone) | CPU us per image |")
     print("|---|---:|")
     for name, us in per_sample_profile(ds):
         print(f"| {name} | {us:.1f} |")
+    print(f"\n# load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":
