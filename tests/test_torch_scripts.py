@@ -239,6 +239,7 @@ def test_shortcut_resnet_seed004(data, tmp_path):
     assert len(steps) == 2 and all(0 < v < 20 for v in steps)
     m = re.search(r"on the (\d+) test images: (" + FLOAT + r") % \((\d+)/(\d+)\)", out)
     assert m and int(m[1]) == int(m[4]) == N_TEST and float(m[2]) == pytest.approx(100 * int(m[3]) / N_TEST)
+    assert files_written(tmp_path) == []
     check_data_untouched(data)
 
 
@@ -359,6 +360,7 @@ def test_cifar_train_with_torchvision_resnet18(data, tmp_path):
     net = mr.load(tmp_path / "checkpoint" / "ckpt.pth")["net"]
     assert set(net) == _torchvision_resnet18_keys() and len(net) == 122
     assert tuple(_np(net["fc.weight"]).shape) == (10, 512) and int(_np(net["bn1.num_batches_tracked"])) == 2
+    assert files_written(tmp_path) == ["checkpoint/ckpt.pth"]
     check_data_untouched(data)
 
 
