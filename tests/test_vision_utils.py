@@ -1,4 +1,4 @@
-"""minires.vision.utils (make_grid, save_image) against hand-built grids; minires.vision.models' names."""
+"""minires.vision.utils (make_grid, save_image) against hand-built grids; models' names; missing torchvision names."""
 import io
 import os
 
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minires as mr
+import minires.vision.transforms as T
 from minires.vision import models, utils
 
 Image = pytest.importorskip("PIL.Image")
@@ -92,3 +93,10 @@ def test_pretrained_weights_are_one_clear_error(name):
         with pytest.raises(ValueError, match=rf"{name}: minires ships no pretrained weights.*"
                                              rf"model.load_state_dict\(minires.load\(path\)\)"):
             build(**kwargs)
+
+
+def test_a_missing_torchvision_name_is_named():
+    with pytest.raises(AttributeError, match=r"minires does not provide torchvision\.transforms\.AutoAugment"):
+        T.AutoAugment
+    with pytest.raises(ImportError, match=r"minires does not provide torchvision\.transforms\.v2"):
+        import minires.vision.transforms.v2  # noqa: F401
