@@ -1,10 +1,8 @@
 """minires.utils.data (PyTorch's torch.utils.data): samplers and splits against closed forms, default_collate on
 nested samples, and the multi-process DataLoader: order, seeds, worker errors and deaths, shutdown, bad arguments."""
 import collections
-import multiprocessing
 import os
 import signal
-import sys
 import time
 import types
 
