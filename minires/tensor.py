@@ -35,9 +35,7 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False):
         if isinstance(data, Tensor):
             data = data.array
-        if not hasattr(data, "dtype") or not hasattr(data, "shape") or np.isscalar(data):
-            data = np.asarray(data)
-        elif isinstance(data, np.generic):
+        if not hasattr(data, "dtype") or not hasattr(data, "shape") or np.isscalar(data):  # NumPy scalars too
             data = np.asarray(data)
         self.array = data
         self.grad = None
@@ -139,27 +137,29 @@ class Tensor:
         return Tensor(self.array)
 
     # ---- autograd -----------------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph: bool = False) -> None:
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None) -> None:
         """Accumulate the gradient of this tensor into the `.grad` of every leaf it depends on."""
+        if create_graph or inputs is not None:  # no graph of gradients: see minires.autograd
+            raise NotImplementedError("backward: create_graph=True and inputs= are not supported")
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no graph")
         xp = backend.get_array_module(self.array)
-        if grad is None:
+        if gradient is None:
             if self.array.size != 1:
                 raise RuntimeError(f"backward: grad can be implicitly created only for scalar outputs, got shape {self.shape}")
             g = xp.ones_like(self.array)
         else:
-            if isinstance(grad, Tensor) and grad.device != self.device:
-                raise ValueError(f"backward: grad is on {grad.device} but the tensor is on {self.device}")
+            if isinstance(gradient, Tensor) and gradient.device != self.device:
+                raise ValueError(f"backward: grad is on {gradient.device} but the tensor is on {self.device}")
             try:
-                g = grad.array if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
+                g = gradient.array if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=self.dtype)
             except (ValueError, TypeError):
                 raise TypeError(f"backward: grad must be a Tensor or an array of numbers of shape {self.shape}, "
-                                f"got {type(grad).__name__}") from None
+                                f"got {type(gradient).__name__}") from None
             if g.shape != self.array.shape:
                 raise ValueError(f"backward: grad of shape {tuple(g.shape)} does not match the tensor's shape {self.shape}")
             g = g.astype(self.dtype, copy=False)
-        run_backward(self, g, retain_graph=retain_graph)
+        run_backward(self, g, retain_graph=bool(retain_graph))
 
     def zero_grad(self) -> None:
         self.grad = None

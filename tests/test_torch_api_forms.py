@@ -425,6 +425,11 @@ def test_autograd_grad_matches_closed_forms_and_leaves_grad_alone():
         mr.autograd.grad(x * 2, x)
     mr.autograd.backward([(x * 3).sum(), (x * x).sum()])
     np.testing.assert_allclose(x.grad.numpy(), 3 + 2 * A)
+    x.grad = None
+    (x * 2).backward(gradient=t(B))  # PyTorch's keyword
+    np.testing.assert_allclose(x.grad.numpy(), 2 * B)
+    with pytest.raises(NotImplementedError, match="backward: create_graph=True"):
+        (x * 2).sum().backward(create_graph=True)
 
 
 def test_variable_is_the_identity():
