@@ -224,3 +224,36 @@ def test_vision_pipeline_in_workers_float32_images_int64_labels():
     x, y = next(iter(D.DataLoader(plain, batch_size=3, num_workers=2)))
     expected = (plain.data[:3].transpose(0, 3, 1, 2) / 255.0 - 0.5) / 0.25  # (B, C, H, W), by hand
     np.testing.assert_allclose(x.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+class Counted(Indexed):
+    """Indexed that counts, across processes, the samples fetched so far."""
+
+    def __init__(self, n, counter):
+        super().__init__(n)
+        self.counter = counter
+
+    def __getitem__(self, i):
+        with self.counter.get_lock():
+            self.counter.value += 1
+        return super().__getitem__(i)
+
+
+@pytest.mark.parametrize("prefetch", [1, 3])
+def test_prefetch_factor_batches_in_flight_per_worker(prefetch):
+    counter = multiprocessing.get_context("fork").Value("i", 0)
+    it = iter(D.DataLoader(Counted(40, counter), batch_size=2, num_workers=2, prefetch_factor=prefetch))
+    next(it)
+    time.sleep(0.5)  # the workers finish what they were given, and wait
+    assert counter.value == 2 * (2 * prefetch + 1)  # 2 * prefetch batches at the start, one more per batch read
+    del it
+    assert no_children()
+
+
+def test_persistent_workers_keep_their_random_streams():
+    def two_epochs():
+        mr.manual_seed(8)
+        loader = D.DataLoader(Noisy(6), batch_size=3, num_workers=2, persistent_workers=True)
+        return [[float(v) for b in loader for v in b[0].numpy()] for _ in range(2)]
+    a, b = two_epochs(), two_epochs()
+    assert a == b and a[0] != a[1]  # each epoch goes on from where the workers' generators were
