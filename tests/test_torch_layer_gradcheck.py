@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 import minires as mr
@@ -81,3 +82,17 @@ def test_se_block_gradcheck_input_and_weights(x, reduction, seed):
     params = list(block.parameters())
     # gradcheck perturbs every input in place, the block's own parameters included
     assert mr.gradcheck(lambda x, *weights: block(x), [x, *params])
+
+
+def test_the_check_catches_a_gate_cut_out_of_the_graph():
+    """The same check on the block with its gate detached (a classic PyTorch bug) fails on the input."""
+    block = se_block(4, 2, seed=0)
+
+    def detached(x):
+        s = block.act(block.squeeze(x.mean(dim=(2, 3), keepdim=True)))
+        return x * mr.sigmoid(block.excite(s)).detach()
+
+    x = mr.tensor(np.random.default_rng(0).standard_normal((2, 4, 3, 3)), dtype=mr.float64, requires_grad=True)
+    np.testing.assert_allclose(detached(x).numpy(), block(x).numpy(), rtol=1e-13)  # same forward
+    with pytest.raises(mr.GradcheckError, match="input 0"):
+        mr.gradcheck(detached, [x])
