@@ -82,8 +82,8 @@ def data(tmp_path_factory):
 
 def launch(name, args, cwd, env=None, timeout=180):
     """Run tests/torch_scripts/rewritten/<name> in a subprocess with cwd -> CompletedProcess (text)."""
-    full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-                    **(env or {}))
+    path = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    full_env = dict(os.environ, PYTHONPATH=os.pathsep.join(path), **(env or {}))
     return subprocess.run([sys.executable, str(REWRITTEN / name), *map(str, args)], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
