@@ -257,3 +257,25 @@ def test_persistent_workers_keep_their_random_streams():
         return [[float(v) for b in loader for v in b[0].numpy()] for _ in range(2)]
     a, b = two_epochs(), two_epochs()
     assert a == b and a[0] != a[1]  # each epoch goes on from where the workers' generators were
+
+
+def _rebuild_fragile():
+    if D.get_worker_info() is None:
+        raise ValueError("Fragile cannot be rebuilt in the main process")
+    return Fragile()
+
+
+class Fragile:
+    """Pickles in a worker, fails to unpickle in the main process."""
+
+    def __reduce__(self):
+        return _rebuild_fragile, ()
+
+
+def test_batch_that_cannot_be_unpickled_is_an_error_of_its_batch():
+    def collate(samples):
+        return Fragile() if samples[0][1] == 0 else D.default_collate(samples)
+    it = iter(D.DataLoader(Indexed(6), batch_size=2, num_workers=2, collate_fn=collate))
+    with pytest.raises(RuntimeError, match="worker 0 could not be unpickled in the main process.*cannot be rebuilt"):
+        next(it)
+    assert next(it)[1].numpy().tolist() == [2, 3] and next(it)[1].numpy().tolist() == [4, 5]

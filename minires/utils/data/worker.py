@@ -136,6 +136,9 @@ class _Sender:
                 self.conn.send_bytes(payload)
             except OSError:  # the main process closed its end: it is shutting down
                 return
+            except BaseException:  # noqa: BLE001 - without its sender the worker is useless: end it, loudly
+                traceback.print_exc()
+                os._exit(1)  # the main process then reports this worker as exited (exit code 1)
 
     def put(self, task_id, data, where: str):
         try:

@@ -106,6 +106,18 @@ class _Worker:
                             f"its batches are lost and the iteration stops")
 
 
+def _loads(payload: bytes, worker: _Worker):
+    """A worker's answer: (task id, batch) or a marker. An answer that cannot be unpickled here (the worker's
+    classes must be importable in the main process too) is an error of the task awaited, task id None: a
+    worker answers its tasks in order, so it is that task's answer."""
+    try:
+        return pickle.loads(payload)
+    except Exception as exc:  # noqa: BLE001 - reported as the task's error, the iteration keeps its order
+        err = RuntimeError(f"the batch of DataLoader worker {worker.id} could not be unpickled in the main process: "
+                           f"{type(exc).__name__}: {exc}")
+        return None, ExceptionWrapper(err, f"in the main process, reading from worker {worker.id}")
+
+
 class MultiProcessIter:
     """Iterator of a DataLoader with num_workers > 0 (made by DataLoader.__iter__)."""
 
@@ -182,9 +194,11 @@ class MultiProcessIter:
                 continue
             if worker.result_r in ready or worker.result_r.poll():  # an answer sent just before dying counts
                 try:
-                    return pickle.loads(worker.result_r.recv_bytes())
+                    payload = worker.result_r.recv_bytes()
                 except (EOFError, OSError):
                     pass  # the worker died during the message: reported below
+                else:
+                    return _loads(payload, worker)
             error = worker.died()
             self._shutdown(FAILED_JOIN_S)
             raise error
@@ -198,7 +212,7 @@ class MultiProcessIter:
                 self._tasks.popleft()
                 continue
             answer_id, data = self._receive(self._workers[w])
-            assert answer_id == task_id, f"worker {w} answered task {answer_id}, expected {task_id}"
+            assert answer_id in (task_id, None), f"worker {w} answered task {answer_id}, expected {task_id}"
             self._tasks.popleft()
             if isinstance(data, IterationEnd):
                 self._active[w] = False
