@@ -277,6 +277,7 @@ def test_loader_batches_len_and_unbatched():
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(num_workers=-1), ValueError, "num_workers option should be non-negative"),
     (dict(timeout=-1), ValueError, "timeout option should be non-negative"),
+    (dict(timeout=5), ValueError, "timeout=5 applies to worker processes only"),
     (dict(prefetch_factor=2), ValueError, "prefetch_factor option could only be specified in multiprocessing"),
     (dict(persistent_workers=True), ValueError, "persistent_workers option needs num_workers > 0"),
     (dict(sampler=[0, 1], shuffle=True), ValueError, "sampler option is mutually exclusive with shuffle"),

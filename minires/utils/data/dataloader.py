@@ -86,6 +86,9 @@ class DataLoader:
                              f"use num_workers=0 to disable multiprocessing")
         if not isinstance(timeout, (numbers.Real, np.number)) or isinstance(timeout, bool) or not timeout >= 0:
             raise ValueError(f"DataLoader: timeout option should be non-negative (seconds), got {timeout!r}")
+        if num_workers == 0 and timeout > 0:  # PyTorch fails at the first iteration (an assertion)
+            raise ValueError(f"DataLoader: timeout={timeout} applies to worker processes only: it needs "
+                             f"num_workers > 0")
         if num_workers == 0 and prefetch_factor is not None:
             raise ValueError("DataLoader: prefetch_factor option could only be specified in multiprocessing: "
                              "let num_workers > 0 to enable multiprocessing, otherwise set prefetch_factor to None")
