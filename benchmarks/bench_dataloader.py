@@ -76,7 +76,8 @@ def make_dataset(synthetic: bool):
     if not synthetic and os.path.isdir(JPEG_ROOT):
         return datasets.CIFAR10(JPEG_ROOT, train=True, transform=pipeline()), \
             f"CIFAR-10 JPEG copy ({os.path.normpath(JPEG_ROOT)}), train split"
-    return SyntheticCIFAR(50_000, pipeline()), "synthetic 32x32 RGB images (no CIFAR-10 copy found)"
+    why = "--synthetic" if synthetic else f"no CIFAR-10 copy at {os.path.normpath(JPEG_ROOT)}"
+    return SyntheticCIFAR(50_000, pipeline()), f"synthetic 32x32 RGB images ({why})"
 
 
 def one_run(ds, workers: int, batch_size: int) -> tuple[float, float, float, float]:
