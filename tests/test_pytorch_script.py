@@ -305,6 +305,8 @@ CALLS = {
     "Tensor.to other": lambda: t(A32).to(t(A)).dtype == np.float64,
     "Tensor.topk": lambda: same(t(A).topk(1, dim=1).values[:, 0], A.max(1)),
     "Tensor.sub_/div_": lambda: same(t(A.copy()).sub_(1.0).div_(2.0), (A - 1) / 2),
+    "Tensor.new_zeros": lambda: t(A32).new_zeros(2, 3).dtype == np.float32,
+    "Tensor.any/all": lambda: t(A).any().item() and not (t(A) > 0).all().item(),
     "Tensor.data": lambda: isinstance(t(A, requires_grad=True).data, mr.Tensor) and not t(A).data.requires_grad,
     "torch.device": lambda: mr.device("cuda:1").index == 1 and t(A).to(mr.device("cpu")).device.type == "cpu",
     # ---- Module forms and namespaces (issue 20)

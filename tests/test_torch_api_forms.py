@@ -183,6 +183,27 @@ def test_view_as_t_and_memory_formats():
     assert mr.gradcheck(lambda a: a.contiguous(memory_format=mr.channels_last) * 1, [t64(x.numpy())])
 
 
+def test_small_tensor_methods():
+    x = t(np.array([[0.0, 1.5], [2.0, 0.0], [0.0, 0.0]]))
+    z = x.new_zeros(2, 3)
+    assert z.dtype == x.dtype and z.device == x.device and np.array_equal(z.numpy(), np.zeros((2, 3)))
+    assert np.array_equal(x.new_ones((2,)).numpy(), [1.0, 1.0]) and x.new_full((2, 2), 7.0).tolist() == [[7, 7], [7, 7]]
+    assert x.new_empty(4).shape == (4,) and x.new_tensor([1, 2]).dtype == x.dtype
+    assert x.any().item() and not x.all().item() and x.any(1).tolist() == [True, True, False]
+    assert x.all(0, keepdim=True).shape == (1, 2)
+    np.testing.assert_array_equal(x.nonzero().numpy(), np.argwhere(x.numpy()))
+    rows, cols = x.nonzero(as_tuple=True)
+    assert rows.tolist() == [0, 1] and cols.tolist() == [1, 0] and rows.dtype == np.int64
+    assert x.stride() == (2, 1) and x.t().stride() == (1, 2) and x.stride(0) == 2
+    assert x.element_size() == 8 and x.nelement() == 6 and x.pin_memory() is x
+    with pytest.raises(AttributeError, match="'Tensor' object has no attribute 'masked_fill': minires does not "
+                                             "provide torch.Tensor.masked_fill"):
+        x.masked_fill(x > 0, 1.0)
+    with pytest.raises(AttributeError, match=r"^'Tensor' object has no attribute 'shpe'$"):
+        x.shpe
+    assert not hasattr(x, "scatter_")
+
+
 # ---- devices and to() ----------------------------------------------------------------------------------
 
 def test_device_objects():
