@@ -237,9 +237,11 @@ def test_default_collate_nested():
     assert isinstance(b["meta"], list)
     assert ints.dtype == np.int64 and ints.numpy().tolist() == [0, 1, 2]
     assert floats.dtype == np.float64 and floats.numpy().tolist() == [0.0, 0.5, 1.0]
-    assert names == ["s0", "s1", "s2"] and flags.dtype == np.bool_ and flags.numpy().tolist() == [True, False, True]
+    assert names == ("s0", "s1", "s2") and flags.dtype == np.bool_ and flags.numpy().tolist() == [True, False, True]
     assert isinstance(b["pair"], Pair) and b["pair"].image.numpy().tolist() == [[0, 1], [1, 2], [2, 3]]
     assert [t.numpy().tolist() for t in b["pair"].label] == [[0, 1, 2], [0, -1, -2]]
+    assert D.default_collate([("a", 1), ("b", 2)])[0] == ("a", "b")  # a field of tuples stays a tuple, as PyTorch's
+    assert D.default_collate([{"s": "a"}, {"s": "b"}])["s"] == ["a", "b"]
     scalars = D.default_collate([np.float32(1.5), np.float32(2)])
     assert scalars.dtype == np.float32 and scalars.numpy().tolist() == [1.5, 2.0]
 

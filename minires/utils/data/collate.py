@@ -3,7 +3,7 @@
 default_collate, for a list of samples that share one structure:
 - Tensors are stacked along a new first dimension; NumPy arrays (and NumPy scalars) become Tensors first;
 - Python ints become an int64 Tensor, floats a float64 Tensor, bools a bool Tensor;
-- strings and bytes stay a list;
+- strings and bytes stay as they come (a list, or a tuple when they are a field of tuple samples, as in PyTorch);
 - dicts, namedtuples, tuples and lists are collated field by field (a tuple comes back as a list, as in PyTorch).
 Anything else (a PIL image, say) is a TypeError naming the field; unequal shapes are a ValueError.
 """
@@ -114,10 +114,10 @@ def _collate(path: str, batch: list):
         except TypeError:
             return fields
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # a namedtuple keeps its type
-        return type(elem)(*(_collate(f"{path}.{name}", list(col))
+        return type(elem)(*(_collate(f"{path}.{name}", col)
                             for name, col in zip(elem._fields, zip(*_equal_lengths(path, batch)))))
     if isinstance(elem, collections.abc.Sequence):
-        columns = [_collate(f"{path}[{j}]", list(col)) for j, col in enumerate(zip(*_equal_lengths(path, batch)))]
+        columns = [_collate(f"{path}[{j}]", col) for j, col in enumerate(zip(*_equal_lengths(path, batch)))]
         if isinstance(elem, tuple):
             return columns  # a list, as PyTorch's
         try:
@@ -143,7 +143,7 @@ def default_collate(batch):
         raise TypeError(f"default_collate: expected a list of samples, got {_type_name(batch)}")
     if len(batch) == 0:
         raise ValueError("default_collate: got an empty batch (no samples)")
-    return _collate("", list(batch))
+    return _collate("", batch)
 
 
 def default_convert(data):
