@@ -322,8 +322,9 @@ CALLS = {
     "nn.functional.cross_entropy": lambda: same(mr.nn.functional.cross_entropy(t(A), t(LABELS), reduction="sum"),
                                                  -np.log(_softmax(A, 1)[np.arange(3), LABELS]).sum()),
     "nn.init.kaiming_normal_": lambda: _kaiming_std(),
-    "nn.init.constant_/zeros_/ones_": lambda: same(nn.init.constant_(nn.Linear(3, 2).weight, 0.5), np.full((2, 3), 0.5))
-                                               and same(nn.init.zeros_(t(A.copy())), 0 * A) and same(nn.init.ones_(t(A.copy())), 1 + 0 * A),
+    "nn.init.constant_/zeros_/ones_": lambda: (same(nn.init.constant_(nn.Linear(3, 2).weight, 0.5), np.full((2, 3), 0.5))
+                                               and same(nn.init.zeros_(t(A.copy())), 0 * A)
+                                               and same(nn.init.ones_(t(A.copy())), 1 + 0 * A)),
     "nn.init.xavier_uniform_": lambda: float(np.abs(nn.init.xavier_uniform_(t(np.zeros((40, 60)))).numpy()).max())
                                        <= math.sqrt(6 / 100),
     "torch.autograd.grad": lambda: (lambda x: same(mr.autograd.grad((x ** 2).sum(), x)[0], 2 * A)

@@ -274,6 +274,9 @@ def test_module_forms():
     assert float(np.abs(net[0].weight.grad.numpy()).sum()) == 0.0
     net.zero_grad()
     assert net[0].weight.grad is None and len(list(net.parameters())) == 4
+    assert net.get_submodule("1") is net[1] and net.get_submodule("") is net
+    with pytest.raises(AttributeError, match="get_submodule: Sequential at 'the top' has no submodule '7'"):
+        net.get_submodule("7.weight")
     net.to(memory_format=mr.channels_last)
     assert net[0].weight.is_contiguous(memory_format=mr.channels_last)
 

@@ -226,6 +226,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
 
 
 __all__ = ["adaptive_avg_pool2d", "add_relu", "avg_pool2d", "batch_norm", "conv2d", "cross_entropy", "dropout",
-           "dropout2d", "elu", "gelu", "group_norm", "hardsigmoid", "hardswish", "hardtanh", "l1_loss", "layer_norm", "leaky_relu", "linear",
+           "dropout2d", "elu", "gelu", "group_norm", "hardsigmoid", "hardswish", "hardtanh", "l1_loss", "layer_norm",
+           "leaky_relu", "linear",
            "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "relu6",
            "sigmoid", "silu", "softmax", "softplus", "tanh"]

@@ -160,6 +160,17 @@ class Module:
         for _, m in self.named_children():
             yield m
 
+    def get_submodule(self, target: str = ""):
+        """The descendant at a dotted path ("layer1.0.conv1"); "" is this module."""
+        m = self
+        for i, name in enumerate(target.split(".") if target else []):
+            child = m._modules.get(name)
+            if child is None:
+                raise AttributeError(f"get_submodule: {type(m).__name__} at {'.'.join(target.split('.')[:i]) or 'the top'!r} "
+                                     f"has no submodule {name!r} (target {target!r})")
+            m = child
+        return m
+
     def _named_members(self, registry, prefix, recurse):
         seen = set()
         mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]

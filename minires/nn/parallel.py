@@ -49,7 +49,8 @@ class DistributedDataParallel(DataParallel):
             DistributedDataParallel._warned = True
             warnings.warn("DistributedDataParallel: minires wraps the module without averaging gradients across "
                           "processes; make sync = minires.distributed.GradientSync(model.parameters(), world()) "
-                          "and call sync() after each backward, or train with minires train --nproc N", UserWarning, stacklevel=2)
+                          "and call sync() after each backward, or train with minires train --nproc N", UserWarning,
+                          stacklevel=2)
 
     def no_sync(self):
         """A context that does nothing: this wrapper never synchronises."""
