@@ -14,6 +14,7 @@ from .. import missing
 from ..data import cifar10 as _cifar
 from ..data.download import CIFAR10_MD5, CIFAR10_URL, download_cifar10, md5_of
 from ..data.image_folder import load_image_folder
+from ..utils.data import Dataset
 
 # torchvision's per-file md5 of the official python batches (cifar-10-python.tar.gz, extracted).
 CIFAR10_FILE_MD5 = {
@@ -29,7 +30,7 @@ _ARCHIVE = "cifar-10-python.tar.gz"
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
-class VisionDataset:
+class VisionDataset(Dataset):
     """What torchvision's datasets share: root, transform, target_transform, a readable repr."""
 
     def __init__(self, root, transform=None, target_transform=None):
