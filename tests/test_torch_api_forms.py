@@ -196,12 +196,6 @@ def test_small_tensor_methods():
     assert rows.tolist() == [0, 1] and cols.tolist() == [1, 0] and rows.dtype == np.int64
     assert x.stride() == (2, 1) and x.t().stride() == (1, 2) and x.stride(0) == 2
     assert x.element_size() == 8 and x.nelement() == 6 and x.pin_memory() is x
-    with pytest.raises(AttributeError, match="'Tensor' object has no attribute 'masked_fill': minires does not "
-                                             "provide torch.Tensor.masked_fill"):
-        x.masked_fill(x > 0, 1.0)
-    with pytest.raises(AttributeError, match=r"^'Tensor' object has no attribute 'shpe'$"):
-        x.shpe
-    assert not hasattr(x, "scatter_")
 
 
 # ---- devices and to() ----------------------------------------------------------------------------------

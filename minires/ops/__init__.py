@@ -51,11 +51,11 @@ METHODS = {
     # Python and NumPy conversions: int(t), float(t), classes[t], np.asarray(t) (convert.py)
     "__int__": convert.int_dunder, "__float__": convert.float_dunder, "__index__": convert.index_dunder,
     "__array__": convert.array_dunder,
-    # small methods, and the error naming a torch.Tensor method minires lacks (misc.py)
+    # small methods (misc.py)
     "new_zeros": misc.new_zeros, "new_ones": misc.new_ones, "new_empty": misc.new_empty, "new_full": misc.new_full,
     "new_tensor": misc.new_tensor, "any": misc.any_, "all": misc.all_, "nonzero": misc.nonzero,
     "nelement": misc.nelement, "element_size": misc.element_size, "stride": misc.stride,
-    "pin_memory": misc.pin_memory, "__getattr__": misc.tensor_getattr,
+    "pin_memory": misc.pin_memory,
     # in-place writes, outside the graph (inplace.py)
     "zero_": inplace.zero_, "fill_": inplace.fill_, "copy_": inplace.copy_, "add_": inplace.add_,
     "sub_": inplace.sub_, "mul_": inplace.mul_, "div_": inplace.div_, "clamp_": inplace.clamp_,

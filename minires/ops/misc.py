@@ -1,30 +1,16 @@
-"""Small Tensor methods PyTorch scripts call (new_zeros, any/all, nonzero, nelement, stride, pin_memory, ...),
-and the AttributeError that names a torch.Tensor method minires lacks."""
+"""Small Tensor methods PyTorch scripts call: new_zeros, any/all, nonzero, nelement, stride, pin_memory, ...
+
+NOTE: Tensor has no __getattr__ naming the torch.Tensor methods minires lacks (as modules have): a class
+with __getattr__ makes every attribute access slower (CPython's slow lookup slot), 4% of a small op.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from .. import backend
 from ..creation import tensor as new_tensor_
-from ..missing import message
 from ..tensor import Tensor, _as_dtype
 from .args import keepdim_arg, normalize_axes
-
-# torch.Tensor methods scripts use that minires does not have: t.masked_fill(...) names the PyTorch API
-TORCH_ONLY = frozenset(
-    "masked_fill masked_fill_ masked_select scatter scatter_ scatter_add_ gather index_select index_add_ "
-    "index_fill_ cumsum cumprod prod logsumexp round floor ceil sign sin cos log1p expm1 erf lerp addmm "
-    "baddbmm outer cross inverse det svd unfold roll flip tril triu diag narrow unique bincount histc "
-    "register_hook retain_grad share_memory_ storage data_ptr is_pinned to_sparse bfloat16 bernoulli_ "
-    "uniform_ normal_ random_ exponential_ argwhere".split())
-
-
-def tensor_getattr(self, name: str):
-    """Only reached when an attribute is not found: say so in PyTorch's terms for the methods minires lacks."""
-    if name in TORCH_ONLY:
-        raise AttributeError(f"'Tensor' object has no attribute '{name}': " + message(f"minires.Tensor.{name}"))
-    raise AttributeError(f"'Tensor' object has no attribute '{name}'")
-
 
 def _like(self, size, dtype, device):
     """(shape, dtype, device) of a new_* tensor: self's dtype and device unless given."""
