@@ -62,6 +62,11 @@ def test_reduction_and_shape_forms_match_numpy():
     for got, want in checks:
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
     assert mr.sum(t([1, 2, 3]), dtype=mr.float64).dtype == np.float64
+    e = np.exp(A - A.max(1, keepdims=True))
+    np.testing.assert_allclose(x.softmax(1).numpy(), e / e.sum(1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(mr.log_softmax(x, dim=1).numpy(), np.log(e / e.sum(1, keepdims=True)), rtol=1e-12)
+    np.testing.assert_allclose(mr.sigmoid(x).numpy(), 1 / (1 + np.exp(-A)), rtol=1e-12)
+    np.testing.assert_array_equal(mr.relu(x).numpy(), np.maximum(A, 0))
     bats = RNG.standard_normal((2, 3, 4)), RNG.standard_normal((2, 4, 5))
     np.testing.assert_allclose(mr.bmm(t(bats[0]), t(bats[1])).numpy(), bats[0] @ bats[1], rtol=1e-12)
     assert mr.numel(x) == 12 and mr.is_tensor(x) and not mr.is_tensor(A) and mr.is_floating_point(x)
