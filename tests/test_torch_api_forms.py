@@ -350,6 +350,25 @@ def test_functional_losses_and_legacy_reduction():
         F.cross_entropy(logits, t(probs), weight=w)
 
 
+def test_binary_cross_entropy_forms_match_closed_forms_and_gradcheck():
+    y = (RNG.random((3, 4)) > 0.5).astype(np.float64)
+    p = _sigmoid(B)
+    want = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    np.testing.assert_allclose(F.binary_cross_entropy(t(p), t(y), reduction="none").numpy(), want, rtol=1e-10)
+    np.testing.assert_allclose(F.binary_cross_entropy_with_logits(t(B), t(y), reduction="none").numpy(), want,
+                               rtol=1e-10)
+    pw = np.array([1.0, 2.0, 0.5, 3.0])
+    weighted = -(pw * y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert F.binary_cross_entropy_with_logits(t(B), t(y), pos_weight=t(pw)).item() == pytest.approx(weighted.mean())
+    assert nn.BCEWithLogitsLoss(reduction="sum")(t(B), t(y)).item() == pytest.approx(want.sum())
+    assert nn.BCELoss()(t(p), t(y)).item() == pytest.approx(want.mean())
+    big = F.binary_cross_entropy_with_logits(t(np.array([800.0, -800.0])), t(np.array([0.0, 1.0])), reduction="none")
+    np.testing.assert_allclose(big.numpy(), [800.0, 800.0])  # no overflow
+    assert F.binary_cross_entropy(t(np.array([0.0])), t(np.array([1.0]))).item() == 100.0  # log clamped at -100
+    assert mr.gradcheck(lambda a: F.binary_cross_entropy_with_logits(a, t(y), pos_weight=t(pw)), [t64(B)])
+    assert mr.gradcheck(lambda a: F.binary_cross_entropy(a, t(y)), [t64(p)])
+
+
 def test_functional_pooling_softmax_and_conv_signatures():
     x = t(RNG.standard_normal((1, 2, 6, 6)))
     np.testing.assert_allclose(F.max_pool2d(x, 2).numpy(), x.numpy().reshape(1, 2, 3, 2, 3, 2).max((3, 5)))

@@ -215,17 +215,48 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
     """Mean (or sum, or each) of |input - target|, same shapes."""
-    reduction = _reduction("l1_loss", size_average, reduce, reduction)
-    if not isinstance(target, Tensor) or target.shape != _floating("l1_loss", input).shape:
-        raise ValueError(f"l1_loss: target must be a Tensor of the input's shape {input.shape}, "
-                         f"got {getattr(target, 'shape', type(target).__name__)}")
-    loss = (input - target).abs()
+    _same_shape("l1_loss", input, target)
+    return _reduce("l1_loss", (input - target).abs(), _reduction("l1_loss", size_average, reduce, reduction))
+
+
+def _reduce(op: str, loss, reduction: str):
     if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"l1_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
 
 
-__all__ = ["adaptive_avg_pool2d", "add_relu", "avg_pool2d", "batch_norm", "conv2d", "cross_entropy", "dropout",
+def _same_shape(op: str, input, target) -> None:
+    if not isinstance(target, Tensor) or target.shape != _floating(op, input).shape:
+        raise ValueError(f"{op}: target must be a Tensor of the input's shape {input.shape}, "
+                         f"got {getattr(target, 'shape', type(target).__name__)}")
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+    """-(y log p + (1 - y) log(1 - p)) of probabilities p, each log clamped at -100 as PyTorch."""
+    _same_shape("binary_cross_entropy", input, target)
+    with np.errstate(divide="ignore"):  # log(0) = -inf, clamped to -100 as PyTorch's (its gradient there is NaN)
+        loss = -(target * input.log().clamp(min=-100.0) + (1 - target) * (1 - input).log().clamp(min=-100.0))
+    loss = loss if weight is None else loss * weight
+    return _reduce("binary_cross_entropy", loss, _reduction("binary_cross_entropy", size_average, reduce, reduction))
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None):
+    """binary_cross_entropy(sigmoid(x), y), computed as max(x, 0) - x y + log(1 + exp(-|x|)) (no overflow)."""
+    _same_shape("binary_cross_entropy_with_logits", input, target)
+    x = input
+    softplus_neg = ((-x.abs()).exp() + 1).log() + (-x).clamp(min=0.0)  # log(1 + exp(-x)), stable
+    if pos_weight is None:
+        loss = x - x * target + softplus_neg  # = (1 - y) x + log(1 + exp(-x))
+    else:
+        loss = (1 - target) * x + (1 + (pos_weight - 1) * target) * softplus_neg
+    loss = loss if weight is None else loss * weight
+    return _reduce("binary_cross_entropy_with_logits", loss,
+                   _reduction("binary_cross_entropy_with_logits", size_average, reduce, reduction))
+
+
+__all__ = ["adaptive_avg_pool2d", "add_relu", "avg_pool2d", "batch_norm", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout",
            "dropout2d", "elu", "gelu", "group_norm", "hardsigmoid", "hardswish", "hardtanh", "l1_loss", "layer_norm",
            "leaky_relu", "linear",
            "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "relu6",

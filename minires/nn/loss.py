@@ -1,8 +1,8 @@
-"""Loss layers: CrossEntropyLoss, NLLLoss, MSELoss and L1Loss, over F (which checks their arguments at the call)."""
+"""Loss layers: CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCELoss and BCEWithLogitsLoss, over F (which checks their arguments at the call)."""
 from __future__ import annotations
 
 from .. import functional as F
-from .functional import l1_loss
+from .functional import binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss
 from .module import Module
 
 
@@ -77,3 +77,29 @@ class L1Loss(Module):
 
     def extra_repr(self) -> str:
         return f"reduction='{self.reduction}'"
+
+
+class BCELoss(Module):
+    """Binary cross entropy of probabilities (see nn.functional.binary_cross_entropy)."""
+
+    def __init__(self, weight=None, *, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = reduction
+        self.register_buffer("weight", weight)
+
+    def forward(self, input, target):
+        return binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
+
+
+class BCEWithLogitsLoss(Module):
+    """Binary cross entropy of logits (see nn.functional.binary_cross_entropy_with_logits)."""
+
+    def __init__(self, weight=None, *, reduction: str = "mean", pos_weight=None):
+        super().__init__()
+        self.reduction = reduction
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+
+    def forward(self, input, target):
+        return binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,
+                                                pos_weight=self.pos_weight)
