@@ -22,6 +22,7 @@ from .gradcheck import GradcheckError, gradcheck
 from .creation import (Generator, arange, default_generator, empty, empty_like, eye, from_numpy, full, full_like, get_rng_state,
                        linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like,
                        randperm, set_rng_state, tensor, zeros, zeros_like)
+from .creation import initial_seed
 from .checkpoint import load, save
 from . import functional
 from . import nn, models, optim
@@ -34,6 +35,7 @@ from .dispatch import set_impl
 from . import data
 from . import recipes  # mr.recipes.get("airbench94"): what a training recipe decides (minires/recipes)
 from . import cuda  # PyTorch's torch.cuda namespace (the kernels are minires.kernels.cuda)
+from . import utils  # PyTorch's torch.utils.data (minires.vision is imported on first use)
 
 # Bound here, above the modules they join: Tensor methods that run functional ops (functional sits
 # above tensor and ops), and GradScaler under PyTorch's torch.amp name (amp sits below optim).
@@ -41,6 +43,7 @@ Tensor.relu, Tensor.sigmoid, Tensor.tanh = functional.relu, functional.sigmoid, 
 Tensor.softmax = lambda self, dim, dtype=None: functional.softmax(self, dim, dtype)
 Tensor.log_softmax = lambda self, dim, dtype=None: functional.log_softmax(self, dim, dtype)
 amp.GradScaler = optim.GradScaler
+autocast = amp.autocast  # torch.autocast(device_type, dtype=None, enabled=True)
 relu, sigmoid, tanh, softmax, log_softmax = (functional.relu, functional.sigmoid, functional.tanh,
                                              functional.softmax, functional.log_softmax)
 
@@ -52,7 +55,7 @@ DTYPE_ALIASES = {"float": float32, "double": float64, "half": float16, "long": i
                  "complex128": _np.dtype(_np.complex128), "dtype": _np.dtype, "Size": tuple}
 missing.install(_sys.modules[__name__], {**DTYPE_ALIASES, **LEGACY_TYPES})
 for _namespace in (nn, nn.functional, nn.init, nn.parallel, optim, optim.lr_scheduler, autograd, backends,
-                   backends.cudnn, backends.cuda, backends.mps):
+                   backends.cudnn, backends.cuda, backends.mps, cuda, cuda.amp, utils, utils.data, amp):
     missing.install(_namespace)
 missing.install_finder()
 

@@ -49,12 +49,18 @@ def policy(op: str):
 
 
 class autocast:
-    """Context manager (or decorator): the policy table applies inside; `enabled=False` turns it off inside."""
+    """Context manager (or decorator): the policy table applies inside; `enabled=False` turns it off inside.
 
-    def __init__(self, enabled: bool = True, dtype=np.float16):
+    PyTorch's torch.amp.autocast signature; minires computes in float16 on every device, so `device_type`
+    ("cuda" or "cpu") is checked but selects nothing, and `dtype=None` means float16."""
+
+    def __init__(self, device_type: str = "cuda", dtype=None, enabled: bool = True, cache_enabled=None):
+        if not isinstance(device_type, str) or device_type.split(":")[0] not in ("cuda", "cpu"):
+            raise ValueError(f"autocast: device_type must be 'cuda' or 'cpu', got {device_type!r}")
+        dtype = np.float16 if dtype is None else dtype
         if np.dtype(dtype) != np.float16:
             raise ValueError(f"autocast: only float16 is supported, got dtype {np.dtype(dtype)}")
-        self.enabled, self.dtype = bool(enabled), np.dtype(dtype)
+        self.device_type, self.enabled, self.dtype = device_type, bool(enabled), np.dtype(dtype)
 
     def __enter__(self):
         self.prev = autocast_dtype()
@@ -66,7 +72,7 @@ class autocast:
 
     def __call__(self, fn):
         def wrapper(*args, **kwargs):
-            with autocast(self.enabled, self.dtype):
+            with autocast(self.device_type, self.dtype, self.enabled):
                 return fn(*args, **kwargs)
         return wrapper
 

@@ -8,14 +8,21 @@ import numpy as np
 from . import backend
 from .tensor import DEFAULT_DTYPE, Tensor, _as_dtype, float32, int64
 
-_rng = np.random.default_rng()
+_seed = int(np.random.SeedSequence().entropy) % 2**63  # as PyTorch: a fresh seed until manual_seed
+_rng = np.random.default_rng(_seed)
 
 
 def manual_seed(seed: int) -> np.random.Generator:
-    """Seed minires' global generator (used by randn/rand and layer initialisation)."""
-    global _rng
+    """Seed minires' global generator (used by randn/rand, layer initialisation and the transforms)."""
+    global _rng, _seed
     _rng = np.random.default_rng(seed)
+    _seed = int(seed)
     return _rng
+
+
+def initial_seed() -> int:
+    """The seed of the global generator: the last manual_seed (in a DataLoader worker, base seed + worker id)."""
+    return _seed
 
 
 def default_generator() -> np.random.Generator:

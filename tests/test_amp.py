@@ -141,3 +141,15 @@ def test_scaler_state_round_trips_and_bad_arguments_are_refused():
                     ({"growth_interval": 0}, ValueError), ({"growth_interval": 2.5}, ValueError)):
         with pytest.raises(exc, match="GradScaler"):
             amp.GradScaler(**kw)
+
+
+def test_autocast_takes_pytorchs_signature():
+    """torch.autocast(device_type, dtype=None, enabled=True): the device type is positional, not `enabled`."""
+    with mr.autocast("cuda"):
+        assert amp.autocast_dtype() == np.float16
+    with amp.autocast("cpu", enabled=False):
+        assert amp.autocast_dtype() is None
+    with amp.autocast("cuda", dtype=mr.float16):
+        assert amp.autocast_dtype() == np.float16
+    with pytest.raises(ValueError, match="device_type must be 'cuda' or 'cpu', got True"):
+        amp.autocast(True)

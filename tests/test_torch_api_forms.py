@@ -538,3 +538,11 @@ def test_missing_apis_are_named_in_pytorch_terms():
     import minires.nn.functional as F2  # the module path of `import torch.nn.functional as F`
     import minires.optim.lr_scheduler as sched  # noqa: F401
     assert F2 is F and mr.nn.functional is F
+
+
+def test_initial_seed_is_the_last_manual_seed():
+    mr.manual_seed(1234)
+    assert mr.initial_seed() == 1234
+    first = mr.rand(3).numpy()
+    mr.manual_seed(mr.initial_seed())
+    np.testing.assert_array_equal(mr.rand(3).numpy(), first)

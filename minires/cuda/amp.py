@@ -10,7 +10,7 @@ class autocast(_amp.autocast):
     """torch.cuda.amp.autocast: minires.amp.autocast; cache_enabled is accepted (minires keeps no cache of casts)."""
 
     def __init__(self, enabled: bool = True, dtype=float16, cache_enabled: bool = True):
-        super().__init__(enabled=enabled, dtype=dtype)
+        super().__init__("cuda", dtype=dtype, enabled=enabled)
 
 
 __all__ = ["GradScaler", "autocast"]
