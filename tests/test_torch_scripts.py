@@ -162,7 +162,10 @@ def test_rewritten_copy_follows_the_rule(name):
     assert len(old_groups) == len(new_groups)
     for old, new in zip(old_groups, new_groups):
         want = {k: (v[0], _mapped(v[1])) + v[2:] for k, v in _bindings(old).items()}
-        assert _bindings(new) == want, (ast.unparse(old[0]), ast.unparse(new[0]))
+        got = _bindings(new)
+        if "minires" not in want:  # `import minires.utils.data; import minires as torch` also binds minires
+            got.pop("minires", None)
+        assert got == want, (ast.unparse(old[0]), ast.unparse(new[0]))
         # every module the original imported (torch.nn of `import torch.nn`) is imported, mapped
         assert {_mapped(m) for m in _imported_modules(old)} <= _imported_modules(new), ast.unparse(old[0])
     assert any(_mapped(m) != m for g in old_groups for m in _imported_modules(g))

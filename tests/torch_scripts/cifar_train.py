@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.optim as optim
 import torch.backends.cudnn as cudnn
+import torch.utils.data
 
 import torchvision
 import torchvision.transforms as transforms

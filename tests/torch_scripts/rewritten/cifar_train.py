@@ -16,6 +16,7 @@ import minires.nn as nn
 import minires.nn.functional as F
 import minires.optim as optim
 import minires.backends.cudnn as cudnn
+import minires.utils.data; import minires as torch
 import minires.vision as torchvision
 import minires.vision.transforms as transforms
 parser = argparse.ArgumentParser(description='CIFAR-10 training')
