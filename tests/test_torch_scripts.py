@@ -327,13 +327,29 @@ def test_cifar_train_checkpoint_and_resume(data, tmp_path):
     check_data_untouched(data)
 
 
+PYTORCH_CKPT = SCRIPTS / "fixtures" / "pytorch_ckpt.pth"  # see test_cifar_train_resumes_a_pytorch_checkpoint
+
+
+def test_cifar_train_evaluates_a_pytorch_checkpoint_as_pytorch_does(data, tmp_path):
+    """--evaluate on PyTorch's checkpoint: PyTorch 2.13 printed "test loss 2.321152 | acc 10.000% (2/20)"
+    for these weights on this test set (the original script, same arguments)."""
+    (tmp_path / "checkpoint").mkdir()
+    shutil.copyfile(PYTORCH_CKPT, tmp_path / "checkpoint" / "ckpt.pth")
+    out = run_script("cifar_train.py", ["--data", data["cifar"]] + TRAIN_ARGS + ["--evaluate"], tmp_path)
+    m = re.search(r"test loss (" + FLOAT + r") \| acc (" + FLOAT + r")% \((\d+)/(\d+)\)", out)
+    assert m, out
+    assert float(m[1]) == pytest.approx(2.321152, abs=2e-6) and (int(m[3]), int(m[4])) == (2, N_TEST)
+    assert files_written(tmp_path) == ["checkpoint/ckpt.pth"]
+    check_data_untouched(data)
+
+
 @pytest.mark.xfail(strict=True, reason="minires.optim.lr_scheduler.CosineAnnealingLR.load_state_dict refuses PyTorch's "
                    "scheduler state_dict: unexpected keys ['_get_lr_called_within_step', '_is_initial', '_step_count']")
 def test_cifar_train_resumes_a_pytorch_checkpoint(data, tmp_path):
     """fixtures/pytorch_ckpt.pth: what PyTorch 2.13 (torch.save, zip format) wrote running the original
     tests/torch_scripts/cifar_train.py with TRAIN_ARGS on this tiny CIFAR-10 (write_cifar, seed 0)."""
     (tmp_path / "checkpoint").mkdir()
-    shutil.copyfile(SCRIPTS / "fixtures" / "pytorch_ckpt.pth", tmp_path / "checkpoint" / "ckpt.pth")
+    shutil.copyfile(PYTORCH_CKPT, tmp_path / "checkpoint" / "ckpt.pth")
     ckpt = mr.load(tmp_path / "checkpoint" / "ckpt.pth")
     check_train_checkpoint(ckpt)
     assert ckpt["acc"] == 10.0  # PyTorch printed "[1/1] Loss: 2.321 | Acc: 10.000% (2/20)"

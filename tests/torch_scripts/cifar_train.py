@@ -5,6 +5,7 @@ annealing, `nn.DataParallel` on GPUs, a progress line per batch, and the best ch
 
 Run: python cifar_train.py --lr 0.1 --epochs 200
      python cifar_train.py --resume --lr 0.01 --epochs 10
+     python cifar_train.py --evaluate   (the checkpoint's test loss and accuracy)
      python cifar_train.py --arch resnet18 --lr 0.05
      python cifar_train.py --data DIR --epochs 1 --max-batches 3 --batch-size 8   (a smoke run)
 """
@@ -31,6 +32,7 @@ parser.add_argument('--batch-size', default=128, type=int)
 parser.add_argument('--workers', default=2, type=int)
 parser.add_argument('--max-batches', default=0, type=int, help='stop every pass after this many batches (0: all)')
 parser.add_argument('--data-parallel', action='store_true', help='wrap the net in nn.DataParallel on the CPU too')
+parser.add_argument('--evaluate', action='store_true', help="test the checkpoint's weights and exit")
 parser.add_argument('--arch', default='vgg', choices=['vgg', 'resnet18'], help="resnet18: torchvision's")
 args = parser.parse_args()
 
@@ -94,7 +96,11 @@ criterion = nn.CrossEntropyLoss()
 optimizer = optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
 scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.t_max)
 
-if args.resume:
+if args.evaluate:
+    checkpoint = torch.load('./checkpoint/ckpt.pth', map_location=device, weights_only=True)
+    net.load_state_dict(checkpoint['net'])
+    print('==> Evaluating the weights of epoch %d' % checkpoint['epoch'])
+elif args.resume:
     print('==> Resuming from checkpoint..')
     assert os.path.isdir('checkpoint'), 'Error: no checkpoint directory found!'
     checkpoint = torch.load('./checkpoint/ckpt.pth', map_location=device)
@@ -138,8 +144,8 @@ def train(epoch):
                  % (train_loss / (batch_idx + 1), 100. * correct / total, correct, total))
 
 
-def test(epoch):
-    global best_acc
+def evaluate():
+    """Mean test loss over the batches, correct predictions and images seen."""
     net.eval()
     test_loss = 0
     correct = 0
@@ -157,7 +163,12 @@ def test(epoch):
             correct += predicted.eq(targets).sum().item()
             progress(batch_idx, n_batches(testloader), 'Loss: %.3f | Acc: %.3f%% (%d/%d)'
                      % (test_loss / (batch_idx + 1), 100. * correct / total, correct, total))
+    return test_loss / n_batches(testloader), correct, total
 
+
+def test(epoch):
+    global best_acc
+    _, correct, total = evaluate()
     acc = 100. * correct / total
     if acc > best_acc:
         print('Saving.. acc %.3f epoch %d' % (acc, epoch))
@@ -173,6 +184,11 @@ def test(epoch):
         torch.save(state, './checkpoint/ckpt.pth')
         best_acc = acc
 
+
+if args.evaluate:
+    loss, correct, total = evaluate()
+    print('test loss %.6f | acc %.3f%% (%d/%d)' % (loss, 100. * correct / total, correct, total))
+    raise SystemExit(0)
 
 for epoch in range(start_epoch, start_epoch + args.epochs):
     train(epoch)
