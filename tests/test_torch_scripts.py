@@ -330,11 +330,13 @@ def test_cifar_train_checkpoint_and_resume(data, tmp_path):
 PYTORCH_CKPT = SCRIPTS / "fixtures" / "pytorch_ckpt.pth"  # see test_cifar_train_resumes_a_pytorch_checkpoint
 
 
-def test_cifar_train_evaluates_a_pytorch_checkpoint_as_pytorch_does(data, tmp_path):
+@pytest.mark.parametrize("fixture", ["pytorch_ckpt.pth", "pytorch_ckpt_legacy.pth"])
+def test_cifar_train_evaluates_a_pytorch_checkpoint_as_pytorch_does(data, tmp_path, fixture):
     """--evaluate on PyTorch's checkpoint: PyTorch 2.13 printed "test loss 2.321152 | acc 10.000% (2/20)"
-    for these weights on this test set (the original script, same arguments)."""
+    for these weights on this test set (the original script, same arguments). The legacy copy is the same
+    dict saved again by PyTorch with _use_new_zipfile_serialization=False (the pre-1.6 format)."""
     (tmp_path / "checkpoint").mkdir()
-    shutil.copyfile(PYTORCH_CKPT, tmp_path / "checkpoint" / "ckpt.pth")
+    shutil.copyfile(PYTORCH_CKPT.parent / fixture, tmp_path / "checkpoint" / "ckpt.pth")
     out = run_script("cifar_train.py", ["--data", data["cifar"]] + TRAIN_ARGS + ["--evaluate"], tmp_path)
     m = re.search(r"test loss (" + FLOAT + r") \| acc (" + FLOAT + r")% \((\d+)/(\d+)\)", out)
     assert m, out
