@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.optim as optim
 from torchvision import datasets, transforms
 from torch.utils.data import DataLoader
+from torch.autograd import Variable  # the articles' era; a no-op wrapper in PyTorch >= 0.4
 
 parser = argparse.ArgumentParser(description="seed 001: a plain conv net on CIFAR-10 with Adam")
 parser.add_argument("--data", default="./data", help="folder that holds (or receives) cifar-10-batches-py")
@@ -72,6 +73,7 @@ for epoch in range(args.epochs):
     for i, (images, labels) in enumerate(train_loader):
         if args.max_batches and i >= args.max_batches:
             break
+        images, labels = Variable(images), Variable(labels)
         optimizer.zero_grad()
         outputs = model(images)
         loss = criterion(outputs, labels)

@@ -147,7 +147,8 @@ for epoch in range(args.epochs):
     for i, (images, target) in enumerate(train_loader):
         if args.max_batches and i >= args.max_batches:
             break
-        images, target = images.to(device), target.to(device)
+        images = images.to(device, non_blocking=True)
+        target = target.to(device, non_blocking=True)
         output = model(images)
         loss = criterion(output, target)
         optimizer.zero_grad()
