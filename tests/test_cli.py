@@ -69,7 +69,7 @@ def test_nan_loss_exits_nonzero(tmp_path, data, capsys, monkeypatch):
     (["train", "--data", "/no/such/dir"], "data directory '/no/such/dir' does not exist"),
     (["train", "--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
     (["train", "--label-smoothing", "1.5"], "label-smoothing must be in [0, 1)"),
-    (["train", "--device", "tpu"], "device: expected 'cpu', 'cuda' or 'cuda:N'"),
+    (["train", "--device", "tpu"], "device: minires runs on 'cpu' and 'cuda' ('cuda:N'), got 'tpu'"),
     (["eval", "--checkpoint", "/no/ckpt.safetensors"], "checkpoint '/no/ckpt.safetensors' does not exist"),
     ([], "required: COMMAND"),
 ])
