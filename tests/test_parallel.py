@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minires as mr
-from minires import parallel, tuning
+from minires import dispatch, parallel, tuning
 from minires.functional import conv2d
 from minires.kernels.cpu import gemm
 
@@ -200,8 +200,8 @@ def test_a_user_loop_runs_a_real_conv_with_blas_held_and_gets_its_setting_back(t
     seen, product = [], gemm._product
     monkeypatch.setattr(gemm, "_product", lambda *a: (seen.append([lib.num_threads for lib in blas.lib_controllers]),
                                                       product(*a))[1])
-    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # the user's own BLAS setting
-        x = mr.randn(4, 3, 6, 6, requires_grad=True)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"), dispatch.use_impl("fast"):  # the user's BLAS
+        x = mr.randn(4, 3, 6, 6, requires_grad=True)                                  # setting; the CPU fast path
         conv2d(x, mr.randn(5, 3, 3, 3)).sum().backward()  # forward and backward, no hold_blas()
         after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
     assert len(seen) >= 4 and all(n == [1] * len(blas.lib_controllers) for n in seen)  # every GEMM in a held part
