@@ -7,22 +7,23 @@ thread doing the first (NumPy releases the GIL inside its loops). Measured on 2 
 with two BLAS threads.
 
 BLAS threads: parts that call BLAS (`blas=True`) need the BLAS library at one thread, or each part
-would start a BLAS thread per core. Such a split holds BLAS at one thread itself, for the time its
-parts run, and gives BLAS its thread count back after: a hand-written loop needs no call for the
-Trainer's speed, and the user's own NumPy code between minires ops keeps BLAS's threads. NOTE: a
-hold and its release cost ~3-8 us (the cached threadpoolctl controller, two library calls), against
-milliseconds per conv; a training step measured the same with and without an outer hold_blas()
-(OpenBLAS 0.3.31, benchmarks/bench_three_ways.py), where no hold at all measured 1.2-2x slower on 2
-cores and worse on a loaded machine (OpenBLAS's threads and minires's sharing the cores). An older
-design that restored BLAS after every call found OpenBLAS's woken worker slowing the next kernel by
-up to 1.8x; that was not seen here. `with hold_blas():` still holds BLAS over a whole block (the
-Trainer, evaluation and the benchmarks enter it), which also puts BLAS calls outside the splits
-(a Tensor `@`, your own np.matmul) at one thread. Holds nest and count over threads: BLAS gets its
-threads back when the last one ends. BLAS threads are set through threadpoolctl; without it (or a
-BLAS it can see) BLAS parts split only when the environment already runs BLAS on one thread
-(OPENBLAS_NUM_THREADS=1, ...), else they run as one part, BLAS threading its GEMMs itself. An
-OpenMP build of BLAS takes its thread count per calling thread; NumPy's wheels use pthreads
-OpenBLAS, where the hold reaches the workers.
+would start a BLAS thread per core. Such a split holds BLAS at one thread itself while its parts run
+and gives BLAS its thread count back after: a hand-written loop gets the Trainer's speed with no
+call, and the user's own NumPy code between minires ops keeps BLAS's threads. NOTE: a hold and its
+release cost 3-8 us (the cached threadpoolctl controller, two library calls); a training step has
+6 such splits (a small CNN, 117 ms) to 42 (ResNet-20 at batch 128, 800 ms). Measured with
+benchmarks/bench_three_ways.py on 2 cores, OpenBLAS 0.3.31: a loop without hold_blas() ran at 0.95
+of one with it (best epochs; within the noise), where before this per-split hold it ran at 0.85
+quiet and 0.54 beside a process spinning on one core (OpenBLAS's threads and minires's competing).
+An earlier design that restored BLAS after every call saw OpenBLAS's woken worker slow the next
+kernel by up to 1.8x; this OpenBLAS showed no such cost. `with hold_blas():` holds BLAS over a
+whole block (the Trainer, evaluation and the benchmarks enter it): it saves the per-call set and
+restore and also puts BLAS calls outside the splits (a Tensor `@`, your own np.matmul) at one
+thread. Holds nest and count over threads: BLAS gets its threads back when the last one ends.
+BLAS threads are set through threadpoolctl; without it (or a BLAS it can see) BLAS parts split only
+when the environment already runs BLAS on one thread (OPENBLAS_NUM_THREADS=1, ...), else they run
+as one part, BLAS threading its GEMMs itself. An OpenMP build of BLAS takes its thread count per
+calling thread; NumPy's wheels use pthreads OpenBLAS, where the hold reaches the workers.
 """
 from __future__ import annotations
 
