@@ -546,3 +546,42 @@ def test_initial_seed_is_the_last_manual_seed():
     first = mr.rand(3).numpy()
     mr.manual_seed(mr.initial_seed())
     np.testing.assert_array_equal(mr.rand(3).numpy(), first)
+
+
+# ---- review fixes: max(dim) with ties, NaN and the int minimum in sorts --------------------------------
+
+def test_max_dim_gives_the_whole_gradient_to_the_returned_index():
+    # PyTorch's max(dim)/min(dim) backward scatters the gradient to `indices` (one element per row);
+    # only amax/max() share it among ties. Expected: a one-hot of the first maximum, by a plain loop.
+    rows = [[1.0, 3.0, 3.0], [2.0, 0.0, 2.0], [5.0, 5.0, 5.0]]
+    for op, pick in (("max", max), ("min", min)):
+        x = mr.tensor(rows, dtype=mr.float64, requires_grad=True)
+        values, indices = getattr(x, op)(1)
+        (values * t([1.0, 2.0, 3.0], dtype=mr.float64)).sum().backward()
+        expected = np.zeros((3, 3))
+        for r, row in enumerate(rows):
+            first = row.index(pick(row))
+            assert indices.tolist()[r] == first and values.tolist()[r] == row[first]
+            expected[r, first] = r + 1.0
+        np.testing.assert_array_equal(x.grad.numpy(), expected)
+    x = mr.tensor(rows, dtype=mr.float64, requires_grad=True)
+    values, indices = mr.max(x, 0, keepdim=True)
+    assert values.shape == (1, 3) and indices.tolist() == [[2, 2, 2]]  # the last row holds every column's max
+    values.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0, 0], [0, 0, 0], [1, 1, 1]])
+    a, b = t([1.0, 5.0]), t([3.0, 2.0])  # Tensor.max(other) is the elementwise maximum, as in PyTorch
+    assert a.max(b).tolist() == [3.0, 5.0] and a.min(b).tolist() == [1.0, 2.0]
+
+
+def test_sort_ranks_nan_above_every_number_and_reverses_the_int_minimum():
+    nan = float("nan")
+    values = [1.0, nan, 0.0, nan, 3.0]
+    # PyTorch: NaN is the largest value: last ascending, first descending (ties in index order)
+    down = t(values).sort(descending=True)
+    assert down.indices.tolist() == [1, 3, 4, 0, 2]
+    assert t(values).sort().indices.tolist() == [2, 0, 4, 1, 3]
+    assert t(values).topk(1).indices.tolist() == [1]
+    assert t(values).topk(2, largest=False).indices.tolist() == [2, 0]
+    low = np.iinfo(np.int64).min
+    assert t(np.array([low, 0, 5])).sort(descending=True).values.tolist() == [5, 0, low]
+    assert t(np.array([low, 7])).topk(1).values.tolist() == [7]

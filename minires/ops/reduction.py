@@ -8,7 +8,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
-from .arithmetic import Neg
+from .arithmetic import Neg, maximum, minimum
 from .args import int_dim, keepdim_arg, normalize_axes
 
 
@@ -59,6 +59,24 @@ class Max(Function):
         count = mask.sum(axis=self.axes, keepdims=True).astype(g.dtype)  # no float64 temporaries
         g = g.reshape(self.out.shape)
         return (mask * (g / count)).astype(self.a.dtype)
+
+
+class TakeAlong(Function):
+    """x's values at `indices` along `dim` (indices distinct along dim, as sort/topk/max(dim) give them)."""
+    name = "take_along_dim"
+
+    def forward(self, x, indices=None, dim=-1):
+        self.shape, self.indices, self.dim = x.shape, indices, dim
+        return get_array_module(x).take_along_axis(x, indices, axis=dim)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        dx = xp.zeros(self.shape, dtype=g.dtype)
+        # One index array per axis, broadcast against `indices`: dx[idx] = g scatters each value back.
+        grid = [xp.arange(s).reshape([-1 if i == k else 1 for i in range(g.ndim)]) for k, s in enumerate(g.shape)]
+        grid[self.dim] = self.indices
+        dx[tuple(grid)] = g  # distinct indices: an assignment is the sum
+        return dx
 
 
 def _reduced(op: str, x, dim, keepdim):
@@ -184,20 +202,37 @@ def mean(self, dim=None, keepdim=False):
 
 
 def max_(self, dim=None, keepdim=False):
-    """The largest value (dim=None), or the named pair (values, indices) along `dim`, as PyTorch."""
+    """The largest value (dim=None), the named pair (values, indices) along `dim`, or with a tensor
+    the elementwise maximum, as PyTorch."""
+    if isinstance(dim, Tensor):
+        return maximum(self, dim)
     if dim is None:
         return Max.apply(self, dim=None, keepdim=keepdim)
-    int_dim("max", dim)
-    return ValuesIndices(Max.apply(self, dim=dim, keepdim=keepdim), self.argmax(dim, keepdim))
+    return _select("max", self, dim, keepdim)
 
 
 def min_(self, dim=None, keepdim=False):
-    """The smallest value (dim=None), or the named pair (values, indices) along `dim`, as PyTorch."""
+    """The smallest value (dim=None), the named pair (values, indices) along `dim`, or with a tensor
+    the elementwise minimum, as PyTorch."""
+    if isinstance(dim, Tensor):
+        return minimum(self, dim)
     if dim is None:
         return Neg.apply(Max.apply(Neg.apply(self), dim=None, keepdim=keepdim))
-    int_dim("min", dim)
-    return ValuesIndices(Neg.apply(Max.apply(Neg.apply(self), dim=dim, keepdim=keepdim)),
-                         self.argmin(dim, keepdim))
+    return _select("min", self, dim, keepdim)
+
+
+def _select(op: str, x, dim, keepdim) -> ValuesIndices:
+    """max/min along dim: the values taken at the indices argmax/argmin pick, so the whole gradient goes to
+    that one element per row, as PyTorch's max(dim) (amax and max() share it among ties instead)."""
+    int_dim(op, dim)
+    if x.ndim == 0:
+        return ValuesIndices(x.reshape(()), Tensor(get_array_module(x.array).zeros((), np.int64)))
+    indices = _arg_reduce(x, "argmax" if op == "max" else "argmin", dim, True)  # (..., 1, ...)
+    axis = normalize_axes(op, dim, x.ndim)[0]
+    values = TakeAlong.apply(x, indices=indices.array, dim=axis)
+    if not keepdim_arg(op, keepdim):
+        values, indices = values.squeeze(axis), Tensor(indices.array.squeeze(axis))
+    return ValuesIndices(values, indices)
 
 
 def amax(self, dim=None, keepdim=False):

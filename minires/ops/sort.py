@@ -4,27 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from ..tensor import Function, Tensor
+from ..tensor import Tensor
 from .args import int_dim, is_int, normalize_axes
-from .reduction import ValuesIndices
-
-
-class TakeAlong(Function):
-    """x's values at `indices` along `dim` (indices distinct along dim, as sort/topk give them)."""
-    name = "take_along_dim"
-
-    def forward(self, x, indices=None, dim=-1):
-        self.shape, self.indices, self.dim = x.shape, indices, dim
-        return get_array_module(x).take_along_axis(x, indices, axis=dim)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        dx = xp.zeros(self.shape, dtype=g.dtype)
-        # One index array per axis, broadcast against `indices`: dx[idx] = g scatters each value back.
-        grid = [xp.arange(s).reshape([-1 if i == k else 1 for i in range(g.ndim)]) for k, s in enumerate(g.shape)]
-        grid[self.dim] = self.indices
-        dx[tuple(grid)] = g  # distinct indices: an assignment is the sum
-        return dx
+from .reduction import TakeAlong, ValuesIndices
 
 
 def _sort_dim(op: str, x, dim) -> int:
@@ -34,13 +16,19 @@ def _sort_dim(op: str, x, dim) -> int:
 
 
 def _order(x, dim: int, descending: bool):
-    """Indices that sort x's array along dim; stable, so equal values keep their order."""
+    """Indices that sort x's array along dim; stable, so equal values keep their order; NaN ranks above
+    every number, as in PyTorch (last ascending, first descending)."""
     a = x.array
     xp = get_array_module(a)
-    if descending:
-        a = -(a.astype(np.int64) if a.dtype.kind in "ub" else a)
     kind = {"kind": "stable"} if xp is np else {}
-    return xp.argsort(a, axis=dim, **kind)
+    if not descending:
+        return xp.argsort(a, axis=dim, **kind)  # NumPy and CuPy put NaN last
+    # NOTE: ~a reverses integers (and bools) without the overflow of -a at the int minimum
+    order = xp.argsort(-a if a.dtype.kind in "fc" else ~a, axis=dim, **kind)
+    if a.dtype.kind == "f" and bool(xp.isnan(a).any()):  # -NaN still sorts last: move the NaNs to the front
+        is_number = ~xp.isnan(xp.take_along_axis(a, order, axis=dim))
+        order = xp.take_along_axis(order, xp.argsort(is_number, axis=dim, **kind), axis=dim)
+    return order
 
 
 def sort(self, dim=-1, descending=False, stable=False):
