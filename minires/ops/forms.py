@@ -128,15 +128,17 @@ def split(tensor, split_size_or_sections, dim=0):
 
 
 def abs(input):  # noqa: A001 - PyTorch's name
+    """Elementwise absolute value."""
     return tensor_arg("abs", "input", input).abs()
 
 
 def clamp(input, min=None, max=None):  # noqa: A002 - PyTorch's argument names
+    """The values limited to [min, max] (either may be None)."""
     return tensor_arg("clamp", "input", input).clamp(min, max)
 
 
 def matmul(input, other):
-    """Elementwise absolute value."""
+    """The matrix product, broadcast over leading dims, as torch.matmul."""
     return tensor_arg("matmul", "input", input) @ tensor_arg("matmul", "other", other)
 
 
