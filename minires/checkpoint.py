@@ -178,7 +178,11 @@ def _read_header(path: str, blob: bytes) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"checkpoint {path!r} has a corrupted header ({exc})") from None
     data_len = len(blob) - 8 - n
-    ends = [info["data_offsets"][1] for key, info in header.items() if key != "__metadata__"]
+    try:
+        ends = [int(info["data_offsets"][1]) for key, info in header.items() if key != "__metadata__"]
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path!r} has a corrupted header (an entry without data_offsets: "
+                              f"{type(exc).__name__}: {exc})") from None
     if ends and max(ends) > data_len:
         raise CheckpointError(f"checkpoint {path!r} is truncated: arrays need {max(ends)} bytes of data, "
                               f"the file holds {data_len}")

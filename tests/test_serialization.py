@@ -223,3 +223,45 @@ def test_corrupted_bytes_fail_cleanly_or_load(fmt, tmp_path):
         bad[bytes(data).index(weights) + 5] ^= 1
         p.write_bytes(bytes(bad))
         one_line_error(p, "Bad CRC-32|damaged")
+
+
+# ---- files that would change minires or its memory: refused or harmless -----------------------
+
+def test_build_on_an_admitted_function_is_refused_and_changes_nothing(tmp_path):
+    # torch.Size (minires's _torch_size) then BUILD (None, {'__defaults__': (7,)}): a setattr on the function
+    from minires.serialization import restricted, zip_format
+    before = restricted._torch_size.__defaults__
+    pkl = b"\x80\x02ctorch\nSize\nN}X\x0c\x00\x00\x00__defaults__K\x07\x85s\x86b0}."
+    p = tmp_path / "build.pt"
+    p.write_bytes(bytes(zip_format.write_zip(pkl, [])))
+    one_line_error(p, "refusing to set the state of function")
+    assert restricted._torch_size.__defaults__ == before == ((),)
+
+
+def test_a_huge_memo_index_allocates_nothing(tmp_path):
+    # LONG_BINPUT 0xfffffff0: Python's C unpickler would grow its memo list to 2**33 entries (64 GiB)
+    from minires.serialization import zip_format
+    pkl = b"\x80\x02}r\xf0\xff\xff\xffj\xf0\xff\xff\xff\x86."
+    p = tmp_path / "memo.pt"
+    p.write_bytes(bytes(zip_format.write_zip(pkl, [])))
+    out = mr.load(p)
+    assert out == ({}, {}) and out[0] is out[1]
+
+
+def test_members_compressed_by_bzip2_are_refused_deflated_ones_load(tmp_path):
+    # a bzip2 member of 1 GB of zeros is under 1 KB: refused before it is expanded
+    src = mr.Tensor(np.arange(12, dtype=np.float32).reshape(3, 4))
+    mr.save({"w": src}, tmp_path / "plain.pt")
+    for method, name in ((zipfile.ZIP_BZIP2, "bz2.pt"), (zipfile.ZIP_DEFLATED, "deflated.pt")):
+        with zipfile.ZipFile(tmp_path / "plain.pt") as zin, zipfile.ZipFile(tmp_path / name, "w") as zout:
+            for info in zin.infolist():
+                zout.writestr(info.filename, zin.read(info), compress_type=method)
+    one_line_error(tmp_path / "bz2.pt", "compressed by zip method 12")
+    np.testing.assert_array_equal(mr.load(tmp_path / "deflated.pt")["w"].numpy(), src.numpy())
+
+
+@pytest.mark.parametrize("header", [b'{"a": 1}', b'{"a": {"dtype": "F32"}}', b'{"a": {"data_offsets": 3}}'])
+def test_safetensors_header_without_offsets_is_one_line(header, tmp_path):
+    p = tmp_path / "bad.safetensors"
+    p.write_bytes(len(header).to_bytes(8, "little") + header)
+    one_line_error(p, "corrupted header")

@@ -45,8 +45,14 @@ def read_zip(data, mapper, source: str, encoding: str = "utf-8"):
     def member(name: str):
         try:
             info = zf.getinfo(prefix + name)
-            if info.compress_type != zipfile.ZIP_STORED:
+            if info.compress_type == zipfile.ZIP_DEFLATED:  # deflate expands at most ~1032x: memory stays bounded
                 return zf.read(info)
+            if info.compress_type != zipfile.ZIP_STORED:
+                # NOTE: bzip2/lzma expand a 1 KB member into gigabytes; PyTorch's reader (miniz) takes stored and
+                # deflated members only
+                raise UnpicklingError(f"{source}: member {prefix + name!r} is compressed by zip method "
+                                      f"{info.compress_type}; PyTorch checkpoints store members uncompressed (or "
+                                      f"deflated)")
             # NOTE: a stored member is read in place (a view of the file's buffer, no copy), its CRC checked here
             start = info.header_offset + 30 + sum(struct.unpack("<HH", data[info.header_offset + 26:
                                                                            info.header_offset + 30]))
