@@ -135,7 +135,7 @@ def _read_file(path):
     header = _read_header(path, blob)
     try:
         meta = json.loads(header.get("__metadata__", {})["minires"])
-    except (KeyError, TypeError, json.JSONDecodeError):
+    except (KeyError, TypeError, json.JSONDecodeError, RecursionError):
         meta = None
     return header, blob, meta
 
@@ -146,8 +146,15 @@ def _load_arrays(path, blob, meta) -> dict:
         tensors = stn.load(blob)
     except Exception as exc:  # safetensors raises its own error type
         raise CheckpointError(f"checkpoint {path!r} is corrupted ({exc})") from None
-    if meta is not None and _crc(tensors) != meta["crc32"]:
-        raise CheckpointError(f"checkpoint {path!r} is corrupted: array checksum mismatch")
+    if meta is not None:
+        keys = meta.get("model_keys")
+        needed = ("epoch", "optimizer", "scheduler", "rng_state", "extra") if meta.get("format") == FORMAT else ()
+        if (not isinstance(meta.get("crc32"), int) or not isinstance(keys, list)
+                or not all(isinstance(k, str) and k in tensors for k in keys) or not all(k in meta for k in needed)):
+            raise CheckpointError(f"checkpoint {path!r} has corrupted minires metadata (no checksum, weight names "
+                                  f"that are not among its arrays, or missing fields)")
+        if _crc(tensors) != meta["crc32"]:
+            raise CheckpointError(f"checkpoint {path!r} is corrupted: array checksum mismatch")
     return tensors
 
 
@@ -175,7 +182,7 @@ def _read_header(path: str, blob: bytes) -> dict:
                               f"(header claims {n} bytes, file has {len(blob)})")
     try:
         header = json.loads(blob[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"checkpoint {path!r} has a corrupted header ({exc})") from None
     data_len = len(blob) - 8 - n
     try:
@@ -286,7 +293,7 @@ def _load_safetensors(data: bytes, source: str, map_location):
     meta = header.get("__metadata__") or {}
     try:
         minires_meta = json.loads(meta["minires"]) if "minires" in meta else None
-    except (TypeError, json.JSONDecodeError):
+    except (TypeError, json.JSONDecodeError, RecursionError):
         minires_meta = None
     if isinstance(minires_meta, dict) and minires_meta.get("format") in (FORMAT, WEIGHTS_FORMAT):
         arrays = _load_arrays(source, data, minires_meta)  # a Trainer's checkpoint: its weights, CRC-checked

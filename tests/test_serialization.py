@@ -265,3 +265,16 @@ def test_safetensors_header_without_offsets_is_one_line(header, tmp_path):
     p = tmp_path / "bad.safetensors"
     p.write_bytes(len(header).to_bytes(8, "little") + header)
     one_line_error(p, "corrupted header")
+
+
+def test_safetensors_with_damaged_minires_metadata_is_one_line(tmp_path):
+    stn = pytest.importorskip("safetensors.numpy")
+    arrays = {"w": np.ones(2, np.float32)}
+    p = tmp_path / "meta.safetensors"
+    p.write_bytes(stn.save(arrays, metadata={"minires": json.dumps({"format": "minires.checkpoint/1"})}))
+    one_line_error(p, "corrupted minires metadata")
+    with pytest.raises(CheckpointError, match="corrupted minires metadata"):
+        mr.checkpoint.load_checkpoint(p)
+    header = b'{"a":' + b"[" * 100000  # nested past json's recursion limit
+    p.write_bytes(len(header).to_bytes(8, "little") + header)
+    one_line_error(p, "corrupted header")
