@@ -585,3 +585,37 @@ def test_sort_ranks_nan_above_every_number_and_reverses_the_int_minimum():
     low = np.iinfo(np.int64).min
     assert t(np.array([low, 0, 5])).sort(descending=True).values.tolist() == [5, 0, low]
     assert t(np.array([low, 7])).topk(1).values.tolist() == [7]
+
+
+def test_augmented_assignment_updates_parameters_in_place_outside_the_graph():
+    # "What is torch.nn really?": with torch.no_grad(): for p in model.parameters(): p -= p.grad * lr
+    model = nn.Linear(3, 2)
+    w0, b0 = model.weight.numpy().copy(), model.bias.numpy().copy()
+    x = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
+    model(t(x)).sum().backward()
+    params = list(model.parameters())
+    with mr.no_grad():
+        for p in model.parameters():
+            p -= p.grad * 0.5
+    assert [p is q for p, q in zip(model.parameters(), params)] == [True, True]
+    # d(sum of x W^T + b)/dW = column sums of x per output row; /db = batch size
+    np.testing.assert_allclose(model.weight.numpy(), w0 - 0.5 * np.tile(x.sum(0), (2, 1)), rtol=1e-6)
+    np.testing.assert_allclose(model.bias.numpy(), b0 - 0.5 * 4, rtol=1e-6)
+    assert model.weight.requires_grad and isinstance(model.weight, nn.Parameter)
+    counts = t(np.array([1, 2]))  # an accumulator: correct += (predicted == labels).sum()
+    before = counts
+    counts += t(np.array([3, 4]))
+    counts *= 2
+    assert counts is before and counts.tolist() == [8, 12]
+    base = t(np.zeros((2, 2)))
+    view = base.reshape(-1)
+    with mr.no_grad():
+        view += 1.0  # a view's in-place write reaches its base, as in PyTorch
+    assert base.tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    # where autograd records the op, += makes a new tensor in the graph (d(2a + 1)/da = 2)
+    a = t64([1.0, 2.0])
+    y = a * 2
+    y += 1.0
+    y /= 1.0
+    y.sum().backward()
+    assert y.tolist() == [3.0, 5.0] and a.grad.tolist() == [2.0, 2.0]

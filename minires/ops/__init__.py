@@ -60,6 +60,8 @@ METHODS = {
     "zero_": inplace.zero_, "fill_": inplace.fill_, "copy_": inplace.copy_, "add_": inplace.add_,
     "sub_": inplace.sub_, "mul_": inplace.mul_, "div_": inplace.div_, "clamp_": inplace.clamp_,
     "__setitem__": inplace.setitem,
+    "__iadd__": inplace.augmented(_add), "__isub__": inplace.augmented(_sub), "__imul__": inplace.augmented(_mul),
+    "__itruediv__": inplace.augmented(_div),
 }
 
 for _name, _method in METHODS.items():

@@ -161,3 +161,19 @@ def setitem(self, index, value):
         _write(self, "setitem", assign)
     except IndexError as exc:
         raise IndexError(f"setitem: index {index!r} is invalid for shape {self.shape} ({exc})") from None
+
+
+def augmented(binary):
+    """t += other (and -=, *=, /=) as PyTorch's in-place operators: outside the graph (under mr.no_grad(), or
+    on tensors that need no gradient) the result is written into t's own array, so `p -= lr * p.grad` on a
+    parameter updates the parameter, and t is returned. Where autograd records the op, or the result does not
+    fit t (a broadcast that grows it, a wider dtype, a read-only view), t is rebound to the new tensor."""
+    def method(self, other):
+        out = binary(self, other)
+        if out.requires_grad or out.shape != self.shape or out.dtype != self.dtype \
+                or not getattr(getattr(self.array, "flags", None), "writeable", True):
+            return out
+        self.array[...] = out.array
+        return self
+    method.__name__ = f"__i{binary.__name__.strip('_')}__"
+    return method
