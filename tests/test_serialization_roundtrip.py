@@ -115,6 +115,19 @@ def test_parameters_and_tied_tensors(tmp_path):
         assert [n for n in zf.namelist() if "/data/" in n] == ["archive/data/0"]
 
 
+def test_non_contiguous_tensors_are_written_in_c_order(tmp_path):
+    base = np.arange(24, dtype=np.float64).reshape(2, 3, 4)
+    views = {"t": base.transpose(2, 0, 1), "s": base[:, ::2, 1:], "r": base[::-1, :, ::-3],
+             "be": np.arange(5, dtype=">i4")}
+    mr.save({k: mr.Tensor(v) for k, v in views.items()}, tmp_path / "v.pt")
+    back = mr.load(tmp_path / "v.pt")
+    with zipfile.ZipFile(tmp_path / "v.pt") as zf:
+        for i, (k, v) in enumerate(views.items()):
+            assert back[k].shape == v.shape and np.array_equal(back[k].numpy(), v), k
+            raw = zf.read(f"archive/data/{i}")  # the storage: the values in C order, little-endian
+            assert raw == np.array([v[idx] for idx in np.ndindex(v.shape)], dtype=v.dtype.newbyteorder("<")).tobytes()
+
+
 def test_zip_written_by_minires_has_pytorchs_layout_and_only_allowed_globals(tmp_path):
     obj = {"net": mr.models.resnet20().state_dict(), "w": nn.Parameter(mr.zeros(2)), "b": b"raw", "acc": 93.2,
            "nested": [(1, None), {"x": mr.tensor([True])}]}
