@@ -275,3 +275,17 @@ def test_map_location_errors_are_the_callers_or_name_the_device(tmp_path):
         mr.load(tmp_path / "gpu.pt")
     assert np.array_equal(mr.load(tmp_path / "gpu.pt", map_location="cpu").numpy(), np.ones(2, np.float32))
     assert mr.load(tmp_path / "gpu.pt", map_location={"cuda:7": "cpu"}).device == "cpu"
+
+
+def test_shared_containers_are_written_once_and_load_shared(tmp_path):
+    x = [mr.ones(2)]
+    for _ in range(40):  # written without a memo, this would be 3**40 lists
+        x = [x, (x,), {"k": x}]
+    mr.save(x, tmp_path / "dag.pt")
+    back = mr.load(tmp_path / "dag.pt")
+    assert back[0] is back[1][0] is back[2]["k"]
+    assert (tmp_path / "dag.pt").stat().st_size < 20000
+    lists = [[i] for i in range(600)]  # past 256 memo entries: LONG_BINPUT / LONG_BINGET
+    mr.save({"a": lists, "b": lists[::-1]}, tmp_path / "many.pt")
+    back = mr.load(tmp_path / "many.pt")
+    assert all(back["a"][i] == [i] and back["a"][i] is back["b"][599 - i] for i in range(600))

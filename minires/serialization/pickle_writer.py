@@ -32,7 +32,8 @@ class _Writer:
         self.out = [b"\x80\x02"]  # PROTO 2, torch.save's default
         self.storages = []  # [(key, raw little-endian bytes, as a memoryview)]
         self.keys = {}  # id(array) -> (key, array): a tensor saved twice (tied weights) has one storage
-        self.active = set()  # ids of the containers being written: a cycle cannot be written without a memo
+        self.active = set()  # ids of the containers being written: a cycle is refused
+        self.memo = {}  # id(container) -> memo index: a container met again is a GET (shared, as pickle writes it)
 
     def global_(self, module: str, name: str) -> None:
         self.out.append(f"c{module}\n{name}\n".encode("ascii"))
@@ -71,6 +72,11 @@ class _Writer:
                 self.save(k, f"{where} key {k!r:.40}")
                 self.save(v, f"{where}[{k!r:.40}]")
             self.out.append(_SETITEMS)
+
+    def put_(self, obj) -> None:
+        """Memoize the container just built (BINPUT / LONG_BINPUT), so that a second reference to it is a GET."""
+        index = self.memo[id(obj)] = len(self.memo)
+        self.out.append(b"q" + bytes([index]) if index < 256 else b"r" + struct.pack("<I", index))
 
     def empty_ordered_dict(self) -> None:
         self.global_("collections", "OrderedDict")
@@ -142,11 +148,17 @@ class _Writer:
         elif isinstance(obj, (dict, list, tuple)):
             if id(obj) in self.active:
                 raise ValueError(f"save: {where} contains itself; a recursive structure cannot be saved")
+            if id(obj) in self.memo:  # NOTE: without it, x = [x, x] forty times over would write 2**40 items
+                index = self.memo[id(obj)]
+                self.out.append(b"h" + bytes([index]) if index < 256 else b"j" + struct.pack("<I", index))
+                return
             self.active.add(id(obj))
             if isinstance(obj, tuple):
                 self.tuple_(obj, where)
+                self.put_(obj)
             elif isinstance(obj, list):
                 self.out.append(b"]")
+                self.put_(obj)
                 if obj:
                     self.out.append(_MARK)
                     for i, v in enumerate(obj):
@@ -154,9 +166,11 @@ class _Writer:
                     self.out.append(_APPENDS)
             elif isinstance(obj, collections.OrderedDict):
                 self.empty_ordered_dict()
+                self.put_(obj)
                 self.items_(obj, where)
             else:
                 self.out.append(b"}")
+                self.put_(obj)
                 self.items_(obj, where)
             self.active.discard(id(obj))
         elif hasattr(obj, "state_dict"):  # torch.save(model) pickles the class; minires writes data only
