@@ -619,3 +619,10 @@ def test_augmented_assignment_updates_parameters_in_place_outside_the_graph():
     y /= 1.0
     y.sum().backward()
     assert y.tolist() == [3.0, 5.0] and a.grad.tolist() == [2.0, 2.0]
+
+
+def test_an_int_beside_a_bool_tensor_is_an_int64_number():
+    # PyTorch: bool tensor + 1 is int64 ([True, False] + 1 = [2, 1]); the 1 was cast to bool (True + True = True)
+    mask = t([True, False])
+    assert (mask + 1).dtype == np.int64 and (mask + 1).tolist() == [2, 1] and (2 * mask).tolist() == [2, 0]
+    assert (mask == 2).tolist() == [False, False] and (mask + True).dtype == np.bool_

@@ -261,7 +261,10 @@ def operand(x, other, op: str = "tensor op") -> Tensor:
         return other
     if isinstance(other, (numbers.Number, np.generic)):
         xp = backend.get_array_module(x.array)
-        dtype = x.dtype if x.dtype.kind in "fc" or isinstance(other, (numbers.Integral, np.integer)) else float32
+        integral = isinstance(other, (numbers.Integral, np.integer))
+        # PyTorch: a float beside an integer tensor is float32; an int (not a bool) beside a bool tensor is int64
+        dtype = (x.dtype if x.dtype.kind in "fc" or integral and (x.dtype.kind != "b" or isinstance(other, bool))
+                 else np.dtype(np.int64) if integral else float32)
         return Tensor(xp.asarray(other, dtype=dtype))
     if isinstance(other, np.ndarray) or backend.get_array_module(other) is not np:
         return Tensor(other)
