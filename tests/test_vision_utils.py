@@ -7,6 +7,7 @@ import pytest
 
 import minires as mr
 import minires.vision.transforms as T
+import minires.vision.transforms.functional as TF
 from minires.vision import models, utils
 
 Image = pytest.importorskip("PIL.Image")
@@ -100,3 +101,26 @@ def test_a_missing_torchvision_name_is_named():
         T.AutoAugment
     with pytest.raises(ImportError, match=r"minires does not provide torchvision\.transforms\.v2"):
         import minires.vision.transforms.v2  # noqa: F401
+
+
+# ---- review fixes in transforms: dtype conversion and errors named after the call -------------------
+
+def test_convert_image_dtype_from_float16_and_unsafe_casts():
+    values = np.array([0.0, 0.25, 0.5, 1.0])
+    expected = np.floor(values * (255 + 1 - 1e-3)).astype(np.uint8)  # [0, 63, 127, 255]
+    for dtype in (np.float16, np.float32, np.float64):
+        out = TF.convert_image_dtype(mr.tensor(values.astype(dtype).reshape(1, 1, 4)), np.uint8)
+        assert out.array.reshape(-1).tolist() == expected.tolist()  # float16 sent 1.0 to 0 (255.999 -> 256)
+    for src, dst in ((np.float32, np.int32), (np.float32, np.int64), (np.float64, np.int64)):
+        with pytest.raises(RuntimeError, match=f"convert_image_dtype: the cast from {np.dtype(src)} to "
+                                               f"{np.dtype(dst)} cannot be performed safely"):
+            T.ConvertImageDtype(dst)(mr.tensor(np.ones((1, 1, 1), dtype=src)))
+
+
+def test_pad_fill_and_to_pil_image_errors_name_the_call():
+    with pytest.raises(ValueError, match="pad: fill has 2 values but the image has 3 channels"):
+        TF.pad(Image.new("RGB", (4, 4)), 1, fill=(1, 2))
+    with pytest.raises(TypeError, match=r"to_pil_image: Pillow has no image mode for 5 channel\(s\) of dtype uint8"):
+        TF.to_pil_image(mr.tensor(np.zeros((5, 2, 2), dtype=np.uint8)))
+    with pytest.raises(TypeError, match=r"to_pil_image: .* 3 channel\(s\) of dtype int64 \(image shape \(3, 2, 2\)\)"):
+        TF.to_pil_image(mr.tensor(np.zeros((3, 2, 2), dtype=np.int64)))

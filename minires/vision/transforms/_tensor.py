@@ -207,6 +207,12 @@ def normalize(x, mean, std, inplace: bool = False):
     return out
 
 
+# float -> int casts whose scale is not exact in the (at least float32) working dtype: 1.0 would overflow
+_UNSAFE_CASTS = {(np.dtype(a), np.dtype(b)) for a, b in ((np.float32, np.int32), (np.float32, np.int64),
+                                                          (np.float64, np.int64), (np.float16, np.int32),
+                                                          (np.float16, np.int64))}
+
+
 def convert_dtype(x, dtype):
     """torchvision's convert_image_dtype on arrays: rescale between [0, 1] floats and the integer ranges."""
     dtype = np.dtype(dtype)
@@ -215,9 +221,12 @@ def convert_dtype(x, dtype):
     if is_float(x):
         if dtype.kind == "f":
             return x.astype(dtype)
-        # NOTE: (max + 1 - eps) maps 1.0 to max and splits [0, 1] into max + 1 equal bins.
+        if (x.dtype, dtype) in _UNSAFE_CASTS:
+            raise RuntimeError(f"convert_image_dtype: the cast from {x.dtype} to {dtype} cannot be performed safely")
+        # NOTE: (max + 1 - eps) maps 1.0 to max and splits [0, 1] into max + 1 equal bins; float16 cannot hold
+        # 255.999 (it rounds to 256, sending 1.0 to 0), so the product is taken in float32 at least.
         top = float(np.iinfo(dtype).max)
-        return (x * (top + 1.0 - 1e-3)).astype(dtype)
+        return (x.astype(np.promote_types(x.dtype, np.float32), copy=False) * (top + 1.0 - 1e-3)).astype(dtype)
     top_in = int(np.iinfo(x.dtype).max)
     if dtype.kind == "f":
         return x.astype(dtype) / dtype.type(top_in)

@@ -114,7 +114,12 @@ def to_pil_image(pic, mode=None):
         raise TypeError(f"to_pil_image: pic should be a Tensor or an ndarray, got {type(pic).__name__}")
     if arr.shape[-1] == 1:
         arr = arr[..., 0]
-    image = Image.fromarray(np.ascontiguousarray(arr))
+    try:
+        image = Image.fromarray(np.ascontiguousarray(arr))
+    except TypeError:  # Pillow's own message names neither the call nor the image
+        raise TypeError(f"to_pil_image: Pillow has no image mode for {arr.shape[-1] if arr.ndim == 3 else 1} "
+                        f"channel(s) of dtype {arr.dtype} (image shape {getattr(pic, 'shape', None)}); use 1, 3 or 4 "
+                        f"channels of uint8 (or one channel of int16, int32 or float32)") from None
     return image if mode is None or image.mode == mode else image.convert(mode)
 
 
@@ -201,10 +206,10 @@ def pad(img, padding, fill=0, padding_mode: str = "constant"):
     if padding_mode == "reflect" and (max(left, right) >= w or max(top, bottom) >= h):
         raise ValueError(f"pad: reflect padding ({left}, {top}, {right}, {bottom}) must be smaller than the "
                          f"image (H, W) = ({h}, {w}) on each side")
-    if kind == "pil":
-        return _pil.pad(img, left, top, right, bottom, fill, padding_mode)
     if isinstance(fill, (tuple, list)) and len(fill) not in (1, get_dimensions(img)[0]):
         raise ValueError(f"pad: fill has {len(fill)} values but the image has {get_dimensions(img)[0]} channels")
+    if kind == "pil":
+        return _pil.pad(img, left, top, right, bottom, fill, padding_mode)
     return Tensor(_tensor.pad(img.array, left, top, right, bottom, fill, padding_mode))
 
 
