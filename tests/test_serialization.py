@@ -278,3 +278,29 @@ def test_safetensors_with_damaged_minires_metadata_is_one_line(tmp_path):
     header = b'{"a":' + b"[" * 100000  # nested past json's recursion limit
     p.write_bytes(len(header).to_bytes(8, "little") + header)
     one_line_error(p, "corrupted header")
+
+
+@pytest.mark.parametrize("call", ["builtins set", "builtins frozenset", "builtins bytearray",
+                                  "collections OrderedDict"])
+def test_admitted_constructors_do_not_iterate_a_huge_tensor_view(call, tmp_path):
+    # a stride-0 view of 10**12 elements on a one-element storage (legal, as in PyTorch), handed to set(...):
+    # iterating it would take hours; refused at once
+    from minires.serialization import pickle_writer, zip_format
+    w = pickle_writer._Writer()
+    module, name = call.split()
+    w.global_(module, name)
+    w.global_("torch._utils", "_rebuild_tensor_v2")
+    w.out.append(b"((")
+    for part in ("storage", None, "0", "cpu"):
+        w.global_("torch", "LongStorage") if part is None else w.str_(part)
+    w.int_(1)
+    w.out.append(b"tQ")
+    w.int_(0)
+    w.tuple_([10 ** 12, 2] if name == "OrderedDict" else [10 ** 12], "size")
+    w.tuple_([0, 0] if name == "OrderedDict" else [0], "stride")
+    w.out.append(b"\x89")
+    w.empty_ordered_dict()
+    w.out.append(b"tR\x85R.")  # the tensor, then call(tensor)
+    p = tmp_path / "iter.pt"
+    p.write_bytes(bytes(zip_format.write_zip(b"".join(w.out), [("0", np.ones(1, np.int64).tobytes())])))
+    one_line_error(p, f"{name}: refusing to build from a Tensor")

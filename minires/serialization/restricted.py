@@ -181,11 +181,33 @@ def _rebuild_from_type_v2(func, new_type, args, state=None):
     return tensor
 
 
+def _plain(value, what: str, kinds=(list, tuple, set, frozenset, str, bytes)):
+    """value, if it is a container the pickle itself spelled out (so as long as the file): a tensor is refused, as
+    a stride-0 view of 10**12 elements on a one-element storage would take hours to iterate."""
+    if not isinstance(value, kinds):
+        raise UnpicklingError(f"{what}: refusing to build from a {type(value).__name__} (only lists, tuples, sets, "
+                              f"strings and bytes written in the pickle)")
+    return value
+
+
+def _set(items=()):
+    """builtins.set, as protocol 2 pickles write it: set(list)."""
+    return set(_plain(items, "set"))
+
+
+def _frozenset(items=()):
+    """builtins.frozenset, as protocol 2 pickles write it: frozenset(list)."""
+    return frozenset(_plain(items, "frozenset"))
+
+
+def _ordered_dict(items=()):
+    """collections.OrderedDict, as pickles write it: OrderedDict() then SETITEMS (or from a list of pairs)."""
+    return collections.OrderedDict(_plain(items, "OrderedDict", (list, tuple, dict)))
+
+
 def _bytearray(source=b"", *args):
     """builtins.bytearray, from bytes or text only: bytearray(10 ** 12) would fill the memory with zeros."""
-    if isinstance(source, int):
-        raise UnpicklingError("bytearray: refusing a size argument")
-    return bytearray(source, *args)
+    return bytearray(_plain(source, "bytearray", (bytes, str)), *args)
 
 
 def _refuse_sparse(*args):
@@ -196,15 +218,15 @@ _REBUILD = {
     "_rebuild_tensor_v2": _rebuild_tensor_v2, "_rebuild_tensor": _rebuild_tensor,
     "_rebuild_parameter": _rebuild_parameter, "_rebuild_parameter_with_state": _rebuild_parameter,
 }
-ALLOWED = {("collections", "OrderedDict"): collections.OrderedDict,
+ALLOWED = {("collections", "OrderedDict"): _ordered_dict,
            ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
            ("torch", "device"): _torch_device, ("torch", "Size"): _torch_size,
            ("torch", "Tensor"): _TypeMarker("Tensor"),
            ("torch.nn.parameter", "Parameter"): _TypeMarker("Parameter"),
            ("_codecs", "encode"): _latin1_encode, ("numpy", "dtype"): _NumpyDType,
            ("numpy.core.multiarray", "scalar"): _numpy_scalar, ("numpy._core.multiarray", "scalar"): _numpy_scalar,
-           ("builtins", "set"): set, ("builtins", "frozenset"): frozenset, ("builtins", "complex"): complex,
-           ("builtins", "bytearray"): _bytearray, ("__builtin__", "set"): set}
+           ("builtins", "set"): _set, ("builtins", "frozenset"): _frozenset, ("builtins", "complex"): complex,
+           ("builtins", "bytearray"): _bytearray, ("__builtin__", "set"): _set}
 ALLOWED.update({("torch._utils", name): fn for name, fn in _REBUILD.items()})
 ALLOWED.update({("torch._utils", name): _refuse_sparse for name in (
     "_rebuild_sparse_tensor", "_rebuild_qtensor", "_rebuild_meta_tensor_no_storage", "_rebuild_wrapper_subclass",
