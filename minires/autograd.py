@@ -204,7 +204,11 @@ class _Adapter(_Function):
         with no_grad():
             grads = self.user.backward(self, Tensor(g))
         grads = grads if isinstance(grads, tuple) else (grads,)
-        return tuple(x.array if isinstance(x, Tensor) else x for x in grads)
+        n = len(self.parents)
+        if len(grads) < n or any(x is not None for x in grads[n:]):  # as PyTorch: one per forward input
+            raise RuntimeError(f"{self.op_name()}: backward returned an incorrect number of gradients (expected "
+                               f"{n}, one per forward input with None for non-Tensors, got {len(grads)})")
+        return tuple(x.array if isinstance(x, Tensor) else x for x in grads[:n])
 
     def save_for_backward(self, *tensors) -> None:
         self.saved_tensors = tuple(tensors)

@@ -626,3 +626,23 @@ def test_an_int_beside_a_bool_tensor_is_an_int64_number():
     mask = t([True, False])
     assert (mask + 1).dtype == np.int64 and (mask + 1).tolist() == [2, 1] and (2 * mask).tolist() == [2, 0]
     assert (mask == 2).tolist() == [False, False] and (mask + True).dtype == np.bool_
+
+
+class _HalfBackward(mr.autograd.Function):
+    """A mistake PyTorch catches: two inputs, one gradient returned."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output
+
+
+def test_pytorch_style_function_with_too_few_gradients_is_an_error():
+    a, b = t64([1.0]), t64([2.0])
+    with pytest.raises(RuntimeError, match=r"_HalfBackward: backward returned an incorrect number of gradients "
+                                           r"\(expected 2, .*got 1\)"):
+        _HalfBackward.apply(a, b).sum().backward()  # b.grad silently stayed None
+    assert b.grad is None
