@@ -304,3 +304,20 @@ def test_admitted_constructors_do_not_iterate_a_huge_tensor_view(call, tmp_path)
     p = tmp_path / "iter.pt"
     p.write_bytes(bytes(zip_format.write_zip(b"".join(w.out), [("0", np.ones(1, np.int64).tobytes())])))
     one_line_error(p, f"{name}: refusing to build from a Tensor")
+
+
+@pytest.mark.parametrize("ops", [b"K\x00K\x07s", b"(K\x00K\x07u", b"K\x07a", b"(K\x07e", b"(K\x07\x90"])
+def test_items_are_added_to_the_pickles_own_containers_only(ops, tmp_path):
+    # SETITEM(S) / APPEND(S) / ADDITEMS aimed at a loaded tensor: t[0] = 7 would write into (or Tensor.add read)
+    # its storage; refused by name
+    mr.save(mr.zeros(3, dtype=mr.int64), tmp_path / "t.pt")
+    with zipfile.ZipFile(tmp_path / "t.pt") as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    pkl = members["archive/data.pkl"]
+    members["archive/data.pkl"] = pkl[:-1] + ops + b"."
+    with zipfile.ZipFile(tmp_path / "bad.pt", "w") as zf:
+        for name, raw in members.items():
+            zf.writestr(name, raw)
+    err = one_line_error(tmp_path / "bad.pt", "refusing (SETITEMS?|APPENDS?|ADDITEMS) on a Tensor")
+    assert "Tensor" in str(err)
+    assert np.array_equal(mr.load(tmp_path / "t.pt").numpy(), np.zeros(3))

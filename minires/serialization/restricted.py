@@ -256,15 +256,56 @@ def _load_build(self) -> None:
                           f"BUILD opcode): only an OrderedDict's attributes and a NumPy dtype's state are admitted")
 
 
+def _target(self, kinds: tuple, opcode: str):
+    """The container an item-adding opcode writes into, if it is one the pickle built: on a loaded tensor,
+    SETITEM would be an in-place write (hours long on a stride-0 view of 10**12 elements), ADDITEMS a call
+    of Tensor.add."""
+    obj = self.stack[-1]
+    if type(obj) not in kinds:
+        raise UnpicklingError(f"{self.source}: refusing {opcode} on a {type(obj).__name__}: it adds items to "
+                              f"{' and '.join(k.__name__ for k in kinds)} objects only")
+    return obj
+
+
+def _load_setitem(self) -> None:
+    value, key = self.stack.pop(), self.stack.pop()
+    _target(self, (dict, collections.OrderedDict), "SETITEM")[key] = value
+
+
+def _load_setitems(self) -> None:
+    items = self.pop_mark()
+    target = _target(self, (dict, collections.OrderedDict), "SETITEMS")
+    for i in range(0, len(items), 2):  # an odd count is an IndexError: a corrupted pickle
+        target[items[i]] = items[i + 1]
+
+
+def _load_append(self) -> None:
+    value = self.stack.pop()
+    _target(self, (list,), "APPEND").append(value)
+
+
+def _load_appends(self) -> None:
+    items = self.pop_mark()
+    _target(self, (list,), "APPENDS").extend(items)
+
+
+def _load_additems(self) -> None:
+    items = self.pop_mark()
+    _target(self, (set,), "ADDITEMS").update(items)
+
+
 class TorchUnpickler(pickle._Unpickler):
     """Unpickle a PyTorch data.pkl: globals from ALLOWED only, storages from `storage_loader(persistent id)`.
 
     Python's own unpickler, not the C one: the C unpickler sizes its memo to twice the largest PUT index,
     so a 10-byte LONG_BINPUT 0xfffffff0 would make it allocate and zero 64 GiB (here the memo is a dict), and
-    its BUILD cannot be restricted. Measured: 2,500 tensors load in 0.11 s instead of 0.07 s."""
+    its BUILD and item-adding opcodes cannot be restricted. Measured: 2,500 tensors load in 0.11 s instead of 0.07 s."""
 
     dispatch = dict(pickle._Unpickler.dispatch)
     dispatch[pickle.BUILD[0]] = _load_build
+    dispatch.update({pickle.SETITEM[0]: _load_setitem, pickle.SETITEMS[0]: _load_setitems,
+                     pickle.APPEND[0]: _load_append, pickle.APPENDS[0]: _load_appends,
+                     pickle.ADDITEMS[0]: _load_additems})
 
     def __init__(self, file, storage_loader, source: str, encoding: str = "utf-8"):
         super().__init__(file, encoding=encoding)
