@@ -20,7 +20,7 @@ import pytest
 import minires as mr
 from minires import nn
 from minires.checkpoint import CheckpointError
-from minires.serialization import UnpicklingError
+from minires.serialization import UnpicklingError, pickle_writer, restricted, zip_format
 
 FIXTURES = Path(__file__).parent / "fixtures" / "torch"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
@@ -229,7 +229,6 @@ def test_corrupted_bytes_fail_cleanly_or_load(fmt, tmp_path):
 
 def test_build_on_an_admitted_function_is_refused_and_changes_nothing(tmp_path):
     # torch.Size (minires's _torch_size) then BUILD (None, {'__defaults__': (7,)}): a setattr on the function
-    from minires.serialization import restricted, zip_format
     before = restricted._torch_size.__defaults__
     pkl = b"\x80\x02ctorch\nSize\nN}X\x0c\x00\x00\x00__defaults__K\x07\x85s\x86b0}."
     p = tmp_path / "build.pt"
@@ -240,7 +239,6 @@ def test_build_on_an_admitted_function_is_refused_and_changes_nothing(tmp_path):
 
 def test_a_huge_memo_index_allocates_nothing(tmp_path):
     # LONG_BINPUT 0xfffffff0: Python's C unpickler would grow its memo list to 2**33 entries (64 GiB)
-    from minires.serialization import zip_format
     pkl = b"\x80\x02}r\xf0\xff\xff\xffj\xf0\xff\xff\xff\x86."
     p = tmp_path / "memo.pt"
     p.write_bytes(bytes(zip_format.write_zip(pkl, [])))
@@ -285,7 +283,6 @@ def test_safetensors_with_damaged_minires_metadata_is_one_line(tmp_path):
 def test_admitted_constructors_do_not_iterate_a_huge_tensor_view(call, tmp_path):
     # a stride-0 view of 10**12 elements on a one-element storage (legal, as in PyTorch), handed to set(...):
     # iterating it would take hours; refused at once
-    from minires.serialization import pickle_writer, zip_format
     w = pickle_writer._Writer()
     module, name = call.split()
     w.global_(module, name)
