@@ -491,3 +491,19 @@ def test_nll_loss_refuses_a_weight_that_requires_grad():
     assert x.grad is not None and weight.grad is None
     with mr.no_grad():
         F.nll_loss(x, mr.tensor([0, 1, 2]), weight)
+
+
+def test_pool_layers_take_pytorchs_signature():
+    x = mr.tensor(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))
+    ref = np.arange(16).reshape(2, 2, 2, 2).max(axis=(1, 3))  # 2x2 windows of a ramp: their bottom-right value
+    for pool in (nn.MaxPool2d(2, 2, 0, 1, False, False), nn.MaxPool2d(2, dilation=(1, 1), ceil_mode=False)):
+        np.testing.assert_array_equal(pool(x).numpy()[0, 0], ref)
+    np.testing.assert_array_equal(nn.functional.max_pool2d(x, 2, dilation=[1, 1]).numpy()[0, 0], ref)
+    mean = np.arange(16).reshape(2, 2, 2, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(nn.AvgPool2d(2, ceil_mode=False, count_include_pad=True)(x).numpy()[0, 0], mean)
+    with pytest.raises(NotImplementedError, match=r"MaxPool2d: ceil_mode=True is not supported by minires"):
+        nn.MaxPool2d(3, stride=2, ceil_mode=True)  # torchvision's GoogLeNet: named at construction
+    with pytest.raises(NotImplementedError, match=r"max_pool2d: dilation=\(2, 1\) is not supported"):
+        nn.functional.max_pool2d(x, 2, dilation=(2, 1))
+    with pytest.raises(NotImplementedError, match="AvgPool2d: divisor_override=3 is not supported"):
+        nn.AvgPool2d(2, divisor_override=3)

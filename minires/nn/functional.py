@@ -26,6 +26,8 @@ from ..tensor import Tensor
 def _unsupported(op: str, **given) -> None:
     """A NotImplementedError naming the first argument whose value minires has no implementation of."""
     for name, (value, default) in given.items():
+        if isinstance(value, (tuple, list)) and default is not None:  # dilation=(1, 1) is the default 1
+            value = value[0] if len(value) and all(v == value[0] for v in value) else value
         if (value is not None) if default is None else (value != default):
             raise NotImplementedError(f"{op}: {name}={value!r} is not supported by minires (only {default!r})")
 

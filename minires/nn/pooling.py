@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import functional as F
+from . import functional as nnF
 from .module import Module
 
 
@@ -19,14 +20,27 @@ class _Pool2d(Module):
 
 
 class MaxPool2d(_Pool2d):
-    """Max over KH x KW windows; stride defaults to kernel_size."""
+    """Max over KH x KW windows; stride defaults to kernel_size (PyTorch's signature: dilation, return_indices
+    and ceil_mode other than their defaults are a NotImplementedError naming them)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        nnF._unsupported("MaxPool2d", dilation=(dilation, 1), return_indices=(return_indices, False),
+                         ceil_mode=(ceil_mode, False))
+        super().__init__(kernel_size, stride, padding)
 
     def forward(self, x):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
 
 class AvgPool2d(_Pool2d):
-    """Mean over KH x KW windows (zero padding counted); stride defaults to kernel_size."""
+    """Mean over KH x KW windows (zero padding counted); stride defaults to kernel_size (PyTorch's signature:
+    ceil_mode, count_include_pad and divisor_override other than their defaults are a NotImplementedError)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        nnF._unsupported("AvgPool2d", ceil_mode=(ceil_mode, False), count_include_pad=(count_include_pad, True),
+                         divisor_override=(divisor_override, None))
+        super().__init__(kernel_size, stride, padding)
 
     def forward(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
