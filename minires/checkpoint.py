@@ -220,13 +220,17 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict: bo
     opt_sd = None
     if meta["optimizer"] is not None:
         state = {}
-        for idx, scalars in meta["optimizer"]["scalars"].items():
-            state.setdefault(int(idx), {}).update(scalars)
-        for k in tensors:
-            if k.startswith(_OPT_PREFIX):
-                idx, key = k[len(_OPT_PREFIX):].split("/", 1)
-                state.setdefault(int(idx), {})[key] = tensors[k]
-        opt_sd = {"state": dict(sorted(state.items())), "param_groups": meta["optimizer"]["param_groups"]}
+        try:
+            for idx, scalars in meta["optimizer"]["scalars"].items():
+                state.setdefault(int(idx), {}).update(scalars)
+            for k in tensors:
+                if k.startswith(_OPT_PREFIX):
+                    idx, key = k[len(_OPT_PREFIX):].split("/", 1)
+                    state.setdefault(int(idx), {})[key] = tensors[k]
+            opt_sd = {"state": dict(sorted(state.items())), "param_groups": meta["optimizer"]["param_groups"]}
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {path!r} has corrupted optimizer metadata ({type(exc).__name__}: "
+                                  f"{exc})") from None
 
     if model is not None:
         model.load_state_dict(weights, strict=strict)

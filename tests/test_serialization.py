@@ -273,6 +273,11 @@ def test_safetensors_with_damaged_minires_metadata_is_one_line(tmp_path):
     one_line_error(p, "corrupted minires metadata")
     with pytest.raises(CheckpointError, match="corrupted minires metadata"):
         mr.checkpoint.load_checkpoint(p)
+    meta = {"format": "minires.checkpoint/1", "model_keys": ["w"], "crc32": mr.checkpoint._crc(arrays), "epoch": 0,
+            "optimizer": 5, "scheduler": None, "rng_state": None, "extra": {}}
+    p.write_bytes(stn.save(arrays, metadata={"minires": json.dumps(meta)}))
+    with pytest.raises(CheckpointError, match="corrupted optimizer metadata"):
+        mr.checkpoint.load_checkpoint(p)
     header = b'{"a":' + b"[" * 100000  # nested past json's recursion limit
     p.write_bytes(len(header).to_bytes(8, "little") + header)
     one_line_error(p, "corrupted header")
