@@ -323,3 +323,25 @@ def test_items_are_added_to_the_pickles_own_containers_only(ops, tmp_path):
     err = one_line_error(tmp_path / "bad.pt", "refusing (SETITEMS?|APPENDS?|ADDITEMS) on a Tensor")
     assert "Tensor" in str(err)
     assert np.array_equal(mr.load(tmp_path / "t.pt").numpy(), np.zeros(3))
+
+
+def test_a_location_minires_lacks_and_a_tensor_quoted_in_an_error_stay_one_line(tmp_path):
+    mr.save({"w": mr.ones(2)}, tmp_path / "w.pt")
+    with zipfile.ZipFile(tmp_path / "w.pt") as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    pkl = members["archive/data.pkl"]
+    for old, new in ((b"X\x03\x00\x00\x00cpu", b"X\x03\x00\x00\x00c&u"),  # the storage's saved location
+                     (b"X\x07\x00\x00\x00storage", b"X\x07\x00\x00\x00STORAGE")):  # a persistent id refused
+        members["archive/data.pkl"] = pkl.replace(old, new)
+        with zipfile.ZipFile(tmp_path / "bad.pt", "w") as zf:
+            for name, raw in members.items():
+                zf.writestr(name, raw)
+        one_line_error(tmp_path / "bad.pt", "saved on 'c&u', which minires does not have.*map_location='cpu'"
+                       if b"c&u" in new else "refusing the persistent id")
+    # a persistent id that quotes a tensor (whose repr spans lines): still one line
+    w = pickle_writer._Writer()
+    w.out.append(b"(")
+    w.tensor_(np.arange(64.0).reshape(8, 8), False)
+    w.out.append(b"tQ.")
+    (tmp_path / "pid.pt").write_bytes(bytes(zip_format.write_zip(b"".join(w.out), w.storages)))
+    one_line_error(tmp_path / "pid.pt", "refusing the persistent id")

@@ -38,6 +38,10 @@ TORCH_DTYPES = {
 class UnpicklingError(UnsafePickleError):
     """A file cannot be loaded: damaged, not a checkpoint, or it names a global minires does not admit."""
 
+    def __init__(self, message: str = ""):
+        # one line whatever the message quotes (the repr of a tensor from the file spans several)
+        super().__init__(" ".join(str(message).split()))
+
 
 class TorchDType(str):
     """A torch dtype read from a file (`torch.float16`): its NumPy name, a str ('bfloat16' has no NumPy dtype)."""

@@ -48,20 +48,29 @@ def _device_of(value) -> str:
                     f"a dict of location -> device or a callable(storage, location), got {type(value).__name__}")
 
 
+def _saved_device(location: str) -> str:
+    """The device a storage was saved on, as minires names it; a location minires lacks is the file's error."""
+    try:
+        return _device_of(location)
+    except ValueError as exc:
+        raise UnpicklingError(f"its tensors were saved on {location!r}, which minires does not have ({exc}); pass "
+                              f"map_location='cpu'") from None
+
+
 def location_mapper(map_location):
     """fn(host array, saved location) -> the device string its tensors go to, as torch.load's map_location."""
     if map_location is None:
-        return lambda array, location: _device_of(location)
+        return lambda array, location: _saved_device(location)
     if isinstance(map_location, dict):
         table = {str(k): v for k, v in map_location.items()}
         for v in table.values():
             _device_of(v)  # a bad target fails now, naming its type
-        return lambda array, location: _device_of(table.get(location, location))
+        return lambda array, location: _device_of(table[location]) if location in table else _saved_device(location)
     if callable(map_location) and not hasattr(map_location, "index"):
         def call(array, location):
             out = map_location(Tensor(array), location)
             if out is None:
-                return _device_of(location)
+                return _saved_device(location)
             if isinstance(out, Tensor):
                 return out.device
             return backend.device_of(getattr(out, "array", out))
@@ -78,7 +87,10 @@ def make_storage(raw, pid: tuple, mapper, big_endian: bool, source: str, state: 
     if raw is None:  # scanning
         return Storage(None)
     array = host_array(raw, dtype, numel, big_endian, source, state)
-    device = mapper(array, location)
+    try:
+        device = mapper(array, location)
+    except UnpicklingError as exc:  # the file's own location is not a device (a callable's errors pass as raised)
+        raise UnpicklingError(f"{source}: {exc}") from None
     if device != "cpu":
         try:
             backend.xp_for(device)
