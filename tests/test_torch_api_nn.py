@@ -507,3 +507,28 @@ def test_pool_layers_take_pytorchs_signature():
         nn.functional.max_pool2d(x, 2, dilation=(2, 1))
     with pytest.raises(NotImplementedError, match="AvgPool2d: divisor_override=3 is not supported"):
         nn.AvgPool2d(2, divisor_override=3)
+
+
+def test_conv2d_layer_takes_padding_same_and_valid():
+    # 'same' keeps H, W; an even kernel span puts the extra row/column at the end (PyTorch's rule); checked
+    # against a plain loop over the explicitly padded input
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 2, 4, 5))
+    for kernel, dilation in (((2, 2), 1), ((3, 2), 2)):
+        conv = nn.Conv2d(2, 3, kernel, padding="same", dilation=dilation, dtype=mr.float64)
+        w, b = conv.weight.numpy(), conv.bias.numpy()
+        span = [dilation * (k - 1) for k in kernel]
+        xp = np.pad(x, ((0, 0), (0, 0), (span[0] // 2, span[0] - span[0] // 2), (span[1] // 2, span[1] - span[1] // 2)))
+        ref = np.zeros((1, 3, 4, 5))
+        for o in range(3):
+            for i in range(4):
+                for j in range(5):
+                    patch = xp[0, :, i:i + span[0] + 1:dilation, j:j + span[1] + 1:dilation]
+                    ref[0, o, i, j] = (patch * w[o]).sum() + b[o]
+        np.testing.assert_allclose(conv(mr.tensor(x)).numpy(), ref, rtol=1e-12, atol=1e-12)
+    valid = nn.Conv2d(2, 3, 3, padding="valid")
+    assert valid(mr.tensor(x.astype(np.float32))).shape == (1, 3, 2, 3)
+    with pytest.raises(ValueError, match="Conv2d: padding='same' is not supported for strided convolutions"):
+        nn.Conv2d(2, 3, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="Conv2d: padding must be an int, a pair, 'valid' or 'same', got 'full'"):
+        nn.Conv2d(2, 3, 3, padding="full")

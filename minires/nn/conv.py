@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import functional as F
 from .._validate import pair
+from . import functional as nnF
 from . import init
 from .module import Module
 from .parameter import weight_and_bias
@@ -31,6 +32,13 @@ class Conv2d(Module):
         self.kernel_size = pair("Conv2d", "kernel_size", kernel_size, 1)  # F.conv2d sees only the weight's shape
         # stride, padding and dilation are checked by F.conv2d at each call; stored as pairs like PyTorch's
         self.stride, self.padding, self.dilation = (_as_pair(v) for v in (stride, padding, dilation))
+        if isinstance(padding, str):  # 'same' / 'valid', as PyTorch's; nn.functional.conv2d resolves them
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"Conv2d: padding='same' is not supported for strided convolutions "
+                                 f"(stride={stride!r})")
+            self.padding = padding
         weight_and_bias(self, (out_channels, in_channels // groups) + self.kernel_size, bias, device, dtype)
         self.reset_parameters()
 
@@ -39,7 +47,8 @@ class Conv2d(Module):
         init.default_reset_(self.weight, self.bias)
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        conv = nnF.conv2d if isinstance(self.padding, str) else F.conv2d
+        return conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
