@@ -188,6 +188,17 @@ def test_unpickler_refuses_other_numpy_globals_and_object_arrays(tmp_path):
         safe_pickle.loads(b"c_codecs\nencode\n(Vabc\nVzlib\ntR.", source="x.pkl")
 
 
+def test_unpickler_memo_index_and_build_are_bounded():
+    """A 10-byte pickle naming memo slot 2**32 - 16 asks the C unpickler for a 64 GiB memo; BUILD would
+    setattr on any object: the reader's unpickler keeps a dict memo and builds only NumPy arrays and dtypes."""
+    huge_memo = b"\x80\x02" + b"N" + b"r\xf0\xff\xff\xff" + b"."  # None, LONG_BINPUT 0xfffffff0, STOP
+    assert safe_pickle.loads(huge_memo) is None
+    assert len(pickle.dumps(None)) < len(huge_memo) < 16
+    build_on_dict = b"\x80\x02}q\x00}X\x01\x00\x00\x00aK\x01sb."  # {} BUILD {'a': 1}
+    with pytest.raises(UnsafePickleError, match="refusing to set the state of a dict"):
+        safe_pickle.loads(build_on_dict)
+
+
 def test_unpickler_rebuilds_plain_arrays_bitwise(tmp_path):
     x = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     for protocol in (2, 4, 5):

@@ -222,3 +222,16 @@ def test_load_state_dict_from_another_scheduler_raises():
     opt = sgd(0.1)
     with pytest.raises(ValueError, match="StepLR.load_state_dict.*unexpected"):
         StepLR(opt, step_size=2).load_state_dict(CosineAnnealingLR(sgd(0.1), T_max=3).state_dict())
+
+
+def test_load_state_dict_takes_pytorchs_private_keys():
+    """A scheduler state_dict saved by PyTorch also holds _step_count, _is_initial, ...: they are dropped,
+    and the schedule resumes at the saved epoch (cosine closed form)."""
+    saved = CosineAnnealingLR(sgd(0.1), T_max=10).state_dict()
+    saved.update(last_epoch=3, _step_count=4, _is_initial=False, _get_lr_called_within_step=False, verbose=False)
+    opt = sgd(0.1)
+    sched = CosineAnnealingLR(opt, T_max=10)
+    sched.load_state_dict(saved)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05 * (1 + math.cos(math.pi * 3 / 10)))
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05 * (1 + math.cos(math.pi * 4 / 10)))

@@ -269,8 +269,6 @@ def test_cifar_train_evaluates_a_pytorch_checkpoint_as_pytorch_does(data, tmp_pa
     check_data_untouched(data)
 
 
-@pytest.mark.xfail(strict=True, reason="minires.optim.lr_scheduler.CosineAnnealingLR.load_state_dict refuses PyTorch's "
-                   "scheduler state_dict: unexpected keys ['_get_lr_called_within_step', '_is_initial', '_step_count']")
 def test_cifar_train_resumes_a_pytorch_checkpoint(data, tmp_path):
     """fixtures/pytorch_ckpt.pth: what PyTorch 2.13 (torch.save, zip format) wrote running the original
     tests/torch_scripts/cifar_train.py with TRAIN_ARGS on this tiny CIFAR-10 (write_cifar, seed 0)."""

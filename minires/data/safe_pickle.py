@@ -48,8 +48,25 @@ ALLOWED_GLOBALS = {
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An Unpickler whose find_class only returns the objects in ALLOWED_GLOBALS and refuses the rest."""
+class RestrictedUnpickler(pickle._Unpickler):  # noqa: SLF001 - Python's own unpickler, see the NOTE
+    """An Unpickler whose find_class only returns the objects in ALLOWED_GLOBALS and refuses the rest.
+
+    NOTE: Python's pure-Python unpickler, not the C one: the C one grows its memo to any index a file names
+    (a 10-byte LONG_BINPUT of 2**32 - 16 allocates 64 GiB), and its BUILD setattr()s on any object. Here the
+    memo is a dict and BUILD is admitted only on the ndarrays and dtypes the allow-list made. The batches are
+    a few large byte strings, so the slower opcode loop costs nothing measurable.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # noqa: SLF001
+
+    def _build(self):
+        target = self.stack[-2]  # BUILD pops the state, then sets it on the object below
+        if type(target) is not np.ndarray and not isinstance(target, np.dtype):
+            raise UnsafePickleError(f"{self.source}: refusing to set the state of a {type(target).__name__} "
+                                    f"(only NumPy arrays and dtypes are rebuilt)")
+        pickle._Unpickler.load_build(self)  # noqa: SLF001 - NumPy's own __setstate__ on its own types
+
+    dispatch[pickle.BUILD[0]] = _build
 
     def __init__(self, file, *, source: str = "<stream>", **kwargs):
         super().__init__(file, **kwargs)

@@ -46,6 +46,9 @@ def _check_optimizer(name: str, optimizer) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{name}: argument 'optimizer' must be a minires Optimizer, got {type(optimizer).__name__}")
 
+# Keys of PyTorch's scheduler state_dicts with no counterpart here (a resumed PyTorch checkpoint has them).
+_PYTORCH_PRIVATE = frozenset({"_step_count", "_is_initial", "_get_lr_called_within_step", "verbose"})
+
 
 class LRScheduler:
     """Base class: sets `group['lr']` from `get_lr()` for step `last_epoch` on every `step()`."""
@@ -107,6 +110,8 @@ class LRScheduler:
         name = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, dict) or "last_epoch" not in state_dict:
             raise ValueError(f"{name}: expected a dict from state_dict() with 'last_epoch'")
+        # PyTorch's schedulers also save their private bookkeeping: nothing here depends on it
+        state_dict = {k: v for k, v in state_dict.items() if k not in _PYTORCH_PRIVATE}
         unknown = sorted(set(state_dict) - set(self.__dict__))
         if unknown:
             raise ValueError(f"{name}: unexpected keys {unknown} (saved from a different scheduler?)")
