@@ -61,8 +61,19 @@ class Max(Function):
         return (mask * (g / count)).astype(self.a.dtype)
 
 
+def scatter_along(shape, indices, g, dim: int):
+    """Zeros of `shape` with g's values at `indices` along dim (indices distinct along dim: an assignment is the sum)."""
+    xp = get_array_module(g)
+    dx = xp.zeros(shape, dtype=g.dtype)
+    # One index array per axis, broadcast against `indices`: dx[idx] = g scatters each value back.
+    grid = [xp.arange(s).reshape([-1 if i == k else 1 for i in range(g.ndim)]) for k, s in enumerate(g.shape)]
+    grid[dim] = indices
+    dx[tuple(grid)] = g
+    return dx
+
+
 class TakeAlong(Function):
-    """x's values at `indices` along `dim` (indices distinct along dim, as sort/topk/max(dim) give them)."""
+    """x's values at `indices` along `dim` (indices distinct along dim, as sort/topk give them)."""
     name = "take_along_dim"
 
     def forward(self, x, indices=None, dim=-1):
@@ -70,13 +81,24 @@ class TakeAlong(Function):
         return get_array_module(x).take_along_axis(x, indices, axis=dim)
 
     def backward(self, g):
+        return scatter_along(self.shape, self.indices, g, self.dim)
+
+
+class SelectAlong(Function):
+    """max(dim)/min(dim)'s values; the gradient goes only to the element `indices` (argmax/argmin) picks."""
+    name = "max"
+
+    def forward(self, a, dim=0, keepdim=False, indices=None, smallest=False):
+        self.shape, self.dim, self.keepdim, self.indices = a.shape, dim, keepdim, indices
+        return a.min(axis=dim, keepdims=keepdim) if smallest else a.max(axis=dim, keepdims=keepdim)
+
+    def backward(self, g):
         xp = get_array_module(g)
-        dx = xp.zeros(self.shape, dtype=g.dtype)
-        # One index array per axis, broadcast against `indices`: dx[idx] = g scatters each value back.
-        grid = [xp.arange(s).reshape([-1 if i == k else 1 for i in range(g.ndim)]) for k, s in enumerate(g.shape)]
-        grid[self.dim] = self.indices
-        dx[tuple(grid)] = g  # distinct indices: an assignment is the sum
-        return dx
+        if not self.keepdim:  # indices and g without the reduced dim: put it back as size 1
+            g, indices = xp.expand_dims(g, self.dim), xp.expand_dims(self.indices, self.dim)
+        else:
+            indices = self.indices
+        return scatter_along(self.shape, indices, g, self.dim)
 
 
 def _reduced(op: str, x, dim, keepdim):
@@ -222,17 +244,21 @@ def min_(self, dim=None, keepdim=False):
 
 
 def _select(op: str, x, dim, keepdim) -> ValuesIndices:
-    """max/min along dim: the values taken at the indices argmax/argmin pick, so the whole gradient goes to
-    that one element per row, as PyTorch's max(dim) (amax and max() share it among ties instead)."""
+    """max/min along dim: the values with the whole gradient on the index argmax/argmin picks (first of ties),
+    as PyTorch's max(dim); amax and max() share it among ties instead."""
     int_dim(op, dim)
     if x.ndim == 0:
         return ValuesIndices(x.reshape(()), Tensor(get_array_module(x.array).zeros((), np.int64)))
-    indices = _arg_reduce(x, "argmax" if op == "max" else "argmin", dim, True)  # (..., 1, ...)
     axis = normalize_axes(op, dim, x.ndim)[0]
-    values = TakeAlong.apply(x, indices=indices.array, dim=axis)
-    if not keepdim_arg(op, keepdim):
-        values, indices = values.squeeze(axis), Tensor(indices.array.squeeze(axis))
-    return ValuesIndices(values, indices)
+    keepdim = keepdim_arg(op, keepdim)
+    a = x.array
+    if a.shape[axis] == 0:
+        raise ValueError(f"{op}: cannot take the {op} along dim {dim} of size 0 (shape {x.shape})")
+    indices = a.argmax(axis=axis) if op == "max" else a.argmin(axis=axis)
+    if keepdim:
+        indices = get_array_module(a).expand_dims(indices, axis)
+    values = SelectAlong.apply(x, dim=axis, keepdim=keepdim, indices=indices, smallest=op == "min")
+    return ValuesIndices(values, Tensor(indices))
 
 
 def amax(self, dim=None, keepdim=False):
