@@ -315,7 +315,7 @@ CALLS = {
     "Module.to device": lambda: nn.Linear(2, 2).to(mr.device("cpu")).weight.device == "cpu",
     "Module.apply": lambda: len(_applied()) == 3,
     "Module.named_modules": lambda: [n for n, _ in nn.Sequential(nn.Linear(2, 2), nn.ReLU()).named_modules()] == ["", "0", "1"],
-    "Module.zero_grad": lambda: nn.Linear(2, 2).zero_grad(set_to_none=True) is None,
+    "Module.zero_grad": lambda: _zero_grad_clears(),
     "nn.DataParallel": lambda: list(nn.DataParallel(nn.Linear(2, 2)).state_dict()) == ["module.weight", "module.bias"],
     "nn.parallel.DistributedDataParallel": lambda: _ddp_runs(),
     "nn.functional (import as F)": lambda: same(mr.nn.functional.relu(t(A), inplace=True), np.maximum(A, 0)),
@@ -333,6 +333,18 @@ CALLS = {
     "torch.backends.cudnn.benchmark": lambda: setattr(mr.backends.cudnn, "benchmark", True) is None,
     "torch.backends.mps.is_available": lambda: mr.backends.mps.is_available() is False,
 }
+
+
+def _zero_grad_clears():
+    """zero_grad() sets .grad to None (PyTorch 2's default); set_to_none=False zeroes it in place."""
+    m = nn.Linear(2, 2)
+    m(t(A32[:, :2])).sum().backward()
+    kept = m.weight.grad
+    m.zero_grad(set_to_none=False)
+    zeroed = m.weight.grad is kept and not kept.numpy().any()
+    m(t(A32[:, :2])).sum().backward()
+    m.zero_grad()
+    return zeroed and m.weight.grad is None and m.bias.grad is None
 
 
 def _applied():
