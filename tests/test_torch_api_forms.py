@@ -619,6 +619,9 @@ def test_augmented_assignment_updates_parameters_in_place_outside_the_graph():
     y /= 1.0
     y.sum().backward()
     assert y.tolist() == [3.0, 5.0] and a.grad.tolist() == [2.0, 2.0]
+    with pytest.raises(RuntimeError, match=r"__isub__: a leaf tensor that requires grad \(shape \(2,\)\) is used in "
+                                           r"an in-place operation"):
+        a -= a.grad * 0.1  # outside no_grad(), as PyTorch
 
 
 def test_an_int_beside_a_bool_tensor_is_an_int64_number():

@@ -167,8 +167,12 @@ def augmented(binary):
     """t += other (and -=, *=, /=) as PyTorch's in-place operators: outside the graph (under mr.no_grad(), or
     on tensors that need no gradient) the result is written into t's own array, so `p -= lr * p.grad` on a
     parameter updates the parameter, and t is returned. Where autograd records the op, or the result does not
-    fit t (a broadcast that grows it, a wider dtype, a read-only view), t is rebound to the new tensor."""
+    fit t (a broadcast that grows it, a wider dtype, a read-only view), t is rebound to the new tensor; a leaf
+    that requires grad is refused there, as in PyTorch (`w -= lr * w.grad` outside no_grad())."""
     def method(self, other):
+        if self.requires_grad and self._ctx is None and is_grad_enabled():
+            raise RuntimeError(f"{method.__name__}: a leaf tensor that requires grad (shape {self.shape}) is used in "
+                               f"an in-place operation; update parameters inside mr.no_grad()")
         out = binary(self, other)
         if out.requires_grad or out.shape != self.shape or out.dtype != self.dtype \
                 or not getattr(getattr(self.array, "flags", None), "writeable", True):
