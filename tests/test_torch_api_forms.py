@@ -649,3 +649,12 @@ def test_pytorch_style_function_with_too_few_gradients_is_an_error():
                                            r"\(expected 2, .*got 1\)"):
         _HalfBackward.apply(a, b).sum().backward()  # b.grad silently stayed None
     assert b.grad is None
+
+
+def test_max_dim_and_nan_sort_on_the_cuda_standin(standin):
+    x = mr.tensor(np.array([[1.0, 3.0, 3.0], [2.0, np.nan, 2.0]]), device="cuda", requires_grad=True)
+    values, indices = x.max(1)  # NaN propagates, with its index, as in PyTorch
+    assert values.device == "cuda:0" and indices.tolist() == [1, 1] and np.isnan(values.numpy()[1])
+    values[:1].sum().backward()
+    assert x.grad.device == "cuda:0" and x.grad.numpy().tolist()[0] == [0.0, 1.0, 0.0]
+    assert t([1.0, np.nan, 0.0], device="cuda").sort(descending=True).indices.tolist() == [1, 0, 2]
