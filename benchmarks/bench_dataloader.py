@@ -32,22 +32,12 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import minires as mr  # noqa: E402
+from minires.bench.common import cpu_name  # noqa: E402
 from minires.utils.data import DataLoader, Dataset, Subset, default_collate  # noqa: E402
 from minires.vision import datasets, transforms  # noqa: E402
 
 JPEG_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "cifar10-jpeg")
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10's, as in PyTorch scripts
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 class SyntheticCIFAR(Dataset):
@@ -149,7 +139,7 @@ def main():
     ds, source = make_dataset(args.synthetic)
     # a fixed part of the data, read whole each run: no prefetched batch is thrown away uncounted
     part = Subset(ds, range(min(len(ds), (args.batches + 1) * args.batch_size)))
-    print(f"# DataLoader throughput: {cpu_model()}, {len(os.sched_getaffinity(0))} usable cores, "
+    print(f"# DataLoader throughput: {cpu_name()}, {len(os.sched_getaffinity(0))} usable cores, "
           f"load average {os.getloadavg()[0]:.1f} at the start")
     print(f"# Python {platform.python_version()}, NumPy {np.__version__}, Pillow {PIL.__version__}, "
           f"minires {mr.__version__}; data: {source}")
