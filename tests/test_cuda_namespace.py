@@ -169,3 +169,11 @@ def test_the_namespace_is_not_the_kernels_package():
     assert launcher.SOURCE_PATH.parent == ROOT / "minires" / "kernels" / "cuda" and launcher.SOURCE_PATH.is_file()
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "kernels.cu" in package_data["minires.kernels.cuda"]
+
+
+def test_legacy_cuda_tensor_types(standin):
+    on_gpu, on_cpu = mr.zeros(2, device="cuda"), mr.zeros(2)
+    assert isinstance(on_gpu, mr.cuda.FloatTensor) and not isinstance(on_cpu, mr.cuda.FloatTensor)
+    assert isinstance(on_cpu, mr.FloatTensor) and not isinstance(on_gpu, mr.FloatTensor)
+    assert on_gpu.type() == "torch.cuda.FloatTensor"
+    assert mr.zeros(2, dtype=mr.int64, device="cuda").type(mr.cuda.FloatTensor).dtype == mr.float32

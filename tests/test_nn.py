@@ -89,16 +89,17 @@ def test_clip_grad_norm_matches_closed_form():
         p.grad = None if g is None else mr.tensor(g.astype(np.float32))
     expected = math.sqrt(9 + 16 + 1 + 4 + 4 + 16)  # sqrt(50)
     total = nn.utils.clip_grad_norm_(ps, max_norm=1.0)
-    assert isinstance(total, float) and total == pytest.approx(expected, rel=1e-6)
+    assert isinstance(total, mr.Tensor) and total.shape == () and total.dtype == mr.float32  # as PyTorch
+    assert total.item() == pytest.approx(expected, rel=1e-6)
     clipped = math.sqrt(sum(float((p.grad.numpy().astype(np.float64) ** 2).sum()) for p in ps[:2]))
     assert clipped == pytest.approx(1.0, rel=1e-5)
     np.testing.assert_allclose(ps[0].grad.numpy(), np.array([3, 0, 4]) / expected, rtol=1e-5)
     # Below the threshold nothing changes; the inf-norm is the largest magnitude.
     before = ps[1].grad.numpy().copy()
-    assert nn.utils.clip_grad_norm_(ps, max_norm=10.0) == pytest.approx(1.0, rel=1e-5)
+    assert nn.utils.clip_grad_norm_(ps, max_norm=10.0).item() == pytest.approx(1.0, rel=1e-5)
     np.testing.assert_array_equal(ps[1].grad.numpy(), before)
-    assert nn.utils.clip_grad_norm_(ps, 100.0, norm_type=float("inf")) == pytest.approx(4 / expected, rel=1e-5)
-    assert nn.utils.clip_grad_norm_([nn.Parameter(mr.zeros(2))], 1.0) == 0.0  # no grads at all
+    assert nn.utils.clip_grad_norm_(ps, 100.0, norm_type=float("inf")).item() == pytest.approx(4 / expected, rel=1e-5)
+    assert nn.utils.clip_grad_norm_([nn.Parameter(mr.zeros(2))], 1.0).item() == 0.0  # no grads at all
 
 
 # ---- state_dict -----------------------------------------------------------------------------

@@ -39,6 +39,12 @@ def raw_arrays():
     np.testing.assert_array_equal(t.numpy(), [5.0, 1.0, 1.0])
 
 
+def integer_and_float_mixes():
+    i = mr.tensor([1, 2, 3])
+    assert (i * 0.5).dtype == mr.float64 and (i / i).dtype == mr.float64
+    assert (i.float() * 0.5).dtype == mr.float32
+
+
 def in_place_methods():
     p = mr.ones(3, requires_grad=True)
     with pytest.raises(RuntimeError, match="in place"):
@@ -190,6 +196,7 @@ def reduce_lr_on_plateau_nan():
 CHECKS = {
     "Devices and dtypes:": devices_and_dtypes,
     "Raw arrays:": raw_arrays,
+    "Integer and float mixes": integer_and_float_mixes,
     "In-place methods": in_place_methods,
     "Copies": copies,
     "Ties:": ties,

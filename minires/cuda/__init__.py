@@ -17,6 +17,7 @@ from __future__ import annotations
 import numbers
 
 from .. import backend
+from ..ops.convert import LEGACY_TYPES, tensor_type
 from . import amp
 
 
@@ -132,6 +133,9 @@ def memory_allocated(device=None) -> int:
     with cp.cuda.Device(_device_index("memory_allocated", device)):  # the pool answers for the current device
         return int(cp.get_default_memory_pool().used_bytes())
 
+
+# The legacy CUDA tensor types (torch.cuda.FloatTensor ...): isinstance checks and t.type(cuda.FloatTensor).
+globals().update({name: tensor_type(name, "cuda") for name in LEGACY_TYPES})
 
 __all__ = ["amp", "current_device", "device_count", "empty_cache", "get_device_name", "is_available",
            "manual_seed", "manual_seed_all", "memory_allocated", "set_device", "synchronize"]

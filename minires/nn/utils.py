@@ -4,12 +4,16 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from ..backend import get_array_module
 from ..tensor import Tensor
 
 
-def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> float:
-    """Scale gradients in place so their joint norm is at most max_norm; returns the norm before clipping."""
+def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                    foreach=None) -> Tensor:
+    """Scale gradients in place so their joint norm is at most max_norm; returns the norm before clipping as a
+    0-d tensor of the gradients' dtype and device, as PyTorch (`foreach` is accepted and changes nothing)."""
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     grads = [p.grad for p in parameters if p.grad is not None]
@@ -22,7 +26,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     if norm_type <= 0:
         raise ValueError(f"clip_grad_norm_: norm_type must be > 0 or inf, got {norm_type}")
     if not grads:
-        return 0.0
+        return Tensor(np.zeros((), dtype=np.float32))
     xp = get_array_module(grads[0].array)
     if math.isinf(norm_type):
         total = max(float(xp.abs(g.array).max()) if g.array.size else 0.0 for g in grads)
@@ -35,7 +39,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     if coef < 1.0:
         for g in grads:
             g.array *= g.array.dtype.type(coef)
-    return total
+    return Tensor(xp.asarray(total, dtype=grads[0].dtype))
 
 
 def grad_sum_of_squares(parameters):
