@@ -97,6 +97,8 @@ def losses():
     with pytest.warns(UserWarning):
         summed = F.cross_entropy(logits, mr.tensor([0, 1]), size_average=False)
     assert summed.item() == pytest.approx(2 * np.log(3))
+    with pytest.warns(UserWarning):
+        assert nn.CrossEntropyLoss(size_average=False)(logits, mr.tensor([0, 1])).item() == pytest.approx(2 * np.log(3))
     with pytest.raises(ValueError):
         F.mse_loss(mr.zeros(2, 3), mr.zeros(3))
 

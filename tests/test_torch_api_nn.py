@@ -532,3 +532,19 @@ def test_conv2d_layer_takes_padding_same_and_valid():
         nn.Conv2d(2, 3, 3, stride=2, padding="same")
     with pytest.raises(ValueError, match="Conv2d: padding must be an int, a pair, 'valid' or 'same', got 'full'"):
         nn.Conv2d(2, 3, 3, padding="full")
+
+
+def test_loss_modules_take_the_deprecated_size_average_and_reduce():
+    """Old scripts' nn.CrossEntropyLoss(size_average=False): mapped to reduction with a warning, as PyTorch."""
+    x = mr.tensor([[1.0, 2.0, 0.5], [0.1, 0.2, 3.0]])
+    y = mr.tensor([0, 2])
+    logp = np.log(np.exp(x.numpy()) / np.exp(x.numpy()).sum(1, keepdims=True))
+    expected = -(logp[0, 0] + logp[1, 2])
+    with pytest.warns(UserWarning, match="deprecated"):
+        assert nn.CrossEntropyLoss(size_average=False)(x, y).item() == pytest.approx(expected, rel=1e-6)
+    with pytest.warns(UserWarning):
+        assert nn.NLLLoss(reduce=False)(mr.tensor(logp), y).shape == (2,)
+    with pytest.warns(UserWarning):
+        assert nn.MSELoss(size_average=False)(x, mr.zeros(2, 3)).item() == pytest.approx((x.numpy() ** 2).sum(), rel=1e-6)
+    with pytest.warns(UserWarning):
+        assert nn.L1Loss(reduce=False)(x, mr.zeros(2, 3)).shape == (2, 3)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import functional as F
-from .functional import binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss
+from .functional import _reduction, binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss
 from .module import Module
 
 
@@ -12,13 +12,14 @@ class CrossEntropyLoss(Module):
     Without weight and with the default ignore_index it is F.cross_entropy (fused log-softmax, the
     training path); there a target of -100 is out of range and raises instead of being ignored.
     With a class weight or another ignore_index it is nll_loss(log_softmax(x)), which supports no
-    label smoothing. The arguments after `weight` are keyword-only (PyTorch's positional
-    size_average/reduce are deprecated and absent).
+    label smoothing. The arguments after `weight` are keyword-only; PyTorch's deprecated
+    size_average/reduce become `reduction` with a warning, as in PyTorch.
     """
 
-    def __init__(self, weight=None, *, ignore_index: int = -100, reduction: str = "mean",
-                 label_smoothing: float = 0.0):
+    def __init__(self, weight=None, *, size_average=None, ignore_index: int = -100, reduce=None,
+                 reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__()
+        reduction = _reduction("CrossEntropyLoss", size_average, reduce, reduction)
         self.reduction, self.label_smoothing, self.ignore_index = reduction, label_smoothing, ignore_index
         if (weight is not None or ignore_index != -100) and label_smoothing != 0:
             raise NotImplementedError("CrossEntropyLoss: label_smoothing together with weight or ignore_index "
@@ -38,8 +39,10 @@ class CrossEntropyLoss(Module):
 class NLLLoss(Module):
     """Negative log-likelihood of class indices given log-probabilities (see F.nll_loss)."""
 
-    def __init__(self, weight=None, *, ignore_index: int = -100, reduction: str = "mean"):
+    def __init__(self, weight=None, *, size_average=None, ignore_index: int = -100, reduce=None,
+                 reduction: str = "mean"):
         super().__init__()
+        reduction = _reduction("NLLLoss", size_average, reduce, reduction)
         self.reduction, self.ignore_index = reduction, ignore_index
         self.register_buffer("weight", weight)
 
@@ -54,9 +57,9 @@ class NLLLoss(Module):
 class MSELoss(Module):
     """Mean squared error (see F.mse_loss); `reduction` is keyword-only."""
 
-    def __init__(self, *, reduction: str = "mean"):
+    def __init__(self, *, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()
-        self.reduction = reduction
+        self.reduction = _reduction("MSELoss", size_average, reduce, reduction)
 
     def forward(self, input, target):
         return F.mse_loss(input, target, reduction=self.reduction)
@@ -68,9 +71,9 @@ class MSELoss(Module):
 class L1Loss(Module):
     """Mean absolute error (see nn.functional.l1_loss); `reduction` is keyword-only."""
 
-    def __init__(self, *, reduction: str = "mean"):
+    def __init__(self, *, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()
-        self.reduction = reduction
+        self.reduction = _reduction("L1Loss", size_average, reduce, reduction)
 
     def forward(self, input, target):
         return l1_loss(input, target, reduction=self.reduction)
