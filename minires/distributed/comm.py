@@ -235,12 +235,15 @@ class MPIComm(SingleProcess):
         """Print this process's error (rank named; with its traceback if `detail`) and MPI_Abort: the
         launcher ends every process. exc None: end them without a message (an interrupt)."""
         if exc is not None:
-            if detail:
-                traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+            # NOTE: the one-line message first: the launcher may stop forwarding output as soon as a process
+            # aborts, and a cut should fall on the traceback, not on the line that names the rank.
             text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             where = f" ({self.where})" if self.where else ""
             print(f"minires: error on rank {self.rank} of {self.size}{where}: {text}; ending all {self.size} "
                   f"processes{'; ' + note if note else ''}", file=sys.stderr, flush=True)
+            if detail:
+                traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+                sys.stderr.flush()
         self.comm.Abort(code)
 
     # ---- the watchdog -----------------------------------------------------------------------------
