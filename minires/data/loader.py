@@ -31,7 +31,7 @@ def _stack(field: int, column) -> np.ndarray:
 
 
 class TensorDataset:
-    """Sample i is (a[i] for a in arrays), as torch.utils.array.TensorDataset: arrays or Tensors of one length."""
+    """Sample i is (a[i] for a in arrays), as torch.utils.data.TensorDataset: arrays or Tensors of one length."""
 
     def __init__(self, *tensors):
         if not tensors:

@@ -127,7 +127,7 @@ class CIFAR10(VisionDataset):
         else:  # decoded once, cached under $MINIRES_DATA (never beside the data)
             data, targets, classes = load_image_folder(self.path, "train" if self.train else "test")
         self.data = data  # (N, 32, 32, 3) uint8
-        self.targets = [int(t) for t in targets]
+        self.targets = targets.tolist()  # int64 arrays from every reader: Python ints
         self.classes = list(classes)
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
