@@ -34,7 +34,7 @@ def read_zip(data, mapper, source: str, encoding: str = "utf-8"):
         names = zf.namelist()
     except _READ_ERRORS as exc:
         raise UnpicklingError(f"{source}: a damaged or truncated zip file ({exc})") from None
-    pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") <= 1 and n.rsplit("/", 1)[-1] == "data.pkl"]
+    pickles = [n for n in names if n.count("/") <= 1 and n.rsplit("/", 1)[-1] == "data.pkl"]
     if len(pickles) != 1:
         raise UnpicklingError(f"{source}: a zip file but not a PyTorch checkpoint (no <folder>/data.pkl among "
                               f"{names[:5]})")
