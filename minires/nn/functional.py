@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import backend
 from .. import functional as _F
+from .._validate import tensor_arg
 from ..creation import default_generator
 from ..functional import (adaptive_avg_pool2d, add_relu, batch_norm, dropout, gelu, layer_norm, leaky_relu,
                           linear, normalize, one_hot, pad, sigmoid, tanh)
@@ -91,11 +92,7 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0):
 
 
 def _floating(op: str, x):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: argument 'input' must be a Tensor, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"{op}: argument 'input' must be a floating-point tensor, got dtype {x.dtype}")
-    return x
+    return tensor_arg(op, "input", x)  # a floating-point Tensor, else a TypeError naming op
 
 
 def _softmax_dim(op: str, input, dim):
