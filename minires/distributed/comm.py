@@ -34,6 +34,9 @@ SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 # An MPI Allreduce of gradients takes milliseconds; rank 0's epoch-end writes (checkpoint, plots)
 # seconds. Five minutes in one collective means a process is gone.
 DEFAULT_TIMEOUT_S = 300.0
+# NOTE: seconds between printing the message that ends a job and MPI_Abort. Hydra stops forwarding a
+# process's output when another aborts; without the pause a CI run lost the whole message.
+FORWARD_S = 0.5
 
 
 class MPIUnavailable(RuntimeError):
@@ -244,6 +247,7 @@ class MPIComm(SingleProcess):
             if detail:
                 traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
                 sys.stderr.flush()
+            time.sleep(FORWARD_S)
         self.comm.Abort(code)
 
     # ---- the watchdog -----------------------------------------------------------------------------
@@ -271,6 +275,7 @@ class MPIComm(SingleProcess):
                 print(f"minires: rank {self.rank} of {self.size} waited {timeout:g} s in {busy[0]}{where}: "
                       f"another process died or hangs; ending the job (--dist-timeout sets this wait)",
                       file=sys.stderr, flush=True)
+                time.sleep(FORWARD_S)
                 self.comm.Abort(1)  # MPI_THREAD_MULTIPLE, mpi4py's default: callable from this thread
                 os._exit(1)  # an MPI whose Abort returned: end this process at least
 
