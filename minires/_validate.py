@@ -51,3 +51,12 @@ def pair(op: str, name: str, value, minimum: int):
         raise ValueError(f"{op}: argument '{name}' must be >= {minimum}, got {value}")
     return value
 
+
+
+def int_arg(op: str, name: str, value, minimum: int) -> int:
+    """An int (not a bool) >= minimum, as a Python int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{op}: argument '{name}' must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{op}: argument '{name}' must be >= {minimum}, got {value}")
+    return int(value)
