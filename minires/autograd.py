@@ -8,48 +8,9 @@ from __future__ import annotations
 
 from .backend import get_array_module
 from .gradcheck import gradcheck
+from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .tensor import Function as _Function
-from .tensor import Tensor, _GradMode, _call_backward, _topological_order, _wrong_gradient, enable_grad
-from .tensor import is_grad_enabled, no_grad
-
-
-class inference_mode(no_grad):
-    """Context manager (or decorator, bare or called) for evaluation: no_grad here; mode=False does nothing."""
-
-    def __new__(cls, mode=True):
-        if callable(mode):  # @mr.inference_mode without parentheses
-            return cls()(mode)
-        return super().__new__(cls)
-
-    def __init__(self, mode: bool = True):
-        super().__init__()
-        self.mode = bool(mode)
-
-    def __enter__(self):
-        if self.mode:
-            super().__enter__()
-
-    def __exit__(self, *exc):
-        if self.mode:
-            super().__exit__(*exc)
-
-    def __call__(self, fn):
-        return super().__call__(fn) if self.mode else fn
-
-
-class set_grad_enabled(_GradMode):
-    """Turn graph recording on or off: at once when called, until the block ends as a context manager."""
-
-    def __init__(self, mode: bool):
-        super().__init__(bool(mode))
-        _GradMode.__enter__(self)  # as torch: the call itself switches the mode
-
-    def __enter__(self):
-        pass
-
-    def __call__(self, fn):  # as a decorator, switch only while fn runs
-        _GradMode.__exit__(self)
-        return super().__call__(fn)
+from .tensor import Tensor, run_backward
 
 
 # ---- grad and backward -------------------------------------------------------------------------------
@@ -79,46 +40,6 @@ def _seed(op: str, k: int, y: Tensor, gy):
     return g.astype(y.dtype, copy=False)
 
 
-def _walk(roots, seeds, wanted=None):
-    """The backward walk from several roots; with `wanted` (id -> slot) the gradients reaching those
-    tensors are returned and no leaf's .grad changes, else leaves accumulate as Tensor.backward does."""
-    order, seen = [], set()
-    for root in roots:  # NOTE: first occurrences of post-orders keep every node after its inputs
-        for t in _topological_order(root):
-            if id(t) not in seen:
-                seen.add(id(t))
-                order.append(t)
-    grads, found = {}, {}
-    for root, g in zip(roots, seeds):
-        grads[id(root)] = g if id(root) not in grads else grads[id(root)] + g
-    with no_grad():
-        for t in reversed(order):
-            g = grads.pop(id(t), None)
-            if g is None:
-                continue
-            if wanted is not None and id(t) in wanted:
-                found[wanted[id(t)]] = g
-            if t._ctx is None:
-                if wanted is None:
-                    t.grad = Tensor(g.copy()) if t.grad is None else Tensor(t.grad.array + g)
-                continue
-            input_grads = _call_backward(t._ctx, g)
-            input_grads = input_grads if isinstance(input_grads, tuple) else (input_grads,)
-            for i, (p, need, pg) in enumerate(zip(t._ctx.parents, t._ctx.needs_input_grad, input_grads)):
-                if not need or pg is None:
-                    continue
-                if getattr(pg, "shape", None) != p.array.shape or getattr(pg, "dtype", None) != p.array.dtype:
-                    _wrong_gradient(t._ctx, i, p, pg)
-                grads[id(p)] = pg if id(p) not in grads else grads[id(p)] + pg
-    return order, found
-
-
-def _release(order) -> None:
-    for t in order:
-        if t._ctx is not None and not t._ctx.freed:
-            t._ctx.release()  # the freed node stays on t, so a second walk raises clearly
-
-
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
          allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """The gradients of outputs with respect to inputs (a tuple, one per input), leaving every .grad as it is."""
@@ -136,9 +57,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if not x.requires_grad:
             raise RuntimeError(f"grad: input {i} (shape {x.shape}) does not require grad")
     seeds = [_seed("grad", k, y, gy) for k, (y, gy) in enumerate(zip(outputs, grad_outputs))]
-    order, found = _walk(outputs, seeds, wanted={id(x): i for i, x in enumerate(inputs)})
-    if not retain_graph:
-        _release(order)
+    found = run_backward(outputs, seeds, bool(retain_graph), wanted={id(x): i for i, x in enumerate(inputs)})
     result = []
     for i, x in enumerate(inputs):
         if i in found:
@@ -164,9 +83,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                                                                          allow_none=True)
     if len(grads) != len(tensors):
         raise ValueError(f"backward: {len(grads)} grad_tensors given for {len(tensors)} tensors")
-    order, _ = _walk(tensors, [_seed("backward", k, y, g) for k, (y, g) in enumerate(zip(tensors, grads))])
-    if not retain_graph:
-        _release(order)
+    seeds = [_seed("backward", k, y, g) for k, (y, g) in enumerate(zip(tensors, grads))]
+    run_backward(tensors, seeds, bool(retain_graph))
 
 
 # ---- Variable and PyTorch-style Functions ----------------------------------------------------------------

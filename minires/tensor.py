@@ -7,11 +7,10 @@ t.relu()/sigmoid()/tanh() are bound from above minires.functional by minires/__i
 """
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from . import backend
+from .grad_mode import enable_grad, is_grad_enabled, no_grad
 
 float16, float32, float64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 int32, int64, uint8, bool_ = np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.uint8), np.dtype(np.bool_)
@@ -159,54 +158,10 @@ class Tensor:
             if g.shape != self.array.shape:
                 raise ValueError(f"backward: grad of shape {tuple(g.shape)} does not match the tensor's shape {self.shape}")
             g = g.astype(self.dtype, copy=False)
-        run_backward(self, g, retain_graph=bool(retain_graph))
+        run_backward([self], [g], retain_graph=bool(retain_graph))
 
     def zero_grad(self) -> None:
         self.grad = None
-
-
-# ---- grad mode -----------------------------------------------------------------------------------
-
-_state = threading.local()
-
-
-def is_grad_enabled() -> bool:
-    """Whether ops record a graph in this thread."""
-    return getattr(_state, "enabled", True)
-
-
-class _GradMode:
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-
-    def __enter__(self):
-        self.prev = is_grad_enabled()
-        _state.enabled = self.enabled
-
-    def __exit__(self, *exc):
-        _state.enabled = self.prev
-
-    def __call__(self, fn):  # usable as a decorator
-        def wrapper(*args, **kwargs):
-            with _GradMode(self.enabled):
-                return fn(*args, **kwargs)
-        wrapper.__name__ = getattr(fn, "__name__", "wrapper")
-        wrapper.__doc__ = getattr(fn, "__doc__", None)
-        return wrapper
-
-
-class no_grad(_GradMode):
-    """Context manager (or decorator) that turns graph recording off."""
-
-    def __init__(self):
-        super().__init__(False)
-
-
-class enable_grad(_GradMode):
-    """Context manager (or decorator) that turns graph recording back on."""
-
-    def __init__(self):
-        super().__init__(True)
 
 
 # ---- Function ------------------------------------------------------------------------------------
@@ -217,8 +172,7 @@ class Function:
     A subclass saves what backward needs on `self`; backward returns one gradient (or None)
     per positional input of forward, of that input's shape and dtype. `apply` wraps arrays in
     Tensors and links the graph. backward must not write into its incoming gradient (it arrives
-    read-only on NumPy) and must have no side effects: side effects such as running statistics
-    belong in forward, since the walk may call backward a second time to explain an error.
+    read-only on NumPy).
     """
 
     name = None  # op name used in error messages; defaults to the lower-cased class name
@@ -314,21 +268,33 @@ def _topological_order(root):
     return order
 
 
-def run_backward(root, grad, retain_graph: bool = False) -> None:
-    """Accumulate d(root)/d(leaf) * grad into every leaf's `.grad`."""
-    order = _topological_order(root)
-    grads = {id(root): grad}
+def run_backward(roots, grads, retain_graph: bool = False, wanted=None):
+    """The backward walk from `roots`, seeded with `grads` (one array each): d(roots)/d(leaf) * grads.
+
+    Without `wanted`, every leaf accumulates its gradient into `.grad`. With `wanted` (id(tensor) -> key),
+    the gradients reaching those tensors are returned as {key: array} and no `.grad` changes
+    (autograd.grad). Each node is released after its backward unless retain_graph.
+    """
+    order, seen = [], set()
+    for root in roots:  # NOTE: first occurrences of the roots' post-orders keep every node after its inputs
+        for t in _topological_order(root):
+            if id(t) not in seen:
+                seen.add(id(t))
+                order.append(t)
+    pending, found = {}, {}
+    for root, g in zip(roots, grads):
+        pending[id(root)] = g if id(root) not in pending else pending[id(root)] + g
     with no_grad():
         for t in reversed(order):
-            g = grads.pop(id(t), None)
+            g = pending.pop(id(t), None)
             if g is None:
                 continue
+            if wanted is not None and id(t) in wanted:
+                found[wanted[id(t)]] = g
             ctx = t._ctx
             if ctx is None:  # a leaf: accumulate as PyTorch does
-                if t.grad is None:
-                    t.grad = Tensor(g.copy())
-                else:
-                    t.grad = Tensor(t.grad.array + g)
+                if wanted is None:
+                    t.grad = Tensor(g.copy()) if t.grad is None else Tensor(t.grad.array + g)
                 continue
             input_grads = _call_backward(ctx, g)
             if not isinstance(input_grads, tuple):
@@ -338,22 +304,26 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
                     continue
                 if getattr(pg, "shape", None) != p.array.shape or getattr(pg, "dtype", None) != p.array.dtype:
                     _wrong_gradient(ctx, i, p, pg)
-                prev = grads.get(id(p))
-                grads[id(p)] = pg if prev is None else prev + pg
+                prev = pending.get(id(p))
+                pending[id(p)] = pg if prev is None else prev + pg
             if not retain_graph:
                 ctx.release()
                 t._ctx = ctx  # keep the freed node so a second backward raises clearly
+    return found
+
+
+# NumPy's words for a write into a read-only array: by assignment, and through a ufunc's out=.
+_READ_ONLY = ("assignment destination is read-only", "output array is read-only")
 
 
 def _call_backward(ctx, g):
-    """ctx.backward on a read-only view of g; a backward that wrote into g is a RuntimeError naming the op.
+    """ctx.backward on a read-only view of g (NumPy); a write into it is a RuntimeError naming the op.
 
     NOTE: one gradient array can reach several nodes (an add passes its gradient to both inputs,
     a reshape passes a view), so a backward that wrote into its incoming gradient would silently
     corrupt its siblings' gradients. The view leaves the array itself, which the caller may own,
-    writeable. NumPy refuses the write with a plain ValueError; the walk tells it from the op's
-    own ValueErrors by the one thing it changed, the flag: the same backward on a writeable copy
-    succeeds. CuPy arrays have no writeable flag: on the GPU such a write goes unnoticed.
+    writeable. CuPy arrays have no writeable flag: there tests/test_backward_purity.py checks every
+    op of the library instead.
     """
     view = g
     if isinstance(g, np.ndarray):
@@ -362,19 +332,11 @@ def _call_backward(ctx, g):
     try:
         return ctx.backward(view)
     except ValueError as err:
-        if view is g or not _succeeds_on_writeable_copy(ctx, g):
+        if view is g or str(err) not in _READ_ONLY:
             raise
         raise RuntimeError(
             f"{ctx.op_name()}: backward wrote into its incoming gradient (shape {g.shape}), which is "
             f"read-only because it may also feed other nodes' gradients: backward must return new arrays") from err
-
-
-def _succeeds_on_writeable_copy(ctx, g) -> bool:
-    try:
-        ctx.backward(g.copy())
-    except Exception:  # it fails for another reason: the caller re-raises the first error
-        return False
-    return True
 
 
 def _wrong_gradient(ctx, i, p, pg):

@@ -182,9 +182,11 @@ def test_no_file_over_400_lines():
 
 
 def test_tensor_sits_at_the_bottom(graph):
-    # Tensor, Function and the backward walk import nothing of the package above the backend: their
-    # operators are bound from minires.ops and minires/__init__, which import tensor, never the reverse.
-    assert set(graph["minires.tensor"]) <= {"minires.backend"}, graph["minires.tensor"]
+    # Tensor, Function and the backward walk import nothing of the package above the backend and the
+    # grad-mode switch: their operators are bound from minires.ops and minires/__init__, which import
+    # tensor, never the reverse.
+    assert set(graph["minires.tensor"]) <= {"minires.backend", "minires.grad_mode"}, graph["minires.tensor"]
+    assert not graph["minires.grad_mode"], graph["minires.grad_mode"]
 
 
 def test_operators_are_bound_once_from_the_ops_table():

@@ -279,7 +279,7 @@ class _OwnValueError(mr.Function):
 
 
 def test_a_backwards_own_value_error_is_not_taken_for_a_write_into_its_gradient():
-    # the walk tells the two apart by the writeable flag (the same backward on a writeable copy), not by text
+    # the walk rewords only NumPy's own two read-only messages, and runs backward once
     out = _OwnValueError.apply(t64([1.0, 2.0])).sum()
     with pytest.raises(ValueError, match="the saved table is read-only") as info:
         out.backward()
