@@ -8,7 +8,7 @@ from .backend import device
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .tensor import Function, Tensor
 from .tensor import bool_, float16, float32, float64, int32, int64, uint8
-from . import ops  # binds Tensor's operators and methods (t + u, t.sum(), t.reshape(...), ...)
+from . import ops
 from .ops import cat, exp, log, maximum, minimum, stack, where
 from .ops.arithmetic import sqrt
 from .ops.convert import LEGACY_TYPES, channels_last, contiguous_format, memory_format, preserve_format
@@ -25,6 +25,7 @@ from .creation import (Generator, arange, default_generator, empty, empty_like, 
 from .creation import initial_seed
 from .checkpoint import load, save
 from . import functional
+from . import methods  # binds Tensor's operators and methods (t + u, t.sum(), t.relu(), ...) from one table
 from . import nn, models, optim
 from . import amp, dispatch, parallel, tuning
 from .parallel import get_num_threads, set_num_threads
@@ -37,11 +38,7 @@ from . import recipes  # mr.recipes.get("airbench94"): what a training recipe de
 from . import cuda  # PyTorch's torch.cuda namespace (the kernels are minires.kernels.cuda)
 from . import utils  # PyTorch's torch.utils.data (minires.vision is imported on first use)
 
-# Bound here, above the modules they join: Tensor methods that run functional ops (functional sits
-# above tensor and ops), and GradScaler under PyTorch's torch.amp name (amp sits below optim).
-Tensor.relu, Tensor.sigmoid, Tensor.tanh = functional.relu, functional.sigmoid, functional.tanh
-Tensor.softmax = lambda self, dim, dtype=None: functional.softmax(self, dim, dtype)
-Tensor.log_softmax = lambda self, dim, dtype=None: functional.log_softmax(self, dim, dtype)
+# GradScaler under PyTorch's torch.amp name, bound here: amp sits below optim.
 amp.GradScaler = optim.GradScaler
 autocast = amp.autocast  # torch.autocast(device_type, dtype=None, enabled=True)
 relu, sigmoid, tanh, softmax, log_softmax = (functional.relu, functional.sigmoid, functional.tanh,

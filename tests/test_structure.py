@@ -12,6 +12,7 @@ Import edges, as Python runs them:
 from __future__ import annotations
 
 import ast
+import re
 from collections import deque
 from pathlib import Path
 
@@ -189,16 +190,22 @@ def test_tensor_sits_at_the_bottom(graph):
     assert not graph["minires.grad_mode"], graph["minires.grad_mode"]
 
 
-def test_operators_are_bound_once_from_the_ops_table():
+def test_operators_are_bound_once_from_the_methods_table():
     import minires as mr
-    from minires import ops
+    from minires import methods
 
     tree = ast.parse((PACKAGE_DIR / "tensor.py").read_text(encoding="utf-8"))
     tensor_class = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Tensor")
     defined = {n.name for n in tensor_class.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    assert not defined & set(ops.METHODS), "defined in Tensor's body and bound from minires.ops"
-    for name, method in ops.METHODS.items():
+    assert not defined & set(methods.METHODS), "defined in Tensor's body and bound from minires.methods"
+    for name, method in methods.METHODS.items():
         assert mr.Tensor.__dict__[name] is method, name
+    # nothing else binds onto Tensor: no `Tensor.x = ...` or setattr(Tensor, ...) outside minires/methods.py
+    for path in PACKAGE_DIR.rglob("*.py"):
+        if path.name == "methods.py" and path.parent == PACKAGE_DIR:
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*Tensor\.\w+(\s*,\s*Tensor\.\w+)*\s*=|setattr\(Tensor,", text, re.M), path
 
 
 # ---- the checks themselves, on small packages -----------------------------------------------------
