@@ -5,7 +5,7 @@ import numpy as _np
 
 from . import backend
 from .backend import device
-from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .tensor import Function, Tensor
 from .tensor import bool_, float16, float32, float64, int32, int64, uint8
 from . import ops
@@ -18,6 +18,7 @@ from .ops.forms import (abs, add, amax, argmax, argmin, argsort, bmm, chunk, cla
                         is_floating_point, is_tensor, le, lt, matmul, max, mean, min, mm, mul, ne, norm, numel,
                         permute, reshape, sort, split, squeeze, std, sub, sum, t, topk, transpose, unsqueeze, var)
 from . import autograd
+from .autograd import inference_mode, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck
 from .creation import (Generator, arange, default_generator, empty, empty_like, eye, from_numpy, full, full_like, get_rng_state,
                        linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like,

@@ -8,9 +8,48 @@ from __future__ import annotations
 
 from .backend import get_array_module
 from .gradcheck import gradcheck
-from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import _GradMode, enable_grad, is_grad_enabled, no_grad
 from .tensor import Function as _Function
 from .tensor import Tensor, run_backward
+
+
+class inference_mode(no_grad):
+    """Context manager (or decorator, bare or called) for evaluation: no_grad here; mode=False does nothing."""
+
+    def __new__(cls, mode=True):
+        if callable(mode):  # @mr.inference_mode without parentheses
+            return cls()(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode: bool = True):
+        super().__init__()
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        if self.mode:
+            super().__enter__()
+
+    def __exit__(self, *exc):
+        if self.mode:
+            super().__exit__(*exc)
+
+    def __call__(self, fn):
+        return super().__call__(fn) if self.mode else fn
+
+
+class set_grad_enabled(_GradMode):
+    """Turn graph recording on or off: at once when called, until the block ends as a context manager."""
+
+    def __init__(self, mode: bool):
+        super().__init__(bool(mode))
+        _GradMode.__enter__(self)  # as torch: the call itself switches the mode
+
+    def __enter__(self):
+        pass
+
+    def __call__(self, fn):  # as a decorator, switch only while fn runs
+        _GradMode.__exit__(self)
+        return super().__call__(fn)
 
 
 # ---- grad and backward -------------------------------------------------------------------------------
