@@ -136,14 +136,19 @@ def test_image_folder_matches_the_other_formats(tmp_path, arrays):
         np.testing.assert_array_equal(folder.targets, y)
 
 
-def test_layout_is_found_one_level_down(tmp_path, arrays):
-    write_binary_batches(tmp_path / "downloads" / "cifar-10-batches-bin", arrays)
+def test_layout_is_found_in_the_official_archive_folder_but_not_in_other_subfolders(tmp_path, arrays):
+    write_binary_batches(tmp_path / "cifar-10-batches-bin", arrays)
     assert CIFAR10(tmp_path, train=False).layout == "bin"
+    write_binary_batches(tmp_path / "other" / "downloads" / "cifar-10-batches-bin", arrays)
+    with pytest.raises(FileNotFoundError, match="no CIFAR-10 data: .*subfolders are not searched: .*downloads holds"):
+        CIFAR10(tmp_path / "other", train=False)
 
 
 def test_missing_data_gives_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no CIFAR-10 data under .*download=True"):
+    with pytest.raises(FileNotFoundError, match="nothing-here' does not exist; or pass download=True"):
         CIFAR10(tmp_path / "nothing-here")
+    with pytest.raises(FileNotFoundError, match="holds no CIFAR-10 data: expected .*; or pass download=True"):
+        CIFAR10(tmp_path)
 
 
 # ---- the restricted unpickler ----------------------------------------------------------------------------

@@ -21,13 +21,9 @@ _RECORD = 1 + 3 * 32 * 32  # binary record: 1 label byte + R, G, B planes of 32x
 
 
 def _layout_of(folder):
-    """("py"|"bin"|"folder", path) if `folder` holds one CIFAR-10 layout directly or as a child, else None."""
-    if os.path.isdir(os.path.join(folder, _PY_DIR)):
-        return "py", os.path.join(folder, _PY_DIR)
+    """("py"|"bin"|"folder", path) if `folder` itself holds one CIFAR-10 layout, else None."""
     if os.path.isfile(os.path.join(folder, "test_batch")) or os.path.isfile(os.path.join(folder, "data_batch_1")):
         return "py", folder
-    if os.path.isdir(os.path.join(folder, _BIN_DIR)):
-        return "bin", os.path.join(folder, _BIN_DIR)
     if os.path.isfile(os.path.join(folder, "test_batch.bin")) or os.path.isfile(os.path.join(folder, "data_batch_1.bin")):
         return "bin", folder
     if os.path.isdir(os.path.join(folder, "train")) or os.path.isdir(os.path.join(folder, "test")):
@@ -36,16 +32,64 @@ def _layout_of(folder):
 
 
 def find_layout(root):
-    """Detect the layout under `root`, looking one folder level down too (e.g. root/cifar10-jpeg/train)."""
+    """The layout in `root` itself or in the official archives' folders (root/cifar-10-batches-py,
+    root/cifar-10-batches-bin), else None: other subfolders are never searched, so that a stray
+    copy below (a 2-class test set, say) is never read in place of the one asked for."""
     if not os.path.isdir(root):
         return None
-    found = _layout_of(root)
-    if found is None:
-        for sub in sorted(e.path for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")):
-            found = _layout_of(sub)
-            if found is not None:
-                break
-    return found
+    for name, kind in ((_PY_DIR, "py"), (_BIN_DIR, "bin")):
+        if os.path.isdir(os.path.join(root, name)):
+            return kind, os.path.join(root, name)
+    return _layout_of(root)
+
+
+def nearby_layouts(root) -> tuple:
+    """(why, folders): where a CIFAR-10 copy lies near a `root` that holds none, for the error message.
+
+    why is "split" (root is a split or class folder of an image-folder copy: folders = [its top]),
+    "below" (subfolders holding a copy), "archive" (an unextracted official tarball) or None."""
+    root = os.path.abspath(root)
+    for up in (1, 2):  # root = COPY/train, or COPY/train/<class>
+        top = root
+        for _ in range(up):
+            top = os.path.dirname(top)
+        split = root if up == 1 else os.path.dirname(root)
+        if os.path.basename(split) in ("train", "test") and _layout_of(top) == ("folder", top):
+            return "split", [top]
+    if not os.path.isdir(root):
+        return None, []
+    subs = sorted(e.path for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    below = [s for s in subs if find_layout(s) is not None]
+    if below:
+        return "below", below
+    archives = sorted(e.path for e in os.scandir(root) if e.is_file() and e.name.startswith("cifar-10-")
+                      and e.name.endswith((".tar.gz", ".tgz", ".tar")))
+    if archives:
+        return "archive", archives
+    return None, []
+
+
+def missing_data_message(root, name: str, point, fetch: str = "") -> str:
+    """Why `root` (called `name` in the message) holds no CIFAR-10 data and what to pass instead;
+    point(folder) words "pass this folder" for the caller (`--data DIR` on the command line, `root=` in
+    Python); `fetch` ends the message where no copy is near (how to download one)."""
+    why, folders = nearby_layouts(root)
+    if why == "split":
+        base = os.path.basename(root)
+        part = f"the {base} split" if base in ("train", "test") else "a class folder"
+        return (f"{name} holds no CIFAR-10 data: it is {part} of the image-folder copy {folders[0]}; pass its "
+                f"top folder, {point(folders[0])}")
+    if not os.path.isdir(root):
+        return f"{name} does not exist" + fetch
+    text = (f"{name} holds no CIFAR-10 data: expected {_PY_DIR}/ (official python batches), {_BIN_DIR}/ (binary "
+            f"batches) or train/ and test/ image folders with one subfolder per class, in the folder itself")
+    if why == "below":
+        more = f" (as do {len(folders) - 1} other subfolders)" if len(folders) > 1 else ""
+        return text + f"; subfolders are not searched: {folders[0]} holds a copy{more}, pass {point(folders[0])} to use it"
+    if why == "archive":
+        return (text + f"; {os.path.basename(folders[0])} is there but not extracted: extract it "
+                       f"(tar -xzf {folders[0]} -C {root}) and pass the folder again")
+    return text + fetch
 
 
 def _as_str_keys(d, path):
@@ -133,10 +177,8 @@ class CIFAR10:
             download_cifar10(root)
             layout = find_layout(root)
         if layout is None:
-            raise FileNotFoundError(
-                f"CIFAR10: no CIFAR-10 data under {root}: expected {_PY_DIR}/ (official python batches), "
-                f"{_BIN_DIR}/ (binary batches) or train/ and test/ image folders with one subfolder per class; "
-                f"pass download=True (or --data DIR) to fetch or point at it")
+            raise FileNotFoundError("CIFAR10: " + missing_data_message(
+                root, f"root {root!r}", lambda f: f"root={f!r}", "; or pass download=True to fetch the official copy"))
         self.root, self.train = root, bool(train)
         self.layout, self.path = layout
         if self.layout == "py":

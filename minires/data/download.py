@@ -55,7 +55,8 @@ def download_url(url: str, path, md5: str | None = None, timeout: float = 60.0, 
                 raise RuntimeError(
                     f"download_url: could not download {url} ({reason}). If this machine is offline, place the "
                     f"CIFAR-10 files yourself (e.g. {os.path.basename(path)} or an extracted cifar-10-batches-py/ "
-                    f"or a train/test image folder) in {directory} and point the trainer at them with --data DIR."
+                    f"or a train/test image folder) in {directory} and point at that folder (--data DIR on the "
+                    f"command line, root= in Python)."
                 ) from None
             with response:
                 total = response.headers.get("Content-Length")

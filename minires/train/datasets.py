@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 
-from ..data import CIFAR10, default_data_dir
+from ..data import CIFAR10, default_data_dir, find_layout
+from ..data.cifar10 import missing_data_message
 
 
-def _subset(dataset, limit, seed):
-    """Keep `limit` examples chosen by a seeded permutation (image folders are sorted by class)."""
+def subset(dataset, limit, seed):
+    """Keep `limit` examples chosen by a seeded permutation (image folders are sorted by class), as
+    `minires train --limit-train/--limit-test` do (the test split with seed + 1)."""
     if limit is None or limit >= len(dataset):
         return dataset
     keep = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:limit])
@@ -17,11 +20,19 @@ def _subset(dataset, limit, seed):
     return dataset
 
 
+_subset = subset  # the name benchmarks/cifar_subset.py imports
+
+
 def load_datasets(data_dir, limit_train=None, limit_test=None, seed=0, train=True, cache=True):
-    """(train set or None, test set): CIFAR10 from data_dir, or from the default dir (downloaded there)."""
+    """(train set or None, test set): CIFAR10 from data_dir, or from the default dir (downloaded there).
+
+    A data_dir without a CIFAR-10 copy is a FileNotFoundError worded for the command line (--data)."""
     root, download = (data_dir, False) if data_dir is not None else (default_data_dir(), True)
-    train_set = _subset(CIFAR10(root, train=True, download=download, cache=cache), limit_train, seed) if train else None
-    test_set = _subset(CIFAR10(root, train=False, download=download, cache=cache), limit_test, seed + 1)
+    where = None if data_dir is None else os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
+    if where is not None and find_layout(where) is None:
+        raise FileNotFoundError(missing_data_message(where, f"--data {data_dir}", lambda f: f"--data {f}"))
+    train_set = subset(CIFAR10(root, train=True, download=download, cache=cache), limit_train, seed) if train else None
+    test_set = subset(CIFAR10(root, train=False, download=download, cache=cache), limit_test, seed + 1)
     return train_set, test_set
 
 
