@@ -121,6 +121,8 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The data as a NumPy array (copied from the GPU when needed)."""
+        for observer in observers:  # item(), tolist(), bool(t), int(t) and float(t) all come here
+            observer.leaves_graph(self)
         return backend.to_numpy(self.array)
 
     def tolist(self):
@@ -165,6 +167,11 @@ class Tensor:
 
 
 # ---- Function ------------------------------------------------------------------------------------
+
+# Observers of a recording (minires.onnx's export): each is told of every op applied, `op(cls, inputs,
+# params, result)`, and of every tensor whose values leave for Python, `leaves_graph(tensor)`. Empty
+# outside a recording.
+observers: list = []
 
 class Function:
     """One differentiable op: `forward(*arrays, **params)` and `backward(grad)` on raw arrays.
@@ -217,6 +224,8 @@ class Function:
         if requires_grad:
             ctx.parents = inputs
             result._ctx = ctx
+        for observer in observers:
+            observer.op(cls, inputs, params, result)
         return result
 
     def release(self) -> None:

@@ -1,4 +1,6 @@
 """Tensor engine: creation, broadcasting gradients, accumulation, no_grad, graph freeing, deep chains."""
+import importlib
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -473,3 +475,31 @@ def test_max_and_min_along_a_dim_return_named_values_and_indices(keepdim):
     assert t.max().item() == 7.0 and t.min().item() == -2.0
     with pytest.raises(TypeError, match="max: dim must be an int.*amax"):
         t.max((0, 1))
+
+
+def test_observers_are_told_of_each_op_and_of_values_leaving_for_python():
+    tensor_module = importlib.import_module("minires.tensor")  # mr.tensor is the creation function
+
+    class Recorder:
+        def __init__(self):
+            self.ops, self.left = [], []
+
+        def op(self, cls, inputs, params, result):
+            self.ops.append((cls.op_name(), len(inputs), dict(params), result.shape))
+
+        def leaves_graph(self, t):
+            self.left.append(t.shape)
+
+    rec = Recorder()
+    x = t64([[1.0, -2.0], [3.0, 4.0]])
+    tensor_module.observers.append(rec)
+    try:
+        y = (x * 2).sum(1)
+        float(y[0])
+    finally:
+        tensor_module.observers.remove(rec)
+    assert [name for name, *_ in rec.ops] == ["mul", "sum", "getitem"]
+    assert rec.ops[1][2].get("axis", rec.ops[1][2].get("dim")) in (1, (1,)), rec.ops[1]
+    assert rec.ops[1][3] == (2,) and rec.left == [()]
+    (x + 1).sum()
+    assert len(rec.ops) == 3  # removed: told nothing more
