@@ -20,7 +20,7 @@ import pytest
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "minires"
 # Imported inside functions only when used, so that minires runs without them.
-OPTIONAL = {"cupy", "threadpoolctl", "PIL", "matplotlib", "safetensors", "tqdm", "torch", "mpi4py"}
+OPTIONAL = {"cupy", "threadpoolctl", "PIL", "matplotlib", "safetensors", "tqdm", "torch", "mpi4py", "onnx", "onnxruntime"}
 MAX_LINES = 400
 
 
