@@ -15,6 +15,8 @@ measured in the same run on each device.
 from __future__ import annotations
 
 import argparse
+import io
+import math
 import os
 import sys
 
@@ -23,6 +25,8 @@ import numpy as np
 import minires as mr
 import minires.functional as F
 from .. import parallel
+from ..io import atomic_write_bytes, atomic_write_text
+from ..train.config import HelpFormatter
 from .common import (copy_ceiling_gbs, cpu_steal, cuda_ceilings, cuda_header, cuda_median_ms, gemm_ceiling_gflops,
                      header, interleaved_ms, markdown_table, median_ms, steal_percent, torch_or_none, write_json)
 
@@ -155,7 +159,7 @@ def _time_cases(args, devices, ceilings, torch) -> list:
     """One row per kernel: minires's time on each device, its rate, its share of the ceiling, PyTorch's time."""
     rows = []
     for name, mode, work, spec in build_cases(args.batch):
-        if args.only and args.only not in name:
+        if args.only is not None and args.only not in name:
             continue
         row = {"kernel": name, "pass": mode}
         for d in devices:
@@ -188,18 +192,60 @@ def _time_cases(args, devices, ceilings, torch) -> list:
     return rows
 
 
-def main(argv=None, prog=None):
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--only", default="", help="run only kernels whose name contains this")
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, as `minires train` gives them."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def kernel_names() -> list:
+    """The kernels timed, in table order: conv2d, batch_norm, ... (a row's name without its shape)."""
+    names = []
+    for name, *_ in build_cases(1):
+        words = name.split(" ")
+        kernel = " ".join(words[:next(i for i, w in enumerate(words) if not w[0].isalpha())])
+        if kernel not in names:
+            names.append(kernel)
+    return names
+
+
+def _parse(argv, prog):
+    """The options, each checked before anything is measured: a mistake is one line and exit code 2."""
+    kernels = ", ".join(kernel_names())
+    p = _Parser(prog=prog, description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p.add_argument("--batch", type=int, default=128, metavar="N", help="images per call (N of every shape)")
+    p.add_argument("--repeats", type=int, default=7, help="timed calls per kernel (the median is shown)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls per kernel before the timed ones")
+    p.add_argument("--only", default=None, metavar="TEXT",
+                   help=f"time only the kernels whose row name contains TEXT (the kernels: {kernels})")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
-    p.add_argument("--device", default="cpu", help="comma-separated devices, e.g. cpu,cuda (default cpu)")
-    p.add_argument("--out", default="bench-results", help="folder for bench_kernels.{json,md,png} (default bench-results)")
+    p.add_argument("--device", default="cpu", help="comma-separated devices, e.g. cpu,cuda")
+    p.add_argument("--out", default="bench-results", metavar="DIR", help="folder for bench_kernels.{json,md,png}")
     p.add_argument("--ceiling-scale", type=float, default=1.0,
-                   help="GPU ceilings measured on an 8192^2 GEMM and a 1 GiB copy times this (default 1)")
+                   help="GPU ceilings measured on an 8192^2 GEMM and a 1 GiB copy times this")
     args = p.parse_args(argv)
+    for flag, value, least in (("--batch", args.batch, 1), ("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0)):
+        if value < least:
+            p.error(f"{flag} must be >= {least}, got {value}")
+    if not (math.isfinite(args.ceiling_scale) and args.ceiling_scale > 0):
+        p.error(f"--ceiling-scale must be a positive number, got {args.ceiling_scale}")
+    if args.only is not None and not any(args.only in name for name, *_ in build_cases(args.batch)):
+        p.error(f"--only {args.only!r} matches no kernel; the kernels: {kernels}")
+    out = os.path.abspath(args.out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        p.error(f"--out {args.out} is a file, not a folder: give a folder for bench_kernels.{{json,md,png}}")
+    probe = out
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK) or not os.stat(probe).st_mode & 0o222:
+        p.error(f"--out {args.out}: {probe} is not a writable folder")
+    return p, args
+
+
+def main(argv=None, prog=None):
+    """`minires bench`: time the kernels, print the table, write bench_kernels.{json,md,png}; returns the rows."""
+    p, args = _parse(argv, prog)
     devices = _devices(p, args.device)
 
     torch = None if args.no_torch else torch_or_none()
@@ -230,20 +276,25 @@ def main(argv=None, prog=None):
             columns += [(f"{d}_torch_ms", f"torch {d} ms", "{:.2f}"), (f"{d}_ratio", f"{d} minires/torch", "{:.2f}x")]
     if len(devices) > 1:
         columns.append(("speedup", f"{devices[1]} speed-up", "{:.1f}x"))
+    if not rows:  # --only is checked against the names above: a run that times nothing writes nothing
+        print("nothing timed: nothing written", file=sys.stderr)
+        return rows
     table = markdown_table(rows, columns) + f"\n\nCPU steal time during the run: {steal_percent(since)}"
     print()
     print(table)
-    os.makedirs(args.out, exist_ok=True)
-    write_json(os.path.join(args.out, "bench_kernels.json"),
-               {"header": head, "devices": devices, "ceilings": ceilings, "rows": rows})
-    with open(os.path.join(args.out, "bench_kernels.md"), "w") as f:
-        f.write("```\n" + head + "\n```\n\n" + table + "\n")
-    written = ["bench_kernels.json", "bench_kernels.md"]
+    written = []
     try:
+        os.makedirs(args.out, exist_ok=True)
+        write_json(os.path.join(args.out, "bench_kernels.json"),
+                   {"header": head, "devices": devices, "ceilings": ceilings, "rows": rows})
+        atomic_write_text(os.path.join(args.out, "bench_kernels.md"), "```\n" + head + "\n```\n\n" + table + "\n")
+        written += ["bench_kernels.json", "bench_kernels.md"]
         _plot(rows, os.path.join(args.out, "bench_kernels.png"), devices, args.batch)
         written.append("bench_kernels.png")
     except ImportError:
         print("(matplotlib not installed: no PNG)")
+    except OSError as exc:  # the folder went away or filled up while timing: the table above is the result
+        p.exit(1, f"{p.prog}: error: could not write into --out {args.out}: {exc.strerror or exc}\n")
     print(f"\nwrote {', '.join(written)} to {os.path.abspath(args.out)}")
     return rows
 
@@ -262,13 +313,16 @@ def _plot(rows, path, devices, batch):
         ax.barh(y - 0.4 + h * (i + 0.5), [r[key] for r in rows], height=h, label=label)
     ax.set_yticks(y, labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel("ms (median, log scale)")
+    if all(r[key] > 0 for _, key in series for r in rows):  # a 0.00 ms time cannot go on a log axis
+        ax.set_xscale("log")
+    ax.set_xlabel("ms (median, log scale)" if ax.get_xscale() == "log" else "ms (median)")
     ax.set_title(f"minires kernels on {' and '.join(devices)}, batch {batch}" + (" vs PyTorch" if len(series) > len(devices) else ""))
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 if __name__ == "__main__":
