@@ -103,7 +103,7 @@ class Case(NamedTuple):
 
 REF = ("reference-cpu", "reference-cuda")  # references on NumPy, and on the stand-in's device arrays
 CPU = ("fast-cpu", "fast-cpu-split")  # CPU fast paths in one thread, and split over 3
-CUDA = ("fast-cuda",)  # CUDA fast paths on the stand-in (kernels.cu through the emulator)
+CUDA = ("fast-cuda", "fast-gpu")  # CUDA fast paths on the stand-in (kernels.cu through the emulator), on a GPU
 
 
 def _conv(stride=1, padding=1, groups=1, cl=False):
@@ -268,7 +268,8 @@ CASES = {
                   Case(lambda m: F.normalize(m.leaf(3, 4), p=3.0, dim=0), REF, variant="p=3")],
 }
 
-PARAMS = [pytest.param(name, case, mode, id=f"{name}{'-' + case.variant if case.variant else ''}-{mode}")
+PARAMS = [pytest.param(name, case, mode, id=f"{name}{'-' + case.variant if case.variant else ''}-{mode}",
+                       marks=[pytest.mark.gpu] if mode.endswith("gpu") else [])  # conftest: CuPy and a GPU
           for name, cases in CASES.items() for case in cases for mode in case.modes]
 
 
@@ -298,10 +299,9 @@ def mode_scope(request, monkeypatch):
     mode = request.param
     if mode.endswith("cuda"):
         request.getfixturevalue("standin")  # conftest: minires on tests/cupy_standin.py
-    if mode.startswith("reference"):
-        scope = dispatch.use_impl("reference")
-        scope.__enter__()
-        request.addfinalizer(lambda: scope.__exit__(None, None, None))
+    scope = dispatch.use_impl(mode.split("-")[0])  # "fast" too: MINIRES_IMPL=reference may be set
+    scope.__enter__()
+    request.addfinalizer(lambda: scope.__exit__(None, None, None))
     if mode == "fast-cpu-split":  # every CPU kernel splits even these tiny batches over 3 threads
         monkeypatch.setattr(tuning, "MIN_PART_ELEMENTS", 1)
         previous = parallel.get_num_threads()
@@ -311,7 +311,7 @@ def mode_scope(request, monkeypatch):
         request.addfinalizer(lambda: (held.__exit__(None, None, None), parallel.set_num_threads(previous)))
         # BLAS work (conv, linear) splits only while BLAS is held, as in the `device` fixture's cpu-split
         assert parallel.blas_held(), "fast-cpu-split: threadpoolctl cannot hold this BLAS"
-    return "cuda" if mode.endswith("cuda") else "cpu"
+    return "cpu" if mode.endswith("cpu") or mode == "fast-cpu-split" else "cuda"
 
 
 @pytest.mark.parametrize("name, case, mode_scope", PARAMS, indirect=["mode_scope"])
