@@ -25,8 +25,12 @@ from minires.distributed.sync_batchnorm import SyncBatchNormFunction
 from minires.tensor import Function
 
 for _m in pkgutil.walk_packages(mr.__path__, "minires."):  # every module, so no Function is missed
-    if not _m.name.endswith("__main__"):
-        importlib.import_module(_m.name)
+    try:
+        if not _m.name.endswith("__main__"):
+            importlib.import_module(_m.name)
+    except ModuleNotFoundError as exc:  # an optional dependency (an extra) that is not installed
+        if (exc.name or "minires").split(".")[0] == "minires":
+            raise
 
 
 def library_functions() -> dict:
