@@ -149,6 +149,10 @@ def _to_device(direction):
     return run
 
 
+def _relu_cl(m):  # the mask laid out like x: a C-order gradient takes the other branch than a channels-last one
+    return F.relu(m.leaf(2, 3, 2, 2, channels_last=True))
+
+
 def _cross_entropy(**kw):
     return lambda m: F.cross_entropy(m.leaf(4, 5), m.labels(4, 5), **kw)
 
@@ -205,10 +209,12 @@ CASES = {
                for p in (1, 3, float("inf"), 0)]],
     # ---- functional/ references and their fast paths ----
     "ReLU": [Case(lambda m: F.relu(m.leaf(3, 4)), REF)],
-    "ReLUCPU": [Case(lambda m: F.relu(m.leaf(3, 4)), CPU)],
-    "ReLUCUDA": [Case(lambda m: F.relu(m.leaf(3, 4)), CUDA)],
+    "ReLUCPU": [Case(lambda m: F.relu(m.leaf(3, 4)), CPU), Case(_relu_cl, CPU, variant="channels-last")],
+    "ReLUCUDA": [Case(lambda m: F.relu(m.leaf(3, 4)), CUDA), Case(_relu_cl, CUDA, variant="channels-last")],
     "AddReLU": [Case(lambda m: F.add_relu(m.leaf(2, 3, 2, 2), m.leaf(2, 3, 2, 2)), REF)],
-    "AddReLUCPU": [Case(lambda m: F.add_relu(m.leaf(2, 3, 2, 2), m.leaf(2, 3, 2, 2)), CPU)],
+    "AddReLUCPU": [Case(lambda m: F.add_relu(m.leaf(2, 3, 2, 2), m.leaf(2, 3, 2, 2)), CPU),
+                   Case(lambda m: F.add_relu(m.leaf(2, 3, 2, 2, channels_last=True),
+                                             m.leaf(2, 3, 2, 2, channels_last=True)), CPU, variant="channels-last")],
     "AddReLUCUDA": [Case(lambda m: F.add_relu(m.leaf(2, 3, 2, 2), m.leaf(2, 3, 2, 2)), CUDA),
                     Case(lambda m: F.add_relu(m.leaf(2, 3, 2, 2, channels_last=True),
                                               m.leaf(2, 3, 2, 2, channels_last=True)), CUDA, variant="channels-last")],
