@@ -172,11 +172,38 @@ def load_weights(path) -> tuple:
     return OrderedDict((k, tensors[k]) for _, k in order), None
 
 
+def _kind_of(blob: bytes):
+    """What a file that is not safetensors is, from its first bytes (None when it cannot be told)."""
+    head = bytes(blob[:200])
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive (PyTorch's torch.save format or a NumPy .npz; minires.load reads PyTorch's)"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and head[2:3] != b"\x00":
+        # protocol 2-5 and a first opcode; a safetensors length of 0x0280 (say) has a zero third byte
+        return "a pickle (minires never unpickles a checkpoint; minires.load reads PyTorch's own .pt files)"
+    if head.startswith(b"\x89PNG"):
+        return "a PNG image"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at byte 200 is still text
+        text = head[:exc.start].decode("utf-8") if exc.start >= len(head) - 3 else None
+    if not text or not all(ch.isprintable() or ch in "\t\r\n" for ch in text):
+        return None
+    first = text.splitlines()[0][:40] if text.splitlines() else ""
+    if text.lstrip().startswith(("{", "[")):
+        return f"a JSON file (it starts with {first!r})"
+    return f"{'a CSV file' if ',' in first else 'a text file'} (it starts with {first!r})"
+
+
 def _read_header(path: str, blob: bytes) -> dict:
     """Parse and sanity-check the safetensors header, so damage gives a clear error naming the file."""
-    if len(blob) < 8:
+    (n,) = struct.unpack("<Q", blob[:8]) if len(blob) >= 8 else (None,)
+    if n is None or n > len(blob) - 8 or blob[8:9] != b"{":  # not safetensors: say what it is, where that shows
+        kind = _kind_of(blob)
+        if kind is not None:
+            raise CheckpointError(f"checkpoint {path!r} is {kind}, not a safetensors checkpoint: give a run's "
+                                  f"best.safetensors or last.safetensors")
+    if n is None:
         raise CheckpointError(f"checkpoint {path!r} is truncated ({len(blob)} bytes)")
-    (n,) = struct.unpack("<Q", blob[:8])
     if n > len(blob) - 8:
         raise CheckpointError(f"checkpoint {path!r} is truncated or not a safetensors file "
                               f"(header claims {n} bytes, file has {len(blob)})")

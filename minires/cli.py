@@ -14,6 +14,8 @@ from .checkpoint import CheckpointError
 from .distributed import ParametersDiverged
 from .io import atomic_write_text
 from .train import Trainer, TrainingDiverged, evaluate_checkpoint
+from .train.evaluation import checkpoint_of
+from .train.run_dir import check_out_path
 from .train.metrics import format_runs_summary, runs_summary
 from .train.config import HelpFormatter, add_arguments, from_args
 from .train.memory import keep_freed_memory
@@ -38,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(handler=_train, subparser=t)  # errors name the subcommand
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on the test split", formatter_class=HelpFormatter)
-    e.add_argument("--checkpoint", required=True, metavar="PATH", help="a last.safetensors or best.safetensors")
+    e.add_argument("--checkpoint", required=True, metavar="PATH",
+                   help="a last.safetensors or best.safetensors, or a run folder (its best.safetensors)")
     add_arguments(e, ("data", "device", "progress", "cache"))
     e.add_argument("--batch-size", type=int, default=500, help="images per batch")
     add_arguments(e, ("limit_test", "tta"))
@@ -95,7 +98,8 @@ def _train(args, parser) -> int:
         if not distributed.launcher_env()[0]:
             print(f"minires train: error: {exc}", file=sys.stderr)
         return 2
-    config = from_args(args, recipe_overrides=tuple(sorted(_typed_options(args.argv))))
+    typed = tuple(sorted(_typed_options(args.argv)))  # on --resume each must match the saved run (train/resume.py)
+    config = from_args(args, recipe_overrides=typed, given=typed)
     if config.runs > 1:
         return _train_runs(config, parser, comm)
     try:
@@ -165,12 +169,13 @@ def _train_runs(config, parser, comm) -> int:
 
 
 def _eval(args, parser) -> int:
-    if not os.path.isfile(args.checkpoint):
-        parser.error(f"checkpoint {args.checkpoint!r} does not exist")
-    if args.data is not None and not os.path.isdir(args.data):
-        parser.error(f"data directory {args.data!r} does not exist")
     try:
-        evaluate_checkpoint(args.checkpoint, args.data, args.device, args.batch_size, args.limit_test, args.out,
+        path = checkpoint_of(args.checkpoint)
+        if args.data is not None and not os.path.isdir(args.data):
+            parser.error(f"data directory {args.data!r} does not exist")
+        if args.out is not None:
+            check_out_path(args.out)
+        evaluate_checkpoint(path, args.data, args.device, args.batch_size, args.limit_test, args.out,
                             progress=args.progress, cache=args.cache, tta=args.tta)
     except (CheckpointError, ValueError, FileNotFoundError, RuntimeError) as exc:
         parser.error(str(exc))

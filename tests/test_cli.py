@@ -168,7 +168,7 @@ def test_ctrl_c_says_where_it_stopped_what_is_saved_and_how_to_continue(tmp_path
     assert main(train_args(data, out, "--epochs", "3")) == 130
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == (f"minires train: stopped at epoch 2, step 1/2; last checkpoint at {out / 'last.safetensors'} "
-                   f"(epoch 1); continue with --resume --out {out}")
+                   f"(epoch 1); continue with: minires train --resume --out {out}")
 
 
 def test_train_and_eval_leave_the_data_folder_as_it_was(tmp_path, data):
@@ -261,4 +261,4 @@ def test_train_options_are_the_fields_of_trainconfig():
     train = parser._subparsers._group_actions[0].choices["train"]
     dests = {a.dest for a in train._actions} - {"help", "handler", "subparser"}
     # every field, no other (but the two for library use only)
-    assert dests == {f.name for f in dataclasses.fields(TrainConfig)} - {"model_kwargs", "recipe_overrides"}
+    assert dests == {f.name for f in dataclasses.fields(TrainConfig)} - {"model_kwargs", "recipe_overrides", "given"}

@@ -41,7 +41,10 @@ class TrainConfig:
                                       "--batch-size", run=True, metavar="NAME",
                                 choices=(None,) + RECIPES)
     recipe_overrides: tuple = option((), run=True, cli=False)  # recipe settings given on purpose (see Recipe.apply)
-    model: str = option("resnet20", "model name (see minires.models.names())", run=True)
+    # The options given on purpose (the command line: every option typed): on --resume each must match the
+    # saved run's (train/resume.py). None, a Python caller's default, keeps the saved run's with a note.
+    given: tuple | None = option(None, cli=False)
+    model: str = option("resnet20", "the network: " + ", ".join(models.names()), run=True, metavar="NAME")
     model_kwargs: dict = option(default_factory=dict, run=True, cli=False)  # e.g. widths; library use only
     data: str | None = option(
         None, "CIFAR-10 directory (python/binary batches or train|test/<class>/ image folders); "

@@ -19,6 +19,7 @@ from .. import recipes
 from . import plots
 from .datasets import load_datasets
 from .tta import tta_logits
+from .run_info import describe_data
 from .metrics import classification_report, confusion_matrix, format_report
 
 
@@ -81,6 +82,22 @@ def write_report(report: dict, out_dir, log=print, title: str = "") -> None:
                                 title=title)
 
 
+def checkpoint_of(path, log=print) -> str:
+    """The checkpoint file that `minires eval --checkpoint PATH` evaluates: PATH, or a run folder's
+    best.safetensors (else its last.safetensors); FileNotFoundError naming what is missing."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+        return path
+    for name, what in (("best.safetensors", "the weights of its best epoch"), ("last.safetensors", "its last epoch")):
+        if os.path.isfile(os.path.join(path, name)):
+            log(f"{path} is a run folder: evaluating its {name} ({what})")
+            return os.path.join(path, name)
+    raise FileNotFoundError(f"--checkpoint {path} is a folder without best.safetensors or last.safetensors: give a "
+                            f"run folder (a minires train --out) or a checkpoint file")
+
+
 def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_test=None, out_dir=None, log=print,
                         progress: bool = False, cache: bool = True, tta: str | None = None):
     """Rebuild the model saved in a checkpoint and report on the test split of `data`, with test-time
@@ -91,6 +108,7 @@ def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_tes
         raise ValueError(f"checkpoint {path!r} has no training config; cannot tell which model it holds")
     _, test_set = load_datasets(data, None, limit_test, saved.get("seed", 0), train=False, cache=cache)
     classes = list(test_set.classes)
+    log(describe_data(None, test_set, limit_test=limit_test))
     model = models.get(saved["model"], num_classes=len(classes), **saved.get("model_kwargs", {}))
     model.load_state_dict(ckpt["model"])
     model.to(backend.parse_device(device))

@@ -19,11 +19,14 @@ from ..creation import manual_seed, set_rng_state
 from ..data import DataLoader
 from ..optim import GradScaler
 from .. import recipes
-from . import plots
-from .config import RUN_FIELDS, TrainConfig, apply_recipe
+from . import plots, run_dir
+from .config import TrainConfig, apply_recipe
 from .datasets import check_split, load_datasets, shard
 from .evaluation import evaluate, report_on, write_report
 from .metrics import format_history, write_history
+from .resume import lengthened_scheduler_state, merge_saved_config, resume_command
+from .run_dir import RunLock, check_out_path, holds_a_run, refuse_a_run, remove_run_files, remove_stale_temp_files
+from .run_info import end_line, start_block
 from .step import TrainingDiverged, first_bad_grad, grad_sumsq, train_step
 from .weights import freeze_backbone, load_pretrained
 
@@ -41,14 +44,20 @@ class Trainer:
         self.best_path = os.path.join(config.out, "best.safetensors")
         # Every process must run the same command: rank 0's options (and minires version) are the reference.
         distributed.check_same_run(comm, {"minires version": __version__, **dataclasses.asdict(config)})
+        self.lock = RunLock(config.out)  # one run at a time in config.out (rank 0 takes it, once all is checked)
+        comm.agree(lambda: (check_out_path(config.out), self.lock.check()), root_only=True)
         resume_state = comm.agree(lambda: self._read_checkpoint(config), root_only=True)  # rank 0's files
+        self.lengthened = False  # --resume --epochs N trains the run past its saved epochs
         if resume_state is not None:
-            config = self._merge_saved_config(config, resume_state["extra"]["config"])
+            config, self.lengthened = comm.agree(lambda: merge_saved_config(config, resume_state["extra"]["config"],
+                                                                            log))
+        if config.data is not None:  # saved as an absolute path: --resume from another folder finds it
+            config = dataclasses.replace(config, data=os.path.abspath(os.path.expanduser(config.data)))
         comm.agree(lambda: config.validate(check_init_from=resume_state is None))
         self.recipe = recipes.get(config.recipe)  # what the run's recipe decides (the classic run without one)
         config = comm.agree(lambda: apply_recipe(config, self.recipe, log))
         if resume_state is None and not config.resume and not config.overwrite:
-            comm.agree(lambda: _refuse_a_run(config.out), root_only=True)
+            comm.agree(lambda: refuse_a_run(config.out), root_only=True)
         self.config = c = config
         self.step = 0  # steps done in the current epoch (for the message on an interrupt)
         self._steps_run = 0  # optimizer steps taken by this Trainer (the parameter check's clock)
@@ -116,11 +125,11 @@ class Trainer:
                     f"the global batch of {c.batch_size} stay the same"
                     + ("" if c.sync_bn or comm.size == 1 else "; batch-norm statistics now come from "
                        f"{c.batch_size // comm.size} images per process (--sync-bn makes them the global batch's)"))
-        elif comm.rank == 0 and _holds_a_run(c.out):  # --overwrite: the old run's files go now
-            for name in RUN_FILES:
-                if os.path.exists(os.path.join(c.out, name)):
-                    os.remove(os.path.join(c.out, name))
+        comm.agree(self.lock.acquire, root_only=True)  # every check passed: the run starts here
+        if resume_state is None and comm.rank == 0 and holds_a_run(c.out):  # --overwrite: the old run's files go now
+            remove_run_files(c.out)
             log(f"--overwrite: removed the run in {c.out}; starting afresh")
+        log(start_block(self))
         # Data parallel: every process starts from rank 0's weights, and sums its gradients with the others'.
         distributed.broadcast_parameters(self.model, comm)
         self.grad_sync = None
@@ -147,18 +156,12 @@ class Trainer:
             raise CheckpointError(f"checkpoint {self.last_path!r} holds no optimizer or scheduler state")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        scheduler = state["scheduler"]
+        if self.lengthened:
+            scheduler = lengthened_scheduler_state(scheduler, self.config.schedule, self.total_steps)
+        self.scheduler.load_state_dict(scheduler)
         self.recipe.load_state_dict(state["arrays"])
         set_rng_state(state["rng_state"])
-
-    def _merge_saved_config(self, config, saved: dict):
-        """The saved run's options, except where to run and how to report (device, out, data, progress)."""
-        changed = {k: (getattr(config, k), saved[k]) for k in RUN_FIELDS
-                   if k in saved and getattr(config, k) != saved[k]}
-        if changed:
-            self.log("--resume keeps the saved run's options: "
-                     + ", ".join(f"{k}={new!r} (not {old!r})" for k, (old, new) in changed.items()))
-        return dataclasses.replace(config, **{k: saved[k] for k in RUN_FIELDS if k in saved})
 
     # ---- training -------------------------------------------------------------------------------
     def _set_train_mode(self) -> None:
@@ -233,7 +236,7 @@ class Trainer:
         where = f"stopped at epoch {self.epoch + 1}, step {self.step}/{len(self.train_loader)}"
         if os.path.exists(self.last_path):
             return (f"{where}; last checkpoint at {self.last_path} (epoch {self.epoch}); "
-                    f"continue with --resume --out {self.config.out}")
+                    f"continue with: {resume_command(self.config, self.comm.size)}")
         return f"{where}; no checkpoint yet (no epoch finished), so nothing to continue"
 
     def _last_good(self) -> str:
@@ -246,16 +249,20 @@ class Trainer:
         """Train to config.epochs (at most max_epochs more in this call); returns the final report."""
         c = self.config
         if self.comm.rank == 0:
+            self.lock.acquire()  # again, where an earlier fit() gave it back
             os.makedirs(c.out, exist_ok=True)
-            _remove_stale_temp_files(c.out, self.log)
+            remove_stale_temp_files(c.out, self.log)
         epochs = self.epochs_to_run  # a fractional last epoch counts as one
         end = epochs if max_epochs is None else min(epochs, self.epoch + max_epochs)
         # NOTE: BLAS at one thread for the whole run, so that the kernels split their GEMMs over the
         # cores themselves (minires.parallel); holding it per call would cost a BLAS wake-up each time.
-        with parallel.hold_blas():
-            while self.epoch < end:
-                self._run_epoch()
-            return self.final_report() if self.epoch >= epochs else {}
+        try:
+            with parallel.hold_blas():
+                while self.epoch < end:
+                    self._run_epoch()
+                return self.final_report() if self.epoch >= epochs else {}
+        finally:
+            self.lock.release()
 
     def _run_epoch(self) -> None:
         """Train and evaluate one epoch, then write best, last, the metrics and the curves."""
@@ -313,12 +320,12 @@ class Trainer:
                  f"{self.epoch} epochs, {self.total_steps} steps")
         if self.comm.rank == 0:
             write_report(report, self.config.out, self.log, title=f"{self.config.model}, epoch {self.epoch}")
+            self.log(end_line(self.config.out))
         return report
 
 
-# Files a run writes into its directory, each through io.atomic_write_bytes (temp file + rename).
-RUN_FILES = ("last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.csv", "curves.png",
-             "final_eval.json", "confusion_matrix.png")
+RUN_FILES = run_dir.RUN_FILES
+_remove_stale_temp_files = remove_stale_temp_files  # the names tests/test_crash_safety.py imports
 
 
 def _quiet(*args, **kwargs) -> None:
@@ -334,29 +341,6 @@ def _no_steps(config, n_train: int) -> None:
     raise ValueError(f"{n_train} training image(s) do not fill one batch of {config.batch_size}, and "
                      f"{'--recipe ' + config.recipe if config.recipe else 'this run'} drops a partial last batch: "
                      f"lower --batch-size or use more images")
-
-
-def _refuse_a_run(out_dir) -> None:
-    if _holds_a_run(out_dir):
-        raise ValueError(f"{out_dir} already holds a run: continue it with --resume, or start over there with "
-                         f"--overwrite")
-
-
-def _holds_a_run(out_dir) -> bool:
-    """Whether out_dir has checkpoints or metrics of an earlier run."""
-    return any(os.path.exists(os.path.join(out_dir, name)) for name in
-               ("last.safetensors", "best.safetensors", "metrics.jsonl"))
-
-
-def _remove_stale_temp_files(out_dir, log=print) -> None:
-    """Delete `.NAME.XXXX.tmp` leftovers of atomic writes interrupted by a crash (a SIGKILL skips their cleanup)."""
-    for entry in os.listdir(out_dir):
-        if entry.endswith(".tmp") and any(entry.startswith(f".{name}.") for name in RUN_FILES):
-            try:
-                os.unlink(os.path.join(out_dir, entry))
-                log(f"removed {entry}, left by an interrupted write")
-            except OSError:
-                pass
 
 
 class _Progress:
