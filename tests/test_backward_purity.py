@@ -6,7 +6,8 @@ the backward walk passes a read-only view and NumPy refuses the write; CuPy arra
 so there the write would go unnoticed. This file is the check for both: each Function of the library
 (found by walking Function's subclasses, so a new op fails here until it has a case) runs on the
 implementation it is (reference on NumPy and on the CuPy stand-in, CPU fast paths, also split over
-threads, CUDA fast paths on the stand-in), and after `out.backward(g)` g must hold what it held.
+threads, CUDA fast paths on the stand-in and, with CuPy and a GPU, on the GPU), and after
+`out.backward(g)` g (random; also channels-last for 4-D outputs) must hold what it held.
 """
 import gc
 import importlib
