@@ -37,7 +37,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     Every Tensor input with requires_grad=True is checked; it must be float64. The outputs are
     projected on a fixed random vector v, so the check covers J^T v for the whole Jacobian J.
     fast_mode checks each input along FAST_DIRECTIONS random directions (two evaluations each).
-    Returns True or raises GradcheckError naming the input, the worst element and both values.
+    Returns True or raises GradcheckError naming the input, the worst element and both values (for
+    one scalar output, its derivatives as computed by hand; in fast_mode, directional derivatives).
     """
     if not callable(fn):
         raise TypeError(f"gradcheck: fn must be callable, got {type(fn).__name__}")
@@ -67,6 +68,9 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     if total is None:
         raise GradcheckError("gradcheck: no output depends on an input that requires grad")
     total.backward()
+    # NOTE: one scalar output: its values divided by v are the derivatives a user computes by hand
+    scale = float(to_numpy(weights[0]).reshape(-1)[0]) if len(outs) == 1 and outs[0].numel() == 1 else None
+    of = "the output" if scale is not None else "sum(output * v) (v: fixed random weights)"
     analytic = {}
     for i in checked:
         g = inputs[i].grad
@@ -90,9 +94,13 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
                     numeric = (plus - minus) / (2 * eps)
                     exact = float((analytic[i] * u).sum())
                     if not abs(numeric - exact) <= atol + rtol * abs(numeric):  # False for NaN too
+                        n, a = (numeric / scale, exact / scale) if scale else (numeric, exact)
                         raise GradcheckError(
-                            f"gradcheck: input {i} (shape {x.shape}): directional derivative {d} numeric "
-                            f"{numeric:.8g} vs analytic {exact:.8g}")
+                            f"gradcheck: input {i} (shape {x.shape}), fast_mode: along random direction {d + 1} of "
+                            f"{FAST_DIRECTIONS}, the derivative of {of} is numeric {n:.8g} vs analytic {a:.8g}. These "
+                            f"are directional derivatives (the sum of the gradient times a random direction u), not "
+                            f"per-element values: gradcheck(..., fast_mode=False) checks each element and names the "
+                            f"worst one with its own numeric and analytic derivative")
                 continue
             numeric = np.zeros(x.shape)
             x.array = original.copy()
@@ -109,9 +117,10 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
             bad = ~(err <= 0)  # NOTE: NaN in either gradient counts as a failure, not a pass
             if bad.any():
                 k = np.unravel_index(int(np.argmax(np.where(np.isnan(err), np.inf, err))), x.shape)
+                n, a = (numeric[k] / scale, analytic[i][k] / scale) if scale else (numeric[k], analytic[i][k])
                 raise GradcheckError(
-                    f"gradcheck: input {i} (shape {x.shape}) element {tuple(int(j) for j in k)}: "
-                    f"numeric {numeric[k]:.8g} vs analytic {analytic[i][k]:.8g} "
+                    f"gradcheck: input {i} (shape {x.shape}) element {tuple(int(j) for j in k)}: the derivative "
+                    f"of {of} by this element is numeric {n:.8g} vs analytic {a:.8g} "
                     f"({int(bad.sum())} of {err.size} elements out of tolerance)")
         finally:
             x.array = original

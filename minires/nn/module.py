@@ -25,6 +25,30 @@ _TORCH_ONLY = {"register_forward_hook", "register_forward_pre_hook", "register_f
                "bfloat16", "set_extra_state", "get_extra_state"}
 
 
+# What minires/checkpoint.py's save_checkpoint stores beside the weights (a training checkpoint, e.g. a
+# run's last.safetensors read by safetensors' own load_file): optimizer state arrays and other training state.
+_TRAINING_PREFIXES = ("optimizer/state/", "arrays/")
+_CHECKPOINT_DICT_KEYS = {"model", "optimizer", "scheduler", "epoch", "extra"}  # what load_checkpoint returns
+
+
+def _wrong_file_hint(state_dict, unexpected) -> tuple:
+    """(a hint, the unexpected keys still worth listing, whether the missing ones are) when state_dict is a
+    training checkpoint's contents, not a model's state_dict; ("", unexpected, True) otherwise."""
+    training = [k for k in unexpected if isinstance(k, str) and k.startswith(_TRAINING_PREFIXES)]
+    if training:
+        return (f"This is a training checkpoint: the weights plus {len(training)} arrays of optimizer and training "
+                f"state (keys optimizer/state/..., as `minires train` writes last.safetensors). Load the run's "
+                f"best.safetensors (weights only), or restore from this file with "
+                f"minires.checkpoint.load_checkpoint(path, model) (or minires.load(path), which returns its weights).",
+                [k for k in unexpected if k not in set(training)], True)
+    entries = set(state_dict.keys()) & _CHECKPOINT_DICT_KEYS
+    if "model" in entries and len(entries) > 1 and hasattr(state_dict["model"], "items"):
+        return ("This is a checkpoint dict (keys " + ", ".join(f"'{k}'" for k in sorted(entries)) + "), as "
+                "minires.checkpoint.load_checkpoint returns it: pass its weights, load_state_dict(ckpt['model']).",
+                [], False)  # every weight is "missing": listing them would bury the hint
+    return "", unexpected, True
+
+
 def _prefixed_by_module(missing, unexpected) -> bool:
     """Whether the unexpected keys are the missing ones with a "module." prefix (a wrapped model's state_dict)."""
     return set(missing) <= {k[len("module."):] for k in unexpected if k.startswith("module.")}
@@ -325,10 +349,13 @@ class Module:
                                   f"checkpoint, the shape in current model is {tuple(t.shape)}.")
             values[k] = arr
         problems = []
-        if strict and missing:
+        hint, listed, list_missing = _wrong_file_hint(state_dict, unexpected) if strict else ("", [], True)
+        if hint:
+            problems.append(hint)
+        if strict and missing and list_missing:
             problems.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
-        if strict and unexpected:
-            problems.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+        if strict and listed:
+            problems.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in listed) + ". ")
         problems.extend(mismatched)
         if strict and missing and unexpected and _prefixed_by_module(missing, unexpected):
             problems.append('The checkpoint was saved from nn.DataParallel or DistributedDataParallel (keys start with '
