@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 
@@ -26,29 +27,48 @@ def _save(fig, plt, path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_curves(history: list, path, title: str = "") -> bool:
-    """Loss (log scale) and accuracy, train vs test, per epoch; False when matplotlib is not installed."""
-    plt = _pyplot()
-    if plt is None:
-        return False
-    from matplotlib.ticker import MaxNLocator
+def curves_figure(history: list, title: str = ""):
+    """The figure of plot_curves (matplotlib.pyplot must be importable): loss and accuracy axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
     epochs = [row["epoch"] for row in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, label in ((ax_loss, "loss", "cross-entropy loss (log scale)"), (ax_acc, "acc", "accuracy")):
+    for ax, key, label in ((ax_loss, "loss", "cross-entropy loss"), (ax_acc, "acc", "accuracy")):
         ax.plot(epochs, [row[f"train_{key}"] for row in history], "o-", label="train")
         ax.plot(epochs, [row[f"test_{key}"] for row in history], "o-", label="test")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, never 1.5
+        lo, hi = math.floor(min(epochs)), math.ceil(max(epochs))
+        ax.set_xlim(lo - 0.5, hi + 0.5)  # NOTE: a lone epoch would get matplotlib's 0.945-1.055
+        if hi - lo <= 10:  # a short run: each epoch its tick
+            ax.set_xticks(range(lo, hi + 1))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, never 1.5
         ax.grid(alpha=0.3)
         ax.legend()
     losses = [row[k] for row in history for k in ("train_loss", "test_loss")]
-    if all(np.isfinite(v) and v > 0 for v in losses):  # one spike must not flatten the rest
+    # a spike must not flatten the rest: a log axis where the losses span a factor of 10 or more
+    if all(np.isfinite(v) and v > 0 for v in losses) and max(losses) >= 10 * min(losses):
         ax_loss.set_yscale("log")
+        decades = math.log10(max(losses) / min(losses))  # labels 0.5, 1, 2, 5, 10 (not 5x10^-1 or 1e+01)
+        ax_loss.yaxis.set_major_locator(LogLocator(10, subs=(1, 2, 5) if decades <= 3 else (1,)))
+        ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax_loss.yaxis.set_minor_formatter(NullFormatter())
+        ax_loss.set_ylabel("cross-entropy loss (log scale)")
+    else:
+        ax_loss.yaxis.set_major_locator(MaxNLocator(6))
     ax_acc.set_ylim(0, 1)
     fig.suptitle(title or "training curves")
     fig.tight_layout()
-    _save(fig, plt, path)
+    return fig
+
+
+def plot_curves(history: list, path, title: str = "") -> bool:
+    """Loss and accuracy, train vs test, per epoch; False when matplotlib is not installed."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    _save(curves_figure(history, title), plt, path)
     return True
 
 
