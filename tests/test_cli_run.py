@@ -217,3 +217,12 @@ def test_the_console_command_refuses_a_changed_resume_without_a_traceback(run, d
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and time.monotonic() - start < 120
     assert len(proc.stderr.strip().splitlines()) == 1 and "--lr default (0.2) (given 0.05)" in proc.stderr
     assert (run / "last.safetensors").read_bytes() == before
+
+
+def test_eval_out_that_is_a_file_is_one_line(run, data, capsys, tmp_path):
+    f = tmp_path / "report"
+    f.write_text("keep\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "--checkpoint", str(run), "--data", data, "--out", str(f)])
+    err = one_error_line(capsys, exc)
+    assert "is a file, not a folder" in err and f.read_text() == "keep\n"
