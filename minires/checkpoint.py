@@ -362,6 +362,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
     kind = serialization.detect(data, source)
     if kind == "safetensors":
         return _load_safetensors(bytes(data), source, map_location)  # safetensors takes bytes only
+    if kind is None and _kind_of(data) is not None:
+        raise CheckpointError(f"load: {source!r} is {_kind_of(data)}, not a PyTorch checkpoint or a safetensors file")
     if kind is None:
         raise CheckpointError(f"load: {source!r} is not a PyTorch checkpoint (zip or legacy format) and not a "
                               f"readable safetensors file (it starts with {bytes(data[:16])!r})")

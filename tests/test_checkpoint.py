@@ -153,3 +153,11 @@ def test_corrupted_checkpoint_names_the_file(tmp_path, damage):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.safetensors"):
         load_checkpoint(tmp_path / "nope.safetensors")
+
+
+def test_a_text_file_given_to_load_or_load_checkpoint_is_named_as_what_it_is(tmp_path):
+    csv = tmp_path / "metrics.csv"
+    csv.write_text("epoch,lr,train_loss\n1,0.1,2.3\n")
+    for load in (mr.load, load_checkpoint):
+        with pytest.raises(CheckpointError, match=r"is a CSV file \(it starts with 'epoch,lr,train_loss'\), not a"):
+            load(str(csv))
