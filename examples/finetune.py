@@ -12,30 +12,42 @@ import argparse
 import minires as mr
 import minires.functional as F
 from minires import models, nn, optim, parallel
-from minires.checkpoint import load_checkpoint
-from minires.data import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, DataLoader
+from minires.checkpoint import CheckpointError, load_checkpoint
+from minires.data import CIFAR10_MEAN, CIFAR10_STD, DataLoader
 from minires.data import transforms as T
 from minires.train import train_step
+from minires.train.config import HelpFormatter, add_arguments
+from minires.train.datasets import load_datasets
 
 
-def parse_args(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(description="Fine-tune a trained ResNet's head on a new image-folder task.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a checkpoint of `minires train` (last or best.safetensors)")
-    p.add_argument("--data", required=True, help="a folder with train/<class>/ and test/<class>/ images")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+                                formatter_class=HelpFormatter)  # defaults shown, none for required options
+    p.add_argument("--checkpoint", required=True, metavar="CKPT",
+                   help="a checkpoint of `minires train` (last or best.safetensors)")
+    p.add_argument("--data", required=True, metavar="PATH", help="a folder with train/<class>/ and test/<class>/ images")
+    add_arguments(p, ("device",))
     p.add_argument("--epochs", type=int, default=3, help="passes over the training set")
     p.add_argument("--batch-size", type=int, default=64, help="images per step")
     p.add_argument("--lr", type=float, default=0.05, help="initial learning rate (cosine annealed)")
-    p.add_argument("--seed", type=int, default=0, help="of the new head, the data order and the augmentation")
-    return p.parse_args(argv)
+    p.add_argument("--seed", type=int, default=0, help="of the new head, the data order, the augmentation and "
+                                                       "the --limit-* subsets")
+    add_arguments(p, ("limit_train", "limit_test"))  # the images `minires train --limit-train N --seed S` picks
+    return p
 
 
 def main(argv=None):
-    args = parse_args(argv)  # --help exits here: nothing is read before
+    parser = build_parser()
+    args = parser.parse_args(argv)  # --help exits here: nothing is read before
+    for flag, n in (("--limit-train", args.limit_train), ("--limit-test", args.limit_test)):
+        if n is not None and n < 1:
+            parser.error(f"{flag} must be >= 1, got {n}")
 
     # ---- data ---------------------------------------------------------------------------------------
-    train_set, test_set = CIFAR10(args.data, train=True), CIFAR10(args.data, train=False)
+    try:
+        train_set, test_set = load_datasets(args.data, args.limit_train, args.limit_test, args.seed)
+    except FileNotFoundError as exc:  # no image folders in --data: one line that says what to pass
+        parser.error(str(exc))
     k = len(train_set.classes)
     augment = T.Compose([T.RandomCrop(32, padding=4, padding_mode="reflect"), T.RandomHorizontalFlip(),
                          T.Normalize(CIFAR10_MEAN, CIFAR10_STD)])
@@ -45,7 +57,10 @@ def main(argv=None):
                              device=args.device)
 
     # ---- model: pretrained backbone, new head -------------------------------------------------------
-    ckpt = load_checkpoint(args.checkpoint)
+    try:
+        ckpt = load_checkpoint(args.checkpoint)
+    except (CheckpointError, OSError) as exc:  # missing, or not a checkpoint of `minires train`
+        parser.error(f"--checkpoint {args.checkpoint}: {getattr(exc, 'strerror', None) or exc}")
     saved = ckpt["extra"]["config"]
     mr.manual_seed(args.seed)
     model = models.get(saved["model"], num_classes=len(ckpt["extra"]["classes"]), **saved.get("model_kwargs", {}))
