@@ -70,3 +70,11 @@ def test_bench_chart_of_times_too_small_for_a_log_axis(tmp_path):
         warnings.simplefilter("error")  # matplotlib's "Data has no positive values, and therefore cannot be log-scaled"
         kernels._plot(rows, str(tmp_path / "b.png"), ["cpu"], 2)
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_timers_refuse_a_median_of_no_calls():
+    from minires.bench import common
+    for timer, args in ((common.median_ms, (lambda: None,)), (common.interleaved_ms, ([lambda: None],))):
+        with pytest.raises(ValueError, match="repeats must be >= 1 and warmup >= 0, got repeats=0, warmup=2"):
+            timer(*args, repeats=0)
+    assert common.median_ms(lambda: None, repeats=1, warmup=0) >= 0

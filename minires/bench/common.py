@@ -55,8 +55,15 @@ def header(extra: str = "") -> str:
     return "\n".join(lines)
 
 
+def _check_counts(name, repeats, warmup) -> None:
+    """A median needs one timed call at least (statistics.median of none is a StatisticsError)."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"{name}: repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+
+
 def median_ms(fn, repeats: int = 7, warmup: int = 2, sync=None) -> float:
     """Median wall time of fn() in milliseconds after `warmup` untimed calls."""
+    _check_counts("median_ms", repeats, warmup)
     for _ in range(warmup):
         fn()
     if sync:
@@ -81,6 +88,7 @@ def interleaved_ms(fns, repeats: int = 7, warmup: int = 2, syncs=None) -> list:
     after the same other one: PyTorch's OpenMP threads spin for a while after each op and would
     otherwise always slow whatever follows them.
     """
+    _check_counts("interleaved_ms", repeats, warmup)
     syncs = list(syncs) if syncs is not None else [None] * len(fns)
     if len(syncs) != len(fns):
         raise ValueError(f"interleaved_ms: {len(fns)} functions but {len(syncs)} syncs")
@@ -147,6 +155,7 @@ def copy_ceiling_gbs(nbytes: int = 256 << 20, repeats: int = 5) -> float:
 
 def cuda_median_ms(fn, repeats: int = 7, warmup: int = 2, device: str = "cuda:0") -> float:
     """Median GPU time of fn() in milliseconds, each call between two CUDA events, after `warmup` calls."""
+    _check_counts("cuda_median_ms", repeats, warmup)
     cp = cupy_module()
     with cp.cuda.Device(int(device.split(":")[1])):
         for _ in range(warmup):
