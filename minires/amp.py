@@ -1,13 +1,11 @@
 """Mixed precision: `autocast` and its policy table, op -> the dtype the op computes in.
 
-Inside `autocast()`, minires.dispatch applies POLICY to every op call before choosing its
-implementation:
+Inside `autocast()`, minires.dispatch applies POLICY (autocast_inputs) to every op call, once, before
+choosing its implementation:
 - "float16": float32 inputs are cast down (a differentiable cast: float32 master weights receive
   float32 gradients). The GEMM ops, where tensor cores and half the memory traffic pay on a GPU.
 - "float32": float16 inputs are widened, so statistics, exp/log and the loss keep float32 range and
-  precision. A fast path may take float16 as it is (`keeps_float16`): the CUDA batch-norm kernels
-  read and write float16 and keep statistics, parameters and arithmetic in float32, so ReLU, the
-  residual add and pooling then run on float16 too.
+  precision; their outputs are float32, so what follows them runs in float32 until the next GEMM.
 - ops not in the table run in whatever dtype they receive (element-wise ops, pools, reshapes).
 
 NumPy has no float16 BLAS, so on the CPU autocast is correct but slow. Loss scaling is
@@ -95,5 +93,13 @@ def widen(inputs):
     return inputs if autocast_dtype() is None else _cast_all(inputs, np.float16, np.float32)
 
 
-__all__ = ["POLICY", "autocast", "autocast_dtype", "policy", "lower", "widen"]
+def autocast_inputs(op: str, inputs):
+    """inputs in the dtype op computes in under autocast (POLICY[op]); as they are outside it or for other ops."""
+    rule = policy(op)
+    if rule == "float16":
+        return lower(inputs)
+    return widen(inputs) if rule == "float32" else inputs
+
+
+__all__ = ["POLICY", "autocast", "autocast_dtype", "policy", "lower", "widen", "autocast_inputs"]
 

@@ -1,15 +1,16 @@
-"""The one place that picks how an op runs: its reference Function, or a fast path registered beside it.
+"""The one place that picks how an op runs: its reference Function, or another implementation of it.
 
 Every op has a reference implementation in minires.functional: NumPy/CuPy-generic, the shortest
-correct version. Fast paths (threaded CPU kernels in minires.kernels.cpu, CUDA kernels in
-minires.kernels.cuda) are other Functions computing the same thing; each registers under the op's
-name with `@register("conv2d")` and says, from the arrays and parameters of a call, whether it
-`supports` that call. `call` applies autocast's policy (minires.amp.POLICY) to the inputs, then
-runs the first fast path that supports the call, else the reference.
+correct version, which F.conv2d and the other wrappers hand to `call` with the call's inputs. Other
+implementations of an op compute the same thing; they come from one table, op name -> Functions in
+the order they are tried, given to `install` (minires/__init__ installs the package's own), and each
+says through `supports(*arrays, **params)` whether it takes a given call. `call` goes one way down:
+autocast's policy sets the inputs' dtype once (minires.amp), the first implementation supporting the
+call is chosen once (else the reference), and that Function runs.
 
 `MINIRES_IMPL=reference` in the environment or `set_impl("reference")` runs everything on the
-references (the default is "fast"); `with use_impl("reference"):` does it in the calling thread for the
-block, as `no_grad` and `autocast` do.
+references (the default is "fast": other implementations where they apply); `with use_impl("reference"):`
+does it in the calling thread for the block, as `no_grad` and `autocast` do.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from .tensor import Function, Tensor
 IMPLS = ("fast", "reference")
 _impl = None  # the process-wide choice (set_impl, MINIRES_IMPL)
 _local = threading.local()  # .impl: use_impl's choice in this thread, or None
-_fast: dict[str, list] = {}  # op name -> fast Function classes, in the order they are tried
+_others: dict[str, tuple] = {}  # op name -> other Function classes, in the order they are tried (install)
 
 
 def _default_impl() -> str:
@@ -65,25 +66,28 @@ def use_impl(name: str):
         _local.impl = previous
 
 
-def register(op: str):
-    """Class decorator: a fast Function for `op`, tried (in registration order) before the reference.
+def install(table) -> None:
+    """Take {op name: Function classes, in the order they are tried} as the other implementations of ops.
 
-    The class defines `supports(*arrays, **params) -> bool` (a classmethod, given the raw arrays of
-    the call's inputs, None where an input is None, and the keyword parameters).
+    Each class subclasses Function and defines `supports(*arrays, **params) -> bool` (a classmethod,
+    given the raw arrays of the call's inputs, None where an input is None, and the keyword
+    parameters). The table replaces any earlier one.
     """
-    def add(cls):
-        if not (isinstance(cls, type) and issubclass(cls, Function)):
-            raise TypeError(f"register({op!r}): expected a Function subclass, got {cls!r}")
-        if not callable(getattr(cls, "supports", None)):
-            raise TypeError(f"register({op!r}): {cls.__name__} needs a supports(*arrays, **params) classmethod")
-        _fast.setdefault(op, []).append(cls)
-        return cls
-    return add
+    checked = {}
+    for op, classes in table.items():
+        for cls in classes:
+            if not (isinstance(cls, type) and issubclass(cls, Function)):
+                raise TypeError(f"install: op {op!r} expects Function subclasses, got {cls!r}")
+            if not callable(getattr(cls, "supports", None)):
+                raise TypeError(f"install: op {op!r}: {cls.__name__} needs a supports(*arrays, **params) classmethod")
+        checked[op] = tuple(classes)
+    _others.clear()
+    _others.update(checked)
 
 
 def implementations(op: str) -> list:
-    """The fast Functions registered for `op` (the reference is not listed)."""
-    return list(_fast.get(op, ()))
+    """The other implementations installed for `op`, in the order they are tried (the reference is not listed)."""
+    return list(_others.get(op, ()))
 
 
 def _arrays(inputs):
@@ -91,11 +95,11 @@ def _arrays(inputs):
 
 
 def choose(reference, inputs, params):
-    """The Function that runs this call: the first fast path supporting it, else the reference."""
+    """The Function that runs this call: the first other implementation supporting it, else the reference."""
     if get_impl() == "reference":
         return reference
     arrays = _arrays(inputs)
-    for cls in _fast.get(reference.op_name(), ()):
+    for cls in _others.get(reference.op_name(), ()):
         if cls.supports(*arrays, **params):
             return cls
     return reference
@@ -104,19 +108,11 @@ def choose(reference, inputs, params):
 def call(reference, *inputs, **params):
     """Run op `reference` on inputs (Tensors, or None for an absent optional input) with params.
 
-    Under autocast, POLICY[op] first sets the compute dtype: "float16" casts float32 inputs down,
-    "float32" widens float16 inputs, unless the chosen fast path takes float16 as it is
-    (`keeps_float16 = True`, batch norm's CUDA kernels); ops not in the table run in the dtype they get.
+    Under autocast, the op's policy (minires.amp.POLICY) first casts the inputs to the dtype it computes
+    in; ops not in the table run in the dtype they get. The implementation is then chosen for those inputs.
     """
-    rule = amp.policy(reference.op_name())
-    if rule == "float16":
-        inputs = amp.lower(inputs)
-    cls = choose(reference, inputs, params)
-    if rule == "float32" and not getattr(cls, "keeps_float16", False):
-        widened = amp.widen(inputs)
-        if widened is not inputs:
-            inputs, cls = widened, choose(reference, widened, params)
-    return cls.apply(*inputs, **params)
+    inputs = amp.autocast_inputs(reference.op_name(), inputs)
+    return choose(reference, inputs, params).apply(*inputs, **params)
 
 
-__all__ = ["IMPLS", "get_impl", "set_impl", "use_impl", "register", "implementations", "choose", "call"]
+__all__ = ["IMPLS", "get_impl", "set_impl", "use_impl", "install", "implementations", "choose", "call"]

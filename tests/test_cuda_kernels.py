@@ -239,8 +239,8 @@ def kernel_dispatch(monkeypatch, launch):
     """Route NumPy arrays through the ops' CUDA fast paths (the CPU ones set aside), run by the emulator."""
     monkeypatch.setattr(launcher, "enabled", lambda xp, dtype: dtype in (np.float32, np.float64))
     monkeypatch.setattr(launcher, "cupy_launcher", lambda: launch)
-    monkeypatch.setattr(dispatch, "_fast", {op: [c for c in impls if c.__module__.startswith("minires.kernels.cuda")]
-                                            for op, impls in dispatch._fast.items()})
+    monkeypatch.setattr(dispatch, "_others", {op: [c for c in impls if c.__module__.startswith("minires.kernels.cuda")]
+                                              for op, impls in dispatch._others.items()})
     with dispatch.use_impl("fast"):  # whatever MINIRES_IMPL says
         yield
 

@@ -33,9 +33,7 @@ class DoubleFast(Double):
         return x.shape[0] > 1  # a fast path that takes only some calls
 
 
-class DoubleKeepsHalf(Double):
-    keeps_float16 = True
-
+class DoubleHalfOnly(Double):
     @classmethod
     def supports(cls, x):
         return x.dtype == np.float16
@@ -43,15 +41,15 @@ class DoubleKeepsHalf(Double):
 
 @pytest.fixture
 def registry(monkeypatch):
-    """An empty fast-path table for one test, so test ops never leak into the library's."""
-    monkeypatch.setattr(dispatch, "_fast", {})
+    """An empty table of other implementations for one test, so test ops never leak into the library's."""
+    monkeypatch.setattr(dispatch, "_others", {})
     Double.ran = []
     with dispatch.use_impl("fast"):  # also under MINIRES_IMPL=reference
-        yield dispatch._fast
+        yield dispatch._others
 
 
 def test_call_runs_a_supporting_fast_path_else_the_reference(registry):
-    dispatch.register("test_double")(DoubleFast)
+    dispatch.install({"test_double": [DoubleFast]})
     assert dispatch.implementations("test_double") == [DoubleFast]
     x = mr.tensor([1.0, 2.0])
     np.testing.assert_array_equal(dispatch.call(Double, x).numpy(), [2.0, 4.0])
@@ -60,7 +58,7 @@ def test_call_runs_a_supporting_fast_path_else_the_reference(registry):
 
 
 def test_reference_switch_runs_every_call_on_the_reference(registry):
-    dispatch.register("test_double")(DoubleFast)
+    dispatch.install({"test_double": [DoubleFast]})
     x = mr.tensor([1.0, 2.0], requires_grad=True)
     with dispatch.use_impl("reference"):
         assert dispatch.get_impl() == "reference"
@@ -98,11 +96,15 @@ def test_the_environment_variable_selects_the_references():
     assert bad.returncode != 0 and "MINIRES_IMPL must be one of" in bad.stderr
 
 
-def test_register_refuses_what_is_not_a_fast_function(registry):
-    with pytest.raises(TypeError, match="Function subclass"):
-        dispatch.register("test_double")(object)
+def test_install_refuses_what_is_not_an_implementation_and_replaces_the_table(registry):
+    with pytest.raises(TypeError, match="install: op 'test_double' expects Function subclasses"):
+        dispatch.install({"test_double": [object]})
     with pytest.raises(TypeError, match="supports"):
-        dispatch.register("test_double")(Double)  # a Function without supports()
+        dispatch.install({"test_double": [Double]})  # a Function without supports()
+    assert dispatch.implementations("test_double") == []  # a refused table installs nothing
+    dispatch.install({"test_double": [DoubleFast]})
+    dispatch.install({"other": [DoubleFast]})
+    assert dispatch.implementations("test_double") == [] and dispatch.implementations("other") == [DoubleFast]
 
 
 def test_policy_float16_casts_float32_inputs_down_and_gradients_come_back_float32(registry, monkeypatch):
@@ -117,16 +119,20 @@ def test_policy_float16_casts_float32_inputs_down_and_gradients_come_back_float3
     assert dispatch.call(Double, x).dtype == np.float32  # outside autocast: the dtype it gets
 
 
-def test_policy_float32_widens_unless_the_chosen_fast_path_keeps_float16(registry, monkeypatch):
+def test_policy_float32_widens_before_the_implementation_is_chosen(registry, monkeypatch):
+    """One pass: autocast casts first, then supports() sees the cast arrays once; an implementation
+    that takes only float16 is never chosen for a float32 op under autocast."""
     monkeypatch.setitem(amp.POLICY, "test_double", "float32")
+    asked = []
+    monkeypatch.setattr(DoubleHalfOnly, "supports", classmethod(lambda cls, x: asked.append(x.dtype) or
+                                                                x.dtype == np.float16))
+    dispatch.install({"test_double": [DoubleHalfOnly]})
     half = mr.tensor([1.0, 2.0], dtype=mr.float16)
     with amp.autocast():
-        assert dispatch.call(Double, half).dtype == np.float32  # no fast path: widened
-        dispatch.register("test_double")(DoubleKeepsHalf)
-        assert dispatch.call(Double, half).dtype == np.float16  # taken as it is
-        with dispatch.use_impl("reference"):
-            assert dispatch.call(Double, half).dtype == np.float32
-    assert [name for name, _ in Double.ran] == ["Double", "DoubleKeepsHalf", "Double"]
+        assert dispatch.call(Double, half).dtype == np.float32
+    assert asked == [np.float32] and [name for name, _ in Double.ran] == ["Double"]
+    assert dispatch.call(Double, half).dtype == np.float16  # outside autocast: taken as it is
+    assert asked == [np.float32, np.float16] and [name for name, _ in Double.ran] == ["Double", "DoubleHalfOnly"]
 
 
 def test_ops_outside_the_table_run_in_the_dtype_they_get(registry):
@@ -136,9 +142,10 @@ def test_ops_outside_the_table_run_in_the_dtype_they_get(registry):
         assert dispatch.call(Double, half.float()).dtype == np.float32
 
 
-def test_every_registered_fast_path_belongs_to_an_op_with_a_reference():
-    """Each fast path subclasses its op's reference Function and answers supports()."""
-    for op, classes in dispatch._fast.items():
+def test_every_installed_implementation_belongs_to_an_op_with_a_reference():
+    """Each other implementation subclasses its op's reference Function and answers supports()."""
+    assert dispatch._others, "the package installs its table at import"
+    for op, classes in dispatch._others.items():
         for cls in classes:
             refs = [base for base in cls.__mro__[1:] if base is not Function and issubclass(base, Function)
                     and base.op_name() == op and "supports" not in vars(base)]

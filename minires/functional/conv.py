@@ -4,11 +4,11 @@ Forward: the columns of the padded input hold, for every output pixel, its recep
 (Cg*KH*KW values per group), so each group's conv is one GEMM of its weights (O/G, Cg*KH*KW)
 with its columns. Backward: dw = g @ columns^T summed over the batch, db = the sum of g, and
 dx = the columns' gradient w^T @ g scattered back onto the input by col2im (im2col's adjoint).
-The fast paths (minires.kernels.cpu.conv, minires.kernels.cuda.conv) compute the same thing.
+ConvGeometry names what backward keeps of the forward call.
 """
 from __future__ import annotations
 
-import numbers
+from typing import NamedTuple
 
 from .. import _validate, dispatch
 from ..backend import get_array_module
@@ -23,6 +23,17 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
 def output_size(x_shape, w_shape, stride, padding, dilation) -> tuple[int, int]:
     """(OH, OW) of x (N, C, H, W) conv w (O, Cg, KH, KW)."""
     return tuple(conv_output_size(x_shape[2 + a], w_shape[2 + a], stride[a], padding[a], dilation[a]) for a in (0, 1))
+
+
+class ConvGeometry(NamedTuple):
+    """A conv2d call's shapes and integer parameters, as its backward needs them."""
+
+    x_shape: tuple   # (N, C, H, W)
+    w_shape: tuple   # (O, Cg, KH, KW), Cg = C / groups
+    stride: tuple    # (SH, SW)
+    padding: tuple   # (PH, PW)
+    dilation: tuple  # (DH, DW)
+    groups: int
 
 
 def _offsets(kernel_size, stride, dilation, out_size):
@@ -69,13 +80,13 @@ class Conv2d(Function):
         out = out.reshape(N, O, OH, OW)
         if b is not None:
             out += b.reshape(O, 1, 1)
-        self.shapes = (x.shape, w.shape, stride, padding, dilation, G)
+        self.geom = ConvGeometry(x.shape, w.shape, stride, padding, dilation, G)
         self.cols = cols if self.needs_input_grad[1] else None
         self.w = w if self.needs_input_grad[0] else None
         return out
 
     def backward(self, g):
-        (N, C, H, W), (O, Cg, KH, KW), stride, (PH, PW), dilation, G = self.shapes
+        (N, C, H, W), (O, Cg, KH, KW), stride, (PH, PW), dilation, G = self.geom
         OH, OW = g.shape[2:]
         g = g.reshape(N, G, O // G, OH * OW)                                # (N, G, O/G, OH*OW)
         dx = dw = db = None
@@ -92,14 +103,6 @@ class Conv2d(Function):
         return dx, dw, db
 
 
-def _int_arg(op: str, name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{op}: argument '{name}' must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{op}: argument '{name}' must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of x (N, C, H, W) with w (O, C/groups, KH, KW) plus optional bias b (O,)."""
     op = "conv2d"
@@ -110,7 +113,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     stride = _validate.pair(op, "stride", stride, 1)
     padding = _validate.pair(op, "padding", padding, 0)
     dilation = _validate.pair(op, "dilation", dilation, 1)
-    groups = _int_arg(op, "groups", groups, 1)
+    groups = _validate.int_arg(op, "groups", groups, 1)
     N, C, H, W = x.shape
     O, Cg, KH, KW = w.shape
     if C != Cg * groups:

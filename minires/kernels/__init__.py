@@ -1,7 +1,9 @@
 """Fast paths beside the reference ops: threaded CPU kernels (cpu/) and CUDA kernels (cuda/).
 
-Importing this package registers every fast path with minires.dispatch; minires/__init__ does it.
+registry.py lists them per op; `registry.install()` hands that table to minires.dispatch.
 """
-from . import cpu, cuda
+from . import cpu, cuda, registry
 
-__all__ = ["cpu", "cuda"]
+registry.install()  # NOTE: until minires/__init__ makes this call itself, importing the package does it
+
+__all__ = ["cpu", "cuda", "registry"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import dispatch, parallel
+from ... import parallel
 from ...functional import activation
 
 
@@ -21,7 +21,6 @@ def _masked(g, mask):
     return d
 
 
-@dispatch.register("relu")
 class ReLUCPU(activation.ReLU):
     @classmethod
     def supports(cls, x):
@@ -40,7 +39,6 @@ class ReLUCPU(activation.ReLU):
         return _masked(g, self.mask)
 
 
-@dispatch.register("add_relu")
 class AddReLUCPU(activation.AddReLU):
     @classmethod
     def supports(cls, x, y):

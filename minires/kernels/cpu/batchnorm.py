@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import dispatch, parallel
+from ... import parallel
 from ...functional.batchnorm import BatchNorm, update_running_stats
 
 
@@ -67,7 +67,6 @@ def _add_pairs(parts):
     return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
 
-@dispatch.register("batch_norm")
 class BatchNormCPU(BatchNorm):
     """batch_norm on NumPy arrays, in place over row blocks split across threads."""
 

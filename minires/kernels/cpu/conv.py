@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import dispatch, parallel, tuning
-from ...functional.conv import Conv2d, output_size
+from ... import parallel, tuning
+from ...functional.conv import Conv2d, ConvGeometry, output_size
 from ..shared import weight_matrix
 from .gemm import matmul
 from .im2col import col2im_nhwc, im2col_nhwc
@@ -185,7 +185,6 @@ def _split(fn, N):
     return parallel.split(fn, N, item_size=tuning.MIN_PART_ELEMENTS, blas=True)
 
 
-@dispatch.register("conv2d")
 class Conv2dCPU(Conv2d):
     """conv2d on NumPy arrays: chunked channels-last im2col or row-split columns, the batch split over threads."""
 
@@ -197,7 +196,7 @@ class Conv2dCPU(Conv2d):
     def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         N, O = x.shape[0], w.shape[0]
         OH, OW = output_size(x.shape, w.shape, stride, padding, dilation)
-        self.geom = (x.shape, w.shape, (OH, OW), stride, padding, dilation, groups)
+        self.geom = ConvGeometry(x.shape, w.shape, stride, padding, dilation, groups)
         out = np.empty((N * OH * OW, O), dtype=x.dtype)
         P = OH * OW
         _split(lambda n0, n1: _conv_gemm(x[n0:n1], w, stride, padding, dilation, groups, out[n0 * P:n1 * P]), N)
@@ -212,7 +211,7 @@ class Conv2dCPU(Conv2d):
         return out.reshape(N, OH, OW, O).transpose(0, 3, 1, 2)             # (N, O, OH, OW)
 
     def backward(self, g):
-        (N, C, H, W), w_shape, _, stride, padding, dilation, G = self.geom
+        (N, C, H, W), w_shape, stride, padding, dilation, G = self.geom
         O, Cg, KH, KW = w_shape
         (PH, PW), (DH, DW) = padding, dilation
         need_dx, need_dw = self.needs_input_grad[0], self.needs_input_grad[1]

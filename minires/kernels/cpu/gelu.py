@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ... import dispatch, parallel
+from ... import parallel
 from ...functional import elementwise
 from ...functional.erf import erfc
 
@@ -78,7 +78,6 @@ def _gelu_part(x, out, deriv):
     np.add(cdf, dphi, out=deriv)
 
 
-@dispatch.register("gelu")
 class GELUCPU(elementwise.GELU):
     @classmethod
     def supports(cls, x, approximate="none"):

@@ -8,12 +8,10 @@ import math
 
 import numpy as np
 
-from ... import dispatch
 from ...functional.linear import Linear
 from .gemm import matmul
 
 
-@dispatch.register("linear")
 class LinearCPU(Linear):
     """Linear on NumPy arrays.
 

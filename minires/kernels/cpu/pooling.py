@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import dispatch, parallel
+from ... import parallel
 from ...backend import get_array_module
 from ...functional import pooling
 from ...functional.pooling import padded, pool_output_size, unpadded, window
@@ -74,7 +74,6 @@ def _scatter_windows(values, geom, dtype, channels_last=False):
     return unpadded(dxpad, padding, shape)
 
 
-@dispatch.register("max_pool2d")
 class MaxPool2dCPU(pooling.MaxPool2d):
     """Branch-free running max with an int8 argmax (int32 past 127 offsets), batch blocks in parallel."""
 
@@ -121,7 +120,6 @@ class MaxPool2dCPU(pooling.MaxPool2d):
         return _scatter_windows(values, self.geom, g.dtype, self.channels_last)
 
 
-@dispatch.register("avg_pool2d")
 class AvgPool2dCPU(pooling.AvgPool2d):
     """Running sums in place, batch blocks in parallel."""
 
@@ -174,7 +172,6 @@ def _global_mean(x):
     return x.mean(axis=(2, 3), keepdims=True, dtype=x.dtype)
 
 
-@dispatch.register("adaptive_avg_pool2d")
 class AdaptiveAvgPool2dCPU(pooling.AdaptiveAvgPool2d):
     """Global mean as a GEMV (the ResNet head), other sizes as A_h @ x @ A_w^T (the bins are separable)."""
 

@@ -1,7 +1,7 @@
 """CUDA fast paths: Functions whose forward and backward launch the hand-written kernels of kernels.cu.
 
 launcher.py compiles kernels.cu through CuPy and checks each launch; ops.py wraps each kernel for arrays;
-the other modules are the Functions, one per op, registered with minires.dispatch on import.
+the other modules are the Functions, one per op, listed in minires/kernels/registry.py.
 """
 from . import activation, batchnorm, conv, loss, pooling
 

@@ -6,7 +6,6 @@ Both backwards select g where the mask is set, in one pass into an array laid ou
 """
 from __future__ import annotations
 
-from ... import dispatch
 from ...backend import get_array_module
 from ...functional import activation
 from . import launcher, ops as cuda_ops
@@ -18,7 +17,6 @@ def _masked(g, mask):
     return g * mask if d is None else d
 
 
-@dispatch.register("relu")
 class ReLUCUDA(activation.ReLU):
     """Forward in CuPy's elementwise ops (out and mask laid out like x), backward through mask_grad."""
 
@@ -37,7 +35,6 @@ class ReLUCUDA(activation.ReLU):
         return _masked(g, self.mask)
 
 
-@dispatch.register("add_relu")
 class AddReLUCUDA(activation.AddReLU):
     """One fused pass writing out and mask, for x and y laid out alike (dense: C order or channels-last)."""
 

@@ -1,36 +1,31 @@
 """CUDA fast path of batch_norm in training: the statistics, apply and gradient kernels of kernels.cu.
 
 Statistics take one pass (Welford partials merged per channel), normalisation one more; backward
-takes one pass for the two per-channel sums and one for dx. Under autocast the kernels read and
-write float16 and keep statistics, parameters and arithmetic in float32 (half the memory traffic,
-the same arithmetic), so the conv -> batch norm -> ReLU chain stays float16.
+takes one pass for the two per-channel sums and one for dx. On float16 arrays the kernels keep
+statistics and arithmetic in float32 (launcher.ACC_DTYPE). Under autocast the policy (minires.amp)
+hands batch_norm float32 input, as it does the reference.
+
+Why not the reference (functional/batchnorm.py): it makes a centred copy, its square and the
+normalised copy as whole-array NumPy/CuPy expressions, each a pass over memory with a temporary;
+the kernels fuse them into two passes forward and two backward, reading the input in its own layout
+(channels-last or NCHW) with one index.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from ... import amp, backend, dispatch
+from ... import backend
 from ...functional.batchnorm import BatchNorm, update_running_stats
 from . import launcher, ops as cuda_ops
 
 
-@dispatch.register("batch_norm")
 class BatchNormCUDA(BatchNorm):
-    """Training batch_norm on CuPy arrays by the hand-written kernels; float16 input with float32
-    weight, bias and running statistics under autocast."""
-
-    keeps_float16 = True  # minires.dispatch: under autocast float16 input reaches forward as it is
-    mixed_float_dtypes = True  # supports() decides which dtype mixes reach forward
+    """Training batch_norm on dense CuPy arrays of one float dtype by the hand-written kernels."""
 
     @classmethod
     def supports(cls, x, w=None, b=None, running_mean=None, running_var=None, training=False, **params):
         if not (training and launcher.enabled(backend.get_array_module(x), x.dtype)
                 and cuda_ops.channel_layout(x) is not None):
             return False
-        dtypes = {a.dtype for a in (w, b, running_mean, running_var) if a is not None}
-        if dtypes <= {x.dtype}:
-            return True
-        return amp.autocast_dtype() is not None and x.dtype == np.float16 and dtypes == {np.dtype(np.float32)}
+        return all(a is None or a.dtype == x.dtype for a in (w, b, running_mean, running_var))
 
     def forward(self, x, w=None, b=None, running_mean=None, running_var=None, training=True,
                 momentum=0.1, eps=1e-5):
@@ -43,7 +38,6 @@ class BatchNormCUDA(BatchNorm):
         scale = invstd * w if w is not None else invstd
         shift = b if b is not None else xp.zeros_like(mean)
         self.x, self.inner, self.mean, self.invstd, self.scale, self.M = x, inner, mean, invstd, scale, M
-        self.param_dtype = (w if w is not None else b if b is not None else x).dtype
         return cuda_ops.batch_norm_apply(launch, xp, x, inner, mean, scale, shift)
 
     def backward(self, g):
@@ -60,6 +54,6 @@ class BatchNormCUDA(BatchNorm):
             c1 = -(self.invstd * self.invstd * sum_gxc) / self.M
             dx = cuda_ops.batch_norm_backward_apply(launch, xp, g, x, inner, self.mean, c1, -sum_g / self.M,
                                                     self.scale)
-        dw = (sum_gxc * self.invstd).astype(self.param_dtype, copy=False) if need_w else None
-        db = sum_g.astype(self.param_dtype, copy=False) if need_b else None  # sums in the accumulator dtype
+        dw = (sum_gxc * self.invstd).astype(x.dtype, copy=False) if need_w else None
+        db = sum_g.astype(x.dtype, copy=False) if need_b else None  # sums in the accumulator dtype
         return dx, dw, db

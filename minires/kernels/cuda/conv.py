@@ -11,9 +11,8 @@ of x, with one batched GEMM per image; the im2col kernel gathers channels-last r
 """
 from __future__ import annotations
 
-from ... import dispatch
 from ...backend import get_array_module
-from ...functional.conv import Conv2d, output_size
+from ...functional.conv import Conv2d, ConvGeometry, output_size
 from ..shared import weight_matrix
 from . import launcher, ops as cuda_ops
 
@@ -26,7 +25,6 @@ def _conv_gemm(x, w, stride, padding, dilation):
     return cols @ weight_matrix(w, 1)[0]                                     # cuBLAS
 
 
-@dispatch.register("conv2d")
 class Conv2dCUDA(Conv2d):
     """conv2d on CuPy arrays by the im2col/col2im kernels and cuBLAS (groups=1, non-empty batches)."""
 
@@ -38,7 +36,7 @@ class Conv2dCUDA(Conv2d):
     def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         N, O = x.shape[0], w.shape[0]
         OH, OW = output_size(x.shape, w.shape, stride, padding, dilation)
-        self.geom = (x.shape, w.shape, (OH, OW), stride, padding, dilation)
+        self.geom = ConvGeometry(x.shape, w.shape, stride, padding, dilation, groups)
         out = _conv_gemm(x, w, stride, padding, dilation)                   # (N*OH*OW, O)
         if b is not None:
             out += b
@@ -47,7 +45,8 @@ class Conv2dCUDA(Conv2d):
         return out.reshape(N, OH, OW, O).transpose(0, 3, 1, 2)             # (N, O, OH, OW) view of NHWC memory
 
     def backward(self, g):
-        (N, C, H, W), (O, _, KH, KW), (OH, OW), stride, padding, dilation = self.geom
+        (N, C, H, W), (O, _, KH, KW), stride, padding, dilation, _ = self.geom  # groups is 1 (supports)
+        OH, OW = g.shape[2:]
         (PH, PW), (DH, DW) = padding, dilation
         need_dx, need_dw = self.needs_input_grad[0], self.needs_input_grad[1]
         need_db = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]

@@ -8,13 +8,11 @@ index out of range.
 """
 from __future__ import annotations
 
-from ... import dispatch
 from ...backend import get_array_module
 from ...functional.loss import CrossEntropy
 from . import launcher, ops as cuda_ops
 
 
-@dispatch.register("cross_entropy")
 class CrossEntropyCUDA(CrossEntropy):
     """The kernel gives a row whose class index is outside [0, C) a NaN loss, as the reference does."""
 

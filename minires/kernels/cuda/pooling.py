@@ -10,14 +10,12 @@ window once with no padded copy and write dx in gather form, one pass each way.
 """
 from __future__ import annotations
 
-from ... import dispatch
 from ...backend import get_array_module
 from ...functional import pooling
 from ..shared import global_mean_backward
 from . import launcher, ops as cuda_ops
 
 
-@dispatch.register("max_pool2d")
 class MaxPool2dCUDA(pooling.MaxPool2d):
     """max_pool_forward / max_pool_backward of kernels.cu (any strides in, int32 argmax)."""
 
@@ -37,7 +35,6 @@ class MaxPool2dCUDA(pooling.MaxPool2d):
         return cuda_ops.max_pool_backward(launcher.cupy_launcher(), get_array_module(g), g, self.idx, *self.geom)
 
 
-@dispatch.register("adaptive_avg_pool2d")
 class AdaptiveAvgPool2dCUDA(pooling.AdaptiveAvgPool2d):
     """Global mean over H and W as one CuPy reduction, over the H*W axis of channels-last memory."""
 
