@@ -17,7 +17,7 @@ from ..nn.module import Module
 from ..tensor import Tensor, no_grad
 from . import nn_ops, tensor_ops
 from .graph import Graph, Unsupported, onnx_module
-from .recorder import recording
+from .recorder import TracerWarning, recording
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 11
@@ -129,6 +129,17 @@ def _needed(records, outputs):
     return keep[::-1]
 
 
+def _warn_outside_bools(rec, records, inputs, named) -> None:
+    """A boolean tensor that no recorded op made (a comparison) is exported as a constant: say so."""
+    made = {id(r.result) for r in records} | {id(t) for t in inputs}
+    for r in records:
+        for t in r.tensors():
+            if t.dtype == np.bool_ and id(t) not in made and id(t.array) not in named:
+                warnings.warn(f"{rec.label(r.where)}: op '{r.op}' reads a boolean tensor of shape {t.shape} that no "
+                              f"recorded op made (a comparison?); it is exported as a constant, the value it had "
+                              f"for this input", TracerWarning, stacklevel=4)
+
+
 def _foldable(records, inputs, named, fold: bool):
     """ids of records whose inputs are all plain constants (neither input-dependent nor a parameter)."""
     anchored = {id(t) for t in inputs}
@@ -154,6 +165,7 @@ def build_graph(rec, inputs, outputs, model, opset, input_names, output_names, d
     for t, name in zip(inputs, in_names):
         g.bind(t, name)
     records = _needed(rec.records, outputs)
+    _warn_outside_bools(rec, records, inputs, named)
     folded = _foldable(records, inputs, named, do_constant_folding)
     for r in records:
         if id(r) in folded:
@@ -180,13 +192,20 @@ def build_graph(rec, inputs, outputs, model, opset, input_names, output_names, d
         if n not in dims and batch is not None and t.ndim and inputs and t.shape[0] == inputs[0].shape[0]:
             own = {0: batch}  # the batch dim follows the input's when the output keeps it
         out_rows.append(_value_info(helper, n, t, own))
-    graph = helper.make_graph(g.nodes, type(model).__name__, in_rows + g.param_inputs, out_rows,
-                              initializer=g.initializers)
+    # NOTE: onnx.checker and shape inference serialise the model they get: they check a copy whose
+    # initializers are typed graph inputs without data (resnet50's 100 MB would be copied twice more);
+    # the initializers themselves come from numpy_helper.from_array.
+    typed = [helper.make_tensor_value_info(i.name, i.data_type, list(i.dims)) for i in g.initializers]
     opsets = [helper.make_opsetid("", opset)]
-    proto = helper.make_model(graph, opset_imports=opsets, producer_name="minires",
-                              ir_version=helper.find_min_ir_version_for(opsets))
-    onnx.checker.check_model(proto)
-    return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+
+    def model_of(graph):
+        return helper.make_model(graph, opset_imports=opsets, producer_name="minires",
+                                 ir_version=helper.find_min_ir_version_for(opsets))
+    light = model_of(helper.make_graph(g.nodes, type(model).__name__, in_rows + g.param_inputs + typed, out_rows))
+    onnx.checker.check_model(light)
+    inferred = onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True)
+    return model_of(helper.make_graph(g.nodes, type(model).__name__, in_rows + g.param_inputs, out_rows,
+                                      initializer=g.initializers, value_info=inferred.graph.value_info))
 
 
 def _value_info(helper, name, t, dynamic):

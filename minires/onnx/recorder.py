@@ -44,6 +44,8 @@ class Recorder:
     def __init__(self, model, inputs):
         self.records = []
         self.live = {id(t) for t in inputs}
+        # values known to be the same for every input: parameters, buffers, and what ops made of them alone
+        self.constant = {id(t) for t in list(model.parameters()) + list(model.buffers())}
         self.inputs = list(inputs)
         self.root = f"{type(model).__name__} (top level)"
         self.stack = []  # module paths of the forward calls now running, innermost last
@@ -63,16 +65,20 @@ class Recorder:
         self.records.append(rec)
         if any(id(t) in self.live for t in rec.tensors()):
             self.live.add(id(result))
+        elif all(id(t) in self.constant for t in rec.tensors()):
+            self.constant.add(id(result))
 
     def leaves_graph(self, t) -> None:
-        if id(t) not in self.live:
-            return  # a parameter or a constant: its value is the same for every input
+        # NOTE: a tensor from outside the recorded ops (a comparison's result, say) may depend on the
+        # input: only values known to be constant pass silently.
+        if id(t) in self.constant:
+            return
         where = self.label(self.where())
         if where in self._warned:
             return
         self._warned.add(where)
-        warnings.warn(f"{where}: a tensor of shape {t.shape} that depends on the input was converted to a Python "
-                      f"value during the ONNX export; the exported graph follows the branch this input took and "
+        warnings.warn(f"{where}: a tensor of shape {t.shape} that may depend on the input was converted to a "
+                      f"Python value during the ONNX export; the exported graph follows the branch this input took and "
                       f"may be wrong for other inputs", TracerWarning, stacklevel=4)
 
 

@@ -1,0 +1,448 @@
+"""minires.onnx.export: every model of minires.models and PyTorch-style models, checked by ONNX Runtime.
+
+Logits of ONNX Runtime must equal minires's eval-mode logits within 1e-5 relative (max abs diff / max abs
+value), at batch 1 and 8. Batch norms get random running statistics and affine parameters, so that the
+exported BatchNormalization nodes are exercised (fresh models have mean 0, var 1, weight 1, bias 0).
+"""
+import glob
+import io
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="minires.onnx needs onnx: pip install 'minires[onnx]'")
+ort = pytest.importorskip("onnxruntime", reason="the ONNX Runtime checks need onnxruntime: pip install onnxruntime")
+
+import minires as mr  # noqa: E402
+import minires.functional as F  # noqa: E402
+import minires.onnx as mronnx  # noqa: E402
+from minires import dispatch, nn  # noqa: E402
+from minires.tensor import Function, observers  # noqa: E402
+
+CIFAR_JPEG = "/work/shared/data/cifar10-jpeg"
+TOL = 1e-5
+
+
+def randomize(model, seed=0):
+    """Random batch-norm statistics and affine parameters (in place); returns the model."""
+    rng = np.random.default_rng(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            C = m.num_features
+            m.running_mean.array[...] = rng.normal(0, 0.2, C)
+            m.running_var.array[...] = rng.uniform(0.5, 1.5, C)
+            if m.weight is not None:
+                m.weight.array[...] = rng.uniform(0.5, 1.5, C)
+                m.bias.array[...] = rng.normal(0, 0.2, C)
+    return model
+
+
+def to_bytes(model, x, **kw):
+    buf = io.BytesIO()
+    mronnx.export(model, x, buf, **kw)
+    return buf.getvalue()
+
+
+def ort_run(blob, *xs):
+    session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.ascontiguousarray(x) for i, x in zip(session.get_inputs(), xs)}
+    return session.run(None, feeds)
+
+
+def relative(got, want):
+    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
+
+
+def minires_out(model, x):
+    with mr.no_grad():
+        return model.eval()(mr.tensor(x)).numpy()
+
+
+# ---- every model in minires.models --------------------------------------------------------------------
+IMAGENET = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}
+HEAVY = {"resnet101", "resnet152", "resnet110"}  # deeper copies of the blocks above: exported at batch 1 only
+
+
+@pytest.fixture(scope="module")
+def built():
+    """One built (and randomized) model per name, shared by the tests of this module."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            mr.manual_seed(0)
+            cache[name] = randomize(mr.models.get(name, num_classes=10))
+        return cache[name]
+    return get
+
+
+@pytest.mark.parametrize("name", sorted(set(mr.models.names()) - HEAVY))
+def test_every_model_exports_and_onnxruntime_matches_at_batch_1_and_8(built, name):
+    model = built(name)
+    size = 64 if name in IMAGENET else 32
+    x1 = mr.randn(1, 3, size, size)
+    blob = to_bytes(model, x1, dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    proto = onnx.load_from_string(blob)
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    rng = np.random.default_rng(1)
+    for batch in (1, 8):
+        x = rng.standard_normal((batch, 3, size, size)).astype(np.float32)
+        (got,) = ort_run(blob, x)
+        assert got.shape == (batch, 10)
+        assert relative(got, minires_out(model, x)) < TOL
+
+
+@pytest.mark.parametrize("name", sorted(HEAVY))
+def test_the_deep_resnets_export(name):
+    """Their blocks are resnet50's and resnet20's, checked by ONNX Runtime above; here every layer must be there."""
+    model = mr.models.get(name, num_classes=10)
+    # export_params=False keeps the parameters' data (up to 240 MB) out of this test: they become inputs
+    proto = onnx.load_from_string(to_bytes(model, mr.randn(1, 3, 32, 32), export_params=False))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("Conv") == sum(isinstance(m, nn.Conv2d) for m in model.modules())
+    assert ops.count("BatchNormalization") == sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    params = [i.name for i in proto.graph.input][1:]
+    assert sorted(params) == sorted(k for k in model.state_dict() if "num_batches" not in k)
+
+
+def test_a_static_batch_of_8_matches_and_refuses_another_batch(built):
+    model = built("resnet20")
+    x = mr.randn(8, 3, 32, 32)
+    blob = to_bytes(model, x)
+    (got,) = ort_run(blob, x.numpy())
+    assert relative(got, minires_out(model, x.numpy())) < TOL
+    with pytest.raises(Exception, match="(?i)dimension|shape"):  # no dynamic axis: the batch is fixed
+        ort_run(blob, np.zeros((3, 3, 32, 32), np.float32))
+
+
+@pytest.mark.skipif(not os.path.isdir(CIFAR_JPEG), reason=f"no CIFAR-10 JPEG copy at {CIFAR_JPEG}")
+def test_real_cifar_images_give_the_same_logits(built):
+    from PIL import Image
+    files = sorted(glob.glob(os.path.join(CIFAR_JPEG, "test", "*", "*.jpg")))[::997][:8]
+    assert files
+    images = np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255 for p in files])
+    mean, std = np.array([0.4914, 0.4822, 0.4465]), np.array([0.2470, 0.2435, 0.2616])
+    x = ((images - mean) / std).transpose(0, 3, 1, 2).astype(np.float32)  # (N, 3, 32, 32)
+    for name in ("resnet20", "resnet9"):
+        model = built(name)
+        blob = to_bytes(model, mr.tensor(x[:1]), dynamic_axes={"input": [0], "output": [0]})
+        (got,) = ort_run(blob, x)
+        assert relative(got, minires_out(model, x)) < TOL
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_reference_and_fast_paths_export_the_same_graph(built, impl):
+    model = built("resnet18")
+    x = mr.randn(2, 3, 32, 32)
+    with dispatch.use_impl(impl):
+        blob = to_bytes(model, x)
+    proto = onnx.load_from_string(blob)
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("Conv") == 20 and ops.count("BatchNormalization") == 20 and ops.count("Gemm") == 1
+    (got,) = ort_run(blob, x.numpy())
+    assert relative(got, minires_out(model, x.numpy())) < TOL
+
+
+def test_initializers_are_the_state_dict_names_and_batch_norm_stays_a_node(built):
+    model = built("resnet20")
+    proto = onnx.load_from_string(to_bytes(model, mr.randn(1, 3, 32, 32)))
+    names = {i.name for i in proto.graph.initializer}
+    state = model.state_dict()
+    assert names == {k for k in state if not k.endswith("num_batches_tracked")}
+    for init in proto.graph.initializer:  # the values too, not only the names
+        np.testing.assert_array_equal(onnx.numpy_helper.to_array(init), np.asarray(state[init.name].numpy()))
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert sum(n.op_type == "BatchNormalization" for n in proto.graph.node) == len(bns)
+    assert [i.name for i in proto.graph.input] == ["input"] and [o.name for o in proto.graph.output] == ["output"]
+
+
+def test_the_model_modes_are_restored_and_no_observer_is_left(built):
+    model = built("resnet20").train()
+    model.layer1.eval()
+    with pytest.raises(TypeError):  # even when the forward fails
+        mronnx.export(model, (mr.randn(1, 3, 32, 32), "not a tensor"), io.BytesIO())
+    to_bytes(model, mr.randn(1, 3, 32, 32))
+    assert model.training and model.layer2.training and not model.layer1.training
+    assert not model.layer1[0].bn1.training
+    assert observers == [] and "forward" not in model.layer1.__dict__
+    model.eval()
+
+
+# ---- models written in PyTorch style ----------------------------------------------------------------------
+class VGGish(nn.Module):
+    def __init__(self):
+        super().__init__()
+        layers, c = [], 3
+        for width in (8, "M", 16, "M"):
+            if width == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                layers += [nn.Conv2d(c, width, kernel_size=3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                c = width
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((2, 2))
+        self.classifier = nn.Sequential(nn.Linear(16 * 4, 32), nn.LeakyReLU(0.1), nn.Dropout(0.5), nn.Linear(32, 10))
+
+    def forward(self, x):
+        x = self.avgpool(self.features(x))
+        x = x.view(x.size(0), -1)
+        return F.log_softmax(self.classifier(x), dim=1)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expand, 3x3 depthwise (stride), 1x1 project, residual when shapes match."""
+
+    def __init__(self, cin, cout, stride, expand=4):
+        super().__init__()
+        hidden = cin * expand
+        self.use_res = stride == 1 and cin == cout
+        self.conv = nn.Sequential(
+            nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden),
+            nn.Hardswish(),
+            nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res else self.conv(x)
+
+
+class MobileNetish(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.SiLU())
+        self.blocks = nn.Sequential(InvertedResidual(8, 8, 1), InvertedResidual(8, 16, 2),
+                                    nn.Conv2d(16, 16, 3, padding=2, dilation=2))
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, cin, growth):
+        super().__init__()
+        self.norm, self.conv = nn.BatchNorm2d(cin), nn.Conv2d(cin, growth, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        return mr.cat([x, self.conv(F.relu(self.norm(x)))], 1)
+
+
+class DenseNetish(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.block = nn.Sequential(DenseLayer(8, 4), DenseLayer(12, 4))
+        self.transition = nn.Sequential(nn.BatchNorm2d(16), nn.Conv2d(16, 8, 1), nn.AvgPool2d(2, 2))
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.transition(self.block(self.stem(x)))
+        x = F.adaptive_avg_pool2d(x, 1)
+        return self.fc(mr.flatten(x, 1))
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, c, r=4):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1, self.fc2 = nn.Linear(c, c // r), nn.Linear(c // r, c)
+
+    def forward(self, x):
+        s = self.pool(x).flatten(1)  # (N, C)
+        s = mr.sigmoid(self.fc2(F.relu(self.fc1(s))))
+        return x * s[:, :, None, None]
+
+
+class SENetish(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        self.se = SqueezeExcite(16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        y = y * mr.sigmoid(y)  # swish by hand
+        y = F.pad(self.se(y), (1, 1, 1, 1))
+        y = mr.nn.functional.gelu(y, approximate="tanh")
+        return self.fc(y.sum(dim=(2, 3)) / 36.0)
+
+
+@pytest.mark.parametrize("cls", [VGGish, MobileNetish, DenseNetish, SENetish])
+def test_pytorch_style_models_export(cls):
+    mr.manual_seed(3)
+    model = randomize(cls())
+    x = mr.randn(1, 3, 16, 16)
+    blob = to_bytes(model, x, input_names=["images"], output_names=["logits"],
+                    dynamic_axes={"images": {0: "n"}, "logits": {0: "n"}})
+    xs = np.random.default_rng(2).standard_normal((5, 3, 16, 16)).astype(np.float32)
+    (got,) = ort_run(blob, xs)
+    assert relative(got, minires_out(model, xs)) < TOL
+
+
+def test_torch_onnx_export_of_a_pytorch_script_writes_a_file(tmp_path):
+    import minires as torch  # what the import rewrite makes of `import torch`
+    import minires.onnx  # noqa: F401  (minires/__init__ may not import it yet)
+    net, dummy = VGGish(), torch.randn(1, 3, 16, 16)
+    torch.onnx.export(net, dummy, str(tmp_path / "net.onnx"), export_params=True, opset_version=17,
+                      do_constant_folding=True, input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "batch_size"}, "output": {0: "batch_size"}}, verbose=False)
+    proto = onnx.load(str(tmp_path / "net.onnx"))
+    onnx.checker.check_model(proto)
+    assert proto.opset_import[0].version == 17 and os.listdir(tmp_path) == ["net.onnx"]
+
+
+def test_several_inputs_and_outputs_keep_their_names_and_order():
+    class Two(nn.Module):
+        def forward(self, a, b):
+            return {"sum": a + b, "prod": a * b, "a": a}
+    a, b = mr.randn(2, 3), mr.randn(1, 3)
+    blob = to_bytes(Two(), (a, b), input_names=["a", "b"], output_names=["s", "p"])
+    proto = onnx.load_from_string(blob)
+    assert [i.name for i in proto.graph.input] == ["a", "b"]
+    assert [o.name for o in proto.graph.output] == ["s", "p", "output_2"]
+    s, p, same = ort_run(blob, a.numpy(), b.numpy())
+    np.testing.assert_allclose(s, (a + b).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(p, (a * b).numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(same, a.numpy())
+
+
+def test_export_params_false_makes_the_parameters_inputs():
+    model = nn.Linear(3, 2)
+    proto = onnx.load_from_string(to_bytes(model, mr.randn(4, 3), export_params=False))
+    assert not proto.graph.initializer
+    assert [i.name for i in proto.graph.input] == ["input", "weight", "bias"]
+
+
+def test_constant_only_ops_are_folded():
+    class Scaled(nn.Module):
+        def forward(self, x):
+            return x * (mr.ones(3) * 2 + 1)  # the factor is computed in forward from constants only
+    x = mr.randn(2, 3)
+    folded = onnx.load_from_string(to_bytes(Scaled(), x))
+    kept = onnx.load_from_string(to_bytes(Scaled(), x, do_constant_folding=False))
+    assert [n.op_type for n in folded.graph.node].count("Mul") == 1
+    assert [n.op_type for n in kept.graph.node].count("Mul") == 2
+    (got,) = ort_run(folded.SerializeToString(), x.numpy())
+    np.testing.assert_allclose(got, x.numpy() * 3, rtol=1e-6)
+
+
+def test_is_in_onnx_export_is_true_during_the_recording_only():
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append(mronnx.is_in_onnx_export())
+            return x + 1
+    to_bytes(Probe(), mr.randn(2))
+    assert seen == [True] and not mronnx.is_in_onnx_export()
+
+
+# ---- bad input -----------------------------------------------------------------------------------------
+class Foo(Function):
+    name = "foo"
+
+    def forward(self, x):
+        return x * 2
+
+
+class Attn(nn.Module):
+    def forward(self, x):
+        return Foo.apply(x)
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.attn = nn.Conv2d(2, 2, 1), Attn()
+
+    def forward(self, x):
+        return self.attn(self.conv(x))
+
+
+class Deep(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer3 = nn.Sequential(nn.Identity(), Block())
+
+    def forward(self, x):
+        return self.layer3(x)
+
+
+def test_an_op_without_export_names_op_and_module_path_in_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "m.onnx"
+    with pytest.raises(mronnx.UnsupportedOperatorError) as info:
+        mronnx.export(Deep(), mr.randn(1, 2, 3, 3), str(out))
+    assert str(info.value) == "layer3.1.attn: op 'foo' has no ONNX export"
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_unmapped_op_the_outputs_do_not_need_is_pruned():
+    class Side(nn.Module):
+        def forward(self, x):
+            Foo.apply(x)  # computed and thrown away
+            return x * 3
+    (got,) = ort_run(to_bytes(Side(), mr.ones(2)), np.ones(2, np.float32))
+    np.testing.assert_array_equal(got, [3, 3])
+
+
+def test_a_value_read_into_python_warns_that_the_graph_follows_this_input():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x):
+            scale = float(self.fc.weight.abs().max())  # a parameter: the same for every input, no warning
+            return x * scale if x.sum() > 0 else -x
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        to_bytes(Branchy(), mr.ones(1, 2))
+    tracer = [w for w in caught if issubclass(w.category, mronnx.TracerWarning)]
+    assert len(tracer) == 1 and "Branchy (top level)" in str(tracer[0].message)
+    assert "follows the branch this input took" in str(tracer[0].message)
+
+
+def test_bad_output_paths_are_one_clear_line_and_nothing_is_written(tmp_path):
+    model, x = nn.Linear(2, 2), mr.randn(1, 2)
+    with pytest.raises(ValueError, match="is a folder") as info:
+        mronnx.export(model, x, str(tmp_path))
+    assert "\n" not in str(info.value)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        mronnx.export(model, x, str(tmp_path / "file" / "m.onnx"))
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(PermissionError, match="not writable"):
+            mronnx.export(model, x, str(locked / "m.onnx"))
+    assert sorted(os.listdir(tmp_path)) in (["file"], ["file", "locked"])
+
+
+def test_an_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("minires.io.os.replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        mronnx.export(nn.Linear(2, 2), mr.randn(1, 2), str(tmp_path / "m.onnx"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_arguments_are_clear():
+    model, x = nn.Linear(2, 2), mr.randn(1, 2)
+    with pytest.raises(ValueError, match="opset_version must be an int from 11"):
+        mronnx.export(model, x, io.BytesIO(), opset_version=7)
+    with pytest.raises(TypeError, match="unexpected keyword arguments \\['bogus'\\]"):
+        mronnx.export(model, x, io.BytesIO(), bogus=1)
+    with pytest.raises(TypeError, match="args must be a Tensor or a tuple"):
+        mronnx.export(model, "x", io.BytesIO())
+    with pytest.raises(TypeError, match="model must be a minires.nn.Module"):
+        mronnx.export(lambda t: t, x, io.BytesIO())
+    with pytest.raises(ValueError, match="out of range"):
+        mronnx.export(model, x, io.BytesIO(), dynamic_axes={"input": [2]})
+    with pytest.warns(UserWarning, match="not an input or output name"):
+        mronnx.export(model, x, io.BytesIO(), dynamic_axes={"images": [0]})
