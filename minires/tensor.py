@@ -196,10 +196,6 @@ class Function:
     def backward(self, grad):
         raise NotImplementedError
 
-    # True for a fast path whose supports() checks dtypes itself (batch norm's CUDA kernels take a
-    # float16 input with float32 parameters under autocast); every other op takes one float dtype.
-    mixed_float_dtypes = False
-
     @classmethod
     def op_name(cls) -> str:
         return cls.name or cls.__name__.lower()
@@ -244,7 +240,7 @@ def _check_same_device_and_dtype(cls, inputs) -> None:
         desc = ", ".join(f"'{k}' {tuple(t.shape)} on {t.device}" for k, t in named)
         raise ValueError(f"{op}: all tensors must be on one device, got {desc}")
     floats = [(k, t) for k, t in named if t.dtype.kind in "fc"]
-    if len({t.dtype for _, t in floats}) > 1 and not cls.mixed_float_dtypes:
+    if len({t.dtype for _, t in floats}) > 1:
         desc = ", ".join(f"'{k}' {tuple(t.shape)} {t.dtype}" for k, t in floats)
         raise TypeError(f"{op}: floating-point inputs must share one dtype, got {desc}")
 
