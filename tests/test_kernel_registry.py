@@ -45,6 +45,7 @@ def test_the_reference_path_does_not_name_the_fast_paths():
         text = path.read_text()
         for word in ("kernels", "keeps_float16", "mixed_float_dtypes", "Conv2dCPU", "CUDA"):
             assert word not in text, f"{path.name} names {word!r}"
+    assert "mixed_float_dtypes" not in (ROOT / "tensor.py").read_text()  # the core takes one float dtype per op
 
 
 def test_the_conv_implementations_keep_one_named_geometry():
