@@ -1,4 +1,4 @@
-"""Argument checks shared by ops: each raises ValueError/TypeError naming the op and argument."""
+"""The argument checks of every op wrapper: each raises ValueError/TypeError naming the op and argument."""
 from __future__ import annotations
 
 import numbers
@@ -60,3 +60,114 @@ def int_arg(op: str, name: str, value, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{op}: argument '{name}' must be >= {minimum}, got {value}")
     return int(value)
+
+
+# ---- dims, keepdim, sizes, broadcasting (the tensor ops) ----------------------------------------
+
+def is_int(v) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def int_dim(op: str, dim) -> None:
+    if not is_int(dim):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r} (amax reduces over several dims)")
+
+
+def normalize_axes(op: str, dim, ndim: int):
+    """dim (None, int or tuple) -> tuple of non-negative axes, or None for all axes."""
+    if dim is None:
+        return None
+    if is_int(dim):
+        dims = (dim,)
+    elif isinstance(dim, (tuple, list)):
+        dims = tuple(dim)
+    else:
+        raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
+    out = []
+    for d in dims:
+        if not is_int(d):
+            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
+        if not -max(ndim, 1) <= d < max(ndim, 1):
+            raise ValueError(f"{op}: dim {d} is out of range for a tensor of {ndim} dimension(s)")
+        out.append(int(d) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: dim {dim!r} repeats an axis")
+    if ndim == 0:  # dim 0 / -1 of a 0-d tensor names the tensor itself, as in PyTorch
+        return ()
+    return tuple(out)
+
+
+def keepdim_arg(op: str, keepdim) -> bool:
+    if not isinstance(keepdim, (bool, np.bool_)):
+        raise TypeError(f"{op}: keepdim must be a bool, got {keepdim!r}")
+    return bool(keepdim)
+
+
+def sizes_arg(sizes):
+    """expand(2, 3) and expand((2, 3)) alike."""
+    return tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
+
+
+def int_sizes(op: str, sizes, ndim: int, shape):
+    """sizes (ints, at least one per dim of `shape`) as a tuple, or a TypeError/ValueError naming op."""
+    sizes = tuple(sizes)
+    if not all(is_int(s) for s in sizes):
+        raise TypeError(f"{op}: sizes must be ints, got {sizes!r}")
+    if len(sizes) < ndim:
+        raise ValueError(f"{op}: {len(sizes)} sizes {sizes} given for a tensor of shape {tuple(shape)}; "
+                         f"need at least {ndim}")
+    return tuple(int(s) for s in sizes)
+
+
+def broadcast_shape(op: str, *shapes):
+    """np.broadcast_shapes, or a ValueError naming op and the shapes."""
+    try:
+        return np.broadcast_shapes(*(tuple(s) for s in shapes))
+    except ValueError:
+        desc = " and ".join(str(tuple(s)) for s in shapes)
+        raise ValueError(f"{op}: shapes {desc} cannot be broadcast together") from None
+
+
+def dim_arg(op: str, dim, x) -> int:
+    """dim as a non-negative axis of x, or ValueError/TypeError naming the op and x's shape.
+
+    A 0-d x has dims 0 and -1, as in PyTorch."""
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (numbers.Integral, np.integer)):
+        raise TypeError(f"{op}: argument 'dim' must be an int, got {dim!r}")
+    n = max(x.ndim, 1)
+    if not -n <= dim < n:
+        raise ValueError(f"{op}: argument 'dim' ({dim}) is out of range for input of shape {x.shape}")
+    return int(dim) % n
+
+
+def matmul_shapes(op: str, a, b) -> None:
+    """a @ b is defined: both at least 1-D, equal inner dims, batch dims that broadcast."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"{op}: both arguments need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        raise ValueError(f"{op}: inner dimensions differ, got shapes {a.shape} and {b.shape}")
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"{op}: batch dimensions cannot be broadcast together, got shapes "
+                         f"{a.shape} and {b.shape}") from None
+
+
+def broadcast_pair(op: str, a, b) -> None:
+    """a's and b's shapes broadcast together (a ValueError naming op and the shapes, else nothing)."""
+    broadcast_shape(op, a.shape, b.shape)
+
+
+def any_tensor(op: str, name: str, x) -> Tensor:
+    """x, a Tensor of any dtype."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(x).__name__}")
+    return x
+
+
+def exact_ndim(op: str, ndim: int, **tensors) -> None:
+    """Each of the named tensors is a Tensor of exactly ndim dimensions."""
+    for name, x in tensors.items():
+        if any_tensor(op, name, x).ndim != ndim:
+            raise ValueError(f"{op}: '{name}' must be {ndim}-D, got shape {x.shape}")

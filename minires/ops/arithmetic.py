@@ -7,11 +7,10 @@ import operator
 
 import numpy as np
 
-from .. import backend
+from .. import _validate, backend
 from ..backend import get_array_module
 from ..creation import tensor as new_tensor
-from ..tensor import Function, Tensor, float32, unbroadcast
-from .args import broadcast_shape
+from ..tensor import Function, Tensor, _check_same_device_and_dtype, float32, unbroadcast
 
 
 def grad_for(g, shape, dtype):
@@ -25,7 +24,6 @@ def grad_for(g, shape, dtype):
 
 class Add(Function):
     def forward(self, a, b):
-        broadcast_shape("add", a.shape, b.shape)
         self.a_like, self.b_like = (a.shape, a.dtype), (b.shape, b.dtype)
         return a + b
 
@@ -35,7 +33,6 @@ class Add(Function):
 
 class Sub(Function):
     def forward(self, a, b):
-        broadcast_shape("sub", a.shape, b.shape)
         self.a_like, self.b_like = (a.shape, a.dtype), (b.shape, b.dtype)
         return a - b
 
@@ -45,7 +42,6 @@ class Sub(Function):
 
 class Mul(Function):
     def forward(self, a, b):
-        broadcast_shape("mul", a.shape, b.shape)
         self.a, self.b = a, b
         return a * b
 
@@ -58,7 +54,6 @@ class Mul(Function):
 
 class Div(Function):
     def forward(self, a, b):
-        broadcast_shape("div", a.shape, b.shape)
         self.a, self.b = a, b
         return a / b
 
@@ -71,7 +66,6 @@ class Div(Function):
 
 class Pow(Function):
     def forward(self, a, b):
-        broadcast_shape("pow", a.shape, b.shape)
         self.a, self.b = a, b
         self.out = a ** b
         return self.out
@@ -91,8 +85,6 @@ class Pow(Function):
 
 class Neg(Function):
     def forward(self, a):
-        if a.dtype.kind == "b":
-            raise TypeError(f"neg: negation of a bool tensor (shape {a.shape}) is not supported; use ~ or 1 - x")
         return -a
 
     def backward(self, g):
@@ -101,15 +93,6 @@ class Neg(Function):
 
 class MatMul(Function):
     def forward(self, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError(f"matmul: both arguments need at least 1 dimension, got shapes {a.shape} and {b.shape}")
-        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
-            raise ValueError(f"matmul: inner dimensions differ, got shapes {a.shape} and {b.shape}")
-        try:
-            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        except ValueError:
-            raise ValueError(f"matmul: batch dimensions cannot be broadcast together, got shapes "
-                             f"{a.shape} and {b.shape}") from None
         self.a, self.b = a, b
         return a @ b
 
@@ -175,7 +158,6 @@ class Maximum(Function):
     larger = True
 
     def forward(self, a, b):
-        broadcast_shape(self.op_name(), a.shape, b.shape)
         self.a, self.b = a, b
         xp = get_array_module(a, b)
         return xp.maximum(a, b) if self.larger else xp.minimum(a, b)
@@ -200,13 +182,6 @@ class Clamp(Function):
     """x limited to [lo, hi] (either may be None; numbers or broadcast arrays), as torch.clamp."""
 
     def forward(self, x, lo=None, hi=None):
-        if lo is None and hi is None:
-            raise ValueError(f"clamp: at least one of min and max must be given (input shape {x.shape})")
-        shapes = [tuple(getattr(v, "shape", ())) for v in (x, lo, hi) if v is not None]
-        try:
-            np.broadcast_shapes(*shapes)
-        except ValueError:
-            raise ValueError(f"clamp: input, min and max shapes {shapes} cannot be broadcast together") from None
         xp = get_array_module(x, *[v for v in (lo, hi) if v is not None])
         self.x, self.lo, self.hi = x, lo, hi
         out = x if lo is None else xp.maximum(x, lo)
@@ -237,11 +212,6 @@ class Where(Function):
     """cond ? a : b elementwise, all three broadcast; the gradient goes to the branch taken."""
 
     def forward(self, cond, a, b):
-        try:
-            np.broadcast_shapes(cond.shape, a.shape, b.shape)
-        except ValueError:
-            raise ValueError(f"where: condition {tuple(cond.shape)}, input {tuple(a.shape)} and other "
-                             f"{tuple(b.shape)} cannot be broadcast together") from None
         self.cond, self.a_like, self.b_like = cond, (a.shape, a.dtype), (b.shape, b.dtype)
         return get_array_module(cond, a, b).where(cond, a, b)
 
@@ -275,12 +245,18 @@ def binary_methods(function, dunder: str | None = None):
     """Tensor.__op__ and __rop__ for a two-input Function: a number or array operand becomes a Tensor."""
     op = function.op_name()
     dunder = dunder or op
+    check = _validate.matmul_shapes if function is MatMul else _validate.broadcast_pair
+
+    def checked(a, b):
+        _check_same_device_and_dtype(function, (a, b))  # NOTE: a dtype mismatch is named before the shapes
+        check(op, a, b)
+        return function.apply(a, b)
 
     def method(self, other):
-        return function.apply(self, operand(self, other, op))
+        return checked(self, operand(self, other, op))
 
     def reflected(self, other):
-        return function.apply(operand(self, other, op), self)
+        return checked(operand(self, other, op), self)
     method.__name__, reflected.__name__ = f"__{dunder}__", f"__r{dunder}__"
     return method, reflected
 
@@ -289,7 +265,7 @@ def comparison(op: str, compare):
     """Tensor.__eq__ and friends: a boolean tensor outside the graph."""
     def method(self, other):
         other = operand(self, other, op)
-        broadcast_shape(op, self.shape, other.shape)
+        _validate.broadcast_shape(op, self.shape, other.shape)
         if op not in ("eq", "ne") and "c" in (self.dtype.kind, other.dtype.kind):
             raise TypeError(f"{op}: complex numbers have no order (dtypes {self.dtype} and {other.dtype})")
         return Tensor(compare(self.array, other.array))
@@ -301,6 +277,8 @@ COMPARISONS = {f"__{op}__": comparison(op, getattr(operator, op)) for op in ("eq
 
 
 def neg(self):
+    if self.dtype.kind == "b":
+        raise TypeError(f"neg: negation of a bool tensor (shape {self.shape}) is not supported; use ~ or 1 - x")
     return Neg.apply(self)
 
 
@@ -310,21 +288,22 @@ def clamp(self, min=None, max=None):
         if bound is not None and not isinstance(bound, (Tensor, numbers.Real, np.generic)):
             raise TypeError(f"clamp: argument '{name}' must be a number, a Tensor or None, "
                             f"got {type(bound).__name__}")
+    if min is None and max is None:
+        raise ValueError(f"clamp: at least one of min and max must be given (input shape {self.shape})")
+    shapes = [tuple(getattr(v, "shape", ())) for v in (self, min, max) if v is not None]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"clamp: input, min and max shapes {shapes} cannot be broadcast together") from None
     return Clamp.apply(self, min, max)
 
 
 # ---- functional forms: mr.where, mr.maximum, mr.exp, ... ----------------------------------------------
 
-def tensor_arg(op: str, name: str, x) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(x).__name__}")
-    return x
-
-
 def where(condition, input=None, other=None):
     """input where condition is True, else other (tensors or numbers, broadcast); with the condition
     alone, the tuple of index tensors of its True elements, as torch.where."""
-    cond = tensor_arg("where", "condition", condition)
+    cond = _validate.any_tensor("where", "condition", condition)
     if cond.dtype.kind != "b":
         raise TypeError(f"where: argument 'condition' must be a bool tensor, got dtype {cond.dtype}")
     if input is None and other is None:
@@ -338,42 +317,51 @@ def where(condition, input=None, other=None):
         input = operand(other, input, "where")
     elif not isinstance(other, Tensor):
         other = operand(input, other, "where")
+    try:
+        np.broadcast_shapes(cond.shape, input.shape, other.shape)
+    except ValueError:
+        raise ValueError(f"where: condition {tuple(cond.shape)}, input {tuple(input.shape)} and other "
+                         f"{tuple(other.shape)} cannot be broadcast together") from None
     return Where.apply(cond, input, other)
 
 
 def maximum(input, other):
     """Elementwise maximum of two broadcast tensors (ties share the gradient)."""
-    x = tensor_arg("maximum", "input", input)
-    return Maximum.apply(x, operand(x, other, "maximum"))
+    x = _validate.any_tensor("maximum", "input", input)
+    other = operand(x, other, "maximum")
+    _validate.broadcast_pair("maximum", x, other)
+    return Maximum.apply(x, other)
 
 
 def minimum(input, other):
     """Elementwise minimum of two broadcast tensors (ties share the gradient)."""
-    x = tensor_arg("minimum", "input", input)
-    return Minimum.apply(x, operand(x, other, "minimum"))
+    x = _validate.any_tensor("minimum", "input", input)
+    other = operand(x, other, "minimum")
+    _validate.broadcast_pair("minimum", x, other)
+    return Minimum.apply(x, other)
 
 
 def exp(input):
     """Elementwise e**x."""
-    return Exp.apply(tensor_arg("exp", "input", input))
+    return Exp.apply(_validate.any_tensor("exp", "input", input))
 
 
 def log(input):
     """Elementwise natural logarithm."""
-    return Log.apply(tensor_arg("log", "input", input))
+    return Log.apply(_validate.any_tensor("log", "input", input))
 
 
 def sqrt(input):
     """Elementwise square root."""
-    return Sqrt.apply(tensor_arg("sqrt", "input", input))
+    return Sqrt.apply(_validate.any_tensor("sqrt", "input", input))
 
 
 def absolute(input):
     """Elementwise absolute value."""
-    return Abs.apply(tensor_arg("abs", "input", input))
+    return Abs.apply(_validate.any_tensor("abs", "input", input))
 
 
 def equal(self, other) -> bool:
     """True if other is a tensor of the same shape and values, as torch.equal."""
-    other = tensor_arg("equal", "other", other)
+    other = _validate.any_tensor("equal", "other", other)
     return self.shape == other.shape and bool((self.array == other.array).all())

@@ -10,7 +10,7 @@ import numpy as np
 from .. import backend
 from ..creation import tensor as new_tensor_
 from ..tensor import Tensor, _as_dtype
-from .args import keepdim_arg, normalize_axes
+from .._validate import keepdim_arg, normalize_axes
 
 def _like(self, size, dtype, device):
     """(shape, dtype, device) of a new_* tensor: self's dtype and device unless given."""

@@ -8,8 +8,8 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
-from .arithmetic import Neg, maximum, minimum
-from .args import int_dim, keepdim_arg, normalize_axes
+from .arithmetic import maximum, minimum, neg
+from .._validate import int_dim, keepdim_arg, normalize_axes
 
 
 class Sum(Function):
@@ -239,7 +239,7 @@ def min_(self, dim=None, keepdim=False):
     if isinstance(dim, Tensor):
         return minimum(self, dim)
     if dim is None:
-        return Neg.apply(Max.apply(Neg.apply(self), dim=None, keepdim=keepdim))
+        return neg(Max.apply(neg(self), dim=None, keepdim=keepdim))
     return _select("min", self, dim, keepdim)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..tensor import Function, Tensor, unbroadcast
-from .args import int_sizes, is_int, normalize_axes, sizes_arg
+from .._validate import int_sizes, is_int, normalize_axes, sizes_arg
 
 
 class Reshape(Function):

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..tensor import Tensor
-from .args import int_dim, is_int, normalize_axes
+from .._validate import int_dim, is_int, normalize_axes
 from .reduction import TakeAlong, ValuesIndices
 
 
