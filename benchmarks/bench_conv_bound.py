@@ -21,8 +21,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import cpu_steal, header, interleaved_ms, markdown_table, steal_percent, torch_or_none, write_json  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's minires first
+from minires.bench.common import cpu_steal, header, interleaved_ms, markdown_table, steal_percent, torch_or_none, write_json  # noqa: E402
 
 import minires as mr  # noqa: E402
 import minires.functional as F  # noqa: E402

@@ -30,8 +30,9 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, cpu_steal, header, markdown_table, steal_percent  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # this checkout's minires first
+from minires.bench.common import cpu_steal, header, markdown_table, steal_percent  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 MB = 2**20

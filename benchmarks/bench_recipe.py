@@ -35,8 +35,8 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (cpu_steal, header, markdown_table, resolve_device, scaled_step, steal_percent,  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's minires first
+from minires.bench.common import (cpu_steal, header, markdown_table, resolve_device, scaled_step, steal_percent,  # noqa: E402
                     torch_or_none, write_json)
 
 TRAIN_IMAGES = 50000  # CIFAR-10's training set: the recipe's steps per epoch are TRAIN_IMAGES // batch

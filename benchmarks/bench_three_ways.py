@@ -36,7 +36,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # The minires being timed: this checkout, or the --before copy a parent run made (child runs only).
 sys.path.insert(0, os.environ.get("BENCH_MINIRES_ROOT") or ROOT)
-sys.path.insert(1, HERE)
 
 import numpy as np  # noqa: E402
 
@@ -46,7 +45,7 @@ from minires import functional as F  # noqa: E402
 from minires.data import CIFAR10_MEAN, CIFAR10_STD, DataLoader  # noqa: E402
 from minires.data import transforms as T  # noqa: E402
 from minires.train.datasets import load_datasets  # noqa: E402
-from common import cpu_steal, header, markdown_table, steal_percent  # noqa: E402
+from minires.bench.common import cpu_steal, header, markdown_table, steal_percent  # noqa: E402
 
 REWRITE = os.path.join(ROOT, "..", "shared", "tools", "torch_rewrite.py")
 TUTORIAL = os.path.join(HERE, "torch_style", "tutorial_train.py")

@@ -20,8 +20,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (cpu_steal, header, markdown_table, median_ms, resolve_device, scaled_step,  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's minires first
+from minires.bench.common import (cpu_steal, header, markdown_table, median_ms, resolve_device, scaled_step,  # noqa: E402
                     steal_percent, torch_or_none, write_json)
 
 

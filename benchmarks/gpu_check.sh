@@ -18,7 +18,7 @@
 # kernels.json, kernels.png.
 # It uses the machine's own python3 (CuPy, PyTorch, pytest and hypothesis preinstalled) with this
 # checkout on PYTHONPATH: nothing is installed. The parity stage reads .gpu-data, written here by
-#   python benchmarks/cifar_subset.py ../shared/data/cifar10-jpeg .gpu-data --train 10000 --test 2000 --pick limit
+#   python tools/cifar_subset.py ../shared/data/cifar10-jpeg .gpu-data --train 10000 --test 2000 --pick limit
 # (35 MiB; name `.gpu-data` in the device tool's `carry`).
 set -u -o pipefail
 OUT=${OUT:-gpu-results}
@@ -107,7 +107,7 @@ parity() {
 
 kernels() {
     set -o pipefail
-    "$PY" benchmarks/bench_kernels.py --device cpu,cuda --batch "$KBATCH" --repeats 5 --warmup 2 \
+    "$PY" -m minires bench --device cpu,cuda --batch "$KBATCH" --repeats 5 --warmup 2 \
         --ceiling-scale "$CEIL" --out "$TMP/kernels" || return 1
     cp "$TMP/kernels/bench_kernels.json" "$OUT/kernels.json"
     cp "$TMP/kernels/bench_kernels.png" "$OUT/kernels.png" 2>/dev/null || true

@@ -7,7 +7,7 @@
 #                                                    (float32 training there; the amp step in the bench stage)
 #
 # It reads the full CIFAR-10 as one pack, written here (IO only, a few seconds) by
-#   python benchmarks/jpeg_pack.py pack ../shared/data/cifar10-jpeg .gpu-data/cifar10-jpeg.pack
+#   python tools/jpeg_pack.py pack ../shared/data/cifar10-jpeg .gpu-data/cifar10-jpeg.pack
 # (54 MiB; name `.gpu-data/cifar10-jpeg.pack` -- that file, not the whole .gpu-data -- in the tool's `carry`).
 #
 # Stages (cap in seconds on a GPU):
@@ -90,13 +90,13 @@ data() {
     set -o pipefail
     [ -f "$PACK" ] || { echo "data: no $PACK here (see the header of this script)"; return 2; }
     if [ -n "$PER_CLASS" ]; then  # rehearsal: the real pack's plumbing, then a tiny copy to train on
-        "$PY" benchmarks/jpeg_pack.py unpack "$PACK" "$TMP/full" || return 1
+        "$PY" tools/jpeg_pack.py unpack "$PACK" "$TMP/full" || return 1
         echo "files unpacked: $(find "$TMP/full" -type f | wc -l)"
-        "$PY" benchmarks/jpeg_pack.py pack "$TMP/full" "$TMP/small.pack" --per-class "$PER_CLASS" || return 1
+        "$PY" tools/jpeg_pack.py pack "$TMP/full" "$TMP/small.pack" --per-class "$PER_CLASS" || return 1
         rm -rf "$TMP/full"
-        "$PY" benchmarks/jpeg_pack.py unpack "$TMP/small.pack" "$DATA" || return 1
+        "$PY" tools/jpeg_pack.py unpack "$TMP/small.pack" "$DATA" || return 1
     else
-        "$PY" benchmarks/jpeg_pack.py unpack "$PACK" "$DATA" || return 1
+        "$PY" tools/jpeg_pack.py unpack "$PACK" "$DATA" || return 1
         echo "files unpacked: $(find "$DATA" -type f | wc -l)"
     fi
     "$PY" - "$DATA" <<'EOF'

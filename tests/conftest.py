@@ -102,15 +102,26 @@ def device(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture
-def benchmark_script():
-    """load(name) -> the module benchmarks/<name>.py of this checkout (the scripts are not a package)."""
+def _script_loader(folder: str):
+    """load(name) -> the module <folder>/<name>.py of this checkout (the scripts are not a package)."""
     import importlib.util
 
     def load(name):
-        path = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", f"{name}.py")
+        path = os.path.join(os.path.dirname(__file__), os.pardir, folder, f"{name}.py")
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module
     return load
+
+
+@pytest.fixture
+def benchmark_script():
+    """load(name) -> the module benchmarks/<name>.py of this checkout."""
+    return _script_loader("benchmarks")
+
+
+@pytest.fixture
+def tool_script():
+    """load(name) -> the module tools/<name>.py of this checkout (the data tools: cifar_subset, jpeg_pack)."""
+    return _script_loader("tools")

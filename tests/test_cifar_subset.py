@@ -1,4 +1,4 @@
-"""benchmarks/cifar_subset.py: a class-balanced subset in the official binary layout, read back by CIFAR10."""
+"""tools/cifar_subset.py: a class-balanced subset in the official binary layout, read back by CIFAR10."""
 import os
 
 import numpy as np
@@ -18,9 +18,9 @@ def source(tmp_path, monkeypatch):
     return tmp_path / "src", train, test
 
 
-def test_subset_is_balanced_and_holds_source_images_with_their_labels(source, tmp_path, benchmark_script):
+def test_subset_is_balanced_and_holds_source_images_with_their_labels(source, tmp_path, tool_script):
     src, (xtr, ytr), (xte, yte) = source
-    benchmark_script("cifar_subset").write_subset(src, tmp_path / "dest", n_train=10, n_test=5, seed=3)
+    tool_script("cifar_subset").write_subset(src, tmp_path / "dest", n_train=10, n_test=5, seed=3)
     for split, (x, y), n in ((True, (xtr, ytr), 10), (False, (xte, yte), 5)):
         sub = CIFAR10(tmp_path / "dest", train=split)
         assert len(sub.data) == n and sub.data.dtype == np.uint8
@@ -32,19 +32,19 @@ def test_subset_is_balanced_and_holds_source_images_with_their_labels(source, tm
         f for f in os.listdir(tmp_path / "dest" / "cifar-10-batches-bin") if f.startswith(".")]  # no temp files
 
 
-def test_asking_for_more_than_a_class_holds_is_a_clear_error(source, tmp_path, capsys, benchmark_script):
+def test_asking_for_more_than_a_class_holds_is_a_clear_error(source, tmp_path, capsys, tool_script):
     src = source[0]
     with pytest.raises(ValueError, match="3 images of class 0, the source has 2"):
-        benchmark_script("cifar_subset").write_subset(src, tmp_path / "dest", n_train=30, n_test=5)
+        tool_script("cifar_subset").write_subset(src, tmp_path / "dest", n_train=30, n_test=5)
     with pytest.raises(SystemExit) as e:
-        benchmark_script("cifar_subset").main([str(src), str(tmp_path / "dest"), "--train", "3"])
+        tool_script("cifar_subset").main([str(src), str(tmp_path / "dest"), "--train", "3"])
     assert e.value.code == 2 and "at least 5 training" in capsys.readouterr().err
 
 
-def test_pick_limit_writes_exactly_what_limit_train_keeps(source, tmp_path, benchmark_script):
+def test_pick_limit_writes_exactly_what_limit_train_keeps(source, tmp_path, tool_script):
     from minires.train.datasets import load_datasets
     src = source[0]
-    benchmark_script("cifar_subset").write_subset(src, tmp_path / "dest", n_train=12, n_test=5, seed=2, pick="limit")
+    tool_script("cifar_subset").write_subset(src, tmp_path / "dest", n_train=12, n_test=5, seed=2, pick="limit")
     train, test = load_datasets(str(src), 12, 5, seed=2)
     for split, want in ((True, train), (False, test)):
         got = CIFAR10(tmp_path / "dest", train=split)

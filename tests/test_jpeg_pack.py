@@ -1,4 +1,4 @@
-"""benchmarks/jpeg_pack.py: one-file packs of an image-folder CIFAR-10, unpacked byte-identical."""
+"""tools/jpeg_pack.py: one-file packs of an image-folder CIFAR-10, unpacked byte-identical."""
 import importlib.util
 import io
 import os
@@ -9,7 +9,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data", "cifar10-jpeg")
 
-_spec = importlib.util.spec_from_file_location("jpeg_pack", os.path.join(ROOT, "benchmarks", "jpeg_pack.py"))
+_spec = importlib.util.spec_from_file_location("jpeg_pack", os.path.join(ROOT, "tools", "jpeg_pack.py"))
 jpeg_pack = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(jpeg_pack)
 

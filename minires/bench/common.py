@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from .. import __version__, parallel
-from ..backend import cupy_module
+from ..backend import cupy_module, parse_device
 
 
 def torch_or_none():
@@ -228,3 +228,32 @@ if __name__ == "__main__":
     print(header())
     print(f"GEMM ceiling {gemm_ceiling_gflops():.1f} GFLOP/s, copy ceiling {copy_ceiling_gbs():.1f} GB/s",
           file=sys.stderr)
+
+
+def resolve_device(parser, name: str, torch):
+    """(device, header lines, torch or None) for --device NAME: "cuda" -> "cuda:0" with the GPU's header;
+    a bad name, no CuPy or no GPU is a parser error before any child starts; PyTorch without CUDA on a
+    GPU run is dropped with a note (minires only)."""
+    try:
+        device = parse_device(name)
+        extra = cuda_header(device) + "\n" if device.startswith("cuda") else ""
+    except Exception as e:
+        parser.error(f"--device {name}: {e}")
+    if torch is not None and device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"(PyTorch {torch.__version__} has no CUDA here: minires only)", file=sys.stderr)
+        torch = None
+    return device, extra, torch
+
+
+def scaled_step(loss_fn, opt, scaler):
+    """One training step on loss_fn()'s loss, through a GradScaler (PyTorch's or minires's) when given."""
+    def step():
+        loss = loss_fn()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+    return step

@@ -3,7 +3,7 @@
     minires bench                                      # N=128, full table, CPU
     minires bench --batch 32 --only conv
     minires bench --device cpu,cuda                    # CPU and GPU columns side by side, and the speed-up
-    python benchmarks/bench_kernels.py ...             # the same, on the checkout's minires
+    python -m minires bench ...                        # the same, from a checkout: its minires
 
 Prints one Markdown table under a header naming the machine, the GPU and the versions, and writes
 bench_kernels.{json,md,png} into --out (the PNG titled with the devices and the batch). Times are medians of --repeats after --warmup calls; on a

@@ -20,7 +20,6 @@ def subset(dataset, limit, seed):
     return dataset
 
 
-_subset = subset  # the name benchmarks/cifar_subset.py imports
 
 
 def load_datasets(data_dir, limit_train=None, limit_test=None, seed=0, train=True, cache=True):

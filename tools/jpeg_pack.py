@@ -1,9 +1,9 @@
 """Pack an image-folder CIFAR-10 (train|test/<class>/*.jpg) into one file, and unpack it byte-identical.
 
-    python benchmarks/jpeg_pack.py pack ../shared/data/cifar10-jpeg .gpu-data/cifar10-jpeg.pack
-    python benchmarks/jpeg_pack.py unpack .gpu-data/cifar10-jpeg.pack /tmp/cifar10-jpeg
-    python benchmarks/jpeg_pack.py verify .gpu-data/cifar10-jpeg.pack
-    python benchmarks/jpeg_pack.py pack SRC small.pack --per-class 30      # the first 30 files of each class
+    python tools/jpeg_pack.py pack ../shared/data/cifar10-jpeg .gpu-data/cifar10-jpeg.pack
+    python tools/jpeg_pack.py unpack .gpu-data/cifar10-jpeg.pack /tmp/cifar10-jpeg
+    python tools/jpeg_pack.py verify .gpu-data/cifar10-jpeg.pack
+    python tools/jpeg_pack.py pack SRC small.pack --per-class 30      # the first 30 files of each class
 
 Why: a lent GPU machine reaches no network and takes at most 64 MiB of files along
 (/work/.library/device/README.md). The 60,000 JPEGs hold about 54 MiB of bytes but take 236 MB on disk

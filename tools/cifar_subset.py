@@ -1,6 +1,6 @@
 """Write a class-balanced random subset of CIFAR-10 in the official binary layout (small enough to carry).
 
-    python benchmarks/cifar_subset.py ../shared/data/cifar10-jpeg .gpu-data --train 12000 --test 2000
+    python tools/cifar_subset.py ../shared/data/cifar10-jpeg .gpu-data --train 12000 --test 2000
 
 The source is anything `minires.data.CIFAR10` reads (python or binary batches, an image folder).
 The result, DEST/cifar-10-batches-bin/ with data_batch_1..5.bin, test_batch.bin and
@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's minires first
 from minires.data.cifar10 import CIFAR10  # noqa: E402
 from minires.io import atomic_write_bytes, atomic_write_text  # noqa: E402
-from minires.train.datasets import _subset  # noqa: E402
+from minires.train.datasets import subset  # noqa: E402
 
 _TRAIN_FILES = 5  # the official layout has five training batches; each may hold any number of records
 
@@ -70,7 +70,7 @@ def write_subset(source, dest, n_train: int, n_test: int, seed: int = 0, pick: s
 
 
 def _write_as_limit(train, test, out, n_train, n_test, seed) -> str:
-    train, test = _subset(train, n_train, seed), _subset(test, n_test, seed + 1)  # what --limit-* keeps
+    train, test = subset(train, n_train, seed), subset(test, n_test, seed + 1)  # what --limit-* keeps
     for i, part in enumerate(np.array_split(np.arange(len(train.data)), _TRAIN_FILES), start=1):
         atomic_write_bytes(os.path.join(out, f"data_batch_{i}.bin"), records(train.data[part], train.targets[part]))
     atomic_write_bytes(os.path.join(out, "test_batch.bin"), records(test.data, test.targets))
