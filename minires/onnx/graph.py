@@ -14,6 +14,11 @@ from ..tensor import Tensor
 INT64_MAX = np.iinfo(np.int64).max
 
 
+def _c_order(array: np.ndarray) -> np.ndarray:
+    # NOTE: not np.ascontiguousarray, which turns a 0-d array into shape (1,)
+    return array if array.flags.c_contiguous else np.array(array, order="C")
+
+
 class Unsupported(Exception):
     """An op (or one form of it) with no ONNX export; the exporter adds the module path."""
 
@@ -68,7 +73,7 @@ class Graph:
     def _add_parameter(self, name: str, array: np.ndarray) -> None:
         helper, numpy_helper = self.onnx.helper, self.onnx.numpy_helper
         if self.export_params:
-            self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+            self.initializers.append(numpy_helper.from_array(_c_order(array), name))
         else:  # PyTorch's export_params=False: parameters become graph inputs
             dtype = helper.np_dtype_to_tensor_dtype(array.dtype)
             self.param_inputs.append(helper.make_tensor_value_info(name, dtype, list(array.shape)))
@@ -87,7 +92,7 @@ class Graph:
 
     def constant(self, array: np.ndarray) -> str:
         """A Constant node holding `array`."""
-        tensor = self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), self.fresh("const"))
+        tensor = self.onnx.numpy_helper.from_array(_c_order(array), self.fresh("const"))
         return self.node("Constant", [], value=tensor)
 
     def ints(self, values) -> str:
