@@ -1,16 +1,11 @@
-"""Cross-entropy loss on logits with fused, numerically stable log-softmax and label smoothing; the
-class-index target checks every loss shares."""
+"""The losses: cross_entropy on logits (a fused, numerically stable log-softmax, label smoothing),
+nll_loss on log-probabilities, mse_loss. Their argument checks are in minires/_validate.py."""
 from __future__ import annotations
 
-import numbers
-
-import numpy as np
-
-from .. import _validate, backend, dispatch
+from .. import _validate, dispatch
+from .._validate import REDUCTIONS, check_targets, class_indices, reduction_arg  # noqa: F401 - their old home
 from ..backend import get_array_module
-from ..tensor import Function, Tensor
-
-REDUCTIONS = ("mean", "sum", "none")
+from ..tensor import Function
 
 
 class CrossEntropy(Function):
@@ -62,42 +57,6 @@ class CrossEntropy(Function):
         return d
 
 
-def reduction_arg(op: str, reduction) -> str:
-    """reduction, one of REDUCTIONS."""
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"{op}: argument 'reduction' must be one of {REDUCTIONS}, got {reduction!r}")
-    return reduction
-
-
-def class_indices(op: str, target, x):
-    """target's array of integer class indices on x's device: a Tensor on that device, or a
-    NumPy/CuPy array (a loader's NumPy labels follow the input)."""
-    if isinstance(target, Tensor):
-        if target.device != x.device:
-            raise ValueError(f"{op}: 'target' {target.shape} is on {target.device} but 'input' {x.shape} "
-                             f"is on {x.device}")
-        t = target.array
-    elif isinstance(target, np.ndarray) or get_array_module(target) is not np:
-        t = backend.to_device(target, x.device)
-    else:
-        raise TypeError(f"{op}: argument 'target' must be a Tensor or an array of class indices, "
-                        f"got {type(target).__name__}")
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"{op}: argument 'target' must hold integer class indices (int32/int64), "
-                        f"got dtype {t.dtype}")
-    return t
-
-
-def check_targets(target, num_classes: int, shape=None, op: str = "cross_entropy") -> None:
-    """ValueError naming the first class index outside [0, num_classes) (a host sync on a GPU)."""
-    if target.size:
-        lo, hi = int(target.min()), int(target.max())
-        if lo < 0 or hi >= num_classes:
-            bad = lo if lo < 0 else hi
-            where = f" (input shape {shape})" if shape is not None else ""
-            raise ValueError(f"{op}: target {bad} is out of bounds for {num_classes} classes{where}")
-
-
 def cross_entropy(input, target, label_smoothing: float = 0.0, reduction: str = "mean"):
     """Cross entropy between logits (N, C) and integer class indices (N,), as torch's F.cross_entropy.
 
@@ -107,19 +66,84 @@ def cross_entropy(input, target, label_smoothing: float = 0.0, reduction: str = 
     names the bad index (check_targets) when it sees it.
     """
     _validate.tensor_arg("cross_entropy", "input", input, ndim=2)
-    N, C = input.shape
-    t = class_indices("cross_entropy", target, input)
-    if t.shape != (N,):
-        raise ValueError(f"cross_entropy: 'target' must have shape ({N},) for input of shape {input.shape}, "
-                         f"got {tuple(t.shape)}")
-    if C == 0:
-        raise ValueError(f"cross_entropy: 'input' needs at least one class, got shape {input.shape}")
-    host = target if isinstance(target, np.ndarray) else t
-    if isinstance(host, np.ndarray):
-        check_targets(host, C, input.shape)
-    if not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool):
-        raise TypeError(f"cross_entropy: argument 'label_smoothing' must be a float, got {label_smoothing!r}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: argument 'label_smoothing' must be in [0.0, 1.0], got {label_smoothing}")
-    return dispatch.call(CrossEntropy, input, target=t, label_smoothing=float(label_smoothing),
-                         reduction=reduction_arg("cross_entropy", reduction))
+    t = _validate.logits_target(input, target)
+    return dispatch.call(CrossEntropy, input, target=t,
+                         label_smoothing=_validate.label_smoothing_arg(label_smoothing),
+                         reduction=_validate.reduction_arg("cross_entropy", reduction))
+
+
+class NLLLoss(Function):
+    name = "nll_loss"
+    inputs = ("input", "weight")
+
+    def forward(self, x, weight=None, target=None, ignore_index=-100, reduction="mean"):
+        # x (N, C, *d) or (C,); target (N, *d) or (): one class index per row of x
+        xp = get_array_module(x)
+        axis = 1 if x.ndim > 1 else 0  # the class axis
+        C = x.shape[axis]
+        valid = target != ignore_index
+        t = xp.where(valid, target, 0)
+        classes = xp.arange(C).reshape((C,) + (1,) * (x.ndim - axis - 1))  # (C, 1, ..., 1)
+        self.onehot = xp.expand_dims(t, axis) == classes  # like x
+        w = valid.astype(x.dtype) if weight is None else weight[t] * valid  # like target
+        picked = xp.where(self.onehot, x, 0).sum(axis=axis)  # x[n, t[n], ...], like target
+        loss = 0 - w * picked  # 0 - : ignored targets give +0, not -0
+        self.w, self.axis, self.reduction = w, axis, reduction
+        if reduction == "none":
+            return loss
+        if reduction == "sum":
+            return xp.asarray(loss.sum())
+        self.total = w.sum()
+        if float(self.total) == 0:  # no target counts (all ignored, or an empty batch): NaN, as PyTorch
+            return xp.full((), xp.nan, dtype=x.dtype)
+        return xp.asarray(loss.sum() / self.total)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        coef = -self.w * g  # like target: d loss / d x[n, t[n], ...]
+        if self.reduction == "mean":
+            coef = coef / self.total
+        return xp.where(self.onehot, xp.expand_dims(coef, self.axis), 0).astype(g.dtype, copy=False), None
+
+
+def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+    """Negative log-likelihood of class indices: -input[n, target[n]], weighted by weight[target[n]].
+
+    input (N, C), (N, C, d1, ...) or (C,) holds log-probabilities (log_softmax's output); target
+    (N,), (N, d1, ...) or () holds class indices, those equal to ignore_index count for nothing.
+    'mean' divides by the summed weights of the counted targets. Targets are range-checked here
+    (a device-to-host sync on a GPU).
+    """
+    _validate.tensor_arg("nll_loss", "input", input, min_ndim=1)
+    t = _validate.log_probs_target(input, target, ignore_index)
+    weight = _validate.class_weight("nll_loss", weight, input)
+    return dispatch.call(NLLLoss, input, weight, target=t, ignore_index=int(ignore_index),
+                         reduction=_validate.reduction_arg("nll_loss", reduction))
+
+
+class MSELoss(Function):
+    name = "mse_loss"
+    inputs = ("input", "target")
+
+    def forward(self, x, y, reduction="mean"):
+        xp = get_array_module(x)
+        self.diff, self.reduction = x - y, reduction
+        sq = self.diff * self.diff
+        if reduction == "none":
+            return sq
+        if reduction == "sum":
+            return xp.asarray(sq.sum())
+        if sq.size == 0:  # the mean of nothing is NaN, as PyTorch
+            return xp.full((), xp.nan, dtype=x.dtype)
+        return xp.asarray(sq.mean())
+
+    def backward(self, g):
+        scale = g / self.diff.size if self.reduction == "mean" else g
+        d = 2 * self.diff * scale
+        return d, -d
+
+
+def mse_loss(input, target, reduction: str = "mean"):
+    """(input - target)^2, averaged, summed or per element; shapes must match (no broadcasting)."""
+    _validate.same_shape("mse_loss", input, target)
+    return dispatch.call(MSELoss, input, target, reduction=_validate.reduction_arg("mse_loss", reduction))

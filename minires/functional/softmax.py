@@ -1,4 +1,4 @@
-"""softmax, log_softmax and the losses and helpers around them: nll_loss, mse_loss, one_hot, normalize."""
+"""softmax, log_softmax and the helpers around them: one_hot, normalize."""
 from __future__ import annotations
 
 import math
@@ -8,20 +8,7 @@ import numpy as np
 
 from .. import _validate, dispatch
 from ..backend import get_array_module
-from ..tensor import Function, Tensor, is_grad_enabled
-from .loss import check_targets, class_indices, reduction_arg
-
-
-def _dim(op: str, dim, x) -> int:
-    """dim as a non-negative axis of x, or ValueError/TypeError naming the op and x's shape.
-
-    A 0-d x has dims 0 and -1, as in PyTorch."""
-    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (numbers.Integral, np.integer)):
-        raise TypeError(f"{op}: argument 'dim' must be an int, got {dim!r}")
-    n = max(x.ndim, 1)
-    if not -n <= dim < n:
-        raise ValueError(f"{op}: argument 'dim' ({dim}) is out of range for input of shape {x.shape}")
-    return int(dim) % n
+from ..tensor import Function, Tensor
 
 
 class Softmax(Function):
@@ -65,7 +52,7 @@ class LogSoftmax(Function):
 def _softmax_call(op, input, dim, dtype):
     """softmax's or log_softmax's wrapper: the checks, a 0-d input as one value, an explicit dtype."""
     _validate.tensor_arg(op.name, "input", input)
-    dim = _dim(op.name, dim, input)
+    dim = _validate.dim_arg(op.name, dim, input)
     x = input.reshape(1) if input.ndim == 0 else input  # the softmax of one value is 1
     if dtype is None:
         y = dispatch.call(op, x, dim=dim)
@@ -83,101 +70,6 @@ def softmax(input, dim, dtype=None):
 def log_softmax(input, dim, dtype=None):
     """log(softmax(x)) along dim as x - max - log(sum(exp(x - max))), without log(0)."""
     return _softmax_call(LogSoftmax, input, dim, dtype)
-
-
-class NLLLoss(Function):
-    name = "nll_loss"
-    inputs = ("input", "weight")
-
-    def forward(self, x, weight=None, target=None, ignore_index=-100, reduction="mean"):
-        # x (N, C, *d) or (C,); target (N, *d) or (): one class index per row of x
-        xp = get_array_module(x)
-        axis = 1 if x.ndim > 1 else 0  # the class axis
-        C = x.shape[axis]
-        valid = target != ignore_index
-        t = xp.where(valid, target, 0)
-        classes = xp.arange(C).reshape((C,) + (1,) * (x.ndim - axis - 1))  # (C, 1, ..., 1)
-        self.onehot = xp.expand_dims(t, axis) == classes  # like x
-        w = valid.astype(x.dtype) if weight is None else weight[t] * valid  # like target
-        picked = xp.where(self.onehot, x, 0).sum(axis=axis)  # x[n, t[n], ...], like target
-        loss = 0 - w * picked  # 0 - : ignored targets give +0, not -0
-        self.w, self.axis, self.reduction = w, axis, reduction
-        if reduction == "none":
-            return loss
-        if reduction == "sum":
-            return xp.asarray(loss.sum())
-        self.total = w.sum()
-        if float(self.total) == 0:  # no target counts (all ignored, or an empty batch): NaN, as PyTorch
-            return xp.full((), xp.nan, dtype=x.dtype)
-        return xp.asarray(loss.sum() / self.total)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        coef = -self.w * g  # like target: d loss / d x[n, t[n], ...]
-        if self.reduction == "mean":
-            coef = coef / self.total
-        return xp.where(self.onehot, xp.expand_dims(coef, self.axis), 0).astype(g.dtype, copy=False), None
-
-
-def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
-    """Negative log-likelihood of class indices: -input[n, target[n]], weighted by weight[target[n]].
-
-    input (N, C), (N, C, d1, ...) or (C,) holds log-probabilities (log_softmax's output); target
-    (N,), (N, d1, ...) or () holds class indices, those equal to ignore_index count for nothing.
-    'mean' divides by the summed weights of the counted targets. Targets are range-checked here
-    (a device-to-host sync on a GPU).
-    """
-    _validate.tensor_arg("nll_loss", "input", input, min_ndim=1)
-    t = class_indices("nll_loss", target, input)
-    expected = (input.shape[0],) + input.shape[2:] if input.ndim > 1 else ()
-    if tuple(t.shape) != expected:
-        raise ValueError(f"nll_loss: 'target' must have shape {expected} for input of shape {input.shape}, "
-                         f"got {tuple(t.shape)}")
-    C = input.shape[1] if input.ndim > 1 else input.shape[0]
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (numbers.Integral, np.integer)):
-        raise TypeError(f"nll_loss: argument 'ignore_index' must be an int, got {ignore_index!r}")
-    check_targets(t[t != ignore_index], C, input.shape, op="nll_loss")
-    if weight is not None:
-        _validate.tensor_arg("nll_loss", "weight", weight)
-        if weight.shape != (C,):
-            raise ValueError(f"nll_loss: argument 'weight' must have shape ({C},) for input of shape "
-                             f"{input.shape}, got {weight.shape}")
-        if weight.requires_grad and is_grad_enabled():  # as PyTorch: no gradient for the class weights
-            raise RuntimeError("nll_loss: the derivative for 'weight' is not implemented; pass weight.detach()")
-    return dispatch.call(NLLLoss, input, weight, target=t, ignore_index=int(ignore_index),
-                         reduction=reduction_arg("nll_loss", reduction))
-
-
-class MSELoss(Function):
-    name = "mse_loss"
-    inputs = ("input", "target")
-
-    def forward(self, x, y, reduction="mean"):
-        xp = get_array_module(x)
-        self.diff, self.reduction = x - y, reduction
-        sq = self.diff * self.diff
-        if reduction == "none":
-            return sq
-        if reduction == "sum":
-            return xp.asarray(sq.sum())
-        if sq.size == 0:  # the mean of nothing is NaN, as PyTorch
-            return xp.full((), xp.nan, dtype=x.dtype)
-        return xp.asarray(sq.mean())
-
-    def backward(self, g):
-        scale = g / self.diff.size if self.reduction == "mean" else g
-        d = 2 * self.diff * scale
-        return d, -d
-
-
-def mse_loss(input, target, reduction: str = "mean"):
-    """(input - target)^2, averaged, summed or per element; shapes must match (no broadcasting)."""
-    _validate.tensor_arg("mse_loss", "input", input)
-    _validate.tensor_arg("mse_loss", "target", target)
-    if input.shape != target.shape:
-        raise ValueError(f"mse_loss: 'input' and 'target' must have the same shape, got {input.shape} "
-                         f"and {target.shape}")
-    return dispatch.call(MSELoss, input, target, reduction=reduction_arg("mse_loss", reduction))
 
 
 def one_hot(tensor, num_classes: int = -1):
@@ -238,4 +130,4 @@ def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
         raise ValueError(f"normalize: argument 'p' must be >= 1 (a norm), got {p}")
     if eps < 0:
         raise ValueError(f"normalize: argument 'eps' must be >= 0, got {eps}")
-    return dispatch.call(Normalize, input, p=float(p), dim=_dim("normalize", dim, input), eps=float(eps))
+    return dispatch.call(Normalize, input, p=float(p), dim=_validate.dim_arg("normalize", dim, input), eps=float(eps))
