@@ -446,3 +446,16 @@ def test_bad_arguments_are_clear():
         mronnx.export(model, x, io.BytesIO(), dynamic_axes={"input": [2]})
     with pytest.warns(UserWarning, match="not an input or output name"):
         mronnx.export(model, x, io.BytesIO(), dynamic_axes={"images": [0]})
+
+
+def test_a_model_on_the_gpu_exports_through_its_cuda_paths(standin):
+    """On the CuPy stand-in (tests/cupy_standin.py): the CUDA fast paths record as their references do."""
+    mr.manual_seed(0)
+    model = randomize(mr.models.get("resnet20", num_classes=10, widths=(4, 8, 8)))
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    want = minires_out(model, x)
+    model.to("cuda")
+    blob = to_bytes(model, mr.tensor(x).to("cuda"))
+    (got,) = ort_run(blob, x)
+    assert relative(got, want) < TOL
+    assert model.conv1.weight.device.startswith("cuda")
