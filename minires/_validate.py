@@ -279,3 +279,37 @@ def same_shape(op: str, input, target) -> None:
     if input.shape != target.shape:
         raise ValueError(f"{op}: 'input' and 'target' must have the same shape, got {input.shape} "
                          f"and {target.shape}")
+
+
+# ---- batch norm and pooling ----------------------------------------------------------------------
+
+def channel_arg(op: str, name: str, t, x, stat_dtypes=None):
+    """The array of a (C,) per-channel Tensor t (or None) for input x (N, C, *). Running statistics
+    (stat_dtypes given: they are not inputs of the Function) must also be on x's device, in one of stat_dtypes."""
+    if t is None:
+        return None
+    tensor_arg(op, name, t)
+    C = x.shape[1]
+    if t.shape != (C,):
+        raise ValueError(f"{op}: argument '{name}' must have shape ({C},) for input of shape "
+                         f"{x.shape}, got {t.shape}")
+    if stat_dtypes is not None and t.device != x.device:
+        raise ValueError(f"{op}: argument '{name}' must be on the input's device {x.device}, got {t.device}")
+    if stat_dtypes is not None and t.dtype not in stat_dtypes:
+        raise TypeError(f"{op}: argument '{name}' must have the input's dtype {x.dtype}, got dtype {t.dtype}")
+    return t.array
+
+
+def pool_args(op: str, x, kernel_size, stride, padding, nonempty=()) -> dict:
+    """A 2-D pool's input x (N, C, H, W) and its kernel_size, stride (None: kernel_size), padding as pairs."""
+    tensor_arg(op, "input", x, ndim=4, nonempty=nonempty)
+    kernel_size = pair(op, "kernel_size", kernel_size, 1)
+    stride = kernel_size if stride is None else pair(op, "stride", stride, 1)
+    padding = pair(op, "padding", padding, 0)
+    if padding[0] > kernel_size[0] // 2 or padding[1] > kernel_size[1] // 2:
+        raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel_size}")
+    N, C, H, W = x.shape
+    if H + 2 * padding[0] < kernel_size[0] or W + 2 * padding[1] < kernel_size[1]:
+        raise ValueError(f"{op}: kernel {kernel_size} is larger than the padded input "
+                         f"{(H + 2 * padding[0], W + 2 * padding[1])} (input {x.shape}, padding {padding})")
+    return {"kernel_size": kernel_size, "stride": stride, "padding": padding}

@@ -77,22 +77,6 @@ def _stat_dtypes(x):
     return {x.dtype}
 
 
-def _channel_arg(name, t, x, stat=False):
-    """A (C,) per-channel Tensor (or None); running statistics, not inputs of the Function, also on x's device and dtype."""
-    if t is None:
-        return None
-    _validate.tensor_arg("batch_norm", name, t)
-    C = x.shape[1]
-    if t.shape != (C,):
-        raise ValueError(f"batch_norm: argument '{name}' must have shape ({C},) for input of shape "
-                         f"{x.shape}, got {t.shape}")
-    if stat and t.device != x.device:
-        raise ValueError(f"batch_norm: argument '{name}' must be on the input's device {x.device}, got {t.device}")
-    if stat and t.dtype not in _stat_dtypes(x):
-        raise TypeError(f"batch_norm: argument '{name}' must have the input's dtype {x.dtype}, got dtype {t.dtype}")
-    return t.array
-
-
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                eps=1e-5):
     """Normalise each channel by its batch statistics (training) or running statistics (eval).
@@ -102,10 +86,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     """
     # Empty channel or spatial axes are refused (nothing to normalise); an empty batch is allowed in eval.
     _validate.tensor_arg("batch_norm", "input", x, ndim=(2, 3, 4), nonempty=(1, 2, 3))
-    rm = _channel_arg("running_mean", running_mean, x, stat=True)
-    rv = _channel_arg("running_var", running_var, x, stat=True)
-    _channel_arg("weight", weight, x)
-    _channel_arg("bias", bias, x)
+    rm = _validate.channel_arg("batch_norm", "running_mean", running_mean, x, _stat_dtypes(x))
+    rv = _validate.channel_arg("batch_norm", "running_var", running_var, x, _stat_dtypes(x))
+    _validate.channel_arg("batch_norm", "weight", weight, x)
+    _validate.channel_arg("batch_norm", "bias", bias, x)
     for name, v in (("momentum", momentum), ("eps", eps)):
         if not isinstance(v, numbers.Real) or isinstance(v, bool):
             raise TypeError(f"batch_norm: argument '{name}' must be a real number, got {v!r}")

@@ -127,30 +127,16 @@ class AdaptiveAvgPool2d(Function):
         return dx
 
 
-def _pool_args(op, x, kernel_size, stride, padding, nonempty=()):
-    _validate.tensor_arg(op, "input", x, ndim=4, nonempty=nonempty)
-    kernel_size = _validate.pair(op, "kernel_size", kernel_size, 1)
-    stride = kernel_size if stride is None else _validate.pair(op, "stride", stride, 1)
-    padding = _validate.pair(op, "padding", padding, 0)
-    if padding[0] > kernel_size[0] // 2 or padding[1] > kernel_size[1] // 2:
-        raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel_size}")
-    N, C, H, W = x.shape
-    if H + 2 * padding[0] < kernel_size[0] or W + 2 * padding[1] < kernel_size[1]:
-        raise ValueError(f"{op}: kernel {kernel_size} is larger than the padded input "
-                         f"{(H + 2 * padding[0], W + 2 * padding[1])} (input {x.shape}, padding {padding})")
-    return {"kernel_size": kernel_size, "stride": stride, "padding": padding}
-
-
 def max_pool2d(x, kernel_size, stride=None, padding=0):
     """Max over KH x KW windows of x (N, C, H, W); stride defaults to kernel_size, padding is -inf."""
     # As in PyTorch, only the batch may be empty (it gives an empty output).
-    params = _pool_args("max_pool2d", x, kernel_size, stride, padding, nonempty=(1, 2, 3))
+    params = _validate.pool_args("max_pool2d", x, kernel_size, stride, padding, nonempty=(1, 2, 3))
     return dispatch.call(MaxPool2d, x, **params)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
     """Mean over KH x KW windows of x (N, C, H, W), zero padding counted (count_include_pad=True)."""
-    return dispatch.call(AvgPool2d, x, **_pool_args("avg_pool2d", x, kernel_size, stride, padding))
+    return dispatch.call(AvgPool2d, x, **_validate.pool_args("avg_pool2d", x, kernel_size, stride, padding))
 
 
 def adaptive_avg_pool2d(x, output_size):
