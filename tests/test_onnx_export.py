@@ -7,6 +7,8 @@ exported BatchNormalization nodes are exercised (fresh models have mean 0, var 1
 import glob
 import io
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -22,6 +24,8 @@ from minires import dispatch, nn  # noqa: E402
 from minires.tensor import Function, observers  # noqa: E402
 
 CIFAR_JPEG = "/work/shared/data/cifar10-jpeg"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REWRITE = os.path.join(ROOT, "..", "shared", "tools", "torch_rewrite.py")
 TOL = 1e-5
 
 
@@ -286,7 +290,6 @@ def test_pytorch_style_models_export(cls):
 
 def test_torch_onnx_export_of_a_pytorch_script_writes_a_file(tmp_path):
     import minires as torch  # what the import rewrite makes of `import torch`
-    import minires.onnx  # noqa: F401  (minires/__init__ may not import it yet)
     net, dummy = VGGish(), torch.randn(1, 3, 16, 16)
     torch.onnx.export(net, dummy, str(tmp_path / "net.onnx"), export_params=True, opset_version=17,
                       do_constant_folding=True, input_names=["input"], output_names=["output"],
@@ -294,6 +297,30 @@ def test_torch_onnx_export_of_a_pytorch_script_writes_a_file(tmp_path):
     proto = onnx.load(str(tmp_path / "net.onnx"))
     onnx.checker.check_model(proto)
     assert proto.opset_import[0].version == 17 and os.listdir(tmp_path) == ["net.onnx"]
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch_size"
+
+
+SCRIPT = """
+import torch
+import torch.nn as nn
+
+net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 5))
+dummy = torch.randn(1, 3, 8, 8)
+torch.onnx.export(net, dummy, "net.onnx", input_names=["input"], output_names=["output"],
+                  dynamic_axes={"input": {0: "batch_size"}, "output": {0: "batch_size"}})
+"""
+
+
+@pytest.mark.skipif(not os.path.isfile(REWRITE), reason=f"no import rewrite tool at {REWRITE}")
+def test_a_rewritten_pytorch_script_exports_in_a_fresh_interpreter(tmp_path):
+    """`torch.onnx` resolves on first use after `import torch` became `import minires as torch`."""
+    (tmp_path / "script.py").write_text(SCRIPT)
+    subprocess.run([sys.executable, REWRITE, "script.py", "rewritten.py"], cwd=tmp_path, check=True)
+    assert "import minires as torch" in (tmp_path / "rewritten.py").read_text()
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    subprocess.run([sys.executable, "rewritten.py"], cwd=tmp_path, check=True, env=env, timeout=120)
+    (got,) = ort_run((tmp_path / "net.onnx").read_bytes(), np.zeros((3, 3, 8, 8), np.float32))
+    assert got.shape == (3, 5)
 
 
 def test_several_inputs_and_outputs_keep_their_names_and_order():
