@@ -313,3 +313,125 @@ def pool_args(op: str, x, kernel_size, stride, padding, nonempty=()) -> dict:
         raise ValueError(f"{op}: kernel {kernel_size} is larger than the padded input "
                          f"{(H + 2 * padding[0], W + 2 * padding[1])} (input {x.shape}, padding {padding})")
     return {"kernel_size": kernel_size, "stride": stride, "padding": padding}
+
+
+# ---- joining and splitting ---------------------------------------------------------------------
+
+def tensor_list(op: str, tensors) -> list:
+    """A non-empty list or tuple of Tensors, as a list."""
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{op}: expected a list or tuple of Tensors, got {type(tensors).__name__}")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: element {i} must be a Tensor, got {type(t).__name__}")
+    if not tensors:
+        raise ValueError(f"{op}: expected a non-empty list of tensors")
+    return list(tensors)
+
+
+def cat_axis(op: str, tensors, dim) -> int:
+    """The axis along which tensors (of one rank >= 1, equal but for that axis) concatenate."""
+    shapes = [tuple(x.shape) for x in tensors]
+    if tensors[0].ndim == 0 or any(x.ndim != tensors[0].ndim for x in tensors):
+        raise ValueError(f"{op}: tensors must have the same number (>= 1) of dimensions, got shapes {shapes}")
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    axis = normalize_axes(op, dim, tensors[0].ndim)[0]
+    rest = {s[:axis] + s[axis + 1:] for s in shapes}
+    if len(rest) > 1:
+        raise ValueError(f"{op}: sizes of tensors must match except in dim {dim}, got shapes {shapes}")
+    return axis
+
+
+def split_dim(op: str, x, dim) -> int:
+    """dim (an int) as a non-negative axis of x, which has at least one dimension."""
+    if x.ndim == 0:
+        raise ValueError(f"{op}: expects a tensor with at least one dimension, got shape ()")
+    int_dim(op, dim)
+    return normalize_axes(op, dim, x.ndim)[0]
+
+
+# ---- reductions ----------------------------------------------------------------------------------
+
+def nonempty(op: str, x) -> None:
+    """x has at least one element (a reduction without an identity)."""
+    if x.numel() == 0:
+        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}")
+
+
+def floating_reduction(op: str, x, dim, keepdim) -> tuple:
+    """The axes (all of them for dim=None) of a reduction of the floating-point tensor x."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {x.dtype} (shape {x.shape})")
+    axes = normalize_axes(op, dim, x.ndim)
+    keepdim_arg(op, keepdim)
+    return tuple(range(x.ndim)) if axes is None else axes
+
+
+def norm_order(p) -> float:
+    """p of a vector norm as a float (2 for "fro"), or a ValueError/TypeError naming norm."""
+    if isinstance(p, str):
+        if p == "fro":
+            return 2.0
+        raise ValueError(f"norm: p={p!r} is not supported (use a number, inf, -inf or 'fro')")
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"norm: p must be a number or 'fro', got {p!r}")
+    p = float(p)
+    if np.isnan(p) or (p < 0 and p != -np.inf):
+        raise ValueError(f"norm: p must be >= 0, inf or -inf, got {p}")
+    return p
+
+
+def correction_arg(op: str, dim, unbiased, correction):
+    """(dim, correction) from torch.var's arguments: unbiased=True (default) is correction=1."""
+    if isinstance(dim, (bool, np.bool_)):  # var(False): the older var(unbiased) overload
+        if unbiased is not None:
+            raise TypeError(f"{op}: got unbiased twice ({dim!r} and {unbiased!r})")
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{op}: give unbiased or correction, not both")
+    if unbiased is not None:
+        if not isinstance(unbiased, (bool, np.bool_)):
+            raise TypeError(f"{op}: unbiased must be a bool, got {unbiased!r}")
+        return dim, 1 if unbiased else 0
+    if correction is None:
+        return dim, 1
+    if isinstance(correction, (bool, np.bool_)) or not isinstance(correction, numbers.Real) or correction < 0:
+        raise ValueError(f"{op}: correction must be a non-negative number, got {correction!r}")
+    return dim, correction
+
+
+def nonempty_dim(op: str, x, axis: int, dim) -> None:
+    """x's axis (given by the user as dim) is not empty: max(dim)/min(dim) have something to pick."""
+    if x.shape[axis] == 0:
+        raise ValueError(f"{op}: cannot take the {op} along dim {dim} of size 0 (shape {x.shape})")
+
+
+def selectable(op: str, x, axis) -> None:
+    """argmax/argmin of x along axis (None: over all elements) has an element to pick."""
+    if x.numel() == 0 and (axis is None or x.shape[axis] == 0):
+        raise ValueError(f"{op}: cannot take the {op} of an empty tensor of shape {x.shape}")
+
+
+# ---- shapes ------------------------------------------------------------------------------------
+
+def reshape_shape(op: str, x, shape) -> tuple:
+    """shape (ints >= 0 and at most one -1) as a tuple with room for exactly x's elements."""
+    bad = ValueError(f"{op}: cannot reshape a tensor of shape {x.shape} into {tuple(shape)}")
+    if not all(is_int(s) for s in shape) or any(s < -1 for s in shape) or list(shape).count(-1) > 1:
+        raise bad
+    known = int(np.prod([s for s in shape if s != -1]))
+    if (known != x.numel()) if -1 not in shape else (known == 0 or x.numel() % known):
+        raise bad
+    return tuple(int(s) for s in shape)
+
+
+def permutation(op: str, x, dims) -> tuple:
+    """dims, a permutation of x's axes (negative ones allowed), as non-negative axes."""
+    if not all(is_int(d) for d in dims):
+        raise TypeError(f"{op}: dims must be ints, got {tuple(dims)!r}")
+    n = x.ndim
+    if (len(dims) != n or not all(-n <= d < n for d in dims)
+            or sorted(int(d) % n for d in dims) != list(range(n))):
+        raise ValueError(f"{op}: dims {tuple(dims)} are not a permutation of the {n} axes of shape {x.shape}")
+    return tuple(int(d) % n for d in dims)

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
-from .._validate import int_dim, is_int, normalize_axes
+from .._validate import cat_axis, is_int, split_dim, tensor_list
 from .shape import GetItem
 
 
@@ -14,18 +14,8 @@ class Cat(Function):
 
     def forward(self, *xs, dim=0):
         shapes = [tuple(x.shape) for x in xs]
-        if not xs:
-            raise ValueError("cat: expected a non-empty list of tensors")
-        if xs[0].ndim == 0 or any(x.ndim != xs[0].ndim for x in xs):
-            raise ValueError(f"cat: tensors must have the same number (>= 1) of dimensions, got shapes {shapes}")
-        if isinstance(dim, (tuple, list)):
-            raise TypeError(f"cat: dim must be an int, got {dim!r}")
-        axis = normalize_axes("cat", dim, xs[0].ndim)[0]
-        rest = {s[:axis] + s[axis + 1:] for s in shapes}
-        if len(rest) > 1:
-            raise ValueError(f"cat: sizes of tensors must match except in dim {dim}, got shapes {shapes}")
-        self.axis, self.sizes, self.dtypes = axis, [s[axis] for s in shapes], [x.dtype for x in xs]
-        return get_array_module(*xs).concatenate(xs, axis=axis)
+        self.axis, self.sizes, self.dtypes = dim, [s[dim] for s in shapes], [x.dtype for x in xs]
+        return get_array_module(*xs).concatenate(xs, axis=dim)
 
     def backward(self, g):
         bounds = [int(b) for b in np.cumsum(self.sizes)[:-1]]
@@ -34,25 +24,15 @@ class Cat(Function):
         return tuple(part.astype(dtype, copy=False) for part, dtype in zip(parts, self.dtypes))
 
 
-def _tensor_list(op: str, tensors):
-    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
-        raise TypeError(f"{op}: expected a list or tuple of Tensors, got {type(tensors).__name__}")
-    for i, t in enumerate(tensors):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{op}: element {i} must be a Tensor, got {type(t).__name__}")
-    if not tensors:
-        raise ValueError(f"{op}: expected a non-empty list of tensors")
-    return list(tensors)
-
-
 def cat(tensors, dim: int = 0):
     """Concatenate tensors of equal shape but for `dim` along that dim; differentiable."""
-    return Cat.apply(*_tensor_list("cat", tensors), dim=dim)
+    tensors = tensor_list("cat", tensors)
+    return Cat.apply(*tensors, dim=cat_axis("cat", tensors, dim))
 
 
 def stack(tensors, dim: int = 0):
     """Join tensors of one shape along a new dim; differentiable."""
-    tensors = _tensor_list("stack", tensors)
+    tensors = tensor_list("stack", tensors)
     shapes = [t.shape for t in tensors]
     if len(set(shapes)) > 1:
         raise ValueError(f"stack: all tensors must have the same shape, got shapes {shapes}")
@@ -66,20 +46,13 @@ def stack(tensors, dim: int = 0):
 
 # ---- Tensor methods (bound in minires/ops/__init__.py) -----------------------------------------------
 
-def _split_dim(x, op, dim):
-    if x.ndim == 0:
-        raise ValueError(f"{op}: expects a tensor with at least one dimension, got shape ()")
-    int_dim(op, dim)
-    return normalize_axes(op, dim, x.ndim)[0]
-
-
 def _slice(x, dim, start, stop):
     return GetItem.apply(x, index=(slice(None),) * dim + (slice(start, stop),))
 
 
 def split(self, split_size_or_sections, dim=0):
     """Pieces along dim: of split_size each (the last may be smaller), or of the listed sizes."""
-    dim = _split_dim(self, "split", dim)
+    dim = split_dim("split", self, dim)
     n, s = self.shape[dim], split_size_or_sections
     if is_int(s):
         if s < 0 or (s == 0 and n > 0):
@@ -102,7 +75,7 @@ def chunk(self, chunks, dim=0):
         raise TypeError(f"chunk: chunks must be an int, got {chunks!r}")
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks} (tensor of shape {self.shape})")
-    dim = _split_dim(self, "chunk", dim)
+    dim = split_dim("chunk", self, dim)
     n = self.shape[dim]
     if n == 0:  # as PyTorch: `chunks` empty pieces
         return tuple(_slice(self, dim, 0, 0) for _ in range(chunks))

@@ -1,7 +1,6 @@
 """Reductions: sum, mean, max/min (values and indices), var/std with Bessel's correction, p-norms."""
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -9,14 +8,14 @@ import numpy as np
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
 from .arithmetic import maximum, minimum, neg
-from .._validate import int_dim, keepdim_arg, normalize_axes
+from .._validate import (correction_arg, floating_reduction, int_dim, keepdim_arg, nonempty, nonempty_dim,
+                         norm_order, normalize_axes, selectable)
 
 
 class Sum(Function):
     def forward(self, a, dim=None, keepdim=False):
-        self.shape = a.shape
-        self.axes = normalize_axes("sum", dim, a.ndim)
-        return a.sum(axis=self.axes, keepdims=keepdim_arg("sum", keepdim))
+        self.shape, self.axes = a.shape, dim  # dim: None or a tuple of axes
+        return a.sum(axis=self.axes, keepdims=keepdim)
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -27,9 +26,7 @@ class Sum(Function):
 
 class Mean(Function):
     def forward(self, a, dim=None, keepdim=False):
-        self.shape = a.shape
-        self.axes = normalize_axes("mean", dim, a.ndim)
-        keepdim = keepdim_arg("mean", keepdim)
+        self.shape, self.axes = a.shape, dim  # dim: None or a tuple of axes
         axes = self.axes if self.axes is not None else tuple(range(a.ndim))
         self.count = int(np.prod([a.shape[i] for i in axes])) if axes else 1
         return a.mean(axis=self.axes, keepdims=keepdim)
@@ -43,10 +40,7 @@ class Mean(Function):
 
 class Max(Function):
     def forward(self, a, dim=None, keepdim=False):
-        self.axes = normalize_axes("max", dim, a.ndim)
-        keepdim = keepdim_arg("max", keepdim)
-        if a.size == 0:
-            raise ValueError(f"max: cannot reduce an empty tensor of shape {a.shape}")
+        self.axes = dim  # None or a tuple of axes
         self.a = a
         self.out = a.max(axis=self.axes, keepdims=True)
         if keepdim:
@@ -101,22 +95,18 @@ class SelectAlong(Function):
         return scatter_along(self.shape, indices, g, self.dim)
 
 
-def _reduced(op: str, x, dim, keepdim):
-    """(axes, count, output shape without keepdim) of a reduction of x over dim (None: every axis)."""
-    if x.dtype.kind != "f":
-        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {x.dtype} (shape {x.shape})")
-    axes = normalize_axes(op, dim, x.ndim)
-    keepdim_arg(op, keepdim)
-    axes = tuple(range(x.ndim)) if axes is None else axes
+def _reduced(x, axes):
+    """(count, output shape without keepdim) of a reduction of x over a tuple of axes."""
     count = int(np.prod([x.shape[i] for i in axes]))
-    return axes, count, tuple(s for i, s in enumerate(x.shape) if i not in axes)
+    return count, tuple(s for i, s in enumerate(x.shape) if i not in axes)
 
 
 class Var(Function):
     """Variance over dim with Bessel's `correction` (divide by N - correction), as torch.var."""
 
     def forward(self, x, dim=None, correction=1, keepdim=False):
-        axes, n, out_shape = _reduced(self.op_name(), x, dim, keepdim)
+        axes = dim  # a tuple of axes
+        n, out_shape = _reduced(x, axes)
         self.denom = max(n - correction, 0)
         with np.errstate(divide="ignore", invalid="ignore"):  # NOTE: N <= correction gives inf/NaN, as PyTorch
             self.d = x - x.sum(axis=axes, keepdims=True) / n  # (x - mean), x's shape
@@ -145,29 +135,13 @@ class Std(Var):
         return super().backward(dvar)
 
 
-def _norm_order(p):
-    """p of a vector norm as a float (2 for "fro"), or a ValueError/TypeError naming norm."""
-    if isinstance(p, str):
-        if p == "fro":
-            return 2.0
-        raise ValueError(f"norm: p={p!r} is not supported (use a number, inf, -inf or 'fro')")
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
-        raise TypeError(f"norm: p must be a number or 'fro', got {p!r}")
-    p = float(p)
-    if np.isnan(p) or (p < 0 and p != -np.inf):
-        raise ValueError(f"norm: p must be >= 0, inf or -inf, got {p}")
-    return p
-
-
 class Norm(Function):
     """The vector p-norm over dim (all elements by default): sum(|x|^p)^(1/p), max|x| for inf,
     min|x| for -inf, the count of non-zeros for 0, as torch.norm with a numeric p."""
 
     def forward(self, x, p=2, dim=None, keepdim=False):
-        p = _norm_order(p)
-        axes, n, out_shape = _reduced("norm", x, dim, keepdim)
-        if np.isinf(p) and n == 0:
-            raise ValueError(f"norm: the {p}-norm of an empty reduction is undefined (shape {x.shape}, dim {dim})")
+        axes = dim  # a tuple of axes
+        out_shape = _reduced(x, axes)[1]
         xp = get_array_module(x)
         a = abs(x)
         if p == 2:
@@ -216,11 +190,19 @@ class ValuesIndices(NamedTuple):
 
 
 def sum_(self, dim=None, keepdim=False):
-    return Sum.apply(self, dim=dim, keepdim=keepdim)
+    return Sum.apply(self, dim=normalize_axes("sum", dim, self.ndim), keepdim=keepdim_arg("sum", keepdim))
 
 
 def mean(self, dim=None, keepdim=False):
-    return Mean.apply(self, dim=dim, keepdim=keepdim)
+    return Mean.apply(self, dim=normalize_axes("mean", dim, self.ndim), keepdim=keepdim_arg("mean", keepdim))
+
+
+def _max(x, dim, keepdim):
+    """Max's wrapper: the largest values over dim (None, an int or a tuple); ties share the gradient."""
+    axes = normalize_axes("max", dim, x.ndim)
+    keepdim = keepdim_arg("max", keepdim)
+    nonempty("max", x)
+    return Max.apply(x, dim=axes, keepdim=keepdim)
 
 
 def max_(self, dim=None, keepdim=False):
@@ -229,7 +211,7 @@ def max_(self, dim=None, keepdim=False):
     if isinstance(dim, Tensor):
         return maximum(self, dim)
     if dim is None:
-        return Max.apply(self, dim=None, keepdim=keepdim)
+        return _max(self, None, keepdim)
     return _select("max", self, dim, keepdim)
 
 
@@ -239,7 +221,7 @@ def min_(self, dim=None, keepdim=False):
     if isinstance(dim, Tensor):
         return minimum(self, dim)
     if dim is None:
-        return neg(Max.apply(neg(self), dim=None, keepdim=keepdim))
+        return neg(_max(neg(self), None, keepdim))
     return _select("min", self, dim, keepdim)
 
 
@@ -252,8 +234,7 @@ def _select(op: str, x, dim, keepdim) -> ValuesIndices:
     axis = normalize_axes(op, dim, x.ndim)[0]
     keepdim = keepdim_arg(op, keepdim)
     a = x.array
-    if a.shape[axis] == 0:
-        raise ValueError(f"{op}: cannot take the {op} along dim {dim} of size 0 (shape {x.shape})")
+    nonempty_dim(op, x, axis, dim)
     indices = a.argmax(axis=axis) if op == "max" else a.argmin(axis=axis)
     if keepdim:
         indices = get_array_module(a).expand_dims(indices, axis)
@@ -263,7 +244,7 @@ def _select(op: str, x, dim, keepdim) -> ValuesIndices:
 
 def amax(self, dim=None, keepdim=False):
     """The largest values over one or several dims (ties share the gradient)."""
-    return Max.apply(self, dim=dim, keepdim=keepdim)
+    return _max(self, dim, keepdim)
 
 
 def argmax(self, dim=None, keepdim=False):
@@ -282,45 +263,31 @@ def _arg_reduce(x, op, dim, keepdim):
     axes = normalize_axes(op, dim, x.ndim)
     keepdim = keepdim_arg(op, keepdim)
     dim = None if not axes else axes[0]
-    if x.array.size == 0 and (dim is None or x.shape[dim] == 0):
-        raise ValueError(f"{op}: cannot take the {op} of an empty tensor of shape {x.shape}")
+    selectable(op, x, dim)
     out = getattr(x.array, op)(axis=dim)
     if keepdim and dim is not None:
         out = get_array_module(out).expand_dims(out, dim)
     return Tensor(out)
 
 
-def _correction(op: str, dim, unbiased, correction):
-    """(dim, correction) from torch.var's arguments: unbiased=True (default) is correction=1."""
-    if isinstance(dim, (bool, np.bool_)):  # var(False): the older var(unbiased) overload
-        if unbiased is not None:
-            raise TypeError(f"{op}: got unbiased twice ({dim!r} and {unbiased!r})")
-        dim, unbiased = None, dim
-    if unbiased is not None and correction is not None:
-        raise TypeError(f"{op}: give unbiased or correction, not both")
-    if unbiased is not None:
-        if not isinstance(unbiased, (bool, np.bool_)):
-            raise TypeError(f"{op}: unbiased must be a bool, got {unbiased!r}")
-        return dim, 1 if unbiased else 0
-    if correction is None:
-        return dim, 1
-    if isinstance(correction, (bool, np.bool_)) or not isinstance(correction, numbers.Real) or correction < 0:
-        raise ValueError(f"{op}: correction must be a non-negative number, got {correction!r}")
-    return dim, correction
-
-
 def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over dim (all by default), unbiased (divide by N - 1) unless unbiased=False or correction=0."""
-    dim, correction = _correction("var", dim, unbiased, correction)
-    return Var.apply(self, dim=dim, correction=correction, keepdim=keepdim)
+    dim, correction = correction_arg("var", dim, unbiased, correction)
+    axes = floating_reduction("var", self, dim, keepdim)
+    return Var.apply(self, dim=axes, correction=correction, keepdim=keepdim)
 
 
 def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Standard deviation over dim, with the same correction rules as var."""
-    dim, correction = _correction("std", dim, unbiased, correction)
-    return Std.apply(self, dim=dim, correction=correction, keepdim=keepdim)
+    dim, correction = correction_arg("std", dim, unbiased, correction)
+    axes = floating_reduction("std", self, dim, keepdim)
+    return Std.apply(self, dim=axes, correction=correction, keepdim=keepdim)
 
 
 def norm(self, p=2, dim=None, keepdim=False):
     """The vector p-norm over dim (all elements by default); p a number >= 0, inf or -inf, or 'fro'."""
-    return Norm.apply(self, p=p, dim=dim, keepdim=keepdim)
+    p = norm_order(p)
+    axes = floating_reduction("norm", self, dim, keepdim)
+    if np.isinf(p) and _reduced(self, axes)[0] == 0:
+        raise ValueError(f"norm: the {p}-norm of an empty reduction is undefined (shape {self.shape}, dim {dim})")
+    return Norm.apply(self, p=p, dim=axes, keepdim=keepdim)

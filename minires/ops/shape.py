@@ -5,16 +5,13 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..tensor import Function, Tensor, unbroadcast
-from .._validate import int_sizes, is_int, normalize_axes, sizes_arg
+from .._validate import int_sizes, is_int, normalize_axes, permutation, reshape_shape, sizes_arg
 
 
 class Reshape(Function):
     def forward(self, a, shape=()):
         self.shape = a.shape
-        try:
-            return a.reshape(shape)
-        except (ValueError, TypeError):
-            raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} into {tuple(shape)}") from None
+        return a.reshape(shape)
 
     def backward(self, g):
         return g.reshape(self.shape)
@@ -22,12 +19,7 @@ class Reshape(Function):
 
 class Permute(Function):
     def forward(self, a, dims=()):
-        if not all(is_int(d) for d in dims):
-            raise TypeError(f"permute: dims must be ints, got {tuple(dims)!r}")
-        if (len(dims) != a.ndim or not all(-a.ndim <= d < a.ndim for d in dims)
-                or sorted(int(d) % a.ndim for d in dims) != list(range(a.ndim))):
-            raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of the {a.ndim} axes of shape {a.shape}")
-        self.dims = tuple(int(d) % a.ndim for d in dims)
+        self.dims = dims  # non-negative axes
         return a.transpose(self.dims)
 
     def backward(self, g):
@@ -48,10 +40,7 @@ class GetItem(Function):
         elif isinstance(index, tuple):
             index = tuple(i.array if isinstance(i, Tensor) else i for i in index)
         self.shape, self.dtype, self.index = a.shape, a.dtype, index
-        try:
-            return a[index]
-        except IndexError as exc:  # IndexError, as PyTorch and Python's sequences (iteration stops on it)
-            raise IndexError(f"getitem: index {index!r} is invalid for shape {a.shape} ({exc})") from None
+        return a[index]
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -87,7 +76,7 @@ class Expand(Function):
 
     def forward(self, x, sizes=()):
         self.shape = x.shape
-        return get_array_module(x).broadcast_to(x, expand_shape(x.shape, sizes))  # (*new, *x.shape stretched)
+        return get_array_module(x).broadcast_to(x, sizes)  # (*new, *x.shape stretched)
 
     def backward(self, g):
         return unbroadcast(g, self.shape)
@@ -97,9 +86,6 @@ class Repeat(Function):
     """x tiled sizes[i] times along dim i (extra sizes add leading dims), as torch.Tensor.repeat."""
 
     def forward(self, x, sizes=()):
-        sizes = int_sizes("repeat", sizes, x.ndim, x.shape)
-        if any(s < 0 for s in sizes):
-            raise ValueError(f"repeat: sizes must be non-negative, got {sizes} for shape {x.shape}")
         self.shape, self.sizes = x.shape, sizes
         self.inner = (1,) * (len(sizes) - x.ndim) + x.shape  # (1, ..., *x.shape), one dim per size
         return get_array_module(x).tile(x.reshape(self.inner), sizes)  # (r0*s0, r1*s1, ...)
@@ -129,19 +115,23 @@ def flatten_shape(op: str, shape, start_dim: int, end_dim: int):
 # ---- Tensor methods (bound in minires/ops/__init__.py) -----------------------------------------------
 
 def getitem(self, index):
-    return GetItem.apply(self, index=index)
+    try:
+        return GetItem.apply(self, index=index)
+    except IndexError as exc:  # IndexError, as PyTorch and Python's sequences (iteration stops on it)
+        shown = index.array if isinstance(index, Tensor) else index  # the index as forward saw it
+        raise IndexError(f"getitem: index {shown!r} is invalid for shape {self.shape} ({exc})") from None
 
 
 def reshape(self, *shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    return Reshape.apply(self, shape=shape)
+    return Reshape.apply(self, shape=reshape_shape("reshape", self, shape))
 
 
 def permute(self, *dims):
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
-    return Permute.apply(self, dims=dims)
+    return Permute.apply(self, dims=permutation("permute", self, dims))
 
 
 def transpose(self, dim0: int, dim1: int):
@@ -191,7 +181,7 @@ def squeeze(self, dim=None):
 
 def expand(self, *sizes):
     """A broadcast view with size-1 dims stretched to `sizes` (-1 keeps a dim; extra sizes lead)."""
-    return Expand.apply(self, sizes=sizes_arg(sizes))
+    return Expand.apply(self, sizes=expand_shape(self.shape, sizes_arg(sizes)))
 
 
 def expand_as(self, other):
@@ -201,7 +191,10 @@ def expand_as(self, other):
 
 def repeat(self, *sizes):
     """The tensor tiled sizes[i] times along dim i (extra sizes add leading dims); a copy."""
-    return Repeat.apply(self, sizes=sizes_arg(sizes))
+    sizes = int_sizes("repeat", sizes_arg(sizes), self.ndim, self.shape)
+    if any(s < 0 for s in sizes):
+        raise ValueError(f"repeat: sizes must be non-negative, got {sizes} for shape {self.shape}")
+    return Repeat.apply(self, sizes=sizes)
 
 
 def t(self):
