@@ -97,12 +97,14 @@ def run(args, parser) -> int:
     with open(args.out, "rb") as f:
         blob = f.read()
     proto = onnx.load_from_string(blob)
-    out_shape = tuple(d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim)
+    out_type = proto.graph.output[0].type.tensor_type
+    out_shape = tuple(d.dim_value for d in out_type.shape.dim)
+    out_dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(out_type.elem_type)).name
     params = sum(int(np.prod(i.dims)) * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(i.data_type)).itemsize
                  for i in proto.graph.initializer)
     print(f"exported {name} from {file} to {args.out}")
     print(f"opset {proto.opset_import[0].version}; input {_shape(x.shape, args.dynamic_batch)} float32 -> "
-          f"output {_shape(out_shape, args.dynamic_batch)}")
+          f"output {_shape(out_shape, args.dynamic_batch)} {out_dtype}")
     print(f"file {len(blob):,} bytes ({len(blob) / 2**20:.2f} MiB; initializers {params:,} bytes)")
     try:
         import onnxruntime as ort
