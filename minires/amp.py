@@ -82,12 +82,6 @@ def _cast_all(inputs, src, dst):
     return tuple(t.to(dtype=dst) if isinstance(t, Tensor) and t.dtype == src else t for t in inputs)
 
 
-def lower(inputs):
-    """Under autocast, float32 Tensors among inputs cast to the autocast dtype."""
-    dtype = autocast_dtype()
-    return inputs if dtype is None else _cast_all(inputs, np.float32, dtype)
-
-
 def widen(inputs):
     """Under autocast, float16 Tensors among inputs cast to float32."""
     return inputs if autocast_dtype() is None else _cast_all(inputs, np.float16, np.float32)
@@ -95,11 +89,11 @@ def widen(inputs):
 
 def autocast_inputs(op: str, inputs):
     """inputs in the dtype op computes in under autocast (POLICY[op]); as they are outside it or for other ops."""
-    rule = policy(op)
+    rule = policy(op)  # None outside autocast
     if rule == "float16":
-        return lower(inputs)
+        return _cast_all(inputs, np.float32, autocast_dtype())
     return widen(inputs) if rule == "float32" else inputs
 
 
-__all__ = ["POLICY", "autocast", "autocast_dtype", "policy", "lower", "widen", "autocast_inputs"]
+__all__ = ["POLICY", "autocast", "autocast_dtype", "policy", "widen", "autocast_inputs"]
 
