@@ -183,7 +183,7 @@ def test_empty_folder_text_and_plain_pickle_files(tmp_path):
     assert isinstance(err, CheckpointError)
     one_line_error(tmp_path, "is a folder, not a checkpoint file")
     (tmp_path / "data.csv").write_text("epoch,acc\n1,93.2\n")
-    one_line_error(tmp_path / "data.csv", "not a PyTorch checkpoint .zip or legacy format.*b'epoch,acc")
+    one_line_error(tmp_path / "data.csv", r"is a CSV file \(it starts with 'epoch,acc'\), not a PyTorch checkpoint")
     (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"acc": 93.2}, protocol=2))
     one_line_error(tmp_path / "plain.pkl", "a plain pickle, not a PyTorch checkpoint")
     (tmp_path / "old.tar").write_bytes(b"\0" * 257 + b"ustar" + b"\0" * 250)
