@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
+from .. import _validate, backend
 from ..tensor import (Function, Tensor, _as_dtype, bool_, float16, float32, float64, int32, int64, uint8)
 
 
@@ -269,8 +269,7 @@ def is_floating_point(self) -> bool:
 # ---- Python and NumPy conversions ----------------------------------------------------------------------
 
 def _one_element(op: str, x):
-    if x.array.size != 1:
-        raise ValueError(f"{op}: only one-element tensors can be converted to a Python scalar, got shape {x.shape}")
+    _validate.scalar_tensor(op, x)
     return x.item()
 
 

@@ -5,52 +5,16 @@ import numbers
 
 import numpy as np
 
-from .. import backend
+from .. import _validate, backend
 from ..tensor import Tensor, is_grad_enabled
 
 # NOTE: there is no version counter as in PyTorch: an in-place write into an array that a graph node
 # saved (x in y = x * w, with only w requiring grad) is not detected.
 
 
-def _check_inplace(x, op, *others):
-    if not is_grad_enabled():
-        return
-    if x.requires_grad:
-        raise RuntimeError(f"{op}: cannot modify a tensor that requires grad in place (shape {x.shape}): "
-                           f"autograd would differentiate through overwritten values; do it inside "
-                           f"mr.no_grad() or on t.detach()")
-    if any(isinstance(o, Tensor) and o.requires_grad for o in others):
-        raise RuntimeError(f"{op}: an in-place op does not record a graph, so its other operand must not "
-                           f"require grad; do it inside mr.no_grad() or pass .detach()")
-
-
-def _operand(x, op, value, move=False):
-    """A raw array or number to write into x's data; Tensors on another device move only if `move`."""
-    if isinstance(value, Tensor):
-        if value.device != x.device and not move:
-            raise ValueError(f"{op}: the operand is on {value.device} but the tensor is on {x.device}")
-        return backend.to_device(value.array, x.device) if value.device != x.device else value.array
-    if isinstance(value, (numbers.Number, np.generic)):
-        return value
-    if isinstance(value, np.ndarray) or backend.get_array_module(value) is not np:
-        return backend.to_device(value, x.device)
-    raise TypeError(f"{op}: expected a number or a Tensor, got {type(value).__name__}")
-
-
-def _broadcasts_to(shape, target) -> bool:
-    try:
-        return np.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
-    except ValueError:
-        return False
-
-
 def _write(x, op, fn, value_shape=()):
-    if not _broadcasts_to(tuple(value_shape), x.shape):
-        raise ValueError(f"{op}: an operand of shape {tuple(value_shape)} cannot be broadcast to the tensor's "
-                         f"shape {x.shape}")
-    if not getattr(getattr(x.array, "flags", None), "writeable", True):  # CuPy's flags have no writeable
-        raise RuntimeError(f"{op}: the tensor (shape {x.shape}) is read-only (a broadcast view from expand, "
-                           f"or read-only memory); clone() it first")
+    """fn(x's array) after _validate.writable's checks; NumPy's own error reworded to name op and x."""
+    _validate.writable(op, x, value_shape)
     try:
         fn(x.array)
     except (TypeError, ValueError) as exc:
@@ -71,13 +35,8 @@ def fill_(self, value):
 
 
 def _fill(x, op, value):
-    _check_inplace(x, op, value)
-    if isinstance(value, Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"{op}: value must be a number or a one-element tensor, got shape {value.shape}")
-        value = value.item()
-    if not isinstance(value, (numbers.Number, np.generic)):
-        raise TypeError(f"{op}: value must be a number, got {type(value).__name__}")
+    _validate.inplace_target(op, x, value)
+    value = _validate.fill_value(op, value)
 
     def fill(d):
         d[...] = value
@@ -86,8 +45,8 @@ def _fill(x, op, value):
 
 def copy_(self, src):
     """Copy src's values (broadcast, cast, moved across devices) into this tensor; returns self."""
-    _check_inplace(self, "copy_", src)
-    data = _operand(self, "copy_", src, move=True)
+    _validate.inplace_target("copy_", self, src)
+    data = _validate.inplace_operand("copy_", self, src, move=True)
 
     def copy(d):
         d[...] = data
@@ -96,8 +55,8 @@ def copy_(self, src):
 
 def add_(self, other, alpha=1):
     """self += alpha * other in place (other broadcast to self's shape); returns self."""
-    _check_inplace(self, "add_", other)
-    data = _operand(self, "add_", other)
+    _validate.inplace_target("add_", self, other)
+    data = _validate.inplace_operand("add_", self, other)
     if not isinstance(alpha, (numbers.Number, np.generic)) or isinstance(alpha, (bool, np.bool_)):
         raise TypeError(f"add_: alpha must be a number, got {alpha!r}")
 
@@ -108,8 +67,8 @@ def add_(self, other, alpha=1):
 
 def mul_(self, other):
     """self *= other in place (other broadcast to self's shape); returns self."""
-    _check_inplace(self, "mul_", other)
-    data = _operand(self, "mul_", other)
+    _validate.inplace_target("mul_", self, other)
+    data = _validate.inplace_operand("mul_", self, other)
 
     def mul(d):
         d *= data
@@ -125,8 +84,8 @@ def sub_(self, other, alpha=1):
 
 def div_(self, other):
     """self /= other in place (a float tensor; other broadcast to self's shape); returns self."""
-    _check_inplace(self, "div_", other)
-    data = _operand(self, "div_", other)
+    _validate.inplace_target("div_", self, other)
+    data = _validate.inplace_operand("div_", self, other)
 
     def div(d):
         d /= data
@@ -135,7 +94,7 @@ def div_(self, other):
 
 def clamp_(self, min=None, max=None):
     """Limit the values to [min, max] in place (numbers; either may be None); returns self."""
-    _check_inplace(self, "clamp_")
+    _validate.inplace_target("clamp_", self)
     for name, bound in (("min", min), ("max", max)):
         if bound is not None and not isinstance(bound, (numbers.Real, np.generic)):
             raise TypeError(f"clamp_: argument '{name}' must be a number or None, got {type(bound).__name__}")
@@ -149,10 +108,11 @@ def clamp_(self, min=None, max=None):
 
 def setitem(self, index, value):
     """t[index] = value with NumPy's indexing; like every in-place op, only outside the graph."""
-    _check_inplace(self, "setitem", value)
-    data = _operand(self, "setitem", value, move=True)
+    _validate.inplace_target("setitem", self, value)
+    data = _validate.inplace_operand("setitem", self, value, move=True)
     items = index if isinstance(index, tuple) else (index,)
-    items = tuple(_operand(self, "setitem", i, move=True) if isinstance(i, Tensor) else i for i in items)
+    items = tuple(_validate.inplace_operand("setitem", self, i, move=True) if isinstance(i, Tensor) else i
+                  for i in items)
     index = items if isinstance(index, tuple) else items[0]
 
     def assign(d):
