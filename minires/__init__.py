@@ -32,7 +32,8 @@ from . import amp, dispatch, parallel, tuning
 from .parallel import get_num_threads, set_num_threads
 from . import backends
 from . import missing
-from . import kernels  # registers the fast paths with dispatch
+from . import kernels  # the fast paths beside the reference ops (minires/kernels)
+kernels.registry.install()  # the one place they enter dispatch: kernels/registry.py's FAST table
 from .dispatch import set_impl
 from . import data
 from . import recipes  # mr.recipes.get("airbench94"): what a training recipe decides (minires/recipes)
