@@ -146,3 +146,10 @@ def pool_args(op: str, x, kernel_size, stride, padding, nonempty=()) -> dict:
         raise ValueError(f"{op}: kernel {kernel_size} is larger than the padded input "
                          f"{(H + 2 * padding[0], W + 2 * padding[1])} (input {x.shape}, padding {padding})")
     return {"kernel_size": kernel_size, "stride": stride, "padding": padding}
+
+
+def target_like(op: str, input, target) -> None:
+    """input is a floating-point Tensor and target a Tensor of its shape (the elementwise losses)."""
+    if not isinstance(target, Tensor) or target.shape != tensor_arg(op, "input", input).shape:
+        raise ValueError(f"{op}: target must be a Tensor of the input's shape {input.shape}, "
+                         f"got {getattr(target, 'shape', type(target).__name__)}")

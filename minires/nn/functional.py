@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from .. import backend
+from .. import _validate, backend
 from .. import functional as _F
 from .._validate import tensor_arg
 from ..creation import default_generator
@@ -214,25 +214,18 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
     """Mean (or sum, or each) of |input - target|, same shapes."""
-    _same_shape("l1_loss", input, target)
+    _validate.target_like("l1_loss", input, target)
     return _reduce("l1_loss", (input - target).abs(), _reduction("l1_loss", size_average, reduce, reduction))
 
 
 def _reduce(op: str, loss, reduction: str):
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    reduction = _validate.reduction_arg(op, reduction)
     return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
-
-
-def _same_shape(op: str, input, target) -> None:
-    if not isinstance(target, Tensor) or target.shape != _floating(op, input).shape:
-        raise ValueError(f"{op}: target must be a Tensor of the input's shape {input.shape}, "
-                         f"got {getattr(target, 'shape', type(target).__name__)}")
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
     """-(y log p + (1 - y) log(1 - p)) of probabilities p, each log clamped at -100 as PyTorch."""
-    _same_shape("binary_cross_entropy", input, target)
+    _validate.target_like("binary_cross_entropy", input, target)
     with np.errstate(divide="ignore"):  # log(0) = -inf, clamped to -100 as PyTorch's (its gradient there is NaN)
         loss = -(target * input.log().clamp(min=-100.0) + (1 - target) * (1 - input).log().clamp(min=-100.0))
     loss = loss if weight is None else loss * weight
@@ -242,7 +235,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction: str = "mean", pos_weight=None):
     """binary_cross_entropy(sigmoid(x), y), computed as max(x, 0) - x y + log(1 + exp(-|x|)) (no overflow)."""
-    _same_shape("binary_cross_entropy_with_logits", input, target)
+    _validate.target_like("binary_cross_entropy_with_logits", input, target)
     x = input
     softplus_neg = ((-x.abs()).exp() + 1).log() + (-x).clamp(min=0.0)  # log(1 + exp(-x)), stable
     if pos_weight is None:
