@@ -36,7 +36,12 @@ class Fn(nn.Module):
 
 
 def check(fn, *arrays, ops=(), opset=17, layers=(), tol=1e-5):
-    """Export fn on arrays, run ONNX Runtime, compare with minires; the graph must hold each of `ops`."""
+    """Export fn on arrays, run ONNX Runtime, compare with minires; the graph must hold each of `ops`.
+
+    The error measure is issue 22's, max abs diff / max abs value, with values below 1 measured absolutely:
+    ONNX Runtime's sigmoid and tanh are not correctly rounded in their tails (3e-5 relative at -5), and
+    0.5 x (1 + erf(x / sqrt 2)) cancels where minires's x Phi(x) uses erfc (ONNX has none).
+    """
     xs = tuple(mr.tensor(a) for a in arrays)
     model = Fn(fn, *layers).eval()
     buf = io.BytesIO()
@@ -49,7 +54,7 @@ def check(fn, *arrays, ops=(), opset=17, layers=(), tol=1e-5):
     with mr.no_grad():
         want = fn(*xs).numpy()
     assert got.shape == want.shape and got.dtype == want.dtype
-    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(float(np.abs(want).max(initial=0)), 1e-6))
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(float(np.abs(want).max(initial=0)), 1.0))
 
 
 def rand(seed, *shape, low=None):
@@ -265,7 +270,7 @@ def test_layer_norm_and_normalize(shape, k, opset, seed):
     ln = nn.LayerNorm(shape[-k:])
     rng = np.random.default_rng(seed)
     ln.weight.array[...], ln.bias.array[...] = rng.normal(1, 0.3, ln.weight.shape), rng.normal(0, 1, ln.bias.shape)
-    check(ln, rand(seed, *shape), layers=[ln], opset=opset, tol=1e-4)
+    check(ln, rand(seed, *shape), layers=[ln], opset=opset)
     check(lambda t: F.normalize(t, dim=1) + F.normalize(t, p=1, dim=-1), rand(seed, *shape), ops={"Div"})
 
 
