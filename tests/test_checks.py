@@ -115,6 +115,14 @@ def test_no_module_keeps_its_own_check_helpers(path):
     assert private_check_helpers(path) == []
 
 
+def test_checks_are_named_and_defined_only_in_validate():
+    """No module in ops/ or functional/ defines a function named as a check (*_arg, check_*): they live in
+    minires._validate (a module may import one there under its old name for old importers)."""
+    defined = [f"{p.name}:{fn.name}" for p in CHECKED for fn in _tree(p).body if isinstance(fn, ast.FunctionDef)
+               and (fn.name.endswith("_arg") or fn.name.startswith("check_"))]
+    assert defined == []
+
+
 def test_ops_args_is_gone():
     """ops/args.py was merged into _validate.py: one argument-check module."""
     assert not (PACKAGE / "ops" / "args.py").exists()

@@ -9,5 +9,5 @@ from .core import (any_tensor, broadcast_pair, broadcast_shape, cat_axis, correc
                    selectable, sizes_arg, split_dim, tensor_arg, tensor_list)
 from .functional import (REDUCTIONS, channel_arg, check_targets, class_indices, class_weight,
                          label_smoothing_arg, log_probs_target, logits_target, pool_args, reduction_arg,
-                         same_shape, target_like)
+                         normalized_shape_arg, same_shape, target_like)
 from .inplace import (fill_value, inplace_operand, inplace_target, scalar_tensor, writable)

@@ -153,3 +153,16 @@ def target_like(op: str, input, target) -> None:
     if not isinstance(target, Tensor) or target.shape != tensor_arg(op, "input", input).shape:
         raise ValueError(f"{op}: target must be a Tensor of the input's shape {input.shape}, "
                          f"got {getattr(target, 'shape', type(target).__name__)}")
+
+
+def normalized_shape_arg(op: str, normalized_shape) -> tuple:
+    """An int or a sequence of positive ints, as a tuple."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, (numbers.Integral, np.integer)) \
+        else normalized_shape
+    if not isinstance(shape, (tuple, list)) or not shape or any(
+            isinstance(s, (bool, np.bool_)) or not isinstance(s, (numbers.Integral, np.integer)) for s in shape):
+        raise TypeError(f"{op}: normalized_shape must be an int or a non-empty sequence of ints, "
+                        f"got {normalized_shape!r}")
+    if any(s <= 0 for s in shape):
+        raise ValueError(f"{op}: normalized_shape must hold positive sizes, got {tuple(shape)}")
+    return tuple(int(s) for s in shape)

@@ -4,9 +4,8 @@ from __future__ import annotations
 import math
 import numbers
 
-import numpy as np
-
 from .. import _validate, dispatch
+from .._validate import normalized_shape_arg  # noqa: F401 - its old home (nn.LayerNorm imports it here)
 from ..backend import get_array_module
 from ..tensor import Function
 
@@ -42,24 +41,11 @@ class LayerNorm(Function):
         return dx, dw, db
 
 
-def normalized_shape_arg(op: str, normalized_shape) -> tuple:
-    """An int or a sequence of positive ints, as a tuple."""
-    shape = (normalized_shape,) if isinstance(normalized_shape, (numbers.Integral, np.integer)) \
-        else normalized_shape
-    if not isinstance(shape, (tuple, list)) or not shape or any(
-            isinstance(s, (bool, np.bool_)) or not isinstance(s, (numbers.Integral, np.integer)) for s in shape):
-        raise TypeError(f"{op}: normalized_shape must be an int or a non-empty sequence of ints, "
-                        f"got {normalized_shape!r}")
-    if any(s <= 0 for s in shape):
-        raise ValueError(f"{op}: normalized_shape must hold positive sizes, got {tuple(shape)}")
-    return tuple(int(s) for s in shape)
-
-
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalise each sample over its trailing dims `normalized_shape` to mean 0, variance 1, then
     scale by weight and shift by bias (both of shape normalized_shape, or None)."""
     _validate.tensor_arg("layer_norm", "input", input)
-    shape = normalized_shape_arg("layer_norm", normalized_shape)
+    shape = _validate.normalized_shape_arg("layer_norm", normalized_shape)
     k = len(shape)
     if input.shape[input.ndim - k:] != shape or input.ndim < k:
         raise ValueError(f"layer_norm: input of shape {input.shape} does not end with normalized_shape {shape}")

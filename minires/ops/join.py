@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from ..tensor import Function, Tensor
+from ..tensor import Function
 from .._validate import cat_axis, is_int, split_dim, tensor_list
 from .shape import GetItem
 
