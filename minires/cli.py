@@ -1,4 +1,4 @@
-"""The `minires` command: `minires train ...`, `minires eval ...` and `minires bench ...`."""
+"""The `minires` command: `minires train ...`, `minires eval ...`, `minires export ...` and `minires bench ...`."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +13,7 @@ from .bench.kernels import main as bench_main
 from .checkpoint import CheckpointError
 from .distributed import ParametersDiverged
 from .io import atomic_write_text
+from .onnx.cli import add_parser as add_export_parser
 from .train import Trainer, TrainingDiverged, evaluate_checkpoint
 from .train.evaluation import checkpoint_of
 from .train.run_dir import check_out_path
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(e, ("limit_test", "tta"))
     e.add_argument("--out", default=None, help="also write final_eval.json and confusion_matrix.png here")
     e.set_defaults(handler=_eval, subparser=e)
+
+    add_export_parser(sub)  # minires export --checkpoint RUN_OR_FILE --format onnx --out model.onnx (minires/onnx/cli.py)
 
     b = sub.add_parser("bench", help="per-kernel benchmark against the machine's ceilings and PyTorch "
                                      "(minires bench --help)", add_help=False)
