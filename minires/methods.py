@@ -5,7 +5,7 @@ is a function beside that op's Function (minires.ops, minires.functional), bound
 below when minires is imported.
 """
 from . import functional
-from .ops import arithmetic, convert, inplace, join, misc, reduction, shape, sort
+from .ops import arithmetic, convert, inplace, join, misc, rearrange, reduction, shape, sort
 from .ops import Add, Div, MatMul, Mul, Pow, Sub, exp, log
 from .tensor import Tensor
 
@@ -39,11 +39,12 @@ METHODS = {
     "amax": reduction.amax, "argmax": reduction.argmax, "argmin": reduction.argmin,
     "var": reduction.var, "std": reduction.std, "norm": reduction.norm,
     "sort": sort.sort, "argsort": sort.argsort, "topk": sort.topk,
-    # shapes and indexing (shape.py, join.py)
-    "__getitem__": shape.getitem, "reshape": shape.reshape, "view": shape.reshape, "permute": shape.permute,
-    "transpose": shape.transpose, "T": property(shape.reversed_dims), "flatten": shape.flatten,
-    "unsqueeze": shape.unsqueeze, "squeeze": shape.squeeze, "expand": shape.expand, "expand_as": shape.expand_as,
-    "repeat": shape.repeat, "split": join.split, "chunk": join.chunk, "t": shape.t, "view_as": shape.view_as,
+    # shapes and indexing (shape.py, rearrange.py, join.py)
+    "__getitem__": rearrange.getitem, "reshape": shape.reshape, "view": shape.reshape, "permute": rearrange.permute,
+    "transpose": rearrange.transpose, "T": property(rearrange.reversed_dims), "flatten": shape.flatten,
+    "unsqueeze": shape.unsqueeze, "squeeze": shape.squeeze, "expand": rearrange.expand,
+    "expand_as": rearrange.expand_as, "repeat": rearrange.repeat, "split": join.split, "chunk": join.chunk,
+    "t": rearrange.t, "view_as": shape.view_as,
     "reshape_as": shape.view_as,
     # casts, devices and copies (convert.py)
     "to": convert.to, "cpu": convert.cpu, "cuda": convert.cuda, "float": convert.float_, "double": convert.double,

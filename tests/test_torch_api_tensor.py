@@ -549,7 +549,8 @@ def test_save_refuses_other_objects_and_load_names_bad_files(tmp_path):
         mr.save({"a": np.zeros(2)}, tmp_path / "x.safetensors")
     assert not os.path.exists(tmp_path / "x.safetensors")
     (tmp_path / "bad").write_bytes(b"not a safetensors file")
-    with pytest.raises(ValueError, match="load: .*bad.* not a readable safetensors file"):
+    with pytest.raises(ValueError, match=r"load: .*bad.* is a text file \(it starts with 'not a safetensors file'\), "
+                                         r"not a PyTorch checkpoint or a safetensors file"):
         mr.load(tmp_path / "bad")
     with pytest.raises(FileNotFoundError, match="load: "):
         mr.load(tmp_path / "missing")

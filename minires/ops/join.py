@@ -6,7 +6,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..tensor import Function
 from .._validate import cat_axis, is_int, split_dim, tensor_list
-from .shape import GetItem
+from .rearrange import GetItem
 
 
 class Cat(Function):
