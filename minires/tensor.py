@@ -38,7 +38,7 @@ class Tensor:
             data = np.asarray(data)
         self.array = data
         self.grad = None
-        self._ctx = None
+        self.grad_fn = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -75,11 +75,7 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return self._ctx is None
-
-    @property
-    def grad_fn(self):
-        return self._ctx
+        return self.grad_fn is None
 
     def size(self, dim=None):
         return self.shape if dim is None else self.shape[dim]
@@ -183,7 +179,7 @@ class Function:
     """
 
     name = None  # op name used in error messages; defaults to the lower-cased class name
-    inputs = ()  # names of forward's positional inputs, for error messages ("input", "weight", ...)
+    input_names = ()  # names of forward's positional inputs, for error messages ("input", "weight", ...)
 
     def __init__(self):
         self.parents = ()
@@ -203,13 +199,13 @@ class Function:
     @classmethod
     def input_name(cls, i: int) -> str:
         """The name of forward's positional input i, for error messages."""
-        return cls.inputs[i] if i < len(cls.inputs) else f"input {i}"
+        return cls.input_names[i] if i < len(cls.input_names) else f"input {i}"
 
     @classmethod
     def apply(cls, *inputs, **params):
         """Run forward on the inputs' arrays and, when needed, record the node for backward."""
         tensors = [t for t in inputs if isinstance(t, Tensor)]
-        _check_same_device_and_dtype(cls, inputs)
+        check_same_device_and_dtype(cls, inputs)
         ctx = cls()
         requires_grad = is_grad_enabled() and any(t.requires_grad for t in tensors)
         ctx.needs_input_grad = tuple(
@@ -219,7 +215,7 @@ class Function:
         result = Tensor(out, requires_grad=requires_grad)
         if requires_grad:
             ctx.parents = inputs
-            result._ctx = ctx
+            result.grad_fn = ctx
         for observer in observers:
             observer.op(cls, inputs, params, result)
         return result
@@ -230,7 +226,7 @@ class Function:
         self.freed = True
 
 
-def _check_same_device_and_dtype(cls, inputs) -> None:
+def check_same_device_and_dtype(cls, inputs) -> None:
     """The one device/dtype check of every op: its Tensor inputs share a device and a float dtype."""
     named = [(cls.input_name(i), t) for i, t in enumerate(inputs) if isinstance(t, Tensor)]
     if len(named) < 2:
@@ -260,7 +256,7 @@ def _topological_order(root):
             continue
         visited.add(id(t))
         stack.append((t, True))
-        ctx = t._ctx
+        ctx = t.grad_fn
         if ctx is None:
             continue
         if ctx.freed:
@@ -296,7 +292,7 @@ def run_backward(roots, grads, retain_graph: bool = False, wanted=None):
                 continue
             if wanted is not None and id(t) in wanted:
                 found[wanted[id(t)]] = g
-            ctx = t._ctx
+            ctx = t.grad_fn
             if ctx is None:  # a leaf: accumulate as PyTorch does
                 if wanted is None:
                     t.grad = Tensor(g.copy()) if t.grad is None else Tensor(t.grad.array + g)
@@ -313,7 +309,7 @@ def run_backward(roots, grads, retain_graph: bool = False, wanted=None):
                 pending[id(p)] = pg if prev is None else prev + pg
             if not retain_graph:
                 ctx.release()
-                t._ctx = ctx  # keep the freed node so a second backward raises clearly
+                t.grad_fn = ctx  # keep the freed node so a second backward raises clearly
     return found
 
 

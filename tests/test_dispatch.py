@@ -16,7 +16,7 @@ class Double(Function):
     """Test op: 2x; backward 2g. The fast path below computes the same, and records that it ran."""
 
     name = "test_double"
-    inputs = ("input",)
+    input_names = ("input",)
     ran = []
 
     def forward(self, x):

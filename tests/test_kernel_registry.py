@@ -53,6 +53,6 @@ def test_the_conv_implementations_keep_one_named_geometry():
     x = mr.randn(2, 4, 5, 6, requires_grad=True)
     w = mr.randn(6, 2, 3, 3, requires_grad=True)
     params = dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)
-    geoms = [cls.apply(x, w, None, **params)._ctx.geom for cls in (Conv2d, Conv2dCPU)]
+    geoms = [cls.apply(x, w, None, **params).grad_fn.geom for cls in (Conv2d, Conv2dCPU)]
     expected = ConvGeometry((2, 4, 5, 6), (6, 2, 3, 3), (2, 1), (1, 0), (1, 2), 2)
     assert all(type(g) is ConvGeometry and g == expected for g in geoms)

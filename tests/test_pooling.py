@@ -221,7 +221,7 @@ def test_empty_batch_gives_an_empty_output(device, fn, out_shape):
 def _ran(x):
     """The Function classes that ran max_pool2d, avg_pool2d and adaptive_avg_pool2d (global and 2x3) on x."""
     outs = (F.max_pool2d(x, 2), F.avg_pool2d(x, 2), F.adaptive_avg_pool2d(x, 1), F.adaptive_avg_pool2d(x, (2, 3)))
-    return [type(out._ctx) for out in outs]
+    return [type(out.grad_fn) for out in outs]
 
 
 @dispatch.use_impl("fast")  # even in a run with MINIRES_IMPL=reference
@@ -234,7 +234,7 @@ def test_dispatch_runs_the_cpu_fast_paths_and_the_references_when_asked():
         assert dispatch.choose(MaxPool2d, (x,), params) is MaxPool2d
         assert _ran(x) == [MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveAvgPool2d]
     # An empty batch: the reference (the kernel's NaN probe needs values).
-    assert type(F.max_pool2d(mr.zeros(0, 3, 4, 4, requires_grad=True), 2)._ctx) is MaxPool2d
+    assert type(F.max_pool2d(mr.zeros(0, 3, 4, 4, requires_grad=True), 2).grad_fn) is MaxPool2d
 
 
 @dispatch.use_impl("fast")  # even in a run with MINIRES_IMPL=reference
@@ -245,7 +245,7 @@ def test_dispatch_runs_the_cuda_max_pool_kernel(standin):
     with dispatch.use_impl("reference"):
         assert _ran(x)[0] is MaxPool2d
     # An empty batch: the reference (no kernel launch with an empty grid).
-    assert type(F.max_pool2d(mr.zeros(0, 3, 4, 4, device="cuda", requires_grad=True), 2)._ctx) is MaxPool2d
+    assert type(F.max_pool2d(mr.zeros(0, 3, 4, 4, device="cuda", requires_grad=True), 2).grad_fn) is MaxPool2d
 
 
 def _t(shape, dtype=np.float64):
@@ -294,10 +294,10 @@ def test_global_pool_on_cuda_keeps_a_channels_last_layout(standin):
     x = mr.tensor(xh, device="cuda").permute(0, 3, 1, 2)                       # (N, C, H, W) view
     x.requires_grad_(True)
     out = F.adaptive_avg_pool2d(x, 1)
-    assert type(out._ctx) is AdaptiveAvgPool2dCUDA
+    assert type(out.grad_fn) is AdaptiveAvgPool2dCUDA
     np.testing.assert_allclose(out.numpy(), naive_adaptive_avg(xh.transpose(0, 3, 1, 2), 1, 1), rtol=1e-12)
     g = np.random.default_rng(4).standard_normal((2, 5, 1, 1))
-    dx = out._ctx.backward(mr.tensor(g, device="cuda").array)  # what reaches the op below (a leaf's .grad is a copy)
+    dx = out.grad_fn.backward(mr.tensor(g, device="cuda").array)  # what reaches the op below (a leaf's .grad is a copy)
     assert dx.transpose(0, 2, 3, 1).flags.c_contiguous                          # laid out like x
     np.testing.assert_allclose(mr.Tensor(dx).numpy(), np.broadcast_to(g / 16, (2, 5, 4, 4)), rtol=1e-12)
 

@@ -314,7 +314,7 @@ def test_a_gradient_of_the_wrong_dtype_or_shape_is_an_error_naming_the_op(make, 
 
 
 class _Scale(mr.Function):
-    inputs = ("input", "scale")
+    input_names = ("input", "scale")
 
     def forward(self, x, s):
         self.x, self.s = x, s

@@ -26,7 +26,7 @@ class SyncBatchNormFunction(Function):
     """y = (x - mean) / sqrt(var + eps) * w + b per channel, mean and var over every process's batch."""
 
     name = "sync_batch_norm"
-    inputs = ("input", "weight", "bias")
+    input_names = ("input", "weight", "bias")
 
     def forward(self, x, w=None, b=None, running_mean=None, running_var=None, momentum=0.1, eps=1e-5,
                 comm=None):

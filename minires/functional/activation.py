@@ -13,7 +13,7 @@ class ReLU(Function):
     """out = max(x, 0); the gradient passes where out > 0 (0 at the kink, as PyTorch)."""
 
     name = "relu"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, x):
         out = get_array_module(x).maximum(x, 0)  # NOTE: maximum propagates NaN, as PyTorch does
@@ -28,7 +28,7 @@ class AddReLU(Function):
     """out = max(x + y, 0); both inputs get the gradient where out > 0."""
 
     name = "add_relu"
-    inputs = ("x", "y")
+    input_names = ("x", "y")
 
     def forward(self, x, y):
         out = get_array_module(x).maximum(x + y, 0)

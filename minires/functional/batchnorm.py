@@ -29,7 +29,7 @@ class BatchNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * w + b per channel: batch statistics in training, running ones in eval."""
 
     name = "batch_norm"
-    inputs = ("input", "weight", "bias")
+    input_names = ("input", "weight", "bias")
 
     def forward(self, x, w=None, b=None, running_mean=None, running_var=None, training=False,
                 momentum=0.1, eps=1e-5):

@@ -66,7 +66,7 @@ class Conv2d(Function):
     """out[n, o, h, w] = b[o] + sum_{c in group(o), i, j} w[o, c, i, j] * xpad[n, c, s*h + d*i, s*w + d*j]."""
 
     name = "conv2d"
-    inputs = ("input", "weight", "bias")
+    input_names = ("input", "weight", "bias")
 
     def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         xp = get_array_module(x)

@@ -20,7 +20,7 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 class Sigmoid(Function):
     name = "sigmoid"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -36,7 +36,7 @@ class Sigmoid(Function):
 
 class Tanh(Function):
     name = "tanh"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, x):
         self.y = get_array_module(x).tanh(x)
@@ -48,7 +48,7 @@ class Tanh(Function):
 
 class GELU(Function):
     name = "gelu"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, x, approximate="none"):
         xp = get_array_module(x)
@@ -74,7 +74,7 @@ class GELU(Function):
 
 class LeakyReLU(Function):
     name = "leaky_relu"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, x, negative_slope=0.01):
         xp = get_array_module(x)
@@ -88,7 +88,7 @@ class LeakyReLU(Function):
 
 class Dropout(Function):
     name = "dropout"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, x, mask=None):
         self.mask = mask  # 0 or 1/(1-p) per element, in x's dtype

@@ -12,7 +12,7 @@ from ..tensor import Function
 
 class LayerNorm(Function):
     name = "layer_norm"
-    inputs = ("input", "weight", "bias")
+    input_names = ("input", "weight", "bias")
 
     def forward(self, x, w=None, b=None, k=1, eps=1e-5):
         # x (*, *normalized_shape) with k normalized dims; w, b normalized_shape

@@ -10,7 +10,7 @@ from ..tensor import Function, Tensor
 
 class Linear(Function):
     name = "linear"
-    inputs = ("input", "weight", "bias")
+    input_names = ("input", "weight", "bias")
 
     def forward(self, x, w, b=None):
         # x (..., in); w (out, in); b (out,)

@@ -10,7 +10,7 @@ from ..tensor import Function
 
 class CrossEntropy(Function):
     name = "cross_entropy"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, logits, target=None, label_smoothing=0.0, reduction="mean"):
         # logits (N, C); target (N,) class indices. An index outside [0, C) gives its row a NaN loss:
@@ -74,7 +74,7 @@ def cross_entropy(input, target, label_smoothing: float = 0.0, reduction: str = 
 
 class NLLLoss(Function):
     name = "nll_loss"
-    inputs = ("input", "weight")
+    input_names = ("input", "weight")
 
     def forward(self, x, weight=None, target=None, ignore_index=-100, reduction="mean"):
         # x (N, C, *d) or (C,); target (N, *d) or (): one class index per row of x
@@ -123,7 +123,7 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
 
 class MSELoss(Function):
     name = "mse_loss"
-    inputs = ("input", "target")
+    input_names = ("input", "target")
 
     def forward(self, x, y, reduction="mean"):
         xp = get_array_module(x)

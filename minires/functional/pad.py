@@ -48,7 +48,7 @@ def _edges_backward(xp, g, axis, left, right, mode):
 
 class Pad(Function):
     name = "pad"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, x, pads=(), mode="constant", value=0.0):
         # pads: ((axis, left, right), ...) for the padded axes, the last axis first (torch's order)

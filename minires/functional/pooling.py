@@ -55,7 +55,7 @@ class MaxPool2d(Function):
     """out = max over each window of the -inf padded input; the gradient goes to the window's first maximum."""
 
     name = "max_pool2d"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
         xp = get_array_module(x)
@@ -83,7 +83,7 @@ class AvgPool2d(Function):
     """out = sum over each zero-padded window / (KH*KW) (count_include_pad=True)."""
 
     name = "avg_pool2d"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)):
         KH, KW = kernel_size
@@ -107,7 +107,7 @@ class AdaptiveAvgPool2d(Function):
     """out[n, c, i, j] = mean of x over PyTorch's adaptive bin (i, j); bins may overlap."""
 
     name = "adaptive_avg_pool2d"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, x, output_size=(1, 1)):
         xp = get_array_module(x)

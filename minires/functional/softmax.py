@@ -13,7 +13,7 @@ from ..tensor import Function, Tensor
 
 class Softmax(Function):
     name = "softmax"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, x, dim=-1):
         xp = get_array_module(x)
@@ -31,7 +31,7 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     name = "log_softmax"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, x, dim=-1):
         xp = get_array_module(x)
@@ -98,7 +98,7 @@ def one_hot(tensor, num_classes: int = -1):
 
 class Normalize(Function):
     name = "normalize"
-    inputs = ("input",)
+    input_names = ("input",)
 
     def forward(self, x, p=2.0, dim=1, eps=1e-12):
         xp = get_array_module(x)

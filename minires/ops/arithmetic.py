@@ -10,7 +10,7 @@ import numpy as np
 from .. import _validate, backend
 from ..backend import get_array_module
 from ..creation import tensor as new_tensor
-from ..tensor import Function, Tensor, _check_same_device_and_dtype, float32, unbroadcast
+from ..tensor import Function, Tensor, check_same_device_and_dtype, float32, unbroadcast
 
 
 def grad_for(g, shape, dtype):
@@ -248,7 +248,7 @@ def binary_methods(function, dunder: str | None = None):
     check = _validate.matmul_shapes if function is MatMul else _validate.broadcast_pair
 
     def checked(a, b):
-        _check_same_device_and_dtype(function, (a, b))  # NOTE: a dtype mismatch is named before the shapes
+        check_same_device_and_dtype(function, (a, b))  # NOTE: a dtype mismatch is named before the shapes
         check(op, a, b)
         return function.apply(a, b)
 

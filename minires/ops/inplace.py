@@ -130,7 +130,7 @@ def augmented(binary):
     fit t (a broadcast that grows it, a wider dtype, a read-only view), t is rebound to the new tensor; a leaf
     that requires grad is refused there, as in PyTorch (`w -= lr * w.grad` outside no_grad())."""
     def method(self, other):
-        if self.requires_grad and self._ctx is None and is_grad_enabled():
+        if self.requires_grad and self.grad_fn is None and is_grad_enabled():
             raise RuntimeError(f"{method.__name__}: a leaf tensor that requires grad (shape {self.shape}) is used in "
                                f"an in-place operation; update parameters inside mr.no_grad()")
         out = binary(self, other)
