@@ -187,6 +187,10 @@ def autocast():
         mr.amp.autocast("cpu", dtype=mr.float32)
     with mr.autocast("cpu"):
         assert mr.amp.autocast_dtype() == np.float16
+        x = mr.randn(2, 3, 4, 4)
+        assert F.conv2d(x, mr.randn(3, 3, 1, 1)).dtype == np.float16
+        bn = F.batch_norm(x.half(), mr.zeros(3), mr.ones(3), training=True)
+        assert bn.dtype == np.float32  # widened: batch norm computes and returns float32
 
 
 def reduce_lr_on_plateau_nan():
