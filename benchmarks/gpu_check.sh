@@ -119,7 +119,7 @@ export -f env_info train_bench parity kernels  # run by `timeout ... bash -c NAM
 stage env "${caps[0]}" bash -c env_info
 stage smoke "${caps[1]}" "$PY" benchmarks/gpu_smoke.py --out "$OUT" --size "$SMOKE"
 if [ "$MODE" = standin ]; then  # no real GPU: the gpu-marked tests skip; run the stand-in's own tests
-    stage tests "${caps[2]}" "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_standin.py --junitxml="$OUT/junit.xml"
+    stage tests "${caps[2]}" "$PY" -m pytest -q -p no:cacheprovider tests/cuda/test_cuda_standin.py --junitxml="$OUT/junit.xml"
 else
     stage tests "${caps[2]}" "$PY" -m pytest -q -rs -p no:cacheprovider -m gpu --junitxml="$OUT/junit.xml"
 fi

@@ -323,7 +323,7 @@ def _call_backward(ctx, g):
     NOTE: one gradient array can reach several nodes (an add passes its gradient to both inputs,
     a reshape passes a view), so a backward that wrote into its incoming gradient would silently
     corrupt its siblings' gradients. The view leaves the array itself, which the caller may own,
-    writeable. CuPy arrays have no writeable flag: there tests/test_backward_purity.py checks every
+    writeable. CuPy arrays have no writeable flag: there tests/engine/test_backward_purity.py checks every
     op of the library instead.
     """
     view = g

@@ -1,11 +1,16 @@
 """Shared test setup: hypothesis profiles and the `gpu` marker / device fixture."""
 import os
+import sys
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 import minires as mr
 from minires import dispatch, parallel, tuning
+
+# The helper modules beside this file (cupy_standin, cuda_emulator, tiny_cifar, torch_scripts/) import by name
+# from the test files in the subfolders, whatever pytest's import mode.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=25,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -125,3 +130,10 @@ def benchmark_script():
 def tool_script():
     """load(name) -> the module tools/<name>.py of this checkout (the data tools: cifar_subset, jpeg_pack)."""
     return _script_loader("tools")
+
+
+@pytest.fixture
+def fast():
+    """The fast paths, whatever MINIRES_IMPL says: the tests using this are about them."""
+    with dispatch.use_impl("fast"):
+        yield

@@ -325,7 +325,7 @@ class Trainer:
 
 
 RUN_FILES = run_dir.RUN_FILES
-_remove_stale_temp_files = remove_stale_temp_files  # the names tests/test_crash_safety.py imports
+_remove_stale_temp_files = remove_stale_temp_files  # the names tests/train/test_crash_safety.py imports
 
 
 def _quiet(*args, **kwargs) -> None:

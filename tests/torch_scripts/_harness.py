@@ -1,4 +1,4 @@
-"""Tiny data in torchvision's layouts and a runner for the rewritten scripts (tests/test_torch_scripts.py)."""
+"""Tiny data in torchvision's layouts and a runner for the rewritten scripts (tests/train/test_torch_scripts.py)."""
 import os
 import pickle
 import re

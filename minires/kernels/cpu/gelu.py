@@ -5,7 +5,7 @@ erfc, slopes phi(x) in closed form); between knots x0 and x0 + h, with s = x - x
     Phi(x) ~ Phi(x0) + s (phi(x0) + s (c2 + s c3))        (the cubic Hermite interpolant)
 whose error is below h^4 / 384 * max|Phi''''| ~ 1.4e-9. The correction term is small, so float32
 evaluation adds little to the rounding of the table's Phi(x0): measured against math.erfc, Phi is
-within 1e-7 of the truth everywhere (tests/test_gelu_fast.py). Near and beyond +-8 Phi is taken as 0
+within 1e-7 of the truth everywhere (tests/ops/test_gelu_fast.py). Near and beyond +-8 Phi is taken as 0
 or 1 (Phi(-8) = 6e-16), flat, so that gelu(+-inf) and its gradient are NaN, as the
 reference's inf * 0. About 25 float32 NumPy passes (4 of them gathers) instead of the reference's
 ~50 float64 ones: ~20-25 ns per value against ~245 measured for the reference (7 calls of an

@@ -1,6 +1,6 @@
 """A user's own layers written for PyTorch: swish written by hand, and a squeeze-excitation block
 (global average pool -> 1x1 conv -> swish -> 1x1 conv -> sigmoid gate on each channel).
-tests/test_torch_layer_gradcheck.py gradient-checks the rewritten copy of this file on minires."""
+tests/nn/test_torch_layer_gradcheck.py gradient-checks the rewritten copy of this file on minires."""
 import minires as torch
 import minires.nn as nn
 import minires.nn.functional as F
