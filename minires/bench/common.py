@@ -224,11 +224,6 @@ def markdown_table(rows, columns) -> str:
     return "\n".join(out)
 
 
-if __name__ == "__main__":
-    print(header())
-    print(f"GEMM ceiling {gemm_ceiling_gflops():.1f} GFLOP/s, copy ceiling {copy_ceiling_gbs():.1f} GB/s",
-          file=sys.stderr)
-
 
 def resolve_device(parser, name: str, torch):
     """(device, header lines, torch or None) for --device NAME: "cuda" -> "cuda:0" with the GPU's header;
@@ -257,3 +252,9 @@ def scaled_step(loss_fn, opt, scaler):
             scaler.step(opt)
             scaler.update()
     return step
+
+
+if __name__ == "__main__":
+    print(header())
+    print(f"GEMM ceiling {gemm_ceiling_gflops():.1f} GFLOP/s, copy ceiling {copy_ceiling_gbs():.1f} GB/s",
+          file=sys.stderr)
