@@ -39,7 +39,7 @@ def is_cupy(xp) -> bool:
 
 
 def cupy_module():
-    """The cupy module (for minires.kernels.cuda's launcher); a clear error without CuPy."""
+    """The cupy module in use (the real one, or a stand-in given to use_cupy); a clear error without CuPy."""
     if _cupy is None:
         raise RuntimeError("CuPy is not installed: install the gpu extra (pip install 'minires[gpu]')")
     return _cupy

@@ -1,7 +1,4 @@
-"""ReLU and the fused residual add + ReLU of ResNet blocks: the reference implementations.
-
-Fast paths: minires.kernels.cpu.activation (threaded) and minires.kernels.cuda.activation (fused kernels).
-"""
+"""ReLU and the fused residual add + ReLU of ResNet blocks: the reference implementations."""
 from __future__ import annotations
 
 from .. import _validate, dispatch

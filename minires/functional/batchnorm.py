@@ -1,8 +1,4 @@
-"""Batch normalisation over the channel axis of (N, C), (N, C, L) or (N, C, H, W) inputs.
-
-Fast paths beside this reference: minires/kernels/cpu/batchnorm.py (threaded, in place, channels-last
-rows) and minires/kernels/cuda/batchnorm.py (the CUDA kernels, float16 in and out under autocast).
-"""
+"""Batch normalisation over the channel axis of (N, C), (N, C, L) or (N, C, H, W) inputs: the reference."""
 from __future__ import annotations
 
 import math

@@ -1,6 +1,6 @@
 """Elementwise activations (sigmoid, tanh, gelu, leaky_relu) and dropout; every array keeps x's shape.
 
-These references are the only implementations (no fast path); they still run through dispatch.call.
+Each runs through dispatch.call like every op.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Max, average and adaptive-average 2-D pooling (PyTorch semantics, NCHW): the reference implementations.
 
 Windows are read one kernel offset at a time as strided views of the padded input (KH*KW views,
-each one value per window). Fast paths: minires.kernels.cpu.pooling and minires.kernels.cuda.pooling.
+each one value per window).
 """
 from __future__ import annotations
 

@@ -104,3 +104,10 @@ def test_an_op_off_the_path_is_seen():
 @pytest.mark.parametrize("relative", ["tensor.py", "dispatch.py"])
 def test_the_core_of_the_path_is_listed(relative):
     assert relative in reading_path()
+
+
+def test_the_reading_path_does_not_talk_about_fast_paths():
+    # the guide says where they are; the reference files do not send the reader there
+    for f in reading_path():
+        text = (PACKAGE / f).read_text(encoding="utf-8")
+        assert "minires.kernels" not in text and "minires/kernels" not in text, f
