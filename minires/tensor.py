@@ -313,8 +313,10 @@ def run_backward(roots, grads, retain_graph: bool = False, wanted=None):
     return found
 
 
-# NumPy's words for a write into a read-only array: by assignment, and through a ufunc's out=.
-_READ_ONLY = ("assignment destination is read-only", "output array is read-only")
+# How NumPy's refusals of a write into a read-only array end: assignment, a ufunc's or put's out=, sort,
+# an iterator operand (einsum out=, ufunc.at), place's write-back copy.
+_READ_ONLY = ("assignment destination is read-only", "output array is read-only", "sort array is read-only",
+              "iterator write flag set is read-only", "WRITEBACKIFCOPY base is read-only")
 
 
 def _call_backward(ctx, g):
@@ -333,7 +335,7 @@ def _call_backward(ctx, g):
     try:
         return ctx.backward(view)
     except ValueError as err:
-        if view is g or str(err) not in _READ_ONLY:
+        if view is g or not str(err).endswith(_READ_ONLY):
             raise
         raise RuntimeError(
             f"{ctx.op_name()}: backward wrote into its incoming gradient (shape {g.shape}), which is "

@@ -8,6 +8,7 @@ warned about: the recording follows the branch that value took, for this input o
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 
 from ..tensor import Tensor, observers
@@ -42,6 +43,8 @@ class Recorder:
     """The observer of one export's forward pass."""
 
     def __init__(self, model, inputs):
+        # NOTE: observers are process-wide; the recording is of the exporting thread's ops only
+        self.thread = threading.get_ident()
         self.records = []
         self.live = {id(t) for t in inputs}
         # values known to be the same for every input: parameters, buffers, and what ops made of them alone
@@ -61,6 +64,8 @@ class Recorder:
 
     # ---- minires.tensor's observer interface ---------------------------------------------------
     def op(self, cls, inputs, params, result) -> None:
+        if threading.get_ident() != self.thread:
+            return
         rec = Record(cls, tuple(inputs), dict(params), result, self.where())
         self.records.append(rec)
         if any(id(t) in self.live for t in rec.tensors()):
@@ -69,6 +74,8 @@ class Recorder:
             self.constant.add(id(result))
 
     def leaves_graph(self, t) -> None:
+        if threading.get_ident() != self.thread:
+            return
         # NOTE: a tensor from outside the recorded ops (a comparison's result, say) may depend on the
         # input: only values known to be constant pass silently.
         if id(t) in self.constant:
@@ -115,5 +122,5 @@ def _tracked(forward, name, stack):
 
 
 def is_recording() -> bool:
-    """Whether an export is recording a forward pass now."""
-    return any(isinstance(o, Recorder) for o in observers)
+    """Whether an export is recording a forward pass now, in this thread."""
+    return any(isinstance(o, Recorder) and o.thread == threading.get_ident() for o in observers)

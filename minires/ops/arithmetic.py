@@ -290,6 +290,7 @@ def clamp(self, min=None, max=None):
                             f"got {type(bound).__name__}")
     if min is None and max is None:
         raise ValueError(f"clamp: at least one of min and max must be given (input shape {self.shape})")
+    check_same_device_and_dtype(Clamp, (self, min, max))  # a dtype mismatch is named before shapes
     shapes = [tuple(getattr(v, "shape", ())) for v in (self, min, max) if v is not None]
     try:
         np.broadcast_shapes(*shapes)
@@ -317,6 +318,7 @@ def where(condition, input=None, other=None):
         input = operand(other, input, "where")
     elif not isinstance(other, Tensor):
         other = operand(input, other, "where")
+    check_same_device_and_dtype(Where, (cond, input, other))
     try:
         np.broadcast_shapes(cond.shape, input.shape, other.shape)
     except ValueError:
@@ -329,6 +331,7 @@ def maximum(input, other):
     """Elementwise maximum of two broadcast tensors (ties share the gradient)."""
     x = _validate.any_tensor("maximum", "input", input)
     other = operand(x, other, "maximum")
+    check_same_device_and_dtype(Maximum, (x, other))
     _validate.broadcast_pair("maximum", x, other)
     return Maximum.apply(x, other)
 
@@ -337,6 +340,7 @@ def minimum(input, other):
     """Elementwise minimum of two broadcast tensors (ties share the gradient)."""
     x = _validate.any_tensor("minimum", "input", input)
     other = operand(x, other, "minimum")
+    check_same_device_and_dtype(Minimum, (x, other))
     _validate.broadcast_pair("minimum", x, other)
     return Minimum.apply(x, other)
 

@@ -357,6 +357,6 @@ def test_the_check_catches_a_backward_that_writes_into_its_gradient_on_the_stand
 def test_the_walk_refuses_that_write_on_numpy():
     x = mr.Tensor(np.ones((2, 3)), requires_grad=True)
     g = np.full((2, 3), 0.5)
-    with pytest.raises((RuntimeError, ValueError), match="read-only|wrote into"):
+    with pytest.raises(RuntimeError, match="wrote into"):
         assert_backward_leaves_gradient(_WritesIntoGradient.apply(x), [x], g)
     assert g.tolist() == [[0.5] * 3] * 2 and g.flags.writeable  # the caller's array untouched, still writeable

@@ -503,3 +503,21 @@ def test_observers_are_told_of_each_op_and_of_values_leaving_for_python():
     assert rec.ops[1][3] == (2,) and rec.left == [()]
     (x + 1).sum()
     assert len(rec.ops) == 3  # removed: told nothing more
+
+
+@pytest.mark.parametrize("write", [lambda g: g.sort(), lambda g: np.einsum("i->i", g * 1, out=g),
+                                   lambda g: np.putmask(g, g > 0, 0.0), lambda g: np.place(g, g > 0, [0.0]),
+                                   lambda g: np.multiply(g, 2, out=g)],
+                         ids=["sort", "einsum-out", "putmask", "place", "ufunc-out"])
+def test_every_numpy_refusal_of_a_write_into_the_gradient_names_the_op(write):
+    class _Writes(mr.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, g):
+            write(g)
+            return g * 2
+
+    out = _Writes.apply(t64([1.0, 2.0, 3.0])) + 0  # the add hands _Writes a gradient it also owns
+    with pytest.raises(RuntimeError, match=r"_writes: backward wrote into its incoming gradient \(shape \(3,\)\)"):
+        out.sum().backward()

@@ -298,3 +298,31 @@ def test_a_model_on_the_gpu_exports_through_its_cuda_paths(standin):
     (got,) = ort_run(blob, x)
     assert relative(got, want) < TOL
     assert model.conv1.weight.device.startswith("cuda")
+
+
+def test_another_threads_ops_are_not_recorded(tmp_path):
+    import threading
+
+    import minires.onnx
+    from minires.onnx import recorder
+
+    seen = {}
+
+    class Waits(mr.nn.Module):
+        def forward(self, x):
+            def other():  # another thread's work while the export records: not part of the graph
+                seen["recording there"] = recorder.is_recording()
+                seen["value"] = float((mr.ones(3) * 2 + 1).sum())
+            t = threading.Thread(target=other)
+            t.start()
+            t.join()
+            seen["recording here"] = recorder.is_recording()
+            return x * 2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", minires.onnx.TracerWarning)  # the other thread's float() must not warn
+        minires.onnx.export(Waits(), mr.randn(2, 3), str(tmp_path / "m.onnx"))
+    assert seen == {"recording there": False, "value": 9.0, "recording here": True}
+    onnx = pytest.importorskip("onnx")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
+    assert ops.count("Mul") == 1 and not {"Add", "ReduceSum"} & set(ops), ops
