@@ -182,6 +182,9 @@ def _kind_of(blob: bytes):
         return "a pickle (minires never unpickles a checkpoint; minires.load reads PyTorch's own .pt files)"
     if head.startswith(b"\x89PNG"):
         return "a PNG image"
+    if head[:1] == b"\x08" and 3 <= head[1] <= 12 and head[2:3] in (b"\x12", b"\x1a", b"\x3a", b"\x42"):
+        # an ONNX ModelProto: ir_version (field 1, a small varint) then producer_name, graph or opset_import
+        return "an ONNX model (minires exports them; it reads its own .safetensors checkpoints)"
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:  # a multi-byte character cut at byte 200 is still text

@@ -174,6 +174,9 @@ def _train_runs(config, parser, comm) -> int:
 def _eval(args, parser) -> int:
     try:
         path = checkpoint_of(args.checkpoint)
+        if args.data is not None and os.path.isfile(args.data):
+            parser.error(f"--data {args.data} is a file, not a folder: pass the folder that holds the dataset, "
+                         f"e.g. --data {os.path.dirname(os.path.abspath(args.data))}")
         if args.data is not None and not os.path.isdir(args.data):
             parser.error(f"data directory {args.data!r} does not exist")
         if args.out is not None:

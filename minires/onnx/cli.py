@@ -88,6 +88,10 @@ def run(args, parser) -> int:
     try:
         onnx = onnx_module()
         model, name, file = load_model(args.checkpoint)
+        if os.path.isfile(args.out) and (os.path.samefile(args.out, file) or not args.out.endswith(".onnx")):
+            parser.error(f"--out {args.out!r} is an existing file that is not an .onnx model"
+                         f"{' (the checkpoint being exported)' if os.path.samefile(args.out, file) else ''}: "
+                         f"give a new file name ending in .onnx")
         x = Tensor(np.zeros((args.batch,) + IMAGE_SHAPE, dtype=np.float32))
         axes = {"input": {0: "batch"}, "output": {0: "batch"}} if args.dynamic_batch else None
         export(model, x, args.out, opset_version=args.opset, dynamic_axes=axes, input_names=["input"],

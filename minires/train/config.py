@@ -140,6 +140,9 @@ class TrainConfig:
         if self.cutout < 0:
             raise ValueError(f"cutout must be >= 0, got {self.cutout}")
         backend.parse_device(self.device)
+        if self.data is not None and os.path.isfile(self.data):
+            raise FileNotFoundError(f"--data {self.data} is a file, not a folder: pass the folder that holds the "
+                                    f"dataset, e.g. --data {os.path.dirname(os.path.abspath(self.data))}")
         if self.data is not None and not os.path.isdir(self.data):
             raise FileNotFoundError(f"data directory {self.data!r} does not exist")
         if check_init_from and self.init_from is not None and not os.path.isfile(self.init_from):

@@ -106,6 +106,9 @@ def evaluate_checkpoint(path, data=None, device="cpu", batch_size=500, limit_tes
     saved = ckpt["extra"].get("config")
     if saved is None:
         raise ValueError(f"checkpoint {path!r} has no training config; cannot tell which model it holds")
+    if data is None and saved.get("data") and os.path.isdir(saved["data"]):  # the run's own data folder
+        data = saved["data"]
+        log(f"data: {data} (the folder the run was trained on; --data DIR picks another)")
     _, test_set = load_datasets(data, None, limit_test, saved.get("seed", 0), train=False, cache=cache)
     classes = list(test_set.classes)
     log(describe_data(None, test_set, limit_test=limit_test))

@@ -86,8 +86,10 @@ def merge_saved_config(config, saved: dict, log=print):
 def _check_lengthening(config, saved: dict) -> None:
     """ValueError where a run cannot be trained longer than its saved --epochs."""
     n, was, out = config.epochs, saved["epochs"], config.out
-    new_run = (f"train longer in a new run that starts from its weights: minires train --init-from "
-               f"{shlex.quote(os.path.join(out, 'best.safetensors'))} --epochs {n:g} --out NEW_DIR")
+    data = f" --data {shlex.quote(saved['data'])}" if saved.get("data") else ""
+    new_run = (f"train longer in a new run that starts from its weights: minires train --model {saved['model']}"
+               f"{data} --init-from {shlex.quote(os.path.join(out, 'best.safetensors'))} --epochs {n:g} "
+               f"--out NEW_DIR")
     if saved.get("recipe"):
         raise ValueError(f"--epochs {n:g}: the run follows --recipe {saved['recipe']}, whose schedule is laid out "
                          f"for the {was:g} epochs it was started with and cannot be stretched; start the run again "

@@ -111,3 +111,20 @@ def test_bad_input_is_one_line(case, run_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert info.value.code == 2 and want in err and err.count("\n") == 1
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_out_never_overwrites_the_checkpoint_or_another_file(tmp_path, capsys):
+    from minires.cli import main
+    from minires.checkpoint import save_checkpoint
+    model = mr.models.get("resnet20")
+    ckpt = tmp_path / "best.safetensors"
+    save_checkpoint(str(ckpt), model, extra={"config": {"model": "resnet20"}})
+    before = ckpt.read_bytes()
+    for out in (ckpt, tmp_path / "notes.csv"):
+        if out != ckpt:
+            out.write_text("epoch,acc\n")
+        with pytest.raises(SystemExit) as exit_:
+            main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(out)])
+        assert exit_.value.code == 2
+        assert "is an existing file that is not an .onnx model" in capsys.readouterr().err
+    assert ckpt.read_bytes() == before and (tmp_path / "notes.csv").read_text() == "epoch,acc\n"

@@ -161,3 +161,13 @@ def test_a_text_file_given_to_load_or_load_checkpoint_is_named_as_what_it_is(tmp
     for load in (mr.load, load_checkpoint):
         with pytest.raises(CheckpointError, match=r"is a CSV file \(it starts with 'epoch,lr,train_loss'\), not a"):
             load(str(csv))
+
+
+def test_an_onnx_file_given_as_a_checkpoint_is_named_as_one(tmp_path):
+    pytest.importorskip("onnx")
+    import minires.onnx
+    from minires.checkpoint import CheckpointError, load_checkpoint
+    path = tmp_path / "m.onnx"
+    minires.onnx.export(mr.nn.Linear(3, 2), mr.randn(1, 3), str(path))
+    with pytest.raises(CheckpointError, match=r"is an ONNX model .*not a safetensors checkpoint"):
+        load_checkpoint(str(path))

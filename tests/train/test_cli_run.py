@@ -226,3 +226,17 @@ def test_eval_out_that_is_a_file_is_one_line(run, data, capsys, tmp_path):
         main(["eval", "--checkpoint", str(run), "--data", data, "--out", str(f)])
     err = one_error_line(capsys, exc)
     assert "is a file, not a folder" in err and f.read_text() == "keep\n"
+
+
+def test_data_that_is_a_file_is_named_as_a_file(tmp_path, capsys):
+    from minires.cli import main
+    f = tmp_path / "data_batch_1.bin"
+    f.write_bytes(b"\0" * 10)
+    for argv in (["train", "--data", str(f), "--out", str(tmp_path / "run")],
+                 ["eval", "--checkpoint", str(f), "--data", str(f)]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert f"--data {f} is a file, not a folder" in err and f"--data {tmp_path}" in err, err
+    assert not (tmp_path / "run").exists()
