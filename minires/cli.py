@@ -201,6 +201,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"\nminires {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `minires ... | head`: the reader left; no traceback, and none at exit either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ def _devices(parser, spec: str) -> list:
         try:
             d = mr.backend.parse_device(d)
         except ValueError as e:
-            parser.error(f"--device: {e}")
+            parser.error(f"--device {d}: {str(e).removeprefix('device: ')}")
         if d != "cpu" and not mr.backend.cupy_available():
             parser.error(f"--device {d}: needs CuPy and a CUDA GPU (pip install 'minires[gpu]'), none found here")
         if d not in devices:

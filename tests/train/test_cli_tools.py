@@ -40,7 +40,7 @@ def test_the_kernel_names_are_the_rows_names_without_their_shapes():
     (["--warmup", "-1"], "--warmup must be >= 0, got -1"),
     (["--ceiling-scale", "0"], "--ceiling-scale must be a positive number, got 0.0"),
     (["--only", "nosuchkernel"], "--only 'nosuchkernel' matches no kernel; the kernels: " + ", ".join(KERNELS)),
-    (["--device", "tpu"], "--device: device: minires runs on 'cpu' and 'cuda'"),
+    (["--device", "tpu"], "--device tpu: minires runs on 'cpu' and 'cuda'"),
     (["--batch", "x"], "argument --batch: invalid int value: 'x'"),
 ])
 def test_bench_mistakes_are_one_line_exit_2_and_write_nothing(argv, message, tmp_path, capsys):
