@@ -222,27 +222,33 @@ def test_save_errors_are_clear_and_write_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_out_of_bounds_views_are_refused(tmp_path):
-    # a hand-made data.pkl whose tensor reaches past its storage: refused before any memory is read
+def _one_tensor_pickle(storage_module: str, location: str, numel: int, offset: int, size: int) -> bytes:
+    """A hand-made data.pkl of one 1-D float32 tensor (stride 1) on storage "0" of `numel` elements at `location`."""
     w = pickle_writer._Writer()
     w.global_("torch._utils", "_rebuild_tensor_v2")
     w.out.append(b"((")
     w.str_("storage")
-    w.global_("torch", "FloatStorage")
+    w.global_(storage_module, "FloatStorage")
     w.str_("0")
-    w.str_("cpu")
-    w.int_(4)
+    w.str_(location)
+    w.int_(numel)
     w.out.append(b"tQ")
-    w.int_(2)  # offset 2 + (3 - 1) * 1 = element 4 of 4: out of bounds
-    w.tuple_([3], "size")
+    w.int_(offset)
+    w.tuple_([size], "size")
     w.tuple_([1], "stride")
     w.out.append(b"\x89")
     w.empty_ordered_dict()
     w.out.append(b"tR.")
-    (tmp_path / "oob.pt").write_bytes(zip_format.write_zip(b"".join(w.out), [("0", np.zeros(4, np.float32).tobytes())]))
+    return b"".join(w.out)
+
+
+def test_out_of_bounds_views_are_refused(tmp_path):
+    # a hand-made data.pkl whose tensor reaches past its storage: refused before any memory is read
+    pkl = _one_tensor_pickle("torch", "cpu", numel=4, offset=2, size=3)  # 2 + (3 - 1) * 1 = element 4 of 4
+    (tmp_path / "oob.pt").write_bytes(zip_format.write_zip(pkl, [("0", np.zeros(4, np.float32).tobytes())]))
     with pytest.raises(UnpicklingError, match="reach element 4 of a storage of 4"):
         mr.load(tmp_path / "oob.pt")
-    (tmp_path / "short.pt").write_bytes(zip_format.write_zip(b"".join(w.out), [("0", b"\0" * 8)]))
+    (tmp_path / "short.pt").write_bytes(zip_format.write_zip(pkl, [("0", b"\0" * 8)]))
     with pytest.raises(UnpicklingError, match="needs 16 bytes, the file holds 8"):
         mr.load(tmp_path / "short.pt")
 
@@ -255,22 +261,8 @@ def test_map_location_errors_are_the_callers_or_name_the_device(tmp_path):
     with pytest.raises(KeyError, match="no room for cpu"):  # the callable's own error, as it raised it
         mr.load(tmp_path / "w.pt", map_location=refuse)
     # a file saved on a GPU this machine does not have (CuPy absent, or fewer devices): the fix is named
-    w = pickle_writer._Writer()
-    w.global_("torch._utils", "_rebuild_tensor_v2")
-    w.out.append(b"((")
-    w.str_("storage")
-    w.global_("torch.cuda", "FloatStorage")
-    for v in ("0", "cuda:7"):
-        w.str_(v)
-    w.int_(2)
-    w.out.append(b"tQ")
-    w.int_(0)
-    w.tuple_([2], "size")
-    w.tuple_([1], "stride")
-    w.out.append(b"\x89")
-    w.empty_ordered_dict()
-    w.out.append(b"tR.")
-    (tmp_path / "gpu.pt").write_bytes(zip_format.write_zip(b"".join(w.out), [("0", np.ones(2, np.float32).tobytes())]))
+    pkl = _one_tensor_pickle("torch.cuda", "cuda:7", numel=2, offset=0, size=2)
+    (tmp_path / "gpu.pt").write_bytes(zip_format.write_zip(pkl, [("0", np.ones(2, np.float32).tobytes())]))
     with pytest.raises(RuntimeError, match="holds tensors for 'cuda:7'.*pass map_location='cpu'"):
         mr.load(tmp_path / "gpu.pt")
     assert np.array_equal(mr.load(tmp_path / "gpu.pt", map_location="cpu").numpy(), np.ones(2, np.float32))
