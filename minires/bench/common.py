@@ -35,6 +35,99 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# ---- PyTorch's fastest CPU configuration (the reference every benchmark compares with) ---------------
+
+TORCH_LAYOUTS = ("channels_last", "NCHW")  # timed both where cheap; the faster one is the reference
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")  # /proc/cpuinfo flags of bf16 hardware
+
+
+def cpu_flags(cpuinfo=None) -> frozenset:
+    """The CPU's feature flags from /proc/cpuinfo's text (read here when None); empty where unreadable."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return frozenset()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86 says flags, arm64 Features
+            return frozenset(value.split())
+    return frozenset()
+
+
+def bf16_units(flags) -> tuple:
+    """Which of avx512_bf16, amx_bf16, amx_tile the flags name, in that order."""
+    return tuple(f for f in BF16_FLAGS if f in flags)
+
+
+def has_bf16(flags) -> bool:
+    """True where bf16 GEMMs run on hardware: AVX512-BF16, or AMX with its bf16 tiles (amx_bf16 + amx_tile)."""
+    return "avx512_bf16" in flags or {"amx_bf16", "amx_tile"} <= set(flags)
+
+
+def bf16_note(flags) -> str:
+    """The header line naming the CPU's bf16 units and whether PyTorch's bf16-autocast row is measured."""
+    units = bf16_units(flags)
+    if has_bf16(flags):
+        return f"CPU bf16 units: {', '.join(units)}: PyTorch bf16 autocast is measured as a reference row"
+    have = f" (it has only {', '.join(units)})" if units else ""
+    return ("CPU lacks AVX512-BF16 and AMX (no avx512_bf16 / amx_bf16 + amx_tile flags" + have + "): "
+            "PyTorch's bf16-autocast row is not measured here (bf16 would run emulated)")
+
+
+def faster_layout(ms_by_layout: dict) -> tuple:
+    """(layout, ms) of the fastest of {layout: median ms}, e.g. {"channels_last": 1504, "NCHW": 2202};
+    a tie goes to the first given."""
+    if not ms_by_layout:
+        raise ValueError("faster_layout: no layouts timed")
+    for layout, ms in ms_by_layout.items():
+        if not (isinstance(ms, (int, float)) and ms > 0 and ms < float("inf")):
+            raise ValueError(f"faster_layout: {layout} took {ms!r} ms; expected a positive finite time")
+    best = min(ms_by_layout, key=lambda k: ms_by_layout[k])
+    return best, ms_by_layout[best]
+
+
+def torch_memory_format(torch, layout: str):
+    """torch.channels_last for "channels_last", torch.contiguous_format for "NCHW"."""
+    formats = {"channels_last": torch.channels_last, "NCHW": torch.contiguous_format}
+    if layout not in formats:
+        raise ValueError(f"torch_memory_format: layout must be one of {TORCH_LAYOUTS}, got {layout!r}")
+    return formats[layout]
+
+
+def to_torch_layout(torch, layout: str, *objs):
+    """The modules and 4-d tensors moved to `layout` with .to(memory_format=...), in order; a tensor that
+    needs grad comes back as a leaf (detached, then requires_grad_)."""
+    fmt = torch_memory_format(torch, layout)
+    out = []
+    for o in objs:
+        if isinstance(o, torch.Tensor):
+            leaf = o.requires_grad
+            o = o.detach().to(memory_format=fmt) if o.dim() == 4 else o.detach()
+            o = o.requires_grad_(leaf)
+        else:
+            o = o.to(memory_format=fmt)
+        out.append(o)
+    return out[0] if len(out) == 1 else out
+
+
+def torch_reference_label(layout: str, bf16: bool = False) -> str:
+    """A PyTorch row's name: float32 channels_last, float32 NCHW (the old reference), bf16 autocast ..."""
+    if bf16:
+        return f"PyTorch bf16 autocast {layout} (reference row)"
+    return f"PyTorch float32 {layout}" + (" (the old reference)" if layout == "NCHW" else "")
+
+
+def torch_variants(flags, device: str = "cpu") -> list:
+    """[(name, layout, bf16)] of the PyTorch runs to time: float32 in both layouts, and bf16 autocast
+    (channels_last) on a CPU with bf16 hardware."""
+    runs = [("torch_cl", "channels_last", False), ("torch_nchw", "NCHW", False)]
+    if device == "cpu" and has_bf16(flags):
+        runs.append(("torch_bf16", "channels_last", True))
+    return runs
+
+
 def header(extra: str = "") -> str:
     """One block naming the machine and the versions, printed above every table."""
     torch = torch_or_none()
@@ -50,6 +143,9 @@ def header(extra: str = "") -> str:
         lines.append(f"numpy BLAS: {blas.get('name', '?')} {blas.get('version', '')}")
     except Exception:
         pass
+    flags = cpu_flags()
+    simd = [f for f in ("avx2", "fma", "avx512f") if f in flags]
+    lines.append(f"CPU vector units: {', '.join(simd) or 'none of avx2, fma, avx512f'}; " + bf16_note(flags))
     if extra:
         lines.append(extra)
     return "\n".join(lines)
