@@ -58,7 +58,8 @@ def test_every_kernel_in_the_source_has_a_parsed_signature():
     names = set(launcher.signatures())
     assert names == {"im2col", "col2im", "bn_partial_stats", "bn_merge", "bn_apply", "bn_partial_grad_sums",
                      "bn_backward_apply", "max_pool_forward", "max_pool_backward", "add_relu_forward",
-                     "mask_grad", "softmax_xent_forward", "softmax_xent_backward"}
+                     "mask_grad", "softmax_xent_forward", "softmax_xent_backward", "depthwise_forward",
+                     "depthwise_backward_input", "depthwise_backward_weight"}
     assert launcher.source().count('extern "C" __global__') == len(names)
 
 

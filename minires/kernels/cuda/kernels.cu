@@ -45,34 +45,38 @@ __device__ inline idx_t window_of(idx_t pos, int pad, int k, int dil, int stride
     return (p < 0 || p % stride != 0 || p / stride >= out) ? -1 : p / stride;
 }
 
-// cols (N, OH, OW, KH, KW, C) = the zero-padded window values of x, given by its (N, C, H, W)
-// element strides, so NCHW and channels-last inputs are read in place (no padded copy).
+// cols (G, N, OH, OW, KH, KW, Cg) = the zero-padded window values of x (C = G*Cg channels, group g
+// holding channels g*Cg ... g*Cg + Cg - 1), given by its (N, C, H, W) element strides, so NCHW and
+// channels-last inputs are read in place (no padded copy). G = 1: the (N*OH*OW, KH*KW*C) columns of
+// a plain conv; G > 1: one contiguous column matrix per group, the operands of a batched GEMM.
 extern "C" __global__ void im2col(const scalar_t* x, scalar_t* cols, idx_t N, idx_t C, idx_t H, idx_t W,
                                   idx_t sN, idx_t sC, idx_t sH, idx_t sW, idx_t OH, idx_t OW,
-                                  int KH, int KW, int SH, int SW, int PH, int PW, int DH, int DW) {
-    idx_t total = N * OH * OW * KH * KW * C;
+                                  int KH, int KW, int SH, int SW, int PH, int PW, int DH, int DW, idx_t G) {
+    idx_t total = N * OH * OW * KH * KW * C, Cg = C / G;
     GRID_STRIDE_LOOP(i, total) {
         idx_t r = i;
-        idx_t c = r % C; r /= C;
+        idx_t c = r % Cg; r /= Cg;
         idx_t kw = r % KW; r /= KW;
         idx_t kh = r % KH; r /= KH;
         idx_t ow = r % OW; r /= OW;
-        idx_t oh = r % OH; idx_t n = r / OH;
+        idx_t oh = r % OH; r /= OH;
+        idx_t n = r % N; c += (r / N) * Cg;
         idx_t h = oh * SH - PH + kh * DH, w = ow * SW - PW + kw * DW;
         cols[i] = (h >= 0 && h < H && w >= 0 && w < W) ? x[n * sN + c * sC + h * sH + w * sW] : to_scalar(0);
     }
 }
 
-// dx (N, H, W, C), channels-last and dense, = the adjoint of im2col: each input pixel gathers
-// the column entries that read it (a loop over kernel offsets, no atomics).
+// dx (N, H, W, C), channels-last and dense, = the adjoint of im2col (same G): each input pixel
+// gathers the column entries that read it (a loop over kernel offsets, no atomics).
 extern "C" __global__ void col2im(const scalar_t* cols, scalar_t* dx, idx_t N, idx_t C, idx_t H, idx_t W, idx_t OH,
-                                  idx_t OW, int KH, int KW, int SH, int SW, int PH, int PW, int DH, int DW) {
-    idx_t total = N * H * W * C;
+                                  idx_t OW, int KH, int KW, int SH, int SW, int PH, int PW, int DH, int DW, idx_t G) {
+    idx_t total = N * H * W * C, Cg = C / G;
     GRID_STRIDE_LOOP(i, total) {
         idx_t r = i;
         idx_t c = r % C; r /= C;
         idx_t w = r % W; r /= W;
         idx_t h = r % H; idx_t n = r / H;
+        idx_t gn = (c / Cg) * N + n, cg = c % Cg;
         acc_t acc = 0;
         for (int kh = 0; kh < KH; ++kh) {
             idx_t oh = window_of(h, PH, kh, DH, SH, OH);
@@ -80,10 +84,98 @@ extern "C" __global__ void col2im(const scalar_t* cols, scalar_t* dx, idx_t N, i
             for (int kw = 0; kw < KW; ++kw) {
                 idx_t ow = window_of(w, PW, kw, DW, SW, OW);
                 if (ow < 0) continue;
-                acc += to_acc(cols[((((n * OH + oh) * OW + ow) * KH + kh) * KW + kw) * C + c]);
+                acc += to_acc(cols[((((gn * OH + oh) * OW + ow) * KH + kh) * KW + kw) * Cg + cg]);
             }
         }
         dx[i] = to_scalar(acc);
+    }
+}
+
+// Depthwise conv (groups = C, M output channels per input channel: output o reads channel o / M),
+// direct: one thread per output value, KH*KW multiply-adds, no columns. x is read through its
+// (N, C, H, W) element strides; w is dense (C*M, 1, KH, KW). The output is dense, channels-last
+// (N, OH, OW, C*M) when cl, else NCHW: thread i writes out[i], so adjacent threads take adjacent
+// channels (cl) or adjacent pixels of one channel (NCHW), and read x where it is adjacent in memory.
+// Out-of-image taps are skipped (the reference multiplies a zero: only an inf or NaN weight differs).
+__device__ inline void pixel_of(idx_t i, idx_t C, idx_t H, idx_t W, int cl, idx_t& n, idx_t& c, idx_t& h, idx_t& w) {
+    if (cl) { c = i % C; i /= C; w = i % W; i /= W; h = i % H; n = i / H; }
+    else { w = i % W; i /= W; h = i % H; i /= H; c = i % C; n = i / C; }
+}
+
+extern "C" __global__ void depthwise_forward(const scalar_t* x, const scalar_t* wt, const scalar_t* bias, scalar_t* out,
+                                             idx_t N, idx_t C, idx_t H, idx_t W, idx_t sN, idx_t sC, idx_t sH, idx_t sW,
+                                             idx_t M, idx_t OH, idx_t OW, int KH, int KW, int SH, int SW, int PH, int PW,
+                                             int DH, int DW, int has_bias, int cl) {
+    idx_t O = C * M, total = N * O * OH * OW;
+    GRID_STRIDE_LOOP(i, total) {
+        idx_t n, o, oh, ow;
+        pixel_of(i, O, OH, OW, cl, n, o, oh, ow);
+        const scalar_t* xc = x + n * sN + (o / M) * sC;
+        const scalar_t* wo = wt + o * KH * KW;
+        acc_t acc = 0;
+        for (int kh = 0; kh < KH; ++kh) {
+            idx_t h = oh * SH - PH + (idx_t)kh * DH;
+            if (h < 0 || h >= H) continue;
+            for (int kw = 0; kw < KW; ++kw) {
+                idx_t w = ow * SW - PW + (idx_t)kw * DW;
+                if (w < 0 || w >= W) continue;
+                acc += to_acc(xc[h * sH + w * sW]) * to_acc(wo[kh * KW + kw]);
+            }
+        }
+        out[i] = to_scalar(has_bias ? acc + to_acc(bias[o]) : acc);
+    }
+}
+
+// Depthwise dx, dense (NHWC when cl, else NCHW): each input pixel gathers g * w over the windows
+// and the M output channels that read it (no atomics). g is read through its element strides.
+extern "C" __global__ void depthwise_backward_input(const scalar_t* g, const scalar_t* wt, scalar_t* dx, idx_t N, idx_t C,
+                                                    idx_t H, idx_t W, idx_t gN, idx_t gO, idx_t gH, idx_t gW, idx_t M,
+                                                    idx_t OH, idx_t OW, int KH, int KW, int SH, int SW, int PH, int PW,
+                                                    int DH, int DW, int cl) {
+    idx_t total = N * C * H * W;
+    GRID_STRIDE_LOOP(i, total) {
+        idx_t n, c, h, w;
+        pixel_of(i, C, H, W, cl, n, c, h, w);
+        acc_t acc = 0;
+        for (int kh = 0; kh < KH; ++kh) {
+            idx_t oh = window_of(h, PH, kh, DH, SH, OH);
+            if (oh < 0) continue;
+            for (int kw = 0; kw < KW; ++kw) {
+                idx_t ow = window_of(w, PW, kw, DW, SW, OW);
+                if (ow < 0) continue;
+                for (idx_t o = c * M; o < (c + 1) * M; ++o)
+                    acc += to_acc(g[n * gN + o * gO + oh * gH + ow * gW]) * to_acc(wt[(o * KH + kh) * KW + kw]);
+            }
+        }
+        dx[i] = to_scalar(acc);
+    }
+}
+
+// Depthwise dw, level 1 of a two-pass reduction: partial t of tap (o, kh, kw) sums g * x over the
+// output pixels m = s, s+S, s+2S, ... of the N*OH*OW (n, oh, ow); the caller sums the S partials.
+// Partials are laid out (S, KH*KW, O) when cl (adjacent threads: adjacent channels, adjacent in
+// channels-last memory), else (O, KH*KW, S) (adjacent threads: adjacent pixels of one channel).
+extern "C" __global__ void depthwise_backward_weight(const scalar_t* g, const scalar_t* x, acc_t* part, idx_t N, idx_t C,
+                                                     idx_t H, idx_t W, idx_t sN, idx_t sC, idx_t sH, idx_t sW,
+                                                     idx_t gN, idx_t gO, idx_t gH, idx_t gW, idx_t M, idx_t OH,
+                                                     idx_t OW, int KH, int KW, int SH, int SW, int PH, int PW,
+                                                     int DH, int DW, idx_t S, int cl) {
+    idx_t O = C * M, KK = (idx_t)KH * KW, R = N * OH * OW;
+    GRID_STRIDE_LOOP(t, O * KK * S) {
+        idx_t o, k, s;
+        if (cl) { o = t % O; k = (t / O) % KK; s = t / (O * KK); }
+        else { s = t % S; k = (t / S) % KK; o = t / (S * KK); }
+        int kh = (int)(k / KW), kw = (int)(k % KW);
+        const scalar_t* xc = x + (o / M) * sC;
+        acc_t acc = 0;
+        for (idx_t m = s; m < R; m += S) {
+            idx_t ow = m % OW, r = m / OW;
+            idx_t oh = r % OH, n = r / OH;
+            idx_t h = oh * SH - PH + (idx_t)kh * DH, w = ow * SW - PW + (idx_t)kw * DW;
+            if (h < 0 || h >= H || w < 0 || w >= W) continue;
+            acc += to_acc(g[n * gN + o * gO + oh * gH + ow * gW]) * to_acc(xc[n * sN + h * sH + w * sW]);
+        }
+        part[t] = acc;
     }
 }
 

@@ -31,23 +31,75 @@ def channel_layout(x):
     return None
 
 
-def im2col(launch, xp, x, kernel_size, stride, padding, dilation, out_size):
-    """x (N, C, H, W), any strides -> columns (N*OH*OW, KH*KW*C), rows ordered like the CPU path's."""
+def im2col(launch, xp, x, kernel_size, stride, padding, dilation, out_size, groups=1):
+    """x (N, C, H, W), any strides -> columns (N*OH*OW, KH*KW*C), rows ordered like the CPU path's;
+    with groups G > 1, (G, N*OH*OW, KH*KW*C/G): each group's columns, contiguous."""
     N, C, H, W = x.shape
     (KH, KW), (OH, OW) = kernel_size, out_size
-    cols = xp.empty((N * OH * OW, KH * KW * C), dtype=x.dtype)
-    launch("im2col", cols.size, x, cols, N, C, H, W, *_strides(x), OH, OW, KH, KW, *stride, *padding, *dilation)
+    shape = (N * OH * OW, KH * KW * C) if groups == 1 else (groups, N * OH * OW, KH * KW * (C // groups))
+    cols = xp.empty(shape, dtype=x.dtype)
+    launch("im2col", cols.size, x, cols, N, C, H, W, *_strides(x), OH, OW, KH, KW, *stride, *padding, *dilation,
+           groups)
     return cols
 
 
-def col2im(launch, xp, cols, x_shape, kernel_size, stride, padding, dilation, out_size):
-    """Columns (N*OH*OW, KH*KW*C) -> dx (N, C, H, W) as a view of channels-last memory (summed overlaps)."""
+def col2im(launch, xp, cols, x_shape, kernel_size, stride, padding, dilation, out_size, groups=1):
+    """Columns as im2col gives them (same groups) -> dx (N, C, H, W) as a view of channels-last memory
+    (summed overlaps)."""
     N, C, H, W = x_shape
     (KH, KW), (OH, OW) = kernel_size, out_size
     cols = xp.ascontiguousarray(cols)
     dx = xp.empty((N, H, W, C), dtype=cols.dtype)
-    launch("col2im", dx.size, cols, dx, N, C, H, W, OH, OW, KH, KW, *stride, *padding, *dilation)
+    launch("col2im", dx.size, cols, dx, N, C, H, W, OH, OW, KH, KW, *stride, *padding, *dilation, groups)
     return dx.transpose(0, 3, 1, 2)
+
+
+def _pixels(xp, shape, dtype, cl):
+    """A dense (N, C, H, W) array: a view of channels-last memory when cl, else C order."""
+    if cl:
+        N, C, H, W = shape
+        return xp.empty((N, H, W, C), dtype=dtype).transpose(0, 3, 1, 2)
+    return xp.empty(shape, dtype=dtype)
+
+
+def depthwise_forward(launch, xp, x, w, b, stride, padding, dilation, out_size, cl):
+    """x (N, C, H, W) any strides, w (C*M, 1, KH, KW), b (C*M,) or None -> out (N, C*M, OH, OW),
+    dense, channels-last when cl else NCHW."""
+    N, C, H, W = x.shape
+    O, _, KH, KW = w.shape
+    out = _pixels(xp, (N, O) + tuple(out_size), x.dtype, cl)
+    w = xp.ascontiguousarray(w)
+    bias = w if b is None else xp.ascontiguousarray(b)  # any scalar_t array when there is no bias: never read
+    launch("depthwise_forward", out.size, x, w, bias, out, N, C, H, W, *_strides(x), O // C, *out_size, KH, KW,
+           *stride, *padding, *dilation, int(b is not None), int(cl))
+    return out
+
+
+def depthwise_backward_input(launch, xp, g, w, x_shape, stride, padding, dilation, cl):
+    """dx (N, C, H, W) of a depthwise conv from g (N, C*M, OH, OW) any strides; dense, channels-last when cl."""
+    N, C, H, W = x_shape
+    O, _, KH, KW = w.shape
+    dx = _pixels(xp, x_shape, g.dtype, cl)
+    launch("depthwise_backward_input", dx.size, g, xp.ascontiguousarray(w), dx, N, C, H, W, *_strides(g), O // C,
+           *g.shape[2:], KH, KW, *stride, *padding, *dilation, int(cl))
+    return dx
+
+
+def depthwise_backward_weight(launch, xp, g, x, kernel_size, stride, padding, dilation, cl):
+    """dw (C*M, 1, KH, KW) of a depthwise conv from g (N, C*M, OH, OW) and x, any strides: S partial sums
+    per tap in the accumulator dtype (as the statistics kernels slice a channel), then their sum."""
+    N, C, H, W = x.shape
+    O, (OH, OW), (KH, KW) = g.shape[1], g.shape[2:], kernel_size
+    taps = O * KH * KW
+    S = max(1, min(N * OH * OW // tuning.STAT_MIN_VALUES, tuning.STAT_THREADS // taps))
+    part = xp.empty(S * taps, dtype=ACC_DTYPE[x.dtype])
+    launch("depthwise_backward_weight", part.size, g, x, part, N, C, H, W, *_strides(x), *_strides(g), O // C,
+           OH, OW, KH, KW, *stride, *padding, *dilation, S, int(cl))
+    if cl:  # (S, KH*KW, O)
+        dw = part.reshape(S, KH * KW, O).sum(axis=0).T
+    else:   # (O, KH*KW, S)
+        dw = part.reshape(O, KH * KW, S).sum(axis=2)
+    return xp.ascontiguousarray(dw.reshape(O, 1, KH, KW), dtype=x.dtype)
 
 
 def _stat_slices(M: int, C: int) -> int:
