@@ -1,6 +1,7 @@
 """Training steps of the airbench94 recipe: minires's recipe path against the same recipe in PyTorch.
 
     python benchmarks/bench_recipe.py                           # CPU, batch 1024, 2 threads, 5 steps, 3 rounds
+    python benchmarks/bench_recipe.py --batch 512 --steps 3 --rounds 2   # issue 24's comparison
     python benchmarks/bench_recipe.py --steps 3 --rounds 1      # a quick look
     python benchmarks/bench_recipe.py --device cuda             # GPU: minires amp; PyTorch channels_last + fp16 autocast
     python benchmarks/bench_recipe.py --device cuda --compile   # ... with PyTorch's model under torch.compile
@@ -11,14 +12,17 @@ minires.models, its whitening filters from recipe.prepare, recipe.optimizer / sc
 minires.train.step.train_step, scheduler.step() and recipe.after_step (the lookahead EMA every 5
 steps). PyTorch runs the same recipe built here after the published airbench94 (Keller Jordan,
 legacy/airbench94.py): same network, Nesterov SGD with the same two parameter groups, lr triangle,
-summed label-smoothed cross-entropy and lookahead EMA, on the same batch.
+summed label-smoothed cross-entropy and lookahead EMA, on the same batch. PyTorch runs in float32
+channels_last (model and input .to(memory_format=torch.channels_last)) and in float32 NCHW (the old
+reference); the faster is the reference the ratios are to. On a CPU with AVX512-BF16 or AMX it also
+runs bf16 autocast (channels_last) as a reference row. Each library runs --threads threads.
 
 The batch is random CIFAR-sized images (uint8, normalised with CIFAR-10's mean and std) with random
 labels: loading and augmenting data is not in the step time (the minires augmentation of one batch
 is timed on its own). The step time is the median over the timed steps of (train step + scheduler
 step + after_step) with the EMA's cost spread over its 5 steps; the projected run is that times the
 recipe's step count (ceil(9.9 * floor(50000 / batch)) = 476 at batch 1024). Each library runs
---rounds times, each time in a fresh process, the libraries in turns; the table gives the median.
+--rounds times, each time in a fresh process, the runs in turns; the table gives the median.
 """
 from __future__ import annotations
 
@@ -36,8 +40,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's minires first
-from minires.bench.common import (cpu_steal, header, markdown_table, resolve_device, scaled_step, steal_percent,  # noqa: E402
-                    torch_or_none, write_json)
+from minires.bench.common import (TORCH_LAYOUTS, TORCH_RUNS, cpu_flags, cpu_steal, faster_layout, header,  # noqa: E402
+                                  markdown_table, resolve_device, scaled_step, steal_percent, to_torch_layout,
+                                  torch_or_none, torch_reference_label, torch_variants, write_json)
 
 TRAIN_IMAGES = 50000  # CIFAR-10's training set: the recipe's steps per epoch are TRAIN_IMAGES // batch
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -310,9 +315,8 @@ def run_torch(args) -> dict:
     model = torch_airbench94()
     whiten_images = torch.tensor(x[:R.WHITEN_IMAGES])
     torch_whiten_(model.whiten.weight, whiten_images)
-    layout = torch.channels_last if cuda else torch.contiguous_format
-    model = model.to(dev, memory_format=layout).train()
-    xt = torch.tensor(x, device=dev).contiguous(memory_format=layout)
+    layout = args.layout or ("channels_last" if cuda else "NCHW")  # no --layout: what a parent before issue 24 asked
+    model, xt = to_torch_layout(torch, layout, model.to(dev).train(), torch.tensor(x, device=dev))
     yt = torch.tensor(y, device=dev)
 
     norm_biases = [p for k, p in model.named_parameters() if "norm" in k and p.requires_grad]
@@ -330,6 +334,8 @@ def run_torch(args) -> dict:
     net = torch.compile(model) if args.compile else model
 
     def autocast():
+        if args.bf16:  # a reference row on CPUs with bf16 hardware
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return torch.autocast(dev.type, dtype=torch.float16) if args.amp else contextlib.nullcontext()
 
     def loss():
@@ -376,7 +382,7 @@ def run_torch(args) -> dict:
                                   autocast, sync, args.profile_reps)
     import resource
     out.update(lib="torch", batch=config.batch_size, total_steps=total, threads=torch.get_num_threads(),
-               amp=bool(args.amp), compiled=bool(args.compile), layout="channels_last" if cuda else "NCHW",
+               amp=bool(args.amp), bf16=bool(args.bf16), compiled=bool(args.compile), layout=layout,
                trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return out
@@ -384,8 +390,26 @@ def run_torch(args) -> dict:
 
 # ---- the parent: rounds in turns, the table ---------------------------------------------------------
 
+def _mark_reference(rows) -> tuple:
+    """(reference row, its layout): the faster float32 PyTorch run; every row gets its step time over the
+    reference's as "vs_reference", and the reference's label says so."""
+    float32 = {TORCH_RUNS[r["run"]][0]: r for r in rows if r["run"] in TORCH_RUNS and not TORCH_RUNS[r["run"]][1]}
+    layout, _ = faster_layout({k: r["step_ms"] for k, r in float32.items()})
+    ref = float32[layout]
+    ref["library"] += " = reference"
+    for row in rows:
+        row["vs_reference"] = row["step_ms"] / ref["step_ms"]
+    return ref, layout
+
+
 def _child_cmd(lib, args, device):
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", lib, "--device", device, "--batch", str(args.batch),
+    """The child's command line: lib is "mr" or a PyTorch run of TORCH_RUNS."""
+    torch_run = []
+    if lib in TORCH_RUNS:
+        layout, bf16 = TORCH_RUNS[lib]
+        lib, torch_run = "torch", ["--layout", layout] + (["--bf16"] if bf16 else [])
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", lib, *torch_run, "--device", device,
+           "--batch", str(args.batch),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
            "--profile-reps", str(args.profile_reps), "--amp" if args.amp else "--no-amp"]
     return cmd + (["--compile"] if args.compile else []) + (["--profile"] if args.profile else [])
@@ -416,6 +440,8 @@ def main(argv=None):
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--child", choices=("mr", "torch"), help=argparse.SUPPRESS)
+    p.add_argument("--layout", choices=TORCH_LAYOUTS, default=None, help=argparse.SUPPRESS)  # a PyTorch child's
+    p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)  # a PyTorch child: bf16 autocast
     args = p.parse_args(argv)
     if args.rounds < 1 or args.steps < 1 or args.warmup < 0 or args.threads < 1 or args.profile_reps < 1:
         p.error("--rounds, --steps, --threads must be >= 1 and --warmup >= 0")
@@ -430,7 +456,11 @@ def main(argv=None):
     torch = None if args.no_torch else torch_or_none()
     from minires import recipes
     device, extra, torch = resolve_device(p, args.device, torch)
-    libs = ["mr"] + (["torch"] if torch is not None else [])
+    if torch is not None:
+        torch.set_num_threads(args.threads)  # so that the header's PyTorch thread count is the children's
+    # NOTE: float16 amp and bf16 autocast are not stacked: --amp runs no bf16 row.
+    runs = [] if torch is None else [r for r in torch_variants(cpu_flags(), device) if not (args.amp and r[2])]
+    libs = ["mr"] + [name for name, _, _ in runs]
     recipe = recipes.get("airbench94")
     config = _config(recipe, args.batch)
     per_epoch = TRAIN_IMAGES // config.batch_size
@@ -445,19 +475,22 @@ def main(argv=None):
     extra += (f"minires: recipe path (models.get + recipe.prepare/optimizer/scheduler/loss_fn, train.step.train_step, "
               f"recipe.after_step), {args.threads} thread(s), BLAS at 1 thread ({blas})"
               + (", amp (float16 autocast + GradScaler)" if args.amp else ", float32") + "\n")
-    if "torch" in libs:
+    if runs:
         extra += (f"PyTorch {torch.__version__}: airbench94 built in this script, torch.set_num_threads({args.threads}), "
-                  + ("channels_last, cudnn.benchmark, " if gpu else "NCHW, ")
-                  + ("fp16 autocast + GradScaler, " if args.amp else "float32, ")
-                  + f"torch.compile: {'yes (default mode)' if args.compile else 'no (eager)'}\n")
+                  + ("cudnn.benchmark, " if gpu else "")
+                  + ("fp16 autocast + GradScaler, " if args.amp else "")
+                  + f"torch.compile: {'yes (default mode)' if args.compile else 'no (eager)'}; runs: "
+                  + "; ".join(torch_reference_label(layout, bf16).replace("float32", "fp16 autocast" if args.amp
+                                                                          else "float32") for _, layout, bf16 in runs)
+                  + "; the reference is the faster float32 layout, ratios are to it\n")
     head = header(extra + f"training step on {device}: random normalised images + random labels (data loading and "
                   f"augmentation not timed); per process {args.warmup} warm-up + {args.steps} timed steps, median "
                   f"step with the EMA spread over its 5 steps; {args.rounds} round(s) of fresh processes"
-                  + (", the libraries in turns (mr, torch, torch, mr, ...)" if len(libs) > 1 else "")
+                  + (f", the runs in turns ({', '.join(libs)}, then reversed, ...)" if len(libs) > 1 else "")
                   + ", median over rounds")
     print(head, flush=True)
     since = cpu_steal()
-    runs = {lib: [] for lib in libs}
+    runs_by_lib = {lib: [] for lib in libs}
     for r in range(args.rounds):  # in turns, the order flipped each round: drift and spin-down hit both alike
         for lib in (libs if r % 2 == 0 else libs[::-1]):
             out = subprocess.run(_child_cmd(lib, args, device), capture_output=True, text=True,
@@ -466,15 +499,15 @@ def main(argv=None):
                 print(out.stderr[-3000:], file=sys.stderr)
                 raise SystemExit(f"{lib} round {r + 1} failed")
             res = json.loads(out.stdout.strip().splitlines()[-1])
-            runs[lib].append(res)
+            runs_by_lib[lib].append(res)
             print(f"  round {r + 1} {lib}: step {res['step_ms']:.0f} ms (steps {res['steps_ms']}), "
                   f"EMA {res['ema_ms']:.1f} ms", flush=True)
 
-    names = {"mr": "minires", "torch": "PyTorch"}
     rows = []
-    for lib, rs in runs.items():
+    for lib, rs in runs_by_lib.items():
         step_ms = statistics.median(r["step_ms"] for r in rs)
-        row = {"library": names[lib], "step_ms": step_ms, "img_s": config.batch_size / (step_ms / 1e3),
+        row = {"library": "minires" if lib == "mr" else torch_reference_label(*TORCH_RUNS[lib]), "run": lib,
+               "step_ms": step_ms, "img_s": config.batch_size / (step_ms / 1e3),
                "ema_ms": statistics.median(r["ema_ms"] for r in rs), "projected_s": step_ms * total / 1e3,
                "peak_rss_mb": max(r["peak_rss_mb"] for r in rs), "params": rs[0]["trainable_params"],
                "rounds_ms": [round(r["step_ms"]) for r in rs]}
@@ -486,37 +519,45 @@ def main(argv=None):
         if args.profile:
             row["profile"] = {k: statistics.median(r["profile"][k] for r in rs) for k in rs[0]["profile"]}
         rows.append(row)
+    by_run = {row["run"]: row for row in rows}
+    ref, layout = _mark_reference(rows) if runs else (None, None)
     columns = [("library", "library", None), ("step_ms", "ms / step", "{:.0f}"), ("img_s", "images/s", "{:.0f}"),
                ("ema_ms", "EMA update ms (1 in 5 steps)", "{:.1f}"),
                ("projected_s", f"projected {total}-step run (s)", "{:.0f}"),
-               ("peak_rss_mb", "peak RSS MB", "{:.0f}"), ("params", "trainable params", None),
-               ("rounds_ms", "ms / step per round", None)]
+               ("peak_rss_mb", "peak RSS MB", "{:.0f}"), ("params", "trainable params", None)]
+    columns += [("vs_reference", "step time / reference", "{:.2f}x")] if ref else []
+    columns += [("rounds_ms", "ms / step per round", None)]
     table = markdown_table(rows, columns)
     summary = {"total_steps": total}
-    if len(rows) > 1:
-        ratio = rows[0]["step_ms"] / rows[1]["step_ms"]
-        summary["ratio"] = ratio
-        table += (f"\n\nminires / PyTorch step time: {ratio:.2f} (< 1: minires faster); projected training time "
-                  f"{rows[0]['projected_s']:.0f} s vs {rows[1]['projected_s']:.0f} s; torch.compile "
+    mine = rows[0]
+    if ref:
+        summary.update(ratio=mine["vs_reference"], reference=ref["run"],
+                       ratio_nchw=mine["step_ms"] / by_run["torch_nchw"]["step_ms"])
+        table += (f"\n\nminires / PyTorch float32 {layout} (the reference) step time: {summary['ratio']:.2f} "
+                  f"(< 1: minires faster); against the old NCHW reference {summary['ratio_nchw']:.2f}; projected "
+                  f"training time {mine['projected_s']:.0f} s vs {ref['projected_s']:.0f} s; torch.compile "
                   f"{'used' if args.compile else 'not used'}")
+        if "torch_bf16" in by_run:
+            table += f"; PyTorch bf16 autocast takes {by_run['torch_bf16']['vs_reference']:.2f} of the reference's time"
     table += (f"\n\nminires augmentation of one batch (uint8 -> float, alternating flip, reflect-pad-2 crop, "
-              f"normalise; prefetched by the DataLoader, not in the step): {rows[0]['augment_ms']:.0f} ms")
-    if rows[0]["skipped"]:
-        table += f"\nminires amp skipped {rows[0]['skipped']} step(s) for overflowing float16 gradients"
+              f"normalise; prefetched by the DataLoader, not in the step): {mine['augment_ms']:.0f} ms")
+    if mine["skipped"]:
+        table += f"\nminires amp skipped {mine['skipped']} step(s) for overflowing float16 gradients"
     if args.profile:
-        phases = list(rows[0]["profile"])
-        prof = [{"phase": k, **{lib: row["profile"].get(k) for lib, row in zip(libs, rows)}} for k in phases]
+        phases = list(mine["profile"])
+        prof = [{"phase": k, "mr": mine["profile"][k], "torch": ref["profile"].get(k) if ref else None}
+                for k in phases]
         pcols = [("phase", "phase (eager, median of %d)" % args.profile_reps, None), ("mr", "minires ms", "{:.1f}")]
-        if len(rows) > 1:
+        if ref:
             for d in prof:
                 d["ratio"] = d["mr"] / d["torch"] if d.get("torch") else None
-            pcols += [("torch", "PyTorch ms", "{:.1f}"), ("ratio", "minires / PyTorch", "{:.2f}")]
+            pcols += [("torch", f"PyTorch {layout} ms", "{:.1f}"), ("ratio", "minires / PyTorch", "{:.2f}")]
         table += "\n\n" + markdown_table(prof, pcols)
     table += f"\n\nCPU steal time during the run: {steal_percent(since)}"
     print()
     print(table)
     write_json(os.path.join(args.out, "bench_recipe.json"), {"header": head, "rows": rows, **summary,
-                                                             "runs": runs})
+                                                             "runs": runs_by_lib})
     with open(os.path.join(args.out, "bench_recipe.md"), "w") as f:
         f.write("```\n" + head + "\n```\n\n" + table + "\n")
 

@@ -5,8 +5,12 @@
 
 Reports images/s (median over steps after a warm-up) and the peak RSS of a process that ran only
 that model, for minires and, when importable, PyTorch running the same architecture built here.
-Each library runs --rounds times, in turns with the other, each time in a fresh process: images/s
-is the median over the rounds, the peak RSS the largest.
+PyTorch runs in float32 channels_last (model and input .to(memory_format=torch.channels_last)) and in
+float32 NCHW (the old reference); the faster of the two is the reference every ratio is to. On a CPU
+with AVX512-BF16 or AMX it also runs bf16 autocast (channels_last) as a reference row. Both libraries
+run --threads threads (parallel.set_num_threads, torch.set_num_threads). Each run repeats --rounds
+times, in turns with the others, each time in a fresh process: images/s is the median over the
+rounds, the peak RSS the largest.
 """
 from __future__ import annotations
 
@@ -21,8 +25,10 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's minires first
-from minires.bench.common import (cpu_steal, header, markdown_table, median_ms, resolve_device, scaled_step,  # noqa: E402
-                    steal_percent, torch_or_none, write_json)
+from minires import parallel  # noqa: E402
+from minires.bench.common import (TORCH_RUNS, cpu_flags, cpu_steal, faster_layout, header, markdown_table,  # noqa: E402
+                                  median_ms, resolve_device, scaled_step, steal_percent, to_torch_layout,
+                                  torch_or_none, torch_reference_label, torch_variants, write_json)
 
 
 # ---- the same architectures in PyTorch (reference only; never imported by the library) ------------------
@@ -79,33 +85,41 @@ def torch_model(name: str, num_classes: int = 10):
 
 
 def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: str = "cpu",
-            amp: bool = False) -> dict:
+            amp: bool = False, threads: int = 0) -> dict:
     """Time `steps` training steps in this process; returns images/s and peak RSS.
+
+    lib: "mr", or a PyTorch run of TORCH_RUNS ("torch_cl", "torch_nchw", "torch_bf16"); threads > 0 sets
+    the library's thread count.
 
     On a GPU each step ends with a device synchronisation, so the time is the step's whole wall time
     (host work, launches and the GPU's own time) and images/s is what a training loop would see.
     With `amp`, both libraries run their autocast (float16 GEMMs) with a dynamic loss scaler.
     """
     import resource
+    lib = "torch_nchw" if lib == "torch" else lib  # the old name of the PyTorch run (a parent started before)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, batch)
-    if lib == "torch":
+    if lib in TORCH_RUNS:
         import torch
+        layout, bf16 = TORCH_RUNS[lib]
+        if threads:
+            torch.set_num_threads(threads)
         torch.manual_seed(0)
         dev = torch.device(device)
         if dev.type == "cuda":  # like for like: cupy.matmul does not use TF32, so float32 PyTorch must not
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cudnn.benchmark = True
-        model = torch_model(name).train().to(dev)
+        model, xt = to_torch_layout(torch, layout, torch_model(name).train().to(dev), torch.tensor(x, device=dev))
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
-        xt, yt = torch.tensor(x, device=dev), torch.tensor(y, device=dev)
+        yt = torch.tensor(y, device=dev)
         scaler = torch.amp.GradScaler(dev.type) if amp else None
+        dtype = torch.bfloat16 if bf16 else torch.float16
 
         def loss():
             opt.zero_grad(set_to_none=True)
-            with (torch.autocast(dev.type, dtype=torch.float16) if amp else contextlib.nullcontext()):
+            with (torch.autocast(dev.type, dtype=dtype) if amp or bf16 else contextlib.nullcontext()):
                 return torch.nn.functional.cross_entropy(model(xt), yt)
         sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else None
         threads = contextlib.nullcontext()
@@ -113,6 +127,8 @@ def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: st
         import minires as mr
         import minires.functional as F
         from minires import backend, models, optim
+        if threads:
+            parallel.set_num_threads(threads)
         mr.manual_seed(0)
         kw = {"small_input": True} if name == "resnet18" else {}
         model = models.get(name, num_classes=10, **kw).train().to(device)
@@ -132,7 +148,43 @@ def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, device: st
     with threads:
         ms = median_ms(scaled_step(loss, opt, scaler), repeats=steps, warmup=warmup, sync=sync)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"lib": lib, "model": name, "batch": batch, "ms": ms, "img_s": batch / (ms / 1e3), "peak_rss_mb": peak_mb}
+    return {"lib": lib, "model": name, "batch": batch, "ms": ms, "img_s": batch / (ms / 1e3), "peak_rss_mb": peak_mb,
+            "threads": torch.get_num_threads() if lib in TORCH_RUNS else parallel.get_num_threads()}
+
+
+def _summarise(name, runs, libs) -> dict:
+    """One model's JSON row: each run's median img/s over rounds, largest RSS, rounds, and the ratios to
+    the reference (the faster float32 layout) and to the old NCHW reference."""
+    res = {lib: {"img_s": statistics.median(r["img_s"] for r in rs), "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+                 "rounds": [round(r["img_s"], 1) for r in rs]} for lib, rs in runs.items()}
+    row = {"model": name, "mr_img_s": res["mr"]["img_s"], "mr_rss": res["mr"]["peak_rss_mb"],
+           "mr_rounds": res["mr"]["rounds"]}
+    torch_runs = [lib for lib in libs if lib != "mr"]
+    if torch_runs:
+        float32 = {TORCH_RUNS[lib][0]: 1e3 / res[lib]["img_s"] for lib in torch_runs if not TORCH_RUNS[lib][1]}
+        layout, _ = faster_layout(float32)
+        ref = next(lib for lib in torch_runs if TORCH_RUNS[lib] == (layout, False))
+        row.update(torch=res, reference=ref, reference_layout=layout,
+                   ratio=res["mr"]["img_s"] / res[ref]["img_s"],
+                   ratio_nchw=res["mr"]["img_s"] / res["torch_nchw"]["img_s"])
+    return row
+
+
+def _table_rows(rows, libs) -> list:
+    """One table row per (model, run): its img/s, RSS, speed against the model's reference, its rounds."""
+    out = []
+    for row in rows:
+        for lib in libs:
+            if lib == "mr":
+                d = {"img_s": row["mr_img_s"], "peak_rss_mb": row["mr_rss"], "rounds": row["mr_rounds"]}
+                label = "minires"
+            else:
+                d = row["torch"][lib]
+                label = torch_reference_label(*TORCH_RUNS[lib]) + (" = reference" if lib == row["reference"] else "")
+            speed = d["img_s"] / row["torch"][row["reference"]]["img_s"] if "reference" in row else None
+            out.append({"model": row["model"], "library": label, "img_s": d["img_s"], "rss": d["peak_rss_mb"],
+                        "speed": speed, "rounds": ", ".join(f"{v:.1f}" for v in d["rounds"])})
+    return out
 
 
 def main(argv=None):
@@ -141,7 +193,9 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--rounds", type=int, default=3, help="processes per library, run in turns")
+    p.add_argument("--rounds", type=int, default=3, help="processes per run, the runs in turns")
+    p.add_argument("--threads", type=int, default=parallel.get_num_threads(),
+                   help="threads of each library (default: minires's, the usable cores)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i] (PyTorch on the same device)")
     p.add_argument("--amp", action="store_true", help="float16 autocast and loss scaling in both libraries")
     p.add_argument("--no-torch", action="store_true")
@@ -150,52 +204,60 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.child:
         print(json.dumps(run_one(args.child[0], args.child[1], args.batch, args.steps, args.warmup, args.device,
-                                 args.amp)))
+                                 args.amp, args.threads)))
         return
-    if args.rounds < 1 or args.steps < 1 or args.warmup < 0:
-        p.error("--rounds and --steps must be >= 1 and --warmup >= 0")
+    if args.rounds < 1 or args.steps < 1 or args.warmup < 0 or args.threads < 1:
+        p.error("--rounds, --steps and --threads must be >= 1 and --warmup >= 0")
     torch = None if args.no_torch else torch_or_none()
     device, extra, torch = resolve_device(p, args.device, torch)
-    libs = ["mr"] + (["torch"] if torch is not None else [])
+    if torch is not None:
+        torch.set_num_threads(args.threads)  # so that the header's PyTorch thread count is the children's
+    # NOTE: float16 amp and bf16 autocast are not stacked: --amp runs no bf16 row.
+    runs = [] if torch is None else [r for r in torch_variants(cpu_flags(), device) if not (args.amp and r[2])]
+    libs = ["mr"] + [name for name, _, _ in runs]
     if device.startswith("cuda"):
         extra += ("PyTorch: TF32 off (torch.backends.cuda.matmul / cudnn allow_tf32 = False), cudnn.benchmark on, "
-                  "eager (no torch.compile), NCHW; minires: cupy.matmul (no TF32) and kernels.cu\n")
+                  "eager (no torch.compile); minires: cupy.matmul (no TF32) and kernels.cu\n")
+    if torch is not None:
+        extra += (f"PyTorch runs: {'; '.join(torch_reference_label(l, b) for _, l, b in runs)}; eager, "
+                  f"torch.set_num_threads({args.threads}); the reference is the faster float32 layout; ratios are to it\n")
+    extra += f"minires: parallel.set_num_threads({args.threads}), BLAS held at 1 thread (hold_blas)\n"
     head = header(extra + f"training step (forward, backward, SGD nesterov{', autocast float16' if args.amp else ''}) "
                   f"on {device}, batch {args.batch}, "
                   f"median of {args.steps} steps after {args.warmup} warm-up, each run in a fresh process; "
-                  f"{args.rounds} rounds" + (", the libraries in turns (mr, torch, mr, ...)" if len(libs) > 1 else "")
-                  + ", median over rounds")
+                  f"{args.rounds} rounds" + (f", the runs in turns ({', '.join(libs)}, then reversed, ...)"
+                                             if len(libs) > 1 else "") + ", median over rounds")
     print(head, flush=True)
     since = cpu_steal()
     rows = []
     for name in args.models.split(","):
-        runs = {lib: [] for lib in libs}
-        for _ in range(args.rounds):  # in turns, so that the machine's drift hits both libraries alike
-            for lib in libs:
+        results = {lib: [] for lib in libs}
+        for r in range(args.rounds):  # in turns, the order flipped each round: drift hits every run alike
+            for lib in (libs if r % 2 == 0 else libs[::-1]):
                 cmd = [sys.executable, os.path.abspath(__file__), "--child", lib, name, "--batch", str(args.batch),
-                       "--steps", str(args.steps), "--warmup", str(args.warmup), "--device", device]
+                       "--steps", str(args.steps), "--warmup", str(args.warmup), "--device", device,
+                       "--threads", str(args.threads)]
                 cmd += ["--amp"] if args.amp else []
                 out = subprocess.run(cmd, capture_output=True, text=True)
                 if out.returncode != 0:
                     print(out.stderr[-2000:], file=sys.stderr)
                     raise SystemExit(f"{lib} {name} failed")
-                runs[lib].append(json.loads(out.stdout.strip().splitlines()[-1]))
-        res = {lib: {"img_s": statistics.median(r["img_s"] for r in rs),
-                     "peak_rss_mb": max(r["peak_rss_mb"] for r in rs)} for lib, rs in runs.items()}
-        row = {"model": name, "mr_img_s": res["mr"]["img_s"], "mr_rss": res["mr"]["peak_rss_mb"],
-               "mr_rounds": [round(r["img_s"], 1) for r in runs["mr"]]}
-        if "torch" in res:
-            row.update(torch_img_s=res["torch"]["img_s"], torch_rss=res["torch"]["peak_rss_mb"],
-                       ratio=res["mr"]["img_s"] / res["torch"]["img_s"],
-                       torch_rounds=[round(r["img_s"], 1) for r in runs["torch"]])
+                results[lib].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        row = _summarise(name, results, libs)
         rows.append(row)
-        print(f"  {name}: {row}", flush=True)
-    columns = [("model", "model", None), ("mr_img_s", "minires img/s", "{:.1f}"),
-               ("mr_rss", "minires peak RSS MB", "{:.0f}")]
+        print(f"  {name}: " + ", ".join(f"{lib} {statistics.median(r['img_s'] for r in rs):.1f} img/s"
+                                        for lib, rs in results.items()), flush=True)
+    columns = [("model", "model", None), ("library", "library", None), ("img_s", "img/s", "{:.1f}"),
+               ("rss", "peak RSS MB", "{:.0f}")]
     if len(libs) > 1:
-        columns += [("torch_img_s", "torch img/s", "{:.1f}"), ("torch_rss", "torch peak RSS MB", "{:.0f}"),
-                    ("ratio", "minires/torch speed", "{:.2f}x")]
-    table = markdown_table(rows, columns) + f"\n\nCPU steal time during the run: {steal_percent(since)}"
+        columns.append(("speed", "speed / reference", "{:.2f}x"))
+    columns.append(("rounds", "img/s per round", None))
+    table = markdown_table(_table_rows(rows, libs), columns)
+    if len(libs) > 1:
+        table += "\n\n" + "\n".join(
+            f"{r['model']}: minires / PyTorch float32 {r['reference_layout']} (the reference) speed {r['ratio']:.2f}x; "
+            f"against the old NCHW reference {r['ratio_nchw']:.2f}x" for r in rows)
+    table += f"\n\nCPU steal time during the run: {steal_percent(since)}"
     print()
     print(table)
     write_json(os.path.join(args.out, "bench_train.json"), {"header": head, "rows": rows})

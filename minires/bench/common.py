@@ -119,13 +119,15 @@ def torch_reference_label(layout: str, bf16: bool = False) -> str:
     return f"PyTorch float32 {layout}" + (" (the old reference)" if layout == "NCHW" else "")
 
 
+TORCH_RUNS = {"torch_cl": ("channels_last", False), "torch_nchw": ("NCHW", False),
+              "torch_bf16": ("channels_last", True)}  # name -> (layout, bf16 autocast)
+
+
 def torch_variants(flags, device: str = "cpu") -> list:
     """[(name, layout, bf16)] of the PyTorch runs to time: float32 in both layouts, and bf16 autocast
     (channels_last) on a CPU with bf16 hardware."""
-    runs = [("torch_cl", "channels_last", False), ("torch_nchw", "NCHW", False)]
-    if device == "cpu" and has_bf16(flags):
-        runs.append(("torch_bf16", "channels_last", True))
-    return runs
+    names = ["torch_cl", "torch_nchw"] + (["torch_bf16"] if device == "cpu" and has_bf16(flags) else [])
+    return [(n, *TORCH_RUNS[n]) for n in names]
 
 
 def header(extra: str = "") -> str:

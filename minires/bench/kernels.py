@@ -9,7 +9,9 @@ Prints one Markdown table under a header naming the machine, the GPU and the ver
 bench_kernels.{json,md,png} into --out (the PNG titled with the devices and the batch). Times are medians of --repeats after --warmup calls; on a
 GPU each call is timed with CUDA events. On the CPU minires and PyTorch are timed in turns (one
 call each, repeated), so that the machine's drift hits both alike; the share of CPU time stolen by
-the hypervisor during the run is printed below the table. Ceilings (float32 GEMM, memory copy) are
+the hypervisor during the run is printed below the table. PyTorch runs at minires's thread count
+(torch.set_num_threads), in float32 channels_last and NCHW (the old reference) for 4-d inputs, the
+faster being the reference the ratio is to; on a CPU with AVX512-BF16 or AMX also in bf16 autocast. Ceilings (float32 GEMM, memory copy) are
 measured in the same run on each device.
 """
 from __future__ import annotations
@@ -27,8 +29,11 @@ import minires.functional as F
 from .. import parallel
 from ..io import atomic_write_bytes, atomic_write_text
 from ..train.config import HelpFormatter
-from .common import (copy_ceiling_gbs, cpu_steal, cuda_ceilings, cuda_header, cuda_median_ms, gemm_ceiling_gflops,
-                     header, interleaved_ms, markdown_table, median_ms, steal_percent, torch_or_none, write_json)
+from .common import (copy_ceiling_gbs, cpu_flags, cpu_steal, cuda_ceilings, cuda_header, cuda_median_ms,
+                     faster_layout, gemm_ceiling_gflops, has_bf16, header, interleaved_ms, markdown_table, median_ms,
+                     steal_percent, to_torch_layout, torch_or_none, write_json)
+
+FOUR_D = ("conv", "bn", "relu", "add_relu", "maxpool", "avgpool", "gap")  # kinds whose tensors have a layout
 
 
 def _arr(rng, shape, scale=1.0):
@@ -67,15 +72,16 @@ def build_cases(N):
     return cases
 
 
-def make_fn(lib, spec, rng, device="cpu"):
-    """A closure running one forward (and backward) of the kernel in `lib` ('mr' or 'torch') on `device`."""
+def make_fn(lib, spec, rng, device="cpu", layout="NCHW", bf16=False):
+    """A closure running one forward (and backward) of the kernel in `lib` ('mr' or 'torch') on `device`;
+    PyTorch's 4-d tensors in `layout` ("NCHW" or "channels_last"), under bf16 autocast if `bf16`."""
     kind, s, backward = spec
     torch = torch_or_none() if lib == "torch" else None
 
     def T(a, grad=True):
         if lib == "mr":
             return mr.tensor(a, requires_grad=grad, device=device)
-        return torch.tensor(a, requires_grad=grad, device=device)
+        return to_torch_layout(torch, layout, torch.tensor(a, requires_grad=grad, device=device))
 
     f = F if lib == "mr" else torch.nn.functional
     if kind == "conv":
@@ -134,7 +140,24 @@ def make_fn(lib, spec, rng, device="cpu"):
                 out.backward()
     else:
         raise ValueError(kind)
+    if bf16:
+        def run_bf16(inner=run):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                inner()
+        return run_bf16
     return run
+
+
+def _time_torch_cpu(mine, spec, args, bf16) -> tuple:
+    """(minires ms, {run: PyTorch ms}) timed in turns: float32 NCHW, channels_last (4-d kinds), bf16 autocast."""
+    runs = {"NCHW": make_fn("torch", spec, np.random.default_rng(0))}
+    if spec[0] in FOUR_D:
+        runs["channels_last"] = make_fn("torch", spec, np.random.default_rng(0), layout="channels_last")
+    if bf16:
+        runs["bf16"] = make_fn("torch", spec, np.random.default_rng(0), layout="channels_last"
+                               if spec[0] in FOUR_D else "NCHW", bf16=True)
+    ms = interleaved_ms([mine, *runs.values()], args.repeats, args.warmup)
+    return ms[0], dict(zip(runs, ms[1:]))
 
 
 def _devices(parser, spec: str) -> list:
@@ -166,8 +189,11 @@ def _time_cases(args, devices, ceilings, torch) -> list:
             ref = torch is not None and _torch_device_ok(torch, d)
             mine = make_fn("mr", spec, np.random.default_rng(0), d)
             if d == "cpu" and ref:  # in turns with PyTorch: both see the same machine drift
-                ms, tms = interleaved_ms([mine, make_fn("torch", spec, np.random.default_rng(0), d)],
-                                         args.repeats, args.warmup)
+                ms, torch_ms = _time_torch_cpu(mine, spec, args, has_bf16(cpu_flags()))
+                layout, tms = faster_layout({k: v for k, v in torch_ms.items() if k != "bf16"})
+                row.update(cpu_torch_layout=layout if spec[0] in FOUR_D else "2-d", cpu_torch_nchw_ms=torch_ms["NCHW"])
+                if "bf16" in torch_ms:
+                    row["cpu_torch_bf16_ms"] = torch_ms["bf16"]
             elif d == "cpu":
                 ms = median_ms(mine, args.repeats, args.warmup)
             else:
@@ -249,6 +275,8 @@ def main(argv=None, prog=None):
     devices = _devices(p, args.device)
 
     torch = None if args.no_torch else torch_or_none()
+    if torch is not None:  # like for like: PyTorch on minires's thread count, stated in the header
+        torch.set_num_threads(parallel.get_num_threads())
     since = cpu_steal()
     ceilings, lines = {}, []
     for d in devices:
@@ -260,6 +288,11 @@ def main(argv=None, prog=None):
             lines.append(cuda_header(d))
         lines.append(f"{d} ceilings measured in this run: float32 GEMM {ceilings[d][0]:.1f} GFLOP/s, "
                      f"copy {ceilings[d][1]:.1f} GB/s")
+    if torch is not None:
+        lines.append(f"PyTorch: torch.set_num_threads({torch.get_num_threads()}), minires {parallel.get_num_threads()} "
+                     "threads; CPU: PyTorch float32 in channels_last and NCHW (4-d inputs), the faster is the "
+                     "reference the ratio is to" + ("; bf16 autocast as a reference column" if has_bf16(cpu_flags())
+                                                    else ""))
     lines.append(f"N={args.batch}, median of {args.repeats} after {args.warmup} warm-up"
                  + ("; GPU times by CUDA events" if len(devices) > 1 or devices[0] != "cpu" else ""))
     head = header("\n".join(lines))
@@ -272,7 +305,14 @@ def main(argv=None, prog=None):
     for d in devices:
         columns += [(f"{d}_ms", f"{d} ms", "{:.2f}"), (f"{d}_rate", f"{d} rate", None),
                     (f"{d}_pct", f"{d} % of ceiling", "{:.0f}%")]
-        if any(f"{d}_torch_ms" in r for r in rows):
+        if any(f"{d}_torch_layout" in r for r in rows):
+            columns += [(f"{d}_torch_ms", f"torch {d} ms (faster layout)", "{:.2f}"),
+                        (f"{d}_torch_layout", "torch layout", None),
+                        (f"{d}_torch_nchw_ms", f"torch {d} NCHW ms (old reference)", "{:.2f}")]
+            columns += ([(f"{d}_torch_bf16_ms", f"torch {d} bf16 autocast ms", "{:.2f}")]
+                        if any(f"{d}_torch_bf16_ms" in r for r in rows) else [])
+            columns += [(f"{d}_ratio", f"{d} minires/torch", "{:.2f}x")]
+        elif any(f"{d}_torch_ms" in r for r in rows):
             columns += [(f"{d}_torch_ms", f"torch {d} ms", "{:.2f}"), (f"{d}_ratio", f"{d} minires/torch", "{:.2f}x")]
     if len(devices) > 1:
         columns.append(("speedup", f"{devices[1]} speed-up", "{:.1f}x"))
