@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import minires as mr
@@ -64,7 +64,8 @@ def grouped_configs(draw, depthwise=None):
     dw = draw(st.booleans()) if depthwise is None else depthwise
     Cg, Og = (1 if dw else draw(st.integers(2, 3))), draw(st.integers(1, 2))
     K = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    stride, padding = (draw(st.integers(1, 2)), draw(st.integers(1, 2))), (draw(st.integers(0, 2)), draw(st.integers(0, 1)))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 1)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     size = [draw(st.integers(max(1, dilation[a] * (K[a] - 1) + 1 - 2 * padding[a]), 6)) for a in (0, 1)]
     return dict(x=(draw(st.integers(1, 2)), G * Cg, *size), w=(G * Og, Cg, *K), bias=draw(st.booleans()),
@@ -79,8 +80,8 @@ def _layout(a, cl):
 def _inputs(cfg, rng, dtype=np.float64, device="cpu"):
     x = mr.tensor(_layout(rng.standard_normal(cfg["x"]).astype(dtype), cfg["cl"]), device=device, requires_grad=True)
     w = mr.tensor(rng.standard_normal(cfg["w"]).astype(dtype), device=device, requires_grad=True)
-    b = mr.tensor(rng.standard_normal(cfg["w"][0]).astype(dtype), device=device, requires_grad=True) if cfg["bias"] else None
-    return x, w, b
+    b = rng.standard_normal(cfg["w"][0]).astype(dtype)
+    return x, w, (mr.tensor(b, device=device, requires_grad=True) if cfg["bias"] else None)
 
 
 def _expected_class(cfg):
@@ -140,8 +141,24 @@ def test_forward_matches_naive_loops(kernels, cfg, seed, dtype):
     np.testing.assert_allclose(out.numpy(), want, rtol=tol, atol=tol)
 
 
+def _cfg(x, w, bias, cl, stride, padding, dilation, groups):
+    return dict(x=x, w=w, bias=bias, cl=cl, kw=dict(stride=stride, padding=padding, dilation=dilation, groups=groups))
+
+
+_BRANCHES = [  # grouped: flip (stride 1), col2im (stride 2), col2im at stride 1 (padding beyond the span); depthwise
+    _cfg((2, 4, 5, 5), (6, 2, 3, 3), True, False, (1, 1), (1, 1), (1, 1), 2),
+    _cfg((2, 6, 5, 4), (3, 2, 3, 2), False, True, (2, 1), (1, 0), (1, 2), 3),
+    _cfg((1, 4, 3, 4), (4, 2, 1, 1), True, True, (1, 1), (1, 1), (1, 1), 2),
+    _cfg((2, 3, 6, 5), (6, 1, 3, 3), True, True, (2, 2), (1, 2), (2, 1), 3),
+]
+
+
 @examples(12)
 @given(cfg=grouped_configs(), seed=st.integers(0, 2**16))
+@example(cfg=_BRANCHES[0], seed=0)
+@example(cfg=_BRANCHES[1], seed=1)
+@example(cfg=_BRANCHES[2], seed=2)
+@example(cfg=_BRANCHES[3], seed=3)
 def test_backward_passes_gradcheck(kernels, cfg, seed):
     x, w, b = _inputs(cfg, np.random.default_rng(seed))
     before = len(kernels.launches)
@@ -149,8 +166,10 @@ def test_backward_passes_gradcheck(kernels, cfg, seed):
     ran = _ran(kernels, before)
     if cfg["w"][1] == 1:
         assert {"depthwise_backward_input", "depthwise_backward_weight"} <= ran
-    else:  # stride 1 takes the flipped kernel, else col2im (when the padding allows the flip)
-        assert "im2col" in ran and ("col2im" in ran) == (cfg["kw"]["stride"] != (1, 1))
+    else:  # stride 1 takes the flipped kernel where its padding d*(k-1) - p is >= 0, else col2im
+        (KH, KW), (PH, PW), (DH, DW) = cfg["w"][2:], cfg["kw"]["padding"], cfg["kw"]["dilation"]
+        flip = cfg["kw"]["stride"] == (1, 1) and PH <= DH * (KH - 1) and PW <= DW * (KW - 1)
+        assert "im2col" in ran and ("col2im" in ran) != flip
 
 
 @examples(15)
