@@ -13,6 +13,7 @@ from .cpu.batchnorm import BatchNormCPU
 from .cpu.conv import Conv2dCPU
 from .cpu.depthwise import DepthwiseConv2dCPU
 from .cpu.gelu import GELUCPU
+from .cpu.grouped import GroupedConv2dCPU
 from .cpu.linear import LinearCPU
 from .cpu.pooling import AdaptiveAvgPool2dCPU, AvgPool2dCPU, MaxPool2dCPU
 from .cuda.activation import AddReLUCUDA, ReLUCUDA
@@ -22,7 +23,7 @@ from .cuda.loss import CrossEntropyCUDA
 from .cuda.pooling import AdaptiveAvgPool2dCUDA, MaxPool2dCUDA
 
 FAST = {
-    "conv2d": (DepthwiseConv2dCPU, Conv2dCPU, Conv2dCUDA),
+    "conv2d": (DepthwiseConv2dCPU, GroupedConv2dCPU, Conv2dCPU, Conv2dCUDA),
     "linear": (LinearCPU,),
     "batch_norm": (BatchNormCPU, BatchNormCUDA),
     "relu": (ReLUCPU, ReLUCUDA),
