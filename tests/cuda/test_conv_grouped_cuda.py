@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import minires as mr
 import minires.functional as F
-from minires import dispatch
+from minires import dispatch, tuning
 from minires.functional.conv import Conv2d
 from minires.kernels import registry
 from minires.kernels.cuda import launcher
@@ -192,6 +192,26 @@ def test_low_precision_backward_matches_the_chain_rule_in_float64(kernels, cfg, 
     if b is not None:
         np.testing.assert_allclose(b.grad.numpy(), g.astype(np.float64).sum(axis=(0, 2, 3)), rtol=tol,
                                    atol=tol * scale)
+
+
+@pytest.mark.parametrize("slices", ["one", "one-per-row"])
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels-last"])
+def test_depthwise_weight_gradient_for_any_number_of_partial_sums(kernels, monkeypatch, slices, cl):
+    """dw's S partial sums per tap: one over every output row, or one per row (N*OH of them)."""
+    if slices == "one":
+        monkeypatch.setattr(tuning, "STAT_THREADS", 1)
+    else:
+        monkeypatch.setattr(tuning, "STAT_MIN_VALUES", 1)
+    rng = np.random.default_rng(5)
+    kw = dict(stride=(2, 1), padding=(2, 1), dilation=(1, 2), groups=3)
+    x = mr.tensor(_layout(rng.standard_normal((3, 3, 7, 6)), cl), requires_grad=True)
+    w = mr.tensor(rng.standard_normal((6, 1, 3, 3)), requires_grad=True)
+    out = F.conv2d(x, w, **kw)
+    g = rng.standard_normal(out.shape)
+    out.backward(mr.tensor(g))
+    dx, dw = naive_conv2d_backward(x.numpy(), w.numpy(), g, **kw)
+    np.testing.assert_allclose(w.grad.numpy(), dw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), dx, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels-last"])

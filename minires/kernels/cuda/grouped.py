@@ -108,13 +108,14 @@ class GroupedConv2dCUDA(Conv2d):
         need_dx, need_dw = self.needs_input_grad[0], self.needs_input_grad[1]
         dx = dw = None
         flip = stride == (1, 1) and PH <= DH * (KH - 1) and PW <= DW * (KW - 1)
-        if need_dw or (need_dx and not flip):  # (G, N*OH*OW, O/G): each group's gradient rows, contiguous
-            g_rows = xp.ascontiguousarray(g.transpose(0, 2, 3, 1).reshape(N * OH * OW, G, O // G).transpose(1, 0, 2))
-        if need_dw:  # (G, KH*KW*Cg, N*OH*OW) @ (G, N*OH*OW, O/G), batched on cuBLAS
+        # NOTE: cupy.matmul makes both operands of a batched (> 2-D) product C-contiguous first (CuPy's
+        # _routines_linalg.pyx), so no operand here is a transposed view of the columns: dw is computed
+        # transposed, g^T @ cols, and only g (the columns' Og / (KH*KW*Cg)) is copied into place.
+        if need_dw:  # (G, O/G, N*OH*OW) @ (G, N*OH*OW, KH*KW*Cg), batched on cuBLAS
+            g_t = xp.ascontiguousarray(g.reshape(N, G, O // G, OH, OW).transpose(1, 2, 0, 3, 4))
             cols = cuda_ops.im2col(launch, xp, self.x, (KH, KW), stride, padding, dilation, (OH, OW), G)
-            dwm = xp.matmul(cols.transpose(0, 2, 1), g_rows)                 # (G, KH*KW*Cg, O/G)
-            dw = xp.ascontiguousarray(dwm.reshape(G, KH, KW, Cg, O // G).transpose(0, 4, 3, 1, 2))
-            dw = dw.reshape(O, Cg, KH, KW)                                   # rows of weight_matrix, undone
+            dwt = xp.matmul(g_t.reshape(G, O // G, N * OH * OW), cols)         # (G, O/G, KH*KW*Cg)
+            dw = xp.ascontiguousarray(dwt.reshape(O, KH, KW, Cg).transpose(0, 3, 1, 2))  # (O, Cg, KH, KW)
         if need_dx and flip:
             # NOTE: at stride 1, dx is a grouped conv of g with each group's kernel flipped and its in/out
             # channels swapped (padding d*(K-1) - p), as Conv2dCUDA does: no KH*KW-times-dx columns + col2im.
@@ -123,6 +124,8 @@ class GroupedConv2dCUDA(Conv2d):
             dx = _grouped_gemm(g, wflip[:, :, ::-1, ::-1], (1, 1), pflip, dilation, G)
             dx = dx.reshape(N, H, W, C).transpose(0, 3, 1, 2)
         elif need_dx:  # batched GEMM on cuBLAS, then the gather-form col2im kernel
-            dcols = xp.matmul(g_rows, weight_matrix(self.w, G).transpose(0, 2, 1))  # (G, N*OH*OW, KH*KW*Cg)
+            g_rows = xp.ascontiguousarray(g.transpose(0, 2, 3, 1).reshape(N * OH * OW, G, O // G).transpose(1, 0, 2))
+            wt = xp.ascontiguousarray(weight_matrix(self.w, G).transpose(0, 2, 1))  # (G, O/G, KH*KW*Cg)
+            dcols = xp.matmul(g_rows, wt)                                    # (G, N*OH*OW, KH*KW*Cg)
             dx = cuda_ops.col2im(launch, xp, dcols, (N, C, H, W), (KH, KW), stride, padding, dilation, (OH, OW), G)
         return dx, dw, _bias_grad(g, self.needs_input_grad)

@@ -152,28 +152,35 @@ extern "C" __global__ void depthwise_backward_input(const scalar_t* g, const sca
 }
 
 // Depthwise dw, level 1 of a two-pass reduction: partial t of tap (o, kh, kw) sums g * x over the
-// output pixels m = s, s+S, s+2S, ... of the N*OH*OW (n, oh, ow); the caller sums the S partials.
+// output rows j = s, s+S, s+2S, ... of the N*OH rows (n, oh), each row whole (no division in the
+// inner loop; a row whose input row is padding is skipped); the caller sums the S partials.
 // Partials are laid out (S, KH*KW, O) when cl (adjacent threads: adjacent channels, adjacent in
-// channels-last memory), else (O, KH*KW, S) (adjacent threads: adjacent pixels of one channel).
+// channels-last memory), else (O, KH*KW, S).
 extern "C" __global__ void depthwise_backward_weight(const scalar_t* g, const scalar_t* x, acc_t* part, idx_t N, idx_t C,
                                                      idx_t H, idx_t W, idx_t sN, idx_t sC, idx_t sH, idx_t sW,
                                                      idx_t gN, idx_t gO, idx_t gH, idx_t gW, idx_t M, idx_t OH,
                                                      idx_t OW, int KH, int KW, int SH, int SW, int PH, int PW,
                                                      int DH, int DW, idx_t S, int cl) {
-    idx_t O = C * M, KK = (idx_t)KH * KW, R = N * OH * OW;
+    idx_t O = C * M, KK = (idx_t)KH * KW, R = N * OH;
     GRID_STRIDE_LOOP(t, O * KK * S) {
         idx_t o, k, s;
         if (cl) { o = t % O; k = (t / O) % KK; s = t / (O * KK); }
         else { s = t % S; k = (t / S) % KK; o = t / (S * KK); }
-        int kh = (int)(k / KW), kw = (int)(k % KW);
-        const scalar_t* xc = x + (o / M) * sC;
+        idx_t kh = k / KW, kw = k % KW;
+        // the output columns whose tap kw lands inside the image: ow in [lo, hi)
+        idx_t off = kw * DW - PW;
+        idx_t lo = off >= 0 ? 0 : (-off + SW - 1) / SW;
+        idx_t hi = (W - 1 - off) < 0 ? 0 : (W - 1 - off) / SW + 1;
+        hi = hi < OW ? hi : OW;
         acc_t acc = 0;
-        for (idx_t m = s; m < R; m += S) {
-            idx_t ow = m % OW, r = m / OW;
-            idx_t oh = r % OH, n = r / OH;
-            idx_t h = oh * SH - PH + (idx_t)kh * DH, w = ow * SW - PW + (idx_t)kw * DW;
-            if (h < 0 || h >= H || w < 0 || w >= W) continue;
-            acc += to_acc(g[n * gN + o * gO + oh * gH + ow * gW]) * to_acc(xc[n * sN + h * sH + w * sW]);
+        for (idx_t j = s; j < R; j += S) {
+            idx_t n = j / OH, oh = j % OH;
+            idx_t h = oh * SH - PH + kh * DH;
+            if (h < 0 || h >= H) continue;
+            const scalar_t* gr = g + n * gN + o * gO + oh * gH;
+            const scalar_t* xr = x + n * sN + (o / M) * sC + h * sH;
+            for (idx_t ow = lo; ow < hi; ++ow)
+                acc += to_acc(gr[ow * gW]) * to_acc(xr[(ow * SW + off) * sW]);
         }
         part[t] = acc;
     }

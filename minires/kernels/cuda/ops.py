@@ -87,11 +87,12 @@ def depthwise_backward_input(launch, xp, g, w, x_shape, stride, padding, dilatio
 
 def depthwise_backward_weight(launch, xp, g, x, kernel_size, stride, padding, dilation, cl):
     """dw (C*M, 1, KH, KW) of a depthwise conv from g (N, C*M, OH, OW) and x, any strides: S partial sums
-    per tap in the accumulator dtype (as the statistics kernels slice a channel), then their sum."""
+    per tap over slices of the N*OH output rows, in the accumulator dtype, then their sum."""
     N, C, H, W = x.shape
     O, (OH, OW), (KH, KW) = g.shape[1], g.shape[2:], kernel_size
     taps = O * KH * KW
-    S = max(1, min(N * OH * OW // tuning.STAT_MIN_VALUES, tuning.STAT_THREADS // taps))
+    # as the statistics kernels slice a channel (tuning.STAT_*), in whole rows of OW values
+    S = max(1, min(N * OH, N * OH * OW // tuning.STAT_MIN_VALUES, tuning.STAT_THREADS // taps))
     part = xp.empty(S * taps, dtype=ACC_DTYPE[x.dtype])
     launch("depthwise_backward_weight", part.size, g, x, part, N, C, H, W, *_strides(x), *_strides(g), O // C,
            OH, OW, KH, KW, *stride, *padding, *dilation, S, int(cl))
