@@ -7,7 +7,7 @@ for `scalar_t`, float32 for `acc_t` of float16) and arrays are checked against
 the pointer types before a launch. `Launcher` holds that logic; `CupyLauncher` runs kernels on the
 GPU, and the tests run the same source on the CPU through a C++ build of it (tests/cuda_emulator.py).
 
-ops.py wraps each kernel for arrays; the Functions beside it (activation, batchnorm, conv, loss, pooling)
+ops.py wraps each kernel for arrays; the Functions beside it (activation, batchnorm, conv, grouped, loss, pooling)
 are the CUDA fast paths. MINIRES_IMPL=reference runs the generic reference ops on CuPy arrays instead.
 The tests run all of it without a GPU through a CuPy stand-in (tests/cupy_standin.py).
 """
