@@ -105,6 +105,8 @@ def test_named_cases_forward_and_gradcheck(device, x_shape, w_shape, kw):
                                 dict(stride=(1, 2), dilation=2, groups=2), dict(padding=(0, 1)),
                                 dict(stride=(1, 2), padding=(2, 1), dilation=(2, 1))])
 def test_batch_chunking_matches_naive(fast, monkeypatch, images, kw, row_split):
+    # Conv2dCPU itself, groups included: the grouped/depthwise classes tried before it would take groups=2.
+    monkeypatch.setitem(dispatch._others, "conv2d", (Conv2dCPU, Conv2dCUDA))
     for name in ("ROW_SPLIT_MAX_K", "ROW_SPLIT_DW_MAX_K"):
         monkeypatch.setattr(tuning, name, 10**9 if row_split else 0)
     rng = np.random.default_rng(8)
@@ -132,7 +134,9 @@ PARAMS = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1))
 def test_dispatch_runs_the_cpu_fast_path_on_numpy_and_the_reference_when_asked(fast):
     for groups, w_shape in ((1, (4, 4, 3, 3)), (2, (4, 2, 3, 3))):
         inputs, params = _arrays(np, (2, 4, 5, 5), w_shape), dict(PARAMS, groups=groups)
-        assert dispatch.choose(Conv2d, inputs, params) is Conv2dCPU
+        # groups > 1: the grouped classes tried before Conv2dCPU take it; Conv2dCPU still supports it.
+        assert dispatch.choose(Conv2d, inputs, params) is Conv2dCPU or groups > 1
+        assert Conv2dCPU.supports(*inputs, **params) and dispatch.choose(Conv2d, inputs, params) is not Conv2d
         with dispatch.use_impl("reference"):
             assert dispatch.choose(Conv2d, inputs, params) is Conv2d
     # an empty batch runs on the reference
@@ -308,3 +312,56 @@ def test_an_inf_in_one_image_reaches_only_the_weight_gradients_it_touches(device
             expected[:, :, i, j] = xpad[:, :, i:i + 5, j:j + 5].sum(axis=(0, 2, 3))  # g = 1 everywhere
     np.testing.assert_allclose(wt.grad.numpy(), expected, rtol=1e-10)           # inf where expected is inf
     assert not np.isnan(wt.grad.numpy()).any()
+
+
+def _no_columns(*args, **kwargs):
+    raise AssertionError("the 1x1 path built columns")
+
+
+@pytest.mark.parametrize("threads", [1, 3])  # 3: parts' dw summed, each part's dx rows
+@pytest.mark.parametrize("stride", [1, 2, (2, 1)])
+@pytest.mark.parametrize("channels_last", [False, True])  # a view of NHWC memory, or a strided NCHW input
+def test_pointwise_1x1_builds_no_columns_and_matches_naive(fast, monkeypatch, stride, channels_last, threads):
+    for name in ("_columns", "_row_columns", "_conv_gemm", "_dx_col2im"):
+        monkeypatch.setattr(cpu_conv, name, _no_columns)
+    monkeypatch.setattr(tuning, "MIN_PART_ELEMENTS", 1)
+    before = parallel.get_num_threads()
+    parallel.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(3)
+        xa = rng.standard_normal((3, 5, 7, 4))                               # (N, H, W, C) memory
+        xa = xa.transpose(0, 3, 1, 2) if channels_last else np.ascontiguousarray(xa.transpose(0, 3, 1, 2))
+        x = mr.tensor(xa, requires_grad=True)
+        w = mr.tensor(rng.standard_normal((6, 4, 1, 1)), requires_grad=True)
+        b = mr.tensor(rng.standard_normal(6), requires_grad=True)
+        out = F.conv2d(x, w, b, stride=stride)
+        assert type(out.grad_fn) is Conv2dCPU
+        s = stride if isinstance(stride, tuple) else (stride, stride)
+        expected = naive_conv2d(xa, w.numpy(), b.numpy(), s, (0, 0), (1, 1), 1)
+        np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
+        assert mr.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride), [x, w, b])
+        for grad_of in ("x", "w"):  # one gradient asked for: the other is neither computed nor needed
+            xo = mr.tensor(xa, requires_grad=grad_of == "x")
+            wo = mr.tensor(w.numpy(), requires_grad=grad_of == "w")
+            assert mr.gradcheck(lambda t: F.conv2d(t, wo, stride=stride) if grad_of == "x" else F.conv2d(xo, t, stride=stride),
+                                [xo if grad_of == "x" else wo])
+    finally:
+        parallel.set_num_threads(before)
+
+
+def test_pointwise_float32_channels_last_in_and_out(fast):
+    rng = np.random.default_rng(4)
+    xa = rng.standard_normal((2, 4, 4, 3)).astype(np.float32).transpose(0, 3, 1, 2)  # NHWC memory
+    x = mr.tensor(xa, requires_grad=True)
+    w = mr.tensor(rng.standard_normal((5, 3, 1, 1)).astype(np.float32), requires_grad=True)
+    out = F.conv2d(x, w)
+    assert out.dtype == mr.float32 and out.numpy().transpose(0, 2, 3, 1).flags.c_contiguous
+    expected = naive_conv2d(xa.astype(np.float64), w.numpy().astype(np.float64), None, (1, 1), (0, 0), (1, 1), 1)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
+    g = mr.ones(out.shape, dtype=mr.float32)
+    out.backward(g)
+    assert (g.numpy() == 1).all()  # the incoming gradient is read, never written (its rows may be views)
+    assert x.grad.dtype == mr.float32 and w.grad.dtype == mr.float32
+    np.testing.assert_allclose(w.grad.numpy()[:, :, 0, 0], np.broadcast_to(xa.sum(axis=(0, 2, 3)), (5, 3)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x.grad.numpy(), np.broadcast_to(w.numpy().sum(axis=0)[None], xa.shape),
+                               rtol=1e-5, atol=1e-5)

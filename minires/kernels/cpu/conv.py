@@ -9,7 +9,8 @@ Forward: out rows (N*OH*OW, O) = cols (N*OH*OW, KH*KW*C) @ Wmat (KH*KW*C, O), a 
 time. Backward: dw = cols^T @ g with the columns rebuilt chunk by chunk; dx is a conv of g with
 the flipped kernel when the stride is 1, else g @ Wmat^T scattered back by col2im. Narrow
 stride-1 convs (16 channels) use row-split columns instead: only the KW axis is copied and the
-KH kernel rows become row-shifted GEMMs (see tuning.ROW_SPLIT_MAX_K).
+KH kernel rows become row-shifted GEMMs (see tuning.ROW_SPLIT_MAX_K). Unpadded 1x1 convs build no
+columns at all: their GEMMs run on the NHWC rows of x and g themselves ("pointwise" below).
 
 The functions below run in one thread over one part of the batch; Conv2dCPU splits each call's
 batch over the threads once (parallel.split) and sums the parts' dw.
@@ -145,6 +146,28 @@ def _conv_gemm(x, w, stride, padding, dilation, G, out):
             out[rows] = matmul(cols, wmat).transpose(1, 0, 2).reshape(-1, w.shape[0])  # (G, n*OH*OW, Og) -> rows
 
 
+# NOTE: an unpadded 1x1 conv (groups 1) is a GEMM on the input's own NHWC rows: out rows = x rows @ W^T,
+# dw = g rows^T @ x rows, dx rows = g rows @ W. For channels-last memory at stride 1 the rows are a
+# view, so forward, dx and dw copy nothing, where the columns path made a padded NHWC copy and then
+# an im2col copy of it (and the same for g in dx). Measured in results (bench_conv_bound --set pointwise).
+def _pointwise(w_shape, padding, G) -> bool:
+    """Whether this conv takes the column-free 1x1 path (see the note above)."""
+    return G == 1 and tuple(w_shape[2:]) == (1, 1) and tuple(padding) == (0, 0)
+
+
+def _pixel_rows(x, stride):
+    """x (n, C, H, W) -> (n*OH*OW, C): the pixels a 1x1 conv of this stride reads; a view for NHWC memory, stride 1."""
+    return x[:, :, ::stride[0], ::stride[1]].transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+def _pointwise_backward(x, w, g, stride, dxrows):
+    """dw (O, C) of this part's images; dx rows (n*OH*OW, C) = g rows @ W written into dxrows (None: no dx)."""
+    gr = _pixel_rows(g, (1, 1))                                              # (n*OH*OW, O)
+    if dxrows is not None:
+        matmul(gr, w.reshape(w.shape[0], -1), out=dxrows)
+    return None if x is None else matmul(gr.T, _pixel_rows(x, stride))     # (O, C)
+
+
 def _g_rows(g, G):
     """g (n, O, OH, OW) -> (G, n*OH*OW, Og); a per-chunk NHWC copy stays in cache (free if g is NHWC)."""
     return g.transpose(0, 2, 3, 1).reshape(-1, G, g.shape[1] // G).transpose(1, 0, 2)
@@ -199,7 +222,12 @@ class Conv2dCPU(Conv2d):
         self.geom = ConvGeometry(x.shape, w.shape, stride, padding, dilation, groups)
         out = np.empty((N * OH * OW, O), dtype=x.dtype)
         P = OH * OW
-        _split(lambda n0, n1: _conv_gemm(x[n0:n1], w, stride, padding, dilation, groups, out[n0 * P:n1 * P]), N)
+        if _pointwise(w.shape, padding, groups):
+            wmat = w.reshape(O, -1).T                                        # (C, O)
+            _split(lambda n0, n1: matmul(_pixel_rows(x[n0:n1], stride), wmat, out=out[n0 * P:n1 * P]), N)
+        else:
+            _split(lambda n0, n1: _conv_gemm(x[n0:n1], w, stride, padding, dilation, groups, out[n0 * P:n1 * P]),
+                   N)
         if b is not None:
             out += b
         # Columns are rebuilt in backward (from cache-sized chunks) instead of being kept.
@@ -218,6 +246,8 @@ class Conv2dCPU(Conv2d):
         need_db = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         db = g.sum(axis=(0, 2, 3)) if need_db else None
         dx = dx_part = None
+        if _pointwise(w_shape, padding, G):
+            return self._pointwise_backward(g, need_dx, need_dw) + (db,)
         if need_dx and stride == (1, 1) and PH <= DH * (KH - 1) and PW <= DW * (KW - 1):
             # NOTE: for stride 1, dx is itself a conv of g with the flipped, in/out-swapped kernel
             # and padding d*(K-1) - p: cheaper than a GEMM writing KH*KW times dx's size + col2im.
@@ -248,3 +278,30 @@ class Conv2dCPU(Conv2d):
         for p in partial[1:] if need_dw else ():
             dw += p
         return dx, dw, db
+
+    def _pointwise_backward(self, g, need_dx, need_dw):
+        """(dx, dw) of an unpadded 1x1 conv: column-free GEMMs on the NHWC rows (see _pointwise)."""
+        (N, C, H, W), w_shape, stride = self.geom[:3]
+        OH, OW = g.shape[2:]
+        dxrows = np.empty((N * OH * OW, C), dtype=g.dtype) if need_dx else None
+
+        def part(n0, n1):
+            rows = None if dxrows is None else dxrows[n0 * OH * OW:n1 * OH * OW]
+            return _pointwise_backward(self.x[n0:n1] if need_dw else None, self.w if need_dx else None,
+                                       g[n0:n1], stride, rows)
+        partial = _split(part, N)
+        dw = None
+        if need_dw:
+            dw = partial[0]
+            for p in partial[1:]:
+                dw += p
+            dw = dw.reshape(w_shape)
+        dx = None
+        if need_dx:
+            dx = dxrows.reshape(N, OH, OW, C)                                  # (N, OH, OW, C)
+            if (OH, OW) != (H, W):  # strided: the pixels the conv skipped get no gradient
+                full = np.zeros((N, H, W, C), dtype=g.dtype)
+                full[:, ::stride[0], ::stride[1]] = dx
+                dx = full
+            dx = dx.transpose(0, 3, 1, 2)                                      # (N, C, H, W) view
+        return dx, dw
