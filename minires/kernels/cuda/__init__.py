@@ -3,6 +3,6 @@
 launcher.py compiles kernels.cu through CuPy and checks each launch; ops.py wraps each kernel for arrays;
 the other modules are the Functions, one per op, listed in minires/kernels/registry.py.
 """
-from . import activation, batchnorm, conv, loss, pooling
+from . import activation, batchnorm, conv, grouped, loss, pooling
 
-__all__ = ["activation", "batchnorm", "conv", "loss", "pooling"]
+__all__ = ["activation", "batchnorm", "conv", "grouped", "loss", "pooling"]

@@ -3,7 +3,7 @@
 Forward: whole-batch columns (N*OH*OW, KH*KW*C) gathered by the im2col kernel straight from x in any
 layout, times Wmat on cuBLAS. Backward: dw = cols^T @ g on cuBLAS; dx is a conv of g with the
 flipped kernel when the stride is 1, else g @ Wmat^T followed by a gather-form col2im kernel.
-Grouped convs on CuPy run on the reference (minires.functional.conv), which is CuPy-generic.
+Grouped and depthwise convs on CuPy run in grouped.py beside this file.
 
 Why not the reference: its columns are NCHW-ordered, built by KH*KW strided copies from a padded copy
 of x, with one batched GEMM per image; the im2col kernel gathers channels-last rows straight from x
