@@ -318,3 +318,52 @@ def test_adaptive_avg_pool_backward_keeps_a_non_finite_gradient_in_its_bins(devi
             expected[:, :, h0:h1, w0:w1] += g[:, :, i:i + 1, j:j + 1] / ((h1 - h0) * (w1 - w0))
     np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12, atol=1e-12)
     assert np.isfinite(x.grad.numpy()[1, 0]).all()                             # untouched by the NaN and inf
+
+
+def _stale_heap(shape, value):
+    """Leave a freed array of `shape` full of `value` behind, so that a later np.empty of that size likely
+    reuses it: a kernel that skips writing part of its output then shows `value` instead of a lucky 0."""
+    a = np.full(shape, value)
+    del a
+
+
+@pytest.mark.parametrize("shape, kernel, padding", [((2, 3, 7, 9), 2, 0), ((3, 2, 8, 7), 3, 0), ((2, 3, 7, 6), 2, 1)])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_max_pool_gradient_is_zero_past_the_last_window(device, shape, kernel, padding, layout):
+    # stride = kernel: the windows tile the top-left of the input and the last rows/columns get no gradient
+    rng = np.random.default_rng(13)
+    x = rng.permutation(int(np.prod(shape))).reshape(shape) * 0.5 - 10  # distinct values: no ties
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    t = mr.tensor(x, device=device, requires_grad=True)
+    out = F.max_pool2d(t, kernel, kernel, padding)
+    expected, arg = naive_pool(x, (kernel,) * 2, (kernel,) * 2, (padding,) * 2, "max")
+    np.testing.assert_array_equal(out.numpy(), expected)
+    g = rng.standard_normal(out.shape)
+    _stale_heap(shape, 7.0)
+    out.backward(mr.tensor(g, device=device))
+    dx = np.zeros(x.size)
+    np.add.at(dx, arg.ravel()[arg.ravel() >= 0], g.ravel()[arg.ravel() >= 0])
+    np.testing.assert_array_equal(t.grad.numpy().ravel(order="C"), dx)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_nan_in_some_images_of_a_split_batch(device, dtype):
+    # The NaN check runs per block of the batch, on the output: only blocks with a NaN in a window run the
+    # isnan pass again; a NaN outside every window (the 5th row of a 2x2 pool of 5 rows) is ignored.
+    rng = np.random.default_rng(14)
+    x = rng.permutation(6 * 3 * 5 * 5).reshape(6, 3, 5, 5).astype(dtype)
+    x[1, 0, 0, 1] = np.nan  # a window's second offset, after a smaller first
+    x[1, 2, 2, 2] = x[1, 2, 3, 3] = np.nan  # two NaNs in one window: the later one is its "max"
+    x[4, 1, 3, 0] = np.nan  # a window's third offset
+    x[5, 0, 4, 2] = np.nan  # outside every window
+    t = mr.tensor(x, device=device, requires_grad=True)
+    out = F.max_pool2d(t, 2)
+    expected, arg = naive_pool(x.astype(np.float64), (2, 2), (2, 2), (0, 0), "max")
+    np.testing.assert_array_equal(out.numpy(), expected.astype(dtype))  # NaN == NaN here
+    assert np.isnan(out.numpy()).sum() == 3
+    g = rng.standard_normal(out.shape).astype(dtype)
+    out.backward(mr.tensor(g, device=device))
+    dx = np.zeros(x.size)
+    np.add.at(dx, arg.ravel(), g.ravel().astype(np.float64))
+    np.testing.assert_array_equal(t.grad.numpy().ravel(), dx.astype(dtype))
