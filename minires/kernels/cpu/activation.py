@@ -5,6 +5,10 @@ one core, and its add_relu holds x + y as a second full-size array. Here each bl
 batch is written by one thread (parallel.split runs the blocks once per call), add_relu adds and
 clamps in the output buffer, and outputs and masks are laid out like x (conv outputs are NCHW views
 of channels-last memory).
+
+NOTE: numexpr (optional) does not pay for relu: "where(x > 0, x, 0)" and "x > 0" over (3840, 960)
+float32 took 45 ms wall / 20 ms CPU against 7.9 / 3.2 for the two NumPy calls per block here
+(2-vCPU EPYC, in turns).
 """
 from __future__ import annotations
 

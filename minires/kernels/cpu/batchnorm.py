@@ -6,6 +6,15 @@ in place in the output buffer (fresh 32 MB arrays cost a page-zeroing pass each)
 (alive anyway as this node's input) instead of a centred copy, and rebuilds x - mean in the dx
 buffer. Every pass runs over row blocks in parallel (minires.parallel.split); partial sums are
 added per channel.
+
+NOTE (measured, not taken; benchmarks/bench_passes.py, in turns, 2-vCPU EPYC): cache-sized pieces of
+2**15 to 2**22 values, x - mean rebuilt per piece in a scratch and the affine done piece by piece (4
+passes through memory in the forward instead of 8, 5 instead of 14 in the backward), ran 1.02-1.33x
+the forward's time and 1.06-1.27x the backward's at batch 256 and 1024: the extra NumPy calls and the
+recomputed x - mean cost more than the passes, which stream at ~30 GB/s. Per-channel dots as
+multiply-into-a-piece plus sum ran 1.5-1.8x einsum's time. numexpr (optional) for the affine
+"(x - m) * s + b" in one pass over (3840, 960) float32: 20.5 ms wall / 10.3 ms CPU against 9.3 / 3.9
+for the three in-place NumPy calls here on 2 threads, so not used.
 """
 from __future__ import annotations
 
