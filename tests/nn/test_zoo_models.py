@@ -146,3 +146,10 @@ def test_summarise_takes_the_faster_layout_and_the_geometric_mean():
     other = dict(row, model="b", ratio=1.0)
     lines = bench_zoo.summary_lines([row, other])
     assert lines[0].endswith(f"{math.sqrt(4.0):.2f}x") and lines[1] == "worst: a 4.00x"
+
+
+def test_cli_names_an_unknown_model_and_the_known_ones(capsys):
+    with pytest.raises(SystemExit):
+        bench_zoo.main(["--models", "resnet18,nosuch", "--no-torch"])
+    err = capsys.readouterr().err
+    assert "--models: unknown nosuch" in err and "mobilenetv2" in err
