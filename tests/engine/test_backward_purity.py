@@ -111,10 +111,10 @@ CPU = ("fast-cpu", "fast-cpu-split")  # CPU fast paths in one thread, and split 
 CUDA = ("fast-cuda", "fast-gpu")  # CUDA fast paths on the stand-in (kernels.cu through the emulator), on a GPU
 
 
-def _conv(stride=1, padding=1, groups=1, cl=False):
+def _conv(stride=1, padding=1, groups=1, cl=False, out=4):
     def run(m):
         x = m.leaf(2, 4, 5, 5, channels_last=cl)
-        return F.conv2d(x, m.leaf(4, 4 // groups, 3, 3), m.leaf(4), stride=stride, padding=padding, groups=groups)
+        return F.conv2d(x, m.leaf(out, 4 // groups, 3, 3), m.leaf(out), stride=stride, padding=padding, groups=groups)
     return run
 
 
@@ -220,9 +220,17 @@ CASES = {
     "SyncBatchNormFunction": [Case(_sync_bn, REF)],
     "Conv2d": [Case(_conv(), REF), Case(_conv(stride=2, groups=2), REF, variant="stride2-groups2")],
     "Conv2dCPU": [Case(_conv(), CPU, variant="row-split-flip"), Case(_conv(stride=2), CPU, variant="im2col-col2im"),
-                  Case(_conv(groups=2, cl=True), CPU, variant="groups2-channels-last")],
+                  Case(_conv(groups=2, cl=True), CPU, dtype=np.float16, variant="groups2-channels-last-float16")],
+    "DepthwiseConv2dCPU": [Case(_conv(groups=4), CPU), Case(_conv(stride=2, groups=4, cl=True, out=8), CPU,
+                                                             variant="stride2-multiplier2-channels-last")],
+    "GroupedConv2dCPU": [Case(_conv(groups=2), CPU, variant="flip"),
+                         Case(_conv(stride=2, groups=2, cl=True, out=6), CPU, variant="col2im-channels-last")],
     "Conv2dCUDA": [Case(_conv(), CUDA, variant="flip"), Case(_conv(stride=2), CUDA, variant="col2im"),
                    Case(_conv(cl=True, padding=0), CUDA, variant="channels-last")],
+    "DepthwiseConv2dCUDA": [Case(_conv(groups=4), CUDA), Case(_conv(stride=2, groups=4, cl=True, out=8), CUDA,
+                                                               variant="stride2-multiplier2-channels-last")],
+    "GroupedConv2dCUDA": [Case(_conv(groups=2), CUDA), Case(_conv(stride=2, groups=2, cl=True, out=6), CUDA,
+                                                             variant="stride2-channels-last")],
     "Sigmoid": [Case(lambda m: F.sigmoid(m.leaf(3, 4)), REF)],
     "Tanh": [Case(lambda m: F.tanh(m.leaf(3, 4)), REF)],
     "GELU": [Case(lambda m: F.gelu(m.leaf(3, 4)), REF),
