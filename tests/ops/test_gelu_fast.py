@@ -194,3 +194,24 @@ def test_broadcast_input_matches_its_contiguous_copy():
         want = mr.nn.GELU()(mr.tensor(np.ascontiguousarray(view))).numpy()
         assert got.shape == shape
         np.testing.assert_array_equal(got, want)
+
+
+def test_special_values_inside_large_arrays_leave_their_neighbours_right(fast):
+    # NaN turns into a garbage table index (wrapped into the table) and +-8 sit on the clip bounds: scattered
+    # through > 2 pieces of 2**15 values, they must not disturb the values around them.
+    rng = np.random.default_rng(4)
+    a = (rng.standard_normal(3 * 2**15 + 123) * 3).astype(np.float32)
+    top = np.nextafter(np.float32(8), np.float32(0))
+    specials = np.array([np.nan, 8.0, -8.0, top, -top, 7.99, -7.99, 1 / 32, -1 / 32, 0.0], dtype=np.float32)
+    where = rng.choice(a.size, size=400, replace=False)
+    a[where] = np.resize(specials, where.size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NaN cast to an integer index
+        out, grad = gelu_and_grad(a)
+    nan = np.isnan(a)
+    assert np.array_equal(np.isnan(out), nan) and np.array_equal(np.isnan(grad), nan)
+    x64 = a[~nan].astype(np.float64)
+    cdf, pdf = true_phi(x64)
+    half_ulp = np.spacing(np.abs(out[~nan])).astype(np.float64) / 2
+    assert np.all(np.abs(out[~nan] - x64 * cdf) <= 1e-7 * np.maximum(1.0, np.abs(x64)) + half_ulp)
+    assert np.abs(grad[~nan] - (cdf + x64 * pdf)).max() <= 3e-7

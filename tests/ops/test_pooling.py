@@ -327,7 +327,8 @@ def _stale_heap(shape, value):
     del a
 
 
-@pytest.mark.parametrize("shape, kernel, padding", [((2, 3, 7, 9), 2, 0), ((3, 2, 8, 7), 3, 0), ((2, 3, 7, 6), 2, 1)])
+@pytest.mark.parametrize("shape, kernel, padding",
+                         [((2, 3, 7, 9), 2, 0), ((3, 2, 8, 7), 3, 0), ((2, 3, 7, 6), 2, 1)])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 def test_max_pool_gradient_is_zero_past_the_last_window(device, shape, kernel, padding, layout):
     # stride = kernel: the windows tile the top-left of the input and the last rows/columns get no gradient
