@@ -12,7 +12,8 @@ channels_last; PyTorch float32 NCHW) is a fresh process, the runs in turns, the 
 time is the median of --steps steps after --warmup, and the table gives each run's median over --rounds. The
 reference is PyTorch's faster layout of the two; the ratio is minires's time over it; below the table stand the
 geometric mean of the ratios and the worst model. Both libraries run --threads threads; minires holds BLAS at one
-thread (hold_blas), as `minires train` does.
+thread (hold_blas), as `minires train` does. --clock cpu times each step by the process's CPU time instead of the
+wall clock: on a shared machine at --threads 1 that leaves out the time other tenants held the core.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 import types
 
 import numpy as np
@@ -70,8 +72,21 @@ def load_zoo(lib: str = "mr") -> types.ModuleType:
     return module
 
 
-def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, threads: int) -> dict:
-    """Time `steps` training steps of zoo model `name` in this process -> {"ms": median, "threads": ...}."""
+def cpu_median_ms(fn, repeats: int, warmup: int) -> float:
+    """Median CPU time of this process (all its threads) over fn() calls, in ms, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        times.append((time.process_time() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, threads: int, clock: str = "wall") -> dict:
+    """Time `steps` training steps of zoo model `name` in this process -> {"ms": median, "threads": ...};
+    clock "cpu" times the process's CPU time instead of the wall clock."""
     zoo = load_zoo("mr" if lib == "mr" else "torch")
     torch, F = zoo.torch, zoo.F
     if name not in zoo.MODELS:
@@ -97,7 +112,7 @@ def run_one(lib: str, name: str, batch: int, steps: int, warmup: int, threads: i
         F.cross_entropy(model(x), y).backward()
         opt.step()
     with hold:
-        ms = median_ms(step, repeats=steps, warmup=warmup)
+        ms = (median_ms if clock == "wall" else cpu_median_ms)(step, repeats=steps, warmup=warmup)
     return {"lib": lib, "model": name, "batch": batch, "ms": ms, "threads": used,
             "params": sum(p.numel() for p in model.parameters())}
 
@@ -141,6 +156,9 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=2, help="processes per run, the runs in turns")
     p.add_argument("--threads", type=int, default=parallel.get_num_threads(),
                    help="threads of each library (default: minires's, the usable cores)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="cpu: each step's process CPU time (with --threads 1 on a shared machine, it leaves out the "
+                        "time other tenants held the core; with more threads it sums them, spin-waits included)")
     p.add_argument("--quick", action="store_true", help="batch 16, 1 step after 1 warm-up, 1 round")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--out", default="benchmarks/results")
@@ -149,7 +167,8 @@ def main(argv=None):
     if args.quick:
         args.batch, args.steps, args.warmup, args.rounds = 16, 1, 1, 1
     if args.child:
-        print(json.dumps(run_one(args.child[0], args.child[1], args.batch, args.steps, args.warmup, args.threads)))
+        print(json.dumps(run_one(args.child[0], args.child[1], args.batch, args.steps, args.warmup, args.threads,
+                                 args.clock)))
         return
     if min(args.batch, args.rounds, args.steps, args.threads) < 1 or args.warmup < 0:
         p.error("--batch, --rounds, --steps and --threads must be >= 1 and --warmup >= 0")
@@ -167,9 +186,10 @@ def main(argv=None):
         extra += (f"PyTorch runs: {'; '.join(torch_reference_label(TORCH_RUNS[lib][0]) for lib in TORCH_LIBS)}; "
                   f"eager, torch.set_num_threads({args.threads}); the reference is the faster layout\n")
     extra += f"minires: parallel.set_num_threads({args.threads}), BLAS held at 1 thread (hold_blas)\n"
+    clock = "process CPU time" if args.clock == "cpu" else "wall time"
     head = header(extra + f"training step (forward, cross entropy, backward, SGD momentum 0.9) float32, batch "
-                  f"{args.batch}, median of {args.steps} steps after {args.warmup} warm-up, each run in a fresh "
-                  f"process; {args.rounds} rounds, the runs in turns ({', '.join(libs)}, then reversed, ...), "
+                  f"{args.batch}, {clock}, median of {args.steps} steps after {args.warmup} warm-up, each run in a "
+                  f"fresh process; {args.rounds} rounds, the runs in turns ({', '.join(libs)}, then reversed, ...), "
                   f"median over rounds")
     print(head, flush=True)
     since = cpu_steal()
@@ -179,7 +199,8 @@ def main(argv=None):
         for r in range(args.rounds):  # in turns, the order flipped each round: drift hits every run alike
             for lib in (libs if r % 2 == 0 else libs[::-1]):
                 cmd = [sys.executable, os.path.abspath(__file__), "--child", lib, name, "--batch", str(args.batch),
-                       "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+                       "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
+                       "--clock", args.clock]
                 out = subprocess.run(cmd, capture_output=True, text=True)
                 if out.returncode != 0:
                     print(out.stderr[-2000:], file=sys.stderr)

@@ -106,7 +106,7 @@ def test_vgg11_parameter_count_closed_form():
 def test_resnet18_parameter_count_closed_form():
     expected = conv(3, 64, 3) + 2 * 64  # stem
     cin = 64
-    for w in (64, 128, 256, 512):  # two BasicBlocks per stage: 2 convs + 2 BNs each, a projection when the shape changes
+    for w in (64, 128, 256, 512):  # two BasicBlocks a stage: 2 convs + 2 BNs each, a projection where the shape changes
         expected += conv(cin, w, 3) + conv(w, w, 3) + 4 * w + (conv(cin, w, 1) + 2 * w if cin != w else 0)
         expected += 2 * conv(w, w, 3) + 4 * w
         cin = w
