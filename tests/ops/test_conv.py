@@ -365,3 +365,21 @@ def test_pointwise_float32_channels_last_in_and_out(fast):
     np.testing.assert_allclose(w.grad.numpy()[:, :, 0, 0], np.broadcast_to(xa.sum(axis=(0, 2, 3)), (5, 3)), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(x.grad.numpy(), np.broadcast_to(w.numpy().sum(axis=0)[None], xa.shape),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel, kw", [((2, 3), dict(padding=(1, 1))), ((4, 2), dict(padding=(2, 0), dilation=(2, 1))),
+                                        ((5, 3), dict(padding=(2, 1), stride=(1, 2)))])
+def test_row_split_one_gemm_any_kernel_height_builds_no_full_columns(fast, monkeypatch, kernel, kw):
+    # KH = 2 sums two blocks of the one GEMM, 4 and 5 add the rest one by one; x and dx both row-split.
+    for name in ("ROW_SPLIT_MAX_K", "ROW_SPLIT_DW_MAX_K"):
+        monkeypatch.setattr(tuning, name, 10**9)
+    monkeypatch.setattr(cpu_conv, "_columns", _no_columns)
+    monkeypatch.setattr(cpu_conv, "_chunk_images", lambda *args: 2)       # N=3: a partial last chunk
+    rng = np.random.default_rng(5)
+    x = mr.tensor(rng.standard_normal((3, 3, 8, 7)), requires_grad=True)
+    w = mr.tensor(rng.standard_normal((3, 3) + kernel), requires_grad=True)
+    out = F.conv2d(x, w, None, **kw)
+    full = {**dict(stride=(1, 1), dilation=(1, 1)), **kw}
+    np.testing.assert_allclose(out.numpy(), naive_conv2d(x.numpy(), w.numpy(), None, full["stride"], full["padding"],
+                                                         full["dilation"], 1), rtol=1e-10, atol=1e-10)
+    assert mr.gradcheck(lambda x, w: F.conv2d(x, w, None, **kw), [x, w])
