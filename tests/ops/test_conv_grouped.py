@@ -81,11 +81,16 @@ def test_grouped_matches_naive_loops_and_finite_differences(cfg, channels_last, 
     ((3, 6, 7, 6), (6, 1, 3, 3), dict(PARAMS, stride=(2, 2), groups=6)),     # MobileNet-like, stride 2
     ((2, 4, 6, 6), (12, 1, 3, 3), dict(PARAMS, groups=4)),                   # channel multiplier 3
     ((3, 8, 6, 5), (8, 2, 3, 3), dict(PARAMS, groups=4)),                    # blocks of several groups
-    ((3, 12, 5, 5), (12, 6, 3, 3), dict(PARAMS, stride=(2, 1), groups=2)),   # 6 channels per group: b = 4
+    ((3, 12, 5, 5), (12, 6, 3, 3), dict(PARAMS, stride=(2, 1), groups=2)),   # 6 channels per group
+    ((3, 6, 6, 5), (6, 2, 3, 3), dict(PARAMS, groups=3)),                    # 4-channel blocks: 2 groups + 1 left
+    ((3, 6, 7, 7), (9, 2, 3, 3), dict(PARAMS, stride=(2, 2), groups=3)),     # the same, strided dx
 ])
 @pytest.mark.parametrize("chunk", [1, 2])  # images per chunk: with N=3 the last chunk is partial
-def test_threads_and_chunks_match_naive(fast, monkeypatch, x_shape, w_shape, kw, chunk):
+@pytest.mark.parametrize("block", [16, 4])  # grouped.BLOCK_CHANNELS: 4 leaves a smaller last block
+def test_threads_and_chunks_match_naive(fast, monkeypatch, x_shape, w_shape, kw, chunk, block):
     monkeypatch.setattr(tuning, "MIN_PART_ELEMENTS", 1)                     # every image may be a part
+    monkeypatch.setattr(grouped, "BLOCK_CHANNELS", block)
+    monkeypatch.setattr(grouped, "BLOCK_CHANNELS_MAX", max(block, 24 * (block == 16)))
     monkeypatch.setattr(depthwise, "_chunk", lambda N, per_image: chunk)
     monkeypatch.setattr(grouped, "_chunk_images", lambda N, per_image: chunk)
     previous = parallel.get_num_threads()
@@ -99,8 +104,9 @@ def test_threads_and_chunks_match_naive(fast, monkeypatch, x_shape, w_shape, kw,
 
 
 def test_blocks_merge_whole_groups_up_to_the_limit():
-    assert grouped.block_size(46, 8) == 2 and grouped.block_size(3, 8) == 3 and grouped.block_size(7, 8) == 1
-    assert grouped.block_size(32, 4) == 4 and grouped.block_size(2, 64) == 1
+    assert grouped.pieces(46, 8) == [(0, 46, 2)] and grouped.pieces(3, 8) == [(0, 3, 3)]
+    assert grouped.pieces(7, 8) == [(0, 6, 2), (6, 7, 1)] and grouped.pieces(19, 8) == [(0, 18, 2), (18, 19, 1)]
+    assert grouped.pieces(32, 4) == [(0, 32, 4)] and grouped.pieces(2, 64) == [(0, 2, 1)]
     # the dense block weights are zero outside each group's (Cg, Og) block, and unblock_dw reads them back
     rng = np.random.default_rng(0)
     w = rng.standard_normal((12, 2, 3, 3))                                   # 6 groups of 2 -> 2 outputs

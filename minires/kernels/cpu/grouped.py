@@ -24,20 +24,33 @@ from numpy.lib.stride_tricks import as_strided
 from ... import parallel, tuning
 from ...functional.conv import Conv2d, ConvGeometry, output_size
 
-# NOTE: a block holds the most whole groups that keep it at <= BLOCK_CHANNELS input channels.
-# Forward, batch 64, float32, one thread, 3x3 stride 1 (ms, min of 7 on a loaded 2-core machine;
-# Conv2dCPU / blocks of 1 / 2 / 4 / all groups):
+# NOTE: blocks of b groups: b*Cg = BLOCK_CHANNELS (16) input channels where whole groups make it,
+# or a divisor of the groups giving 16..BLOCK_CHANNELS_MAX (24); else blocks of 16 // Cg groups and
+# one smaller block of the groups left over. Forward, batch 64, float32, one thread, 3x3 stride 1
+# (ms, min of 7 on a loaded 2-core machine; Conv2dCPU / blocks of 1 / 2 / 4 / all groups):
 #   C=24, 3 groups at 32x32:    44.7 / 35.1 / -    / -     / 23.2 (b=3, 24 channels)
 #   C=56, 7 groups at 32x32:   103.5 / 76.0 / -    / -     / 101.9
 #   C=368, 46 groups at 8x8:    56.6 / 26.6 / 21.8 / -     / 190.1 (b=2, 16 channels)
 #   C=128, 32 groups at 32x32: 547.9 / 287.4 / 157.6 / 145.7 / 517.9 (b=4, 16 channels)
 #   C=512, 32 groups at 8x8:   123.2 / 42.7 / 48.5 / 83.3 / 510.0 (b=1, 16 channels)
-BLOCK_CHANNELS = 24
+# and with groups padded to an even count (in turns, min of 7): 19 groups of 8 at 16x16 89.9 ms
+# in blocks of 1, 20 groups 74.8 in blocks of 2 (86.1 in 4); 7 groups at 32x32 96.6, 8 groups 82.3
+# in blocks of 2 (100.4 in 4): what the left-over block buys without the padding.
+BLOCK_CHANNELS = 16
+BLOCK_CHANNELS_MAX = 24
 
 
 def block_size(G, Cg) -> int:
-    """Groups per block: the largest divisor b of G with b*Cg <= BLOCK_CHANNELS (1 if none)."""
-    return max([b for b in range(1, G + 1) if G % b == 0 and b * Cg <= BLOCK_CHANNELS] or [1])
+    """Groups per block (see the note above); the last block of pieces() may hold fewer."""
+    fits = [b for b in range(1, G + 1) if G % b == 0 and BLOCK_CHANNELS <= b * Cg <= BLOCK_CHANNELS_MAX]
+    return max(fits) if fits else max(1, min(G, BLOCK_CHANNELS // Cg))
+
+
+def pieces(G, Cg) -> list:
+    """[(g0, g1, b)]: groups g0..g1-1 multiplied in blocks of b; the whole blocks, then the groups left over."""
+    b = block_size(G, Cg)
+    whole = G - G % b
+    return [(0, whole, b)] + ([(whole, G, G - whole)] if whole < G else [])
 
 
 def block_weights(w, G, b):
@@ -86,8 +99,10 @@ def _columns(x, kernel, stride, padding, dilation, out_size, nblocks):
 
 
 def _block_rows(rows, nblocks):
-    """Rows (R, O) -> (G/b, R, b*Og) view: each block's column block (BLAS reads it with row stride O)."""
-    return rows.reshape(rows.shape[0], nblocks, -1).transpose(1, 0, 2)
+    """Rows (R, O') -> (G/b, R, b*Og) view: each block's column block (BLAS reads it with the row stride)."""
+    (R, width), (sR, sO) = rows.shape, rows.strides
+    # as_strided, not reshape: a column slice of the output must stay a view that matmul writes into
+    return as_strided(rows, (nblocks, R, width // nblocks), (width // nblocks * sO, sR, sO))
 
 
 def _conv(x, wb, kernel, stride, padding, dilation, out):
@@ -99,7 +114,7 @@ def _conv(x, wb, kernel, stride, padding, dilation, out):
 
 def _g_rows(g, n0, n1, nblocks):
     """g (N, O, OH, OW) images n0..n1 -> (G/b, n*OH*OW, b*Og): a view of NHWC memory, else a chunk's copy."""
-    rows = g[n0:n1].transpose(0, 2, 3, 1).reshape(-1, g.shape[1])           # (n*OH*OW, O)
+    rows = g[n0:n1].transpose(0, 2, 3, 1).reshape(-1, g.shape[1])           # (n*OH*OW, O')
     return _block_rows(rows, nblocks)
 
 
@@ -156,11 +171,16 @@ class GroupedConv2dCPU(Conv2d):
         N, O, G = x.shape[0], w.shape[0], groups
         OH, OW = output_size(x.shape, w.shape, stride, padding, dilation)
         self.geom = ConvGeometry(x.shape, w.shape, stride, padding, dilation, G)
-        self.b = block_size(G, w.shape[1])
-        wb = block_weights(w, G, self.b)                                    # (G/b, KH*KW*b*Cg, b*Og)
+        Cg, Og, kernel, P = w.shape[1], O // G, w.shape[2:], OH * OW
+        wbs = [(g0, g1, block_weights(w[g0 * Og:g1 * Og], g1 - g0, bs)) for g0, g1, bs in pieces(G, Cg)]
         out = np.empty((N * OH * OW, O), dtype=x.dtype)
-        P, kernel = OH * OW, w.shape[2:]
-        _split(lambda n0, n1: _conv(x[n0:n1], wb, kernel, stride, padding, dilation, out[n0 * P:n1 * P]), N)
+
+        def part(n0, n1):
+            for g0, g1, wb in wbs:  # wb (G'/b, KH*KW*b*Cg, b*Og): the piece's groups g0..g1-1
+                _conv(x[n0:n1, g0 * Cg:g1 * Cg], wb, kernel, stride, padding, dilation,
+                      out[n0 * P:n1 * P, g0 * Og:g1 * Og])
+
+        _split(part, N)
         if b is not None:
             out += b
         self.x = x if self.needs_input_grad[1] else None
@@ -170,7 +190,7 @@ class GroupedConv2dCPU(Conv2d):
     def backward(self, g):
         (N, C, H, W), w_shape, stride, padding, dilation, G = self.geom
         O, Cg, KH, KW = w_shape
-        (PH, PW), (DH, DW), kernel = padding, dilation, (KH, KW)
+        (PH, PW), (DH, DW), kernel, Og = padding, dilation, (KH, KW), O // G
         need_dx, need_dw = self.needs_input_grad[0], self.needs_input_grad[1]
         need_db = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         db = g.sum(axis=(0, 2, 3)) if need_db else None
@@ -178,34 +198,43 @@ class GroupedConv2dCPU(Conv2d):
         if need_dx and stride == (1, 1) and PH <= DH * (KH - 1) and PW <= DW * (KW - 1):
             # NOTE: for stride 1, dx is a grouped conv of g with the flipped, in/out-swapped kernel and
             # padding d*(K-1) - p, as in Conv2dCPU: no (rows, KH*KW*Cg) column gradient, no scatter.
-            wflip = self.w.reshape(G, O // G, Cg, KH, KW).transpose(0, 2, 1, 3, 4).reshape(C, O // G, KH, KW)
-            bflip = block_size(G, O // G)
-            wbflip = block_weights(np.ascontiguousarray(wflip[:, :, ::-1, ::-1]), G, bflip)
+            wflip = self.w.reshape(G, Og, Cg, KH, KW).transpose(0, 2, 1, 3, 4).reshape(C, Og, KH, KW)
+            wflip = np.ascontiguousarray(wflip[:, :, ::-1, ::-1])             # (C, Og, KH, KW): groups of Cg rows
+            wbs = [(g0, g1, block_weights(wflip[g0 * Cg:g1 * Cg], g1 - g0, bs)) for g0, g1, bs in pieces(G, Og)]
             pflip = (DH * (KH - 1) - PH, DW * (KW - 1) - PW)
             dxmat = np.empty((N * H * W, C), dtype=g.dtype)
             dx = dxmat.reshape(N, H, W, C).transpose(0, 3, 1, 2)             # (N, C, H, W) view of NHWC memory
 
             def dx_part(n0, n1):
-                _conv(g[n0:n1], wbflip, kernel, (1, 1), pflip, dilation, dxmat[n0 * H * W:n1 * H * W])
+                for g0, g1, wb in wbs:
+                    _conv(g[n0:n1, g0 * Og:g1 * Og], wb, kernel, (1, 1), pflip, dilation,
+                          dxmat[n0 * H * W:n1 * H * W, g0 * Cg:g1 * Cg])
         elif need_dx:
-            wb = block_weights(self.w, G, self.b)
+            wbs = [(g0, g1, block_weights(self.w[g0 * Og:g1 * Og], g1 - g0, bs)) for g0, g1, bs in pieces(G, Cg)]
             dxpad = np.empty((N, H + 2 * PH, W + 2 * PW, C), dtype=g.dtype)
             dx = dxpad[:, PH:PH + H, PW:PW + W, :].transpose(0, 3, 1, 2)     # (N, C, H, W) view
 
             def dx_part(n0, n1):
-                _dx_scatter(g[n0:n1], wb, kernel, stride, dilation, dxpad[n0:n1])
+                for g0, g1, wb in wbs:
+                    _dx_scatter(g[n0:n1, g0 * Og:g1 * Og], wb, kernel, stride, dilation,
+                                dxpad[n0:n1, :, :, g0 * Cg:g1 * Cg])
 
-        def part(n0, n1):  # this part's block-weight gradient (summed below) and its images' dx
-            dwb = _dw(self.x[n0:n1], g[n0:n1], kernel, stride, padding, dilation, G // self.b) if need_dw else None
+        plan = pieces(G, Cg)
+
+        def part(n0, n1):  # this part's block-weight gradient per piece (summed below) and its images' dx
+            dwbs = [_dw(self.x[n0:n1, g0 * Cg:g1 * Cg], g[n0:n1, g0 * Og:g1 * Og], kernel, stride, padding,
+                        dilation, (g1 - g0) // bs) for g0, g1, bs in plan] if need_dw else None
             if dx_part is not None:
                 dx_part(n0, n1)
-            return dwb
+            return dwbs
 
         partial = _split(part, N)
         dw = None
         if need_dw:
-            dwb = partial[0]
-            for p in partial[1:]:
-                dwb += p
-            dw = unblock_dw(dwb, w_shape, G, self.b)
+            dw = np.empty(w_shape, dtype=g.dtype)
+            for k, (g0, g1, bs) in enumerate(plan):
+                dwb = partial[0][k]
+                for p in partial[1:]:
+                    dwb += p[k]
+                dw[g0 * Og:g1 * Og] = unblock_dw(dwb, (Og * (g1 - g0), Cg, KH, KW), g1 - g0, bs)
         return dx, dw, db
