@@ -24,9 +24,10 @@ from ...functional.conv import Conv2d, ConvGeometry, output_size
 
 # NOTE: images per chunk are chosen so a chunk's output is about CHUNK_BYTES. Forward of a
 # 96-channel 3x3 layer at 32x32, batch 64, float32, one thread (ms, min of 7, a loaded machine):
-# 1 image (384 KB) 38.1, 4 images (1.5 MB) 31.7, 16 images 55.9; row blocks inside an image
-# (16-256 KB) were slower still (24-157 ms): NumPy's per-call cost outweighs the cache gain.
-CHUNK_BYTES = 2**20
+# 1 image a chunk (384 KB) 38.1, 4 images (1.5 MB) 31.7, 16 images (6 MB) 55.9. Row blocks of one
+# image (16 / 64 / 256 KB) took 157 / 88 / 74 in a later run where 4 images took 62.5: NumPy's
+# per-call cost (KH*KW*2 calls a chunk) outweighs what the smaller working set saves.
+CHUNK_BYTES = 3 * 2**19
 
 
 def _chunk(N, per_image_bytes) -> int:
