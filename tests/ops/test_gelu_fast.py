@@ -215,3 +215,16 @@ def test_special_values_inside_large_arrays_leave_their_neighbours_right(fast):
     half_ulp = np.spacing(np.abs(out[~nan])).astype(np.float64) / 2
     assert np.all(np.abs(out[~nan] - x64 * cdf) <= 1e-7 * np.maximum(1.0, np.abs(x64)) + half_ulp)
     assert np.abs(grad[~nan] - (cdf + x64 * pdf)).max() <= 3e-7
+
+
+def test_forward_without_a_gradient_to_come_gives_the_same_values(fast):
+    # under no_grad the fast path skips the derivative: the values are those of the closed form all the same
+    a = np.concatenate([grid(), (np.random.default_rng(5).standard_normal(70000) * 3).astype(np.float32)])
+    x64 = a.astype(np.float64)
+    cdf, _ = true_phi(x64)
+    with mr.no_grad():
+        out = F.gelu(mr.tensor(a, requires_grad=True)).numpy()
+    half_ulp = np.spacing(np.abs(out)).astype(np.float64) / 2
+    assert np.all(np.abs(out - x64 * cdf) <= 1e-7 * np.maximum(1.0, np.abs(x64)) + half_ulp)
+    with_grad, _ = gelu_and_grad(a)
+    np.testing.assert_array_equal(out, with_grad)

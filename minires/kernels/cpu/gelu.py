@@ -72,7 +72,7 @@ class _Scratch:
 
 
 def _gelu_part(x, out, deriv, scratch):
-    """out = x Phi(x) and deriv = Phi(x) + x phi(x) (float32 1-d arrays of at most _CHUNK values)."""
+    """out = x Phi(x) and deriv = Phi(x) + x phi(x) (float32 1-d arrays of at most _CHUNK values; deriv may be None)."""
     n = x.size
     xc, k, f0, d0, c2, c3, dphi = (b[:n] for b in scratch.f)
     i32, idx = scratch.i32[:n], scratch.idx[:n]
@@ -96,17 +96,19 @@ def _gelu_part(x, out, deriv, scratch):
     # r = q + c2: two calls fewer than evaluating both apart (measured 0.95x-1.02x, within the noise).
     c3 *= s  # q
     c2 += c3  # r
-    np.add(c2, c2, out=dphi)
-    dphi += c3  # 2 r + q = 2 c2 + 3 s c3
-    dphi *= s
-    dphi += d0  # phi(x), the cubic's slope
+    if deriv is not None:
+        np.add(c2, c2, out=dphi)
+        dphi += c3  # 2 r + q = 2 c2 + 3 s c3
+        dphi *= s
+        dphi += d0  # phi(x), the cubic's slope
     c2 *= s
     c2 += d0
     c2 *= s
     f0 += c2  # Phi(x)
     np.multiply(x, f0, out=out)
-    np.multiply(x, dphi, out=dphi)
-    np.add(f0, dphi, out=deriv)
+    if deriv is not None:
+        np.multiply(x, dphi, out=dphi)
+        np.add(f0, dphi, out=deriv)
 
 
 class GELUCPU(elementwise.GELU):
@@ -120,13 +122,17 @@ class GELUCPU(elementwise.GELU):
         if not np.shares_memory(flat[0], x):  # x broadcast or strided: its ravel is a copy, in C order
             x = np.ascontiguousarray(x)  # NOTE: one copy, then the pieces below are views again
             flat = [x.ravel()]
-        out, self.deriv = np.empty_like(x), np.empty_like(x)  # laid out like x (dense: ravel(order="K") lists
-        flat += [v.ravel(order="K") for v in (out, self.deriv)]  # the three in one element order, as views)
+        # NOTE: without a gradient to come (no_grad, evaluation) the derivative is not made: 7 of the
+        # piece's 26 calls, and a full-size array, fewer: 0.85x the forward's CPU time (256x64x15x15, in turns).
+        need = any(getattr(self, "needs_input_grad", (True,)))
+        out = np.empty_like(x)  # laid out like x (dense: ravel(order="K") lists x, out and deriv
+        self.deriv = np.empty_like(x) if need else None  # in one element order, as views)
+        flat += [v.ravel(order="K") if v is not None else None for v in (out, self.deriv)]
 
         def part(a, b):  # pieces of _CHUNK elements: the float32 temporaries stay in the core's cache
             scratch = _Scratch()
             for c in range(a * _CHUNK, min(b * _CHUNK, x.size), _CHUNK):
-                _gelu_part(*(v[c:c + _CHUNK] for v in flat), scratch)
+                _gelu_part(*(v[c:c + _CHUNK] if v is not None else None for v in flat), scratch)
         parallel.split(part, -(-x.size // _CHUNK), item_size=_CHUNK)
         return out
 
