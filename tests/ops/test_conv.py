@@ -314,39 +314,38 @@ def test_an_inf_in_one_image_reaches_only_the_weight_gradients_it_touches(device
     assert not np.isnan(wt.grad.numpy()).any()
 
 
-def _no_columns(*args, **kwargs):
-    raise AssertionError("the 1x1 path built columns")
-
-
-@pytest.mark.parametrize("threads", [1, 3])  # 3: parts' dw summed, each part's dx rows
-@pytest.mark.parametrize("stride", [1, 2, (2, 1)])
-@pytest.mark.parametrize("channels_last", [False, True])  # a view of NHWC memory, or a strided NCHW input
-def test_pointwise_1x1_builds_no_columns_and_matches_naive(fast, monkeypatch, stride, channels_last, threads):
-    for name in ("_columns", "_row_columns", "_conv_gemm", "_dx_col2im"):
-        monkeypatch.setattr(cpu_conv, name, _no_columns)
+@pytest.fixture(params=[1, 3])  # 3: the parts' dw summed, each part's dx rows written apart
+def kernel_threads(request, monkeypatch):
+    """The CPU kernels on 1 or 3 threads, parts from one element on; restored after."""
     monkeypatch.setattr(tuning, "MIN_PART_ELEMENTS", 1)
     before = parallel.get_num_threads()
-    parallel.set_num_threads(threads)
-    try:
-        rng = np.random.default_rng(3)
-        xa = rng.standard_normal((3, 5, 7, 4))                               # (N, H, W, C) memory
-        xa = xa.transpose(0, 3, 1, 2) if channels_last else np.ascontiguousarray(xa.transpose(0, 3, 1, 2))
-        x = mr.tensor(xa, requires_grad=True)
-        w = mr.tensor(rng.standard_normal((6, 4, 1, 1)), requires_grad=True)
-        b = mr.tensor(rng.standard_normal(6), requires_grad=True)
-        out = F.conv2d(x, w, b, stride=stride)
-        assert type(out.grad_fn) is Conv2dCPU
-        s = stride if isinstance(stride, tuple) else (stride, stride)
-        expected = naive_conv2d(xa, w.numpy(), b.numpy(), s, (0, 0), (1, 1), 1)
-        np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
-        assert mr.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride), [x, w, b])
-        for grad_of in ("x", "w"):  # one gradient asked for: the other is neither computed nor needed
-            xo = mr.tensor(xa, requires_grad=grad_of == "x")
-            wo = mr.tensor(w.numpy(), requires_grad=grad_of == "w")
-            assert mr.gradcheck(lambda t: F.conv2d(t, wo, stride=stride) if grad_of == "x" else F.conv2d(xo, t, stride=stride),
-                                [xo if grad_of == "x" else wo])
-    finally:
-        parallel.set_num_threads(before)
+    parallel.set_num_threads(request.param)
+    yield request.param
+    parallel.set_num_threads(before)
+
+
+def _no_columns(*args, **kwargs):
+    raise AssertionError("a path that should not run ran")
+
+
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (2, 1)])
+@pytest.mark.parametrize("channels_last", [False, True])  # a view of NHWC memory, or a strided NCHW input
+def test_pointwise_1x1_builds_no_columns_and_matches_naive(fast, monkeypatch, stride, channels_last, kernel_threads):
+    for name in ("_columns", "_row_columns", "_conv_gemm", "_dx_col2im"):
+        monkeypatch.setattr(cpu_conv, name, _no_columns)
+    rng = np.random.default_rng(3)
+    xa = rng.standard_normal((3, 5, 7, 4))                               # (N, H, W, C) memory
+    xa = xa.transpose(0, 3, 1, 2) if channels_last else np.ascontiguousarray(xa.transpose(0, 3, 1, 2))
+    x = mr.tensor(xa, requires_grad=True)
+    w = mr.tensor(rng.standard_normal((6, 4, 1, 1)), requires_grad=True)
+    b = mr.tensor(rng.standard_normal(6), requires_grad=True)
+    out = F.conv2d(x, w, b, stride=stride)
+    assert type(out.grad_fn) is Conv2dCPU
+    np.testing.assert_allclose(out.numpy(), naive_conv2d(xa, w.numpy(), b.numpy(), stride, (0, 0), (1, 1), 1), rtol=1e-10)
+    assert mr.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride), [x, w, b])
+    xo, wo = mr.tensor(xa), mr.tensor(w.numpy())  # one gradient asked for: the other is not computed
+    assert mr.gradcheck(lambda t: F.conv2d(t, wo, stride=stride), [mr.tensor(xa, requires_grad=True)])
+    assert mr.gradcheck(lambda t: F.conv2d(xo, t, stride=stride), [mr.tensor(w.numpy(), requires_grad=True)])
 
 
 def test_pointwise_float32_channels_last_in_and_out(fast):
@@ -356,15 +355,13 @@ def test_pointwise_float32_channels_last_in_and_out(fast):
     w = mr.tensor(rng.standard_normal((5, 3, 1, 1)).astype(np.float32), requires_grad=True)
     out = F.conv2d(x, w)
     assert out.dtype == mr.float32 and out.numpy().transpose(0, 2, 3, 1).flags.c_contiguous
-    expected = naive_conv2d(xa.astype(np.float64), w.numpy().astype(np.float64), None, (1, 1), (0, 0), (1, 1), 1)
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out.numpy(), naive_conv2d(xa, w.numpy(), None, (1, 1), (0, 0), (1, 1), 1), rtol=1e-5, atol=1e-5)
     g = mr.ones(out.shape, dtype=mr.float32)
     out.backward(g)
     assert (g.numpy() == 1).all()  # the incoming gradient is read, never written (its rows may be views)
     assert x.grad.dtype == mr.float32 and w.grad.dtype == mr.float32
     np.testing.assert_allclose(w.grad.numpy()[:, :, 0, 0], np.broadcast_to(xa.sum(axis=(0, 2, 3)), (5, 3)), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(x.grad.numpy(), np.broadcast_to(w.numpy().sum(axis=0)[None], xa.shape),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x.grad.numpy(), np.broadcast_to(w.numpy().sum(axis=0)[None], xa.shape), atol=1e-5)
 
 
 @pytest.mark.parametrize("kernel, kw", [((2, 3), dict(padding=(1, 1))), ((4, 2), dict(padding=(2, 0), dilation=(2, 1))),
@@ -379,7 +376,24 @@ def test_row_split_one_gemm_any_kernel_height_builds_no_full_columns(fast, monke
     x = mr.tensor(rng.standard_normal((3, 3, 8, 7)), requires_grad=True)
     w = mr.tensor(rng.standard_normal((3, 3) + kernel), requires_grad=True)
     out = F.conv2d(x, w, None, **kw)
-    full = {**dict(stride=(1, 1), dilation=(1, 1)), **kw}
-    np.testing.assert_allclose(out.numpy(), naive_conv2d(x.numpy(), w.numpy(), None, full["stride"], full["padding"],
-                                                         full["dilation"], 1), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(out.numpy(), naive_conv2d(x.numpy(), w.numpy(), None, kw.get("stride", (1, 1)), kw["padding"],
+                                                         kw.get("dilation", (1, 1)), 1), rtol=1e-10, atol=1e-10)
     assert mr.gradcheck(lambda x, w: F.conv2d(x, w, None, **kw), [x, w])
+
+
+@pytest.mark.parametrize("O, kw", [(4, dict(padding=1)), (3, dict(padding=(2, 0), dilation=(2, 1))), (2, dict(padding=(0, 1)))])
+def test_dx_and_dw_from_the_columns_of_g_match_finite_differences(fast, monkeypatch, O, kw, kernel_threads):
+    monkeypatch.setattr(tuning, "ROW_SPLIT_MAX_K", 0)                      # plain columns, so dx and dw share them
+    monkeypatch.setattr(cpu_conv, "_chunk_images", lambda *args: 2)
+    real_dw = cpu_conv._dw
+    monkeypatch.setattr(cpu_conv, "_dw", _no_columns)                    # dw must come from g's columns
+    rng = np.random.default_rng(6)
+    x = mr.tensor(rng.standard_normal((3, 5, 6, 4)).transpose(0, 3, 1, 2), requires_grad=True)  # O <= C = 4
+    w = mr.tensor(rng.standard_normal((O, 4, 3, 3)), requires_grad=True)
+    assert mr.gradcheck(lambda x, w: F.conv2d(x, w, None, **kw), [x, w])
+    monkeypatch.setattr(cpu_conv, "_dw", real_dw)  # a non-finite part takes the separate columns
+    xa = x.numpy().copy()
+    xa[1, 0, 0, 0] = np.inf
+    xi, wi = mr.tensor(xa, requires_grad=True), mr.tensor(w.numpy(), requires_grad=True)
+    F.conv2d(xi, wi, None, padding=1).sum().backward()
+    assert not np.isnan(wi.grad.numpy()).any() and np.isinf(wi.grad.numpy()).any()
