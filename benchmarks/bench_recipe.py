@@ -437,6 +437,8 @@ def main(argv=None):
     p.add_argument("--compile", action="store_true", help="PyTorch's model under torch.compile (default eager)")
     p.add_argument("--profile", action="store_true", help="also time forward by stage, backward and optimizer")
     p.add_argument("--profile-reps", type=int, default=2, help=argparse.SUPPRESS)
+    p.add_argument("--layouts", default=None, help="PyTorch float32 layouts to time, e.g. channels_last "
+                   "(default channels_last,NCHW on cpu; channels_last on cuda)")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--child", choices=("mr", "torch"), help=argparse.SUPPRESS)
@@ -458,8 +460,11 @@ def main(argv=None):
     device, extra, torch = resolve_device(p, args.device, torch)
     if torch is not None:
         torch.set_num_threads(args.threads)  # so that the header's PyTorch thread count is the children's
-    # NOTE: float16 amp and bf16 autocast are not stacked: --amp runs no bf16 row.
-    runs = [] if torch is None else [r for r in torch_variants(cpu_flags(), device) if not (args.amp and r[2])]
+    try:  # checked with or without PyTorch; float16 amp and bf16 autocast are not stacked: --amp runs no bf16 row
+        runs = torch_variants(cpu_flags(), device, args.layouts and args.layouts.split(","), args.amp)
+    except ValueError as e:
+        p.error(f"--layouts: {e}")
+    runs = runs if torch is not None else []
     libs = ["mr"] + [name for name, _, _ in runs]
     recipe = recipes.get("airbench94")
     config = _config(recipe, args.batch)
@@ -531,10 +536,13 @@ def main(argv=None):
     summary = {"total_steps": total}
     mine = rows[0]
     if ref:
-        summary.update(ratio=mine["vs_reference"], reference=ref["run"],
-                       ratio_nchw=mine["step_ms"] / by_run["torch_nchw"]["step_ms"])
+        summary.update(ratio=mine["vs_reference"], reference=ref["run"])
+        if "torch_nchw" in by_run:
+            summary["ratio_nchw"] = mine["step_ms"] / by_run["torch_nchw"]["step_ms"]
         table += (f"\n\nminires / PyTorch float32 {layout} (the reference) step time: {summary['ratio']:.2f} "
-                  f"(< 1: minires faster); against the old NCHW reference {summary['ratio_nchw']:.2f}; projected "
+                  f"(< 1: minires faster)"
+                  + (f"; against the old NCHW reference {summary['ratio_nchw']:.2f}" if "ratio_nchw" in summary else "")
+                  + f"; projected "
                   f"training time {mine['projected_s']:.0f} s vs {ref['projected_s']:.0f} s; torch.compile "
                   f"{'used' if args.compile else 'not used'}")
         if "torch_bf16" in by_run:

@@ -164,9 +164,9 @@ def _summarise(name, runs, libs) -> dict:
         float32 = {TORCH_RUNS[lib][0]: 1e3 / res[lib]["img_s"] for lib in torch_runs if not TORCH_RUNS[lib][1]}
         layout, _ = faster_layout(float32)
         ref = next(lib for lib in torch_runs if TORCH_RUNS[lib] == (layout, False))
-        row.update(torch=res, reference=ref, reference_layout=layout,
-                   ratio=res["mr"]["img_s"] / res[ref]["img_s"],
-                   ratio_nchw=res["mr"]["img_s"] / res["torch_nchw"]["img_s"])
+        row.update(torch=res, reference=ref, reference_layout=layout, ratio=res["mr"]["img_s"] / res[ref]["img_s"])
+        if "torch_nchw" in res:
+            row["ratio_nchw"] = res["mr"]["img_s"] / res["torch_nchw"]["img_s"]
     return row
 
 
@@ -198,6 +198,8 @@ def main(argv=None):
                    help="threads of each library (default: minires's, the usable cores)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i] (PyTorch on the same device)")
     p.add_argument("--amp", action="store_true", help="float16 autocast and loss scaling in both libraries")
+    p.add_argument("--layouts", default=None, help="PyTorch float32 layouts to time, e.g. channels_last "
+                   "(default channels_last,NCHW on cpu; channels_last on cuda)")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--child", nargs=2, metavar=("LIB", "MODEL"), help=argparse.SUPPRESS)
@@ -212,8 +214,11 @@ def main(argv=None):
     device, extra, torch = resolve_device(p, args.device, torch)
     if torch is not None:
         torch.set_num_threads(args.threads)  # so that the header's PyTorch thread count is the children's
-    # NOTE: float16 amp and bf16 autocast are not stacked: --amp runs no bf16 row.
-    runs = [] if torch is None else [r for r in torch_variants(cpu_flags(), device) if not (args.amp and r[2])]
+    try:  # checked with or without PyTorch; float16 amp and bf16 autocast are not stacked: --amp runs no bf16 row
+        runs = torch_variants(cpu_flags(), device, args.layouts and args.layouts.split(","), args.amp)
+    except ValueError as e:
+        p.error(f"--layouts: {e}")
+    runs = runs if torch is not None else []
     libs = ["mr"] + [name for name, _, _ in runs]
     if device.startswith("cuda"):
         extra += ("PyTorch: TF32 off (torch.backends.cuda.matmul / cudnn allow_tf32 = False), cudnn.benchmark on, "
@@ -255,8 +260,8 @@ def main(argv=None):
     table = markdown_table(_table_rows(rows, libs), columns)
     if len(libs) > 1:
         table += "\n\n" + "\n".join(
-            f"{r['model']}: minires / PyTorch float32 {r['reference_layout']} (the reference) speed {r['ratio']:.2f}x; "
-            f"against the old NCHW reference {r['ratio_nchw']:.2f}x" for r in rows)
+            f"{r['model']}: minires / PyTorch float32 {r['reference_layout']} (the reference) speed {r['ratio']:.2f}x"
+            + (f"; against the old NCHW reference {r['ratio_nchw']:.2f}x" if "ratio_nchw" in r else "") for r in rows)
     table += f"\n\nCPU steal time during the run: {steal_percent(since)}"
     print()
     print(table)

@@ -123,10 +123,17 @@ TORCH_RUNS = {"torch_cl": ("channels_last", False), "torch_nchw": ("NCHW", False
               "torch_bf16": ("channels_last", True)}  # name -> (layout, bf16 autocast)
 
 
-def torch_variants(flags, device: str = "cpu") -> list:
-    """[(name, layout, bf16)] of the PyTorch runs to time: float32 in both layouts, and bf16 autocast
-    (channels_last) on a CPU with bf16 hardware."""
-    names = ["torch_cl", "torch_nchw"] + (["torch_bf16"] if device == "cpu" and has_bf16(flags) else [])
+def torch_variants(flags, device: str = "cpu", layouts=None, amp: bool = False) -> list:
+    """[(name, layout, bf16)] of the PyTorch runs to time: float32 in `layouts` (default both on the CPU;
+    channels_last alone on a GPU, where each run costs device time), and bf16 autocast (channels_last) on a
+    CPU with bf16 hardware unless `amp` (float16 autocast) is on."""
+    if layouts is None:
+        layouts = TORCH_LAYOUTS if device == "cpu" else ("channels_last",)
+    bad = [x for x in layouts if x not in TORCH_LAYOUTS]
+    if bad or not layouts:
+        raise ValueError(f"layouts must be some of {', '.join(TORCH_LAYOUTS)}, got {', '.join(layouts) or 'none'}")
+    names = [n for n in ("torch_cl", "torch_nchw") if TORCH_RUNS[n][0] in layouts]
+    names += ["torch_bf16"] if device == "cpu" and has_bf16(flags) and not amp else []
     return [(n, *TORCH_RUNS[n]) for n in names]
 
 

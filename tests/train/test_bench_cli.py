@@ -115,6 +115,8 @@ def test_bench_train_ratios_are_to_the_faster_float32_layout_never_to_bf16(bench
     row = bt._summarise("resnet20", _runs(mr=[50], torch_cl=[80], torch_nchw=[100]), libs[:3])
     assert row["reference"] == "torch_nchw" and row["ratio"] == row["ratio_nchw"] == 0.5
     assert "PyTorch float32 NCHW (the old reference) = reference" in [r["library"] for r in bt._table_rows([row], libs[:3])]
+    row = bt._summarise("resnet20", _runs(mr=[50], torch_cl=[80]), libs[:2])  # --layouts channels_last
+    assert row["reference"] == "torch_cl" and row["ratio"] == 50 / 80 and "ratio_nchw" not in row
 
 
 def test_bench_train_without_torch_has_minires_rows_only(benchmark_script):
@@ -148,7 +150,9 @@ def test_bench_recipe_and_train_refuse_bad_options_before_running(benchmark_scri
     import pytest
     for script, argv, words in (("bench_recipe", ["--child", "torch", "--layout", "NHWC"], "--layout"),
                                 ("bench_recipe", ["--threads", "0", "--no-torch"], "--threads"),
-                                ("bench_train", ["--threads", "0", "--no-torch"], "--threads")):
+                                ("bench_train", ["--threads", "0", "--no-torch"], "--threads"),
+                                ("bench_train", ["--layouts", "NHWC"], "--layouts: layouts must be some of"),
+                                ("bench_recipe", ["--layouts", "channels_last,"], "--layouts: layouts must be some of")):
         with pytest.raises(SystemExit) as e:
             benchmark_script(script).main(argv)
         assert e.value.code == 2 and words in capsys.readouterr().err

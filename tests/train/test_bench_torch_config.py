@@ -46,7 +46,7 @@ def test_the_bf16_row_is_timed_only_on_a_cpu_with_bf16_hardware():
     names = lambda text, device="cpu": [n for n, _, _ in common.torch_variants(common.cpu_flags(text), device)]  # noqa: E731
     assert names(ZEN3) == ["torch_cl", "torch_nchw"]
     assert names(SAPPHIRE_RAPIDS) == ["torch_cl", "torch_nchw", "torch_bf16"]
-    assert names(SAPPHIRE_RAPIDS, "cuda:0") == ["torch_cl", "torch_nchw"]  # a GPU run's amp is float16
+    assert names(SAPPHIRE_RAPIDS, "cuda:0") == ["torch_cl"]  # a GPU run's amp is float16; a run costs device time
     assert [(layout, bf16) for _, layout, bf16 in common.torch_variants(common.cpu_flags(SAPPHIRE_RAPIDS))] == [
         ("channels_last", False), ("NCHW", False), ("channels_last", True)]
 
@@ -84,3 +84,14 @@ def test_the_header_names_the_machines_bf16_units(monkeypatch):
     assert "avx512f" in text and "CPU bf16 units: avx512_bf16, amx_bf16, amx_tile" in text
     monkeypatch.setattr(common, "cpu_flags", lambda cpuinfo=None: frozenset({"avx2", "fma"}))
     assert "avx2, fma; CPU lacks AVX512-BF16 and AMX" in common.header()
+
+
+def test_the_layouts_asked_for_are_timed_and_amp_drops_the_bf16_row():
+    spr = common.cpu_flags(SAPPHIRE_RAPIDS)
+    names = lambda *a, **kw: [n for n, _, _ in common.torch_variants(spr, *a, **kw)]  # noqa: E731
+    assert names("cpu", ["channels_last"]) == ["torch_cl", "torch_bf16"]
+    assert names("cpu", ["NCHW"], amp=True) == ["torch_nchw"]
+    assert names("cuda:0", ["NCHW", "channels_last"]) == ["torch_cl", "torch_nchw"]  # table order, not the order given
+    for bad, words in ((["NHWC"], "got NHWC"), ([], "got none"), (["channels_last", "nchw"], "got channels_last, nchw")):
+        with pytest.raises(ValueError, match=f"layouts must be some of channels_last, NCHW, {words}"):
+            common.torch_variants(spr, "cpu", bad)
