@@ -94,6 +94,8 @@ class MaxPool2dCPU(pooling.MaxPool2d):
 
         def part(a, b, has_nan=False):
             xpad, o, ix = padded(x[a:b], padding, -np.inf), out[a:b], idx[a:b]
+            # NOTE: the first two offsets straight into o and ix (no copy of offset 0, no zeroed ix) measured
+            # 0.95x and 0.99x the forward's CPU time, within the noise: not taken.
             o[...] = xpad[windows[0]]
             if has_nan:
                 ix.fill(0)
