@@ -19,11 +19,12 @@ from .cpu.pooling import AdaptiveAvgPool2dCPU, AvgPool2dCPU, MaxPool2dCPU
 from .cuda.activation import AddReLUCUDA, ReLUCUDA
 from .cuda.batchnorm import BatchNormCUDA
 from .cuda.conv import Conv2dCUDA
+from .cuda.grouped import DepthwiseConv2dCUDA, GroupedConv2dCUDA
 from .cuda.loss import CrossEntropyCUDA
 from .cuda.pooling import AdaptiveAvgPool2dCUDA, MaxPool2dCUDA
 
 FAST = {
-    "conv2d": (DepthwiseConv2dCPU, GroupedConv2dCPU, Conv2dCPU, Conv2dCUDA),
+    "conv2d": (DepthwiseConv2dCPU, GroupedConv2dCPU, Conv2dCPU, DepthwiseConv2dCUDA, GroupedConv2dCUDA, Conv2dCUDA),
     "linear": (LinearCPU,),
     "batch_norm": (BatchNormCPU, BatchNormCUDA),
     "relu": (ReLUCPU, ReLUCUDA),
