@@ -137,6 +137,19 @@ def torch_variants(flags, device: str = "cpu", layouts=None, amp: bool = False) 
     return [(n, *TORCH_RUNS[n]) for n in names]
 
 
+# NOTE: measured on the 2-vCPU AMD EPYC at load average ~7.5 (five other jobs), resnet20 batch 64 training steps
+# in turns: PyTorch channels_last 8.9 / 15.7 img/s with OpenMP's default spin-waits, 97.8 / 68.4 with
+# OMP_WAIT_POLICY=PASSIVE, minires 63.3 / 50.0 / 39.3 / 43.5. A busy machine's ratios say nothing of a quiet one's.
+def load_note(load1: float, cores: int) -> str:
+    """The header's line on the machine's load: the 1-minute load average, with a warning once other work
+    keeps the cores busy (PyTorch's OpenMP threads spin-wait, and lose most when they share the cores)."""
+    line = f"load average {load1:.1f} (1 min) on {cores} logical cores"
+    if load1 > 0.75 * cores:
+        line += (": BUSY - other work shares the cores; PyTorch's spin-waiting OpenMP threads slow down far more "
+                 "than minires's, so minires/PyTorch ratios from this run flatter minires")
+    return line
+
+
 def header(extra: str = "") -> str:
     """One block naming the machine and the versions, printed above every table."""
     torch = torch_or_none()
@@ -151,6 +164,10 @@ def header(extra: str = "") -> str:
         blas = cfg.get("Build Dependencies", {}).get("blas", {})
         lines.append(f"numpy BLAS: {blas.get('name', '?')} {blas.get('version', '')}")
     except Exception:
+        pass
+    try:
+        lines.append(load_note(os.getloadavg()[0], os.cpu_count() or 1))
+    except OSError:  # no load average on this system
         pass
     flags = cpu_flags()
     simd = [f for f in ("avx2", "fma", "avx512f") if f in flags]

@@ -95,3 +95,11 @@ def test_the_layouts_asked_for_are_timed_and_amp_drops_the_bf16_row():
     for bad, words in ((["NHWC"], "got NHWC"), ([], "got none"), (["channels_last", "nchw"], "got channels_last, nchw")):
         with pytest.raises(ValueError, match=f"layouts must be some of channels_last, NCHW, {words}"):
             common.torch_variants(spr, "cpu", bad)
+
+
+def test_the_header_warns_when_other_work_keeps_the_cores_busy():
+    assert common.load_note(0.4, 2) == "load average 0.4 (1 min) on 2 logical cores"
+    assert common.load_note(1.5, 2) == "load average 1.5 (1 min) on 2 logical cores"
+    busy = common.load_note(7.9, 2)
+    assert busy.startswith("load average 7.9 (1 min) on 2 logical cores: BUSY") and "flatter minires" in busy
+    assert "BUSY" not in common.load_note(7.9, 16)
