@@ -14,6 +14,7 @@ from minires.kernels.cpu import conv as cpu_conv
 from minires.kernels.cpu.conv import Conv2dCPU
 from minires.kernels.cpu.im2col import col2im, im2col
 from minires.kernels.cuda.conv import Conv2dCUDA
+from minires.kernels.cuda.grouped import GroupedConv2dCUDA
 from minires.testing import conv_configs
 
 # The `device` fixture is a plain string, so reusing it across hypothesis examples is safe.
@@ -147,11 +148,11 @@ def test_dispatch_runs_the_cpu_fast_path_on_numpy_and_the_reference_when_asked(f
         assert type(F.conv2d(x, mr.zeros(4, 4, 3, 3), padding=1).grad_fn) is Conv2d
 
 
-def test_dispatch_runs_the_cuda_kernels_on_cupy_arrays_for_groups_1(fast, standin):
+def test_dispatch_runs_the_cuda_kernels_on_cupy_arrays(fast, standin):
     inputs = _arrays(standin, (2, 4, 5, 5), (4, 4, 3, 3))
     assert dispatch.choose(Conv2d, inputs, dict(PARAMS, groups=1)) is Conv2dCUDA
     grouped = _arrays(standin, (2, 4, 5, 5), (4, 2, 3, 3))
-    assert dispatch.choose(Conv2d, grouped, dict(PARAMS, groups=2)) is Conv2d  # the reference is CuPy-generic
+    assert dispatch.choose(Conv2d, grouped, dict(PARAMS, groups=2)) is GroupedConv2dCUDA
     with dispatch.use_impl("reference"):
         assert dispatch.choose(Conv2d, inputs, dict(PARAMS, groups=1)) is Conv2d
     x = mr.zeros(2, 4, 5, 5, device="cuda", requires_grad=True)
@@ -366,8 +367,8 @@ def test_pointwise_float32_channels_last_in_and_out(fast):
 
 @pytest.mark.parametrize("kernel, kw", [((2, 3), dict(padding=(1, 1))), ((4, 2), dict(padding=(2, 0), dilation=(2, 1))),
                                         ((5, 3), dict(padding=(2, 1), stride=(1, 2)))])
-def test_row_split_one_gemm_any_kernel_height_builds_no_full_columns(fast, monkeypatch, kernel, kw):
-    # KH = 2 sums two blocks of the one GEMM, 4 and 5 add the rest one by one; x and dx both row-split.
+def test_row_split_any_kernel_height_builds_no_full_columns(fast, monkeypatch, kernel, kw):
+    # KH = 2, 4 and 5 kernel rows (shifted GEMMs), dilated and W-strided; x and dx both row-split.
     for name in ("ROW_SPLIT_MAX_K", "ROW_SPLIT_DW_MAX_K"):
         monkeypatch.setattr(tuning, name, 10**9)
     monkeypatch.setattr(cpu_conv, "_columns", _no_columns)

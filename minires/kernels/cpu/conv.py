@@ -26,12 +26,12 @@ from .gemm import matmul
 from .im2col import col2im_nhwc, im2col_nhwc
 
 
-def _chunk_images(x_shape, w_shape, out_size, itemsize, extra=0) -> int:
-    """Images per chunk: about tuning.CPU_CHUNK_BYTES of columns (and `extra` more values per row), and at
-    least tuning.ROWS_PER_OUT_CHANNEL * O column rows (see their notes in minires.tuning)."""
+def _chunk_images(x_shape, w_shape, out_size, itemsize) -> int:
+    """Images per chunk: about tuning.CPU_CHUNK_BYTES of columns, and at least
+    tuning.ROWS_PER_OUT_CHANNEL * O column rows (see their notes in minires.tuning)."""
     N, C = x_shape[:2]
     rows = out_size[0] * out_size[1]
-    per_image = rows * (w_shape[2] * w_shape[3] * C + extra) * itemsize
+    per_image = rows * w_shape[2] * w_shape[3] * C * itemsize
     by_bytes = tuning.CPU_CHUNK_BYTES // max(per_image, 1)
     by_rows = -(-tuning.ROWS_PER_OUT_CHANNEL * w_shape[0] // max(rows, 1))
     return max(1, min(N, max(by_bytes, by_rows)))
@@ -58,8 +58,7 @@ def _columns(x, w_shape, stride, padding, dilation, G):
 # im2col copy is bound by its many short runs, not by bytes. For stride 1 along H, "row-split"
 # columns copy only the KW axis: P[n, h, ow] = xpad[n, h, ow*SW + (0..KW-1)*DW] over ALL padded
 # rows h, a third of the copying; kernel row i then reads rows shifted by i*DH*OW of P, a
-# contiguous slice, so the conv is KH GEMMs of depth KW*C (forward and dx: one GEMM of KH*O columns,
-# its KH blocks summed at those shifts). Where it pays is measured in
+# contiguous slice, so the conv is KH GEMMs of depth KW*C. Where it pays is measured in
 # tuning.ROW_SPLIT_MAX_K (forward, dx) and tuning.ROW_SPLIT_DW_MAX_K (dw).
 def _row_split(x_shape, w_shape, stride, G, max_k) -> bool:
     """Whether to use row-split columns (see the note above) for this conv."""
@@ -69,15 +68,13 @@ def _row_split(x_shape, w_shape, stride, G, max_k) -> bool:
     return G == 1 and stride[0] == 1 and KH > 1 and O <= KW * Cg <= max_k
 
 
-def _row_columns(x, w_shape, stride, padding, dilation, extra=0):
-    """Yield (n0, n1, P) over batch chunks; P (n*Hp*OW, KW*C) row-split columns in a reused buffer.
-
-    `extra`: values per row the caller keeps beside P (its products), counted in the chunk's bytes."""
+def _row_columns(x, w_shape, stride, padding, dilation):
+    """Yield (n0, n1, P) over batch chunks; P (n*Hp*OW, KW*C) row-split columns in a reused buffer."""
     N, C, H, W = x.shape
     O, Cg, KH, KW = w_shape
     (PH, PW), (_, OW) = padding, output_size(x.shape, w_shape, stride, padding, dilation)
     Hp, Wp = H + 2 * PH, W + 2 * PW
-    B = _chunk_images(x.shape, (O, Cg, 1, KW), (Hp, OW), x.dtype.itemsize, extra)  # Hp*OW*(KW*C + extra)
+    B = _chunk_images(x.shape, (O, Cg, 1, KW), (Hp, OW), x.dtype.itemsize)  # Hp*OW*KW*C per image
     xpad = np.zeros((B, Hp, Wp, C), dtype=x.dtype)                          # the border stays zero
     cols = np.empty((B, Hp, OW, 1, KW, C), dtype=x.dtype)
     for n0 in range(0, N, B):
@@ -95,25 +92,24 @@ def _row_weights(w):
 
 
 def _row_split_gemm(x, w, stride, padding, dilation, out):
-    """_conv_gemm by row-split columns: out rows (n, oh, ow) = sum_i Y_i[(n, oh + i*DH, ow)], Y = P @ [W_0 ..]."""
+    """_conv_gemm by row-split columns: out rows (n, oh, ow) = sum_i P[(n, oh + i*DH, ow)] @ W_i."""
     N, C, H, W = x.shape
     O, _, KH, KW = w.shape
     OH, OW = output_size(x.shape, w.shape, stride, padding, dilation)
-    Hp, DH = H + 2 * padding[0], dilation[0]                                 # P rows per image: Hp * OW
-    # NOTE: one GEMM against the kernel rows side by side (KW*C, KH*O) instead of KH GEMMs of O
-    # columns each: the wider product runs 24% (16 channels) / 15% (32) faster, and the KH partial
-    # results are then summed straight into out (KH-1 adds) rather than through an accumulator.
-    wcat = _row_weights(w).transpose(1, 0, 2).reshape(KW * C, KH * O)         # kernel row i in columns i*O..
+    Hp, shift = H + 2 * padding[0], dilation[0] * OW                        # P rows per image, per kernel row
+    wrows = _row_weights(w)                                                  # (KH, KW*C, O)
     out = out.reshape(N, OH, OW, O)
-    Y = None
-    for n0, n1, P in _row_columns(x, w.shape, stride, padding, dilation, extra=KH * O):
-        if Y is None:
-            Y = np.empty((P.shape[0], KH * O), dtype=x.dtype)
-        n = n1 - n0
-        Yv = matmul(P, wcat, out=Y[:P.shape[0]]).reshape(n, Hp, OW, KH, O)
-        np.add(Yv[:, :OH, :, 0], Yv[:, DH:DH + OH, :, 1], out=out[n0:n1])    # (n, OH, OW, O)
-        for i in range(2, KH):
-            out[n0:n1] += Yv[:, i * DH:i * DH + OH, :, i]
+    acc = tmp = None
+    for n0, n1, P in _row_columns(x, w.shape, stride, padding, dilation):
+        if acc is None:
+            acc, tmp = np.empty((P.shape[0], O), dtype=x.dtype), np.empty((P.shape[0], O), dtype=x.dtype)
+        # Rows (n, h, ow) with h >= OH mix neighbouring images (or stale rows): they are dropped below.
+        R = P.shape[0] - (KH - 1) * shift
+        matmul(P[:R], wrows[0], out=acc[:R])
+        for i in range(1, KH):
+            matmul(P[i * shift:i * shift + R], wrows[i], out=tmp[:R])
+            acc[:R] += tmp[:R]
+        out[n0:n1] = acc[:P.shape[0]].reshape(n1 - n0, Hp, OW, O)[:, :OH]
 
 
 def _row_split_dw(x, g, w_shape, stride, padding, dilation):
