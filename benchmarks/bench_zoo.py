@@ -40,6 +40,7 @@ from minires.bench.common import (TORCH_RUNS, cpu_steal, faster_layout, header, 
 ZOO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zoo_models.py")
 DEFAULT_MODELS = ("vgg11,resnet18,preact_resnet18,densenet_bc100,mobilenetv2,shufflenetv2,efficientnet_b0,"
                   "regnetx_200mf,resnext29_32x4d,dla")
+ONE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")  # set to 1 at --threads 1
 TORCH_LIBS = ("torch_cl", "torch_nchw")  # float32 runs only; the faster one is the reference
 # An import line naming torch or one of its submodules (not torchvision): indent, keyword, submodule, the rest.
 _IMPORT = re.compile(r"^([ \t]*)(import|from)[ \t]+torch((?:\.\w+)*)(?![\w.])(.*)$", re.M)
@@ -185,13 +186,17 @@ def main(argv=None):
     if torch is not None:
         extra += (f"PyTorch runs: {'; '.join(torch_reference_label(TORCH_RUNS[lib][0]) for lib in TORCH_LIBS)}; "
                   f"eager, torch.set_num_threads({args.threads}); the reference is the faster layout\n")
-    extra += f"minires: parallel.set_num_threads({args.threads}), BLAS held at 1 thread (hold_blas)\n"
+    extra += f"minires: parallel.set_num_threads({args.threads}), BLAS held at 1 thread (hold_blas)"
+    extra += (f"; --threads 1: the children run with {'=1, '.join(ONE_THREAD_ENV)}=1\n" if args.threads == 1 else "\n")
     clock = "process CPU time" if args.clock == "cpu" else "wall time"
     head = header(extra + f"training step (forward, cross entropy, backward, SGD momentum 0.9) float32, batch "
                   f"{args.batch}, {clock}, median of {args.steps} steps after {args.warmup} warm-up, each run in a "
                   f"fresh process; {args.rounds} rounds, the runs in turns ({', '.join(libs)}, then reversed, ...), "
                   f"median over rounds")
     print(head, flush=True)
+    # NOTE: parallel.set_num_threads(1) gives BLAS its own threads back (one minires thread, BLAS threading its
+    # GEMMs), so a one-thread run fixes BLAS (and OpenMP) at one thread from the start, for both libraries alike.
+    child_env = dict(os.environ, **({v: "1" for v in ONE_THREAD_ENV} if args.threads == 1 else {}))
     since = cpu_steal()
     rows = []
     for name in names:
@@ -201,7 +206,7 @@ def main(argv=None):
                 cmd = [sys.executable, os.path.abspath(__file__), "--child", lib, name, "--batch", str(args.batch),
                        "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
                        "--clock", args.clock]
-                out = subprocess.run(cmd, capture_output=True, text=True)
+                out = subprocess.run(cmd, capture_output=True, text=True, env=child_env)
                 if out.returncode != 0:
                     print(out.stderr[-2000:], file=sys.stderr)
                     raise SystemExit(f"bench_zoo: {lib} {name} failed")
