@@ -225,6 +225,11 @@ def _dx_and_dw(g, wflip, pflip, dilation, x, dxrows):
     return np.ascontiguousarray(acc.reshape(KH, KW, O, C)[::-1, ::-1].transpose(2, 3, 0, 1))
 
 
+def _finite(a) -> bool:
+    """Whether a holds no inf or NaN: one sum, in float32 at least (a float16 sum of finite values may overflow)."""
+    return bool(np.isfinite(a.sum(dtype=np.result_type(a.dtype, np.float32))))
+
+
 def _sum_parts(partial):
     """The sum of the parts' dw, added into the first."""
     dw = partial[0]
@@ -295,7 +300,7 @@ class Conv2dCPU(Conv2d):
             if shared and not _row_split(g.shape, wflip.shape, (1, 1), G, tuning.ROW_SPLIT_MAX_K):
                 def part(n0, n1):  # dx and dw of this part from the one set of columns of g
                     x, gp = self.x[n0:n1], g[n0:n1]
-                    if np.isfinite(x.sum()) and np.isfinite(gp.sum()):  # see _dx_and_dw's note
+                    if _finite(x) and _finite(gp):  # see _dx_and_dw's note
                         return _dx_and_dw(gp, wflip, pflip, dilation, x, dxmat[n0 * H * W:n1 * H * W])
                     dx_part(n0, n1)
                     return _dw(x, gp, w_shape, stride, padding, dilation, G)
