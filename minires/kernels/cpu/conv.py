@@ -227,7 +227,8 @@ def _dx_and_dw(g, wflip, pflip, dilation, x, dxrows):
 
 def _finite(a) -> bool:
     """Whether a holds no inf or NaN: one sum, in float32 at least (a float16 sum of finite values may overflow)."""
-    return bool(np.isfinite(a.sum(dtype=np.result_type(a.dtype, np.float32))))
+    with np.errstate(over="ignore", invalid="ignore"):  # inf + -inf is an answer here, not a warning
+        return bool(np.isfinite(a.sum(dtype=np.result_type(a.dtype, np.float32))))
 
 
 def _sum_parts(partial):
