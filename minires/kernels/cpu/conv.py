@@ -284,7 +284,7 @@ class Conv2dCPU(Conv2d):
         db = g.sum(axis=(0, 2, 3)) if need_db else None
         dx = dx_part = None
         if _pointwise(w_shape, padding, G):
-            return self._pointwise_backward(g, need_dx, need_dw) + (db,)
+            return self._backward_pointwise(g, need_dx, need_dw) + (db,)
         if need_dx and stride == (1, 1) and PH <= DH * (KH - 1) and PW <= DW * (KW - 1):
             # NOTE: for stride 1, dx is itself a conv of g with the flipped, in/out-swapped kernel
             # and padding d*(K-1) - p: cheaper than a GEMM writing KH*KW times dx's size + col2im.
@@ -323,7 +323,7 @@ class Conv2dCPU(Conv2d):
         partial = _split(part, N)
         return dx, _sum_parts(partial) if need_dw else None, db
 
-    def _pointwise_backward(self, g, need_dx, need_dw):
+    def _backward_pointwise(self, g, need_dx, need_dw):
         """(dx, dw) of an unpadded 1x1 conv: column-free GEMMs on the NHWC rows (see _pointwise)."""
         (N, C, H, W), w_shape, stride = self.geom[:3]
         OH, OW = g.shape[2:]
@@ -334,12 +334,7 @@ class Conv2dCPU(Conv2d):
             return _pointwise_backward(self.x[n0:n1] if need_dw else None, self.w if need_dx else None,
                                        g[n0:n1], stride, rows)
         partial = _split(part, N)
-        dw = None
-        if need_dw:
-            dw = partial[0]
-            for p in partial[1:]:
-                dw += p
-            dw = dw.reshape(w_shape)
+        dw = _sum_parts(partial).reshape(w_shape) if need_dw else None
         dx = None
         if need_dx:
             dx = dxrows.reshape(N, OH, OW, C)                                  # (N, OH, OW, C)
