@@ -111,10 +111,10 @@ CPU = ("fast-cpu", "fast-cpu-split")  # CPU fast paths in one thread, and split 
 CUDA = ("fast-cuda", "fast-gpu")  # CUDA fast paths on the stand-in (kernels.cu through the emulator), on a GPU
 
 
-def _conv(stride=1, padding=1, groups=1, cl=False, out=4):
+def _conv(stride=1, padding=1, groups=1, cl=False, out=4, k=3, c=4):
     def run(m):
-        x = m.leaf(2, 4, 5, 5, channels_last=cl)
-        return F.conv2d(x, m.leaf(out, 4 // groups, 3, 3), m.leaf(out), stride=stride, padding=padding, groups=groups)
+        x = m.leaf(2, c, 5, 5, channels_last=cl)
+        return F.conv2d(x, m.leaf(out, c // groups, k, k), m.leaf(out), stride=stride, padding=padding, groups=groups)
     return run
 
 
@@ -220,7 +220,11 @@ CASES = {
     "SyncBatchNormFunction": [Case(_sync_bn, REF)],
     "Conv2d": [Case(_conv(), REF), Case(_conv(stride=2, groups=2), REF, variant="stride2-groups2")],
     "Conv2dCPU": [Case(_conv(), CPU, variant="row-split-flip"), Case(_conv(stride=2), CPU, variant="im2col-col2im"),
-                  Case(_conv(groups=2, cl=True), CPU, dtype=np.float16, variant="groups2-channels-last-float16")],
+                  Case(_conv(groups=2, cl=True), CPU, dtype=np.float16, variant="groups2-channels-last-float16"),
+                  Case(_conv(k=1, padding=0, cl=True), CPU, variant="pointwise"),
+                  Case(_conv(k=1, padding=0, stride=2), CPU, variant="pointwise-stride2"),
+                  # 20 channels: too wide for row-split, O <= C: dx and dw from g's columns
+                  Case(_conv(c=20), CPU, variant="shared-columns")],
     "DepthwiseConv2dCPU": [Case(_conv(groups=4), CPU), Case(_conv(stride=2, groups=4, cl=True, out=8), CPU,
                                                              variant="stride2-multiplier2-channels-last")],
     "GroupedConv2dCPU": [Case(_conv(groups=2), CPU, variant="flip"),
