@@ -87,14 +87,15 @@ def test_grouped_matches_naive_loops_and_finite_differences(cfg, channels_last, 
 ])
 @pytest.mark.parametrize("chunk", [1, 2])  # images per chunk: with N=3 the last chunk is partial
 @pytest.mark.parametrize("block", [16, 4])  # grouped.BLOCK_CHANNELS: 4 leaves a smaller last block
-def test_threads_and_chunks_match_naive(fast, monkeypatch, x_shape, w_shape, kw, chunk, block):
+@pytest.mark.parametrize("threads", [1, 3])  # 1: one part runs every chunk; 3: a part per image
+def test_threads_and_chunks_match_naive(fast, monkeypatch, x_shape, w_shape, kw, chunk, block, threads):
     monkeypatch.setattr(tuning, "MIN_PART_ELEMENTS", 1)                     # every image may be a part
     monkeypatch.setattr(grouped, "BLOCK_CHANNELS", block)
     monkeypatch.setattr(grouped, "BLOCK_CHANNELS_MAX", max(block, 24 * (block == 16)))
     monkeypatch.setattr(depthwise, "_chunk", lambda N, per_image: chunk)
     monkeypatch.setattr(grouped, "_chunk_images", lambda N, per_image: chunk)
     previous = parallel.get_num_threads()
-    parallel.set_num_threads(3)
+    parallel.set_num_threads(threads)
     try:
         with parallel.hold_blas():
             for channels_last in (False, True):

@@ -124,7 +124,7 @@ class GELUCPU(elementwise.GELU):
             flat = [x.ravel()]
         # NOTE: without a gradient to come (no_grad, evaluation) the derivative is not made: 7 of the
         # piece's 26 calls, and a full-size array, fewer: 0.85x the forward's CPU time (256x64x15x15, in turns).
-        need = any(getattr(self, "needs_input_grad", (True,)))
+        need = any(self.needs_input_grad) if self.needs_input_grad else True
         out = np.empty_like(x)  # laid out like x (dense: ravel(order="K") lists x, out and deriv
         self.deriv = np.empty_like(x) if need else None  # in one element order, as views)
         flat += [v.ravel(order="K") if v is not None else None for v in (out, self.deriv)]

@@ -10,6 +10,10 @@ A grouped conv (1 < groups < C) gathers every group's channels-last columns in o
 laid out (G, N*OH*OW, KH*KW*Cg), for one strided-batched GEMM over the groups (cupy.matmul of
 contiguous 3-D stacks); dw likewise, and dx by the flipped kernel at stride 1 or col2im otherwise.
 
+NOTE: the depthwise kernels skip the padding taps rather than multiply by the zeros there, so an
+inf or NaN in g (dw) or in w (forward) is not turned into NaN by a 0 * inf at the border, as the
+reference's zero-padded columns do. Finite inputs give the reference's values.
+
 NOTE: this has not run on a real GPU. It is checked on the CPU through the CuPy stand-in and the
 kernel emulator (tests/cuda/test_conv_grouped_cuda.py), which test the index arithmetic and the
 math, not speed; the layout choices below are reasoned, not measured (benchmarks/gpu_check.sh runs
