@@ -140,11 +140,37 @@ def torch_variants(flags, device: str = "cpu", layouts=None, amp: bool = False) 
 # NOTE: measured on the 2-vCPU AMD EPYC at load average ~7.5 (five other jobs), resnet20 batch 64 training steps
 # in turns: PyTorch channels_last 8.9 / 15.7 img/s with OpenMP's default spin-waits, 97.8 / 68.4 with
 # OMP_WAIT_POLICY=PASSIVE, minires 63.3 / 50.0 / 39.3 / 43.5. A busy machine's ratios say nothing of a quiet one's.
-def load_note(load1: float, cores: int) -> str:
-    """The header's line on the machine's load: the 1-minute load average, with a warning once other work
-    keeps the cores busy (PyTorch's OpenMP threads spin-wait, and lose most when they share the cores)."""
+def busy_share(seconds: float = 0.5):
+    """The share (0 to 1) of all cores' time that other processes (and the hypervisor: steal) used over the
+    next `seconds`, from /proc/stat less this process's own CPU time; None where there is no /proc/stat.
+
+    NOTE: the 1-minute load average alone cannot tell other work from the run just before this one (a
+    2-thread benchmark leaves it near 2 for a minute), so the header samples the cores themselves."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        return sum(v), v[3] + v[4], time.process_time()
+    try:
+        total0, idle0, own0 = sample()
+        time.sleep(seconds)
+        total1, idle1, own1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = total1 - total0
+    if total <= 0:
+        return None
+    own = (own1 - own0) * os.sysconf("SC_CLK_TCK")
+    return min(1.0, max(0.0, (total - (idle1 - idle0) - own) / total))
+
+
+def load_note(load1: float, cores: int, busy=None) -> str:
+    """The header's line on the machine's load: the 1-minute load average and, where measured, the share of
+    the cores other work held just before the run (busy_share), with a warning once other work keeps the
+    cores busy (PyTorch's OpenMP threads spin-wait, and lose most when they share the cores)."""
     line = f"load average {load1:.1f} (1 min) on {cores} logical cores"
-    if load1 > 0.75 * cores:
+    if busy is not None:
+        line += f"; other work held {busy:.0%} of them over the half second before the run"
+    if (busy > 0.25) if busy is not None else (load1 > 0.75 * cores):
         line += (": BUSY - other work shares the cores; PyTorch's spin-waiting OpenMP threads slow down far more "
                  "than minires's, so minires/PyTorch ratios from this run flatter minires")
     return line
@@ -166,7 +192,7 @@ def header(extra: str = "") -> str:
     except Exception:
         pass
     try:
-        lines.append(load_note(os.getloadavg()[0], os.cpu_count() or 1))
+        lines.append(load_note(os.getloadavg()[0], os.cpu_count() or 1, busy_share()))
     except OSError:  # no load average on this system
         pass
     flags = cpu_flags()

@@ -8,7 +8,7 @@ table to dispatch; `MINIRES_IMPL=reference` leaves it unused.
 from __future__ import annotations
 
 from .. import dispatch
-from .cpu.activation import AddReLUCPU, ReLUCPU
+from .cpu.activation import AddReLUCPU, ClampCPU, ReLUCPU
 from .cpu.batchnorm import BatchNormCPU
 from .cpu.conv import Conv2dCPU
 from .cpu.depthwise import DepthwiseConv2dCPU
@@ -29,6 +29,7 @@ FAST = {
     "batch_norm": (BatchNormCPU, BatchNormCUDA),
     "relu": (ReLUCPU, ReLUCUDA),
     "add_relu": (AddReLUCPU, AddReLUCUDA),
+    "clamp": (ClampCPU,),
     "gelu": (GELUCPU,),
     "max_pool2d": (MaxPool2dCPU, MaxPool2dCUDA),
     "avg_pool2d": (AvgPool2dCPU,),

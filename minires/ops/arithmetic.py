@@ -7,7 +7,7 @@ import operator
 
 import numpy as np
 
-from .. import _validate, backend
+from .. import _validate, backend, dispatch
 from ..backend import get_array_module
 from ..creation import tensor as new_tensor
 from ..tensor import Function, Tensor, check_same_device_and_dtype, float32, unbroadcast
@@ -181,6 +181,8 @@ class Minimum(Maximum):
 class Clamp(Function):
     """x limited to [lo, hi] (either may be None; numbers or broadcast arrays), as torch.clamp."""
 
+    name = "clamp"
+
     def forward(self, x, lo=None, hi=None):
         xp = get_array_module(x, *[v for v in (lo, hi) if v is not None])
         self.x, self.lo, self.hi = x, lo, hi
@@ -296,7 +298,7 @@ def clamp(self, min=None, max=None):
         np.broadcast_shapes(*shapes)
     except ValueError:
         raise ValueError(f"clamp: input, min and max shapes {shapes} cannot be broadcast together") from None
-    return Clamp.apply(self, min, max)
+    return dispatch.call(Clamp, self, min, max)
 
 
 # ---- functional forms: mr.where, mr.maximum, mr.exp, ... ----------------------------------------------

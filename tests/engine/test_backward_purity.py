@@ -201,6 +201,8 @@ CASES = {
              *[Case(lambda m, p=p: m.leaf(3, 4).norm(p=p, dim=1), REF, variant=f"p={p}")
                for p in (1, 3, float("inf"), 0)]],
     # ---- functional/ references and their fast paths ----
+    "ClampCPU": [Case(lambda m: m.leaf(3, 4).clamp(-0.5, 0.5), CPU),
+                 Case(lambda m: m.leaf(2, 3, 2, 2, channels_last=True).clamp(min=0.0), CPU, variant="channels-last")],
     "ReLU": [Case(lambda m: F.relu(m.leaf(3, 4)), REF)],
     "ReLUCPU": [Case(lambda m: F.relu(m.leaf(3, 4)), CPU), Case(_relu_cl, CPU, variant="channels-last")],
     "ReLUCUDA": [Case(lambda m: F.relu(m.leaf(3, 4)), CUDA), Case(_relu_cl, CUDA, variant="channels-last")],

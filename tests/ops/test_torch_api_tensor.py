@@ -5,6 +5,7 @@ Forwards are checked against NumPy (np.concatenate, np.var, np.linalg.norm, np.t
 by finite differences (mr.gradcheck in float64), and identities where they exist (cat of chunk is the
 original). The differentiable ops run on every `device` of tests/conftest.py, the CuPy stand-in too.
 """
+import math
 import os
 
 import numpy as np
@@ -13,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minires as mr
+import minires.nn.functional as F
+from minires import dispatch
 
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 shapes = st.lists(st.integers(1, 3), min_size=1, max_size=3).map(tuple)
@@ -193,6 +196,49 @@ def test_clamp_gradient_includes_the_bounds():
     x = t64([-1.0, 0.0, 0.5, 1.0, 2.0])
     x.clamp(0, 1).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0, 1, 1, 1, 0])  # PyTorch's rule: ends included
+
+
+def _loop_clamp(a, lo, hi):
+    """Element by element: the value limited to [lo, hi] (NaN stays NaN), and whether x passed through."""
+    out, passed = [], []
+    for v in a.ravel():
+        c = v if math.isnan(v) else min(max(v, -math.inf if lo is None else lo), math.inf if hi is None else hi)
+        out.append(c)
+        passed.append(not math.isnan(v) and (lo is None or v >= lo) and (hi is None or v <= hi))
+    return np.array(out).reshape(a.shape), np.array(passed, dtype=float).reshape(a.shape)
+
+
+@pytest.mark.parametrize("lo, hi", [(0.0, 6.0), (-1, 1), (None, 0.25), (0.5, None), (0.25, 0.25)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_clamp_with_number_bounds_matches_loops_at_the_bounds_and_on_nan(device, lo, hi, dtype, channels_last):
+    """relu6/hardtanh's clamp: exact bounds get the gradient (ends included), NaN propagates and gets none."""
+    rng = np.random.default_rng(3)
+    a = rng.choice(np.array([-1.0, 0.0, 0.25, 0.5, 1.0, 6.0, 7.0, -0.0, np.nan]), size=(3, 4, 2, 3)).astype(dtype)
+    a[0, 0, 0, :2] = [np.inf, -np.inf]
+    g = rng.standard_normal(a.shape).astype(dtype)
+    x = mr.tensor(np.ascontiguousarray(a.transpose(0, 2, 3, 1)), device=device).permute(0, 3, 1, 2) \
+        if channels_last else mr.tensor(a, device=device)
+    x.requires_grad = True
+    y = x.clamp(lo, hi)
+    out, passed = _loop_clamp(a.astype(np.float64), lo, hi)
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(y.numpy(), out.astype(dtype))
+    y.backward(mr.tensor(g, device=device))
+    np.testing.assert_array_equal(x.grad.numpy(), g * passed.astype(dtype))
+
+
+@dispatch.use_impl("fast")  # even in a run with MINIRES_IMPL=reference
+def test_clamp_runs_the_cpu_fast_path_only_for_number_bounds():
+    x = mr.randn(2, 3, requires_grad=True)
+    ran = lambda y: type(y.grad_fn).__name__  # noqa: E731
+    assert ran(x.clamp(0.0, 6.0)) == ran(F.relu6(x)) == ran(F.hardtanh(x)) == ran(x.clamp(max=1)) == "ClampCPU"
+    # tensor, NumPy-scalar or NaN bounds, lo > hi and a 0-d input take the reference's rules
+    for y in (x.clamp(mr.zeros(3)), x.clamp(np.float64(0.5)), x.clamp(math.nan, 1.0), x.clamp(2.0, 1.0),
+              mr.tensor(1.0, requires_grad=True).clamp(0.0, 0.5)):
+        assert ran(y) == "Clamp"
+    with dispatch.use_impl("reference"):
+        assert ran(F.relu6(x)) == "Clamp"
 
 
 # ---- var, std, norm -------------------------------------------------------------------------------

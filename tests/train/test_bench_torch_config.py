@@ -1,5 +1,9 @@
 """The benchmarks' PyTorch configuration, decided without PyTorch: the CPU's bf16 units from /proc/cpuinfo
 text, the faster of the two layouts, and which PyTorch runs are timed."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from minires.bench import common
@@ -103,3 +107,23 @@ def test_the_header_warns_when_other_work_keeps_the_cores_busy():
     busy = common.load_note(7.9, 2)
     assert busy.startswith("load average 7.9 (1 min) on 2 logical cores: BUSY") and "flatter minires" in busy
     assert "BUSY" not in common.load_note(7.9, 16)
+    # where the cores were sampled, their busy share decides, not a load average left by the run before
+    quiet = common.load_note(1.9, 2, busy=0.03)
+    assert quiet == "load average 1.9 (1 min) on 2 logical cores; other work held 3% of them over the half second before the run"
+    assert "BUSY" in common.load_note(0.2, 2, busy=0.6)
+
+
+def test_busy_share_sees_another_process_spinning():
+    if not os.path.exists("/proc/stat"):
+        pytest.skip("no /proc/stat on this system")  # the header then falls back to the load average
+    own = common.busy_share(0.2)  # this process sleeping: its own time is left out
+    assert own is not None and 0.0 <= own <= 1.0
+    spin = subprocess.Popen([sys.executable, "-c", "import sys, time\nprint(flush=True)\nt = time.time()\n"
+                             "while time.time() - t < 5: pass"], stdout=subprocess.PIPE)
+    try:
+        spin.stdout.readline()  # it is spinning
+        share = common.busy_share(0.5)
+    finally:
+        spin.kill()
+        spin.wait()
+    assert share >= 0.8 / (os.cpu_count() or 1)  # at least 80% of one core of the machine's
