@@ -22,8 +22,20 @@ from ...ops import arithmetic
 
 def _masked(g, mask):
     """g * mask, written block by block into an array laid out like g."""
-    d = np.empty_like(g)
-    parallel.split_rows(lambda a, b: np.multiply(g[a:b], mask[a:b], out=d[a:b]), g)
+    d, like_g = np.empty_like(g), np.empty_like(g, dtype=bool)
+    # NOTE: a float32 x bool product of arrays in two layouts (a C-order g after a channel shuffle or a
+    # reshape, a channels-last mask) runs 6-11x slower than in one layout: NumPy casts the bools through a
+    # buffer in the iteration order. The mask is then copied into g's layout first (bytes): 64x116x16x16,
+    # 8.1 ms -> 1.2 ms (C-order g, channels-last mask); in one layout 0.73 ms as before.
+    copy = like_g.strides != mask.strides
+
+    def part(a, b):
+        m = mask[a:b]
+        if copy:
+            np.copyto(like_g[a:b], m)
+            m = like_g[a:b]
+        np.multiply(g[a:b], m, out=d[a:b])
+    parallel.split_rows(part, g)
     return d
 
 
