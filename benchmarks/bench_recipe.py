@@ -40,9 +40,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's minires first
-from minires.bench.common import (TORCH_LAYOUTS, TORCH_RUNS, cpu_flags, cpu_steal, faster_layout, header,  # noqa: E402
+from minires.bench.common import (TORCH_LAYOUTS, TORCH_RUNS, cpu_steal, faster_layout, header,  # noqa: E402
                                   markdown_table, resolve_device, scaled_step, steal_percent, to_torch_layout,
-                                  torch_or_none, torch_reference_label, torch_variants, write_json)
+                                  torch_or_none, torch_reference_label, torch_runs, write_json)
 
 TRAIN_IMAGES = 50000  # CIFAR-10's training set: the recipe's steps per epoch are TRAIN_IMAGES // batch
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -458,13 +458,7 @@ def main(argv=None):
     torch = None if args.no_torch else torch_or_none()
     from minires import recipes
     device, extra, torch = resolve_device(p, args.device, torch)
-    if torch is not None:
-        torch.set_num_threads(args.threads)  # so that the header's PyTorch thread count is the children's
-    try:  # checked with or without PyTorch; float16 amp and bf16 autocast are not stacked: --amp runs no bf16 row
-        runs = torch_variants(cpu_flags(), device, args.layouts and args.layouts.split(","), args.amp)
-    except ValueError as e:
-        p.error(f"--layouts: {e}")
-    runs = runs if torch is not None else []
+    runs = torch_runs(p, args, device, torch)
     libs = ["mr"] + [name for name, _, _ in runs]
     recipe = recipes.get("airbench94")
     config = _config(recipe, args.batch)

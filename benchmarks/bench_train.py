@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's minires first
 from minires import parallel  # noqa: E402
-from minires.bench.common import (TORCH_RUNS, cpu_flags, cpu_steal, faster_layout, header, markdown_table,  # noqa: E402
+from minires.bench.common import (TORCH_RUNS, cpu_steal, faster_layout, header, markdown_table,  # noqa: E402
                                   median_ms, resolve_device, scaled_step, steal_percent, to_torch_layout,
-                                  torch_or_none, torch_reference_label, torch_variants, write_json)
+                                  torch_or_none, torch_reference_label, torch_runs, write_json)
 
 
 # ---- the same architectures in PyTorch (reference only; never imported by the library) ------------------
@@ -212,13 +212,7 @@ def main(argv=None):
         p.error("--rounds, --steps and --threads must be >= 1 and --warmup >= 0")
     torch = None if args.no_torch else torch_or_none()
     device, extra, torch = resolve_device(p, args.device, torch)
-    if torch is not None:
-        torch.set_num_threads(args.threads)  # so that the header's PyTorch thread count is the children's
-    try:  # checked with or without PyTorch; float16 amp and bf16 autocast are not stacked: --amp runs no bf16 row
-        runs = torch_variants(cpu_flags(), device, args.layouts and args.layouts.split(","), args.amp)
-    except ValueError as e:
-        p.error(f"--layouts: {e}")
-    runs = runs if torch is not None else []
+    runs = torch_runs(p, args, device, torch)
     libs = ["mr"] + [name for name, _, _ in runs]
     if device.startswith("cuda"):
         extra += ("PyTorch: TF32 off (torch.backends.cuda.matmul / cudnn allow_tf32 = False), cudnn.benchmark on, "

@@ -137,6 +137,19 @@ def torch_variants(flags, device: str = "cpu", layouts=None, amp: bool = False) 
     return [(n, *TORCH_RUNS[n]) for n in names]
 
 
+def torch_runs(parser, args, device: str, torch) -> list:
+    """[(name, layout, bf16)] of the PyTorch runs a training-step benchmark times ([] without PyTorch), with
+    PyTorch's threads set to args.threads first (the header then names the children's count); a bad
+    args.layouts is the parser's error, checked with or without PyTorch."""
+    if torch is not None:
+        torch.set_num_threads(args.threads)
+    try:  # float16 amp and bf16 autocast are not stacked: --amp runs no bf16 row
+        runs = torch_variants(cpu_flags(), device, args.layouts and args.layouts.split(","), args.amp)
+    except ValueError as e:
+        parser.error(f"--layouts: {e}")
+    return runs if torch is not None else []
+
+
 # NOTE: measured on the 2-vCPU AMD EPYC at load average ~7.5 (five other jobs), resnet20 batch 64 training steps
 # in turns: PyTorch channels_last 8.9 / 15.7 img/s with OpenMP's default spin-waits, 97.8 / 68.4 with
 # OMP_WAIT_POLICY=PASSIVE, minires 63.3 / 50.0 / 39.3 / 43.5. A busy machine's ratios say nothing of a quiet one's.
