@@ -154,15 +154,25 @@ def torch_runs(parser, args, device: str, torch) -> list:
 # in turns: PyTorch channels_last 8.9 / 15.7 img/s with OpenMP's default spin-waits, 97.8 / 68.4 with
 # OMP_WAIT_POLICY=PASSIVE, minires 63.3 / 50.0 / 39.3 / 43.5. A busy machine's ratios say nothing of a quiet one's.
 def busy_share(seconds: float = 0.5):
-    """The share (0 to 1) of all cores' time that other processes (and the hypervisor: steal) used over the
-    next `seconds`, from /proc/stat less this process's own CPU time; None where there is no /proc/stat.
+    """The share (0 to 1) of this process's cores' time that other processes (and the hypervisor: steal) used
+    over the next `seconds`, from /proc/stat less this process's own CPU time; None where there is no /proc/stat.
 
     NOTE: the 1-minute load average alone cannot tell other work from the run just before this one (a
     2-thread benchmark leaves it near 2 for a minute), so the header samples the cores themselves."""
+    try:  # the cores this process may run on (a container or taskset may give it a few of the host's)
+        mine = {f"cpu{i}" for i in os.sched_getaffinity(0)}
+    except AttributeError:  # no sched_getaffinity: the machine's total line
+        mine = None
+
     def sample():
+        total = idle = 0
         with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
-        return sum(v), v[3] + v[4], time.process_time()
+            for line in f:
+                name, *fields = line.split() or [""]
+                if (name in mine) if mine is not None else (name == "cpu"):
+                    v = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+                    total, idle = total + sum(v), idle + v[3] + v[4]
+        return total, idle, time.process_time()
     try:
         total0, idle0, own0 = sample()
         time.sleep(seconds)

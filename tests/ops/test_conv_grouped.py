@@ -104,6 +104,25 @@ def test_threads_and_chunks_match_naive(fast, monkeypatch, x_shape, w_shape, kw,
         parallel.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_with_an_inf_weight_matches_the_reference_nan_for_nan(fast, stride):
+    """The stride-1 dx as a window sum would meet the inf with the zero border (0 * inf); it must not."""
+    rng = np.random.default_rng(4)
+    x, w, g = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((3, 1, 3, 3)), None
+    w[1, 0, 0, 2] = np.inf
+    grads = []
+    for impl in ("fast", "reference"):
+        with dispatch.use_impl(impl), np.errstate(invalid="ignore"):
+            xt, wt = mr.tensor(x, requires_grad=True), mr.tensor(w, requires_grad=True)
+            out = F.conv2d(xt, wt, stride=stride, padding=1, groups=3)
+            assert type(out.grad_fn) is (DepthwiseConv2dCPU if impl == "fast" else Conv2d)
+            g = rng.standard_normal(out.shape) if g is None else g
+            out.backward(mr.tensor(g))
+            grads.append((out.numpy(), xt.grad.numpy(), wt.grad.numpy()))
+    for fast_value, reference_value in zip(*grads):
+        np.testing.assert_allclose(fast_value, reference_value, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
 def test_blocks_merge_whole_groups_up_to_the_limit():
     assert grouped.pieces(46, 8) == [(0, 46, 2)] and grouped.pieces(3, 8) == [(0, 3, 3)]
     assert grouped.pieces(7, 8) == [(0, 6, 2), (6, 7, 1)] and grouped.pieces(19, 8) == [(0, 18, 2), (18, 19, 1)]

@@ -226,6 +226,8 @@ def test_clamp_with_number_bounds_matches_loops_at_the_bounds_and_on_nan(device,
     np.testing.assert_array_equal(y.numpy(), out.astype(dtype))
     y.backward(mr.tensor(g, device=device))
     np.testing.assert_array_equal(x.grad.numpy(), g * passed.astype(dtype))
+    with mr.no_grad():  # no mask is kept then; the values are the same
+        np.testing.assert_array_equal(x.clamp(lo, hi).numpy(), out.astype(dtype))
 
 
 @dispatch.use_impl("fast")  # even in a run with MINIRES_IMPL=reference
