@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from minires.bench import common
+from minires.bench import common, load
 
 ZEN3 = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -102,27 +102,27 @@ def test_the_layouts_asked_for_are_timed_and_amp_drops_the_bf16_row():
 
 
 def test_the_header_warns_when_other_work_keeps_the_cores_busy():
-    assert common.load_note(0.4, 2) == "load average 0.4 (1 min) on 2 logical cores"
-    assert common.load_note(1.5, 2) == "load average 1.5 (1 min) on 2 logical cores"
-    busy = common.load_note(7.9, 2)
+    assert load.load_note(0.4, 2) == "load average 0.4 (1 min) on 2 logical cores"
+    assert load.load_note(1.5, 2) == "load average 1.5 (1 min) on 2 logical cores"
+    busy = load.load_note(7.9, 2)
     assert busy.startswith("load average 7.9 (1 min) on 2 logical cores: BUSY") and "flatter minires" in busy
-    assert "BUSY" not in common.load_note(7.9, 16)
+    assert "BUSY" not in load.load_note(7.9, 16)
     # where the cores were sampled, their busy share decides, not a load average left by the run before
-    quiet = common.load_note(1.9, 2, busy=0.03)
+    quiet = load.load_note(1.9, 2, busy=0.03)
     assert quiet == "load average 1.9 (1 min) on 2 logical cores; other work held 3% of them over the half second before the run"
-    assert "BUSY" in common.load_note(0.2, 2, busy=0.6)
+    assert "BUSY" in load.load_note(0.2, 2, busy=0.6)
 
 
 def test_busy_share_sees_another_process_spinning():
     if not os.path.exists("/proc/stat"):
         pytest.skip("no /proc/stat on this system")  # the header then falls back to the load average
-    own = common.busy_share(0.2)  # this process sleeping: its own time is left out
+    own = load.busy_share(0.2)  # this process sleeping: its own time is left out
     assert own is not None and 0.0 <= own <= 1.0
     spin = subprocess.Popen([sys.executable, "-c", "import sys, time\nprint(flush=True)\nt = time.time()\n"
                              "while time.time() - t < 5: pass"], stdout=subprocess.PIPE)
     try:
         spin.stdout.readline()  # it is spinning
-        share = common.busy_share(0.5)
+        share = load.busy_share(0.5)
     finally:
         spin.kill()
         spin.wait()
