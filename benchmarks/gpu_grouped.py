@@ -6,14 +6,13 @@ reference on the same CuPy arrays, and against PyTorch (cuDNN, channels_last) wh
 Rehearsal on the CPU (tiny sizes): MINIRES_CUPY_MODULE=cupy_standin PYTHONPATH=.:tests \
     python3 benchmarks/gpu_grouped.py --batch 2 --repeats 2 --size 8
 Layers: MobileNetV2's depthwise 3x3 (stride 1 and 2, channels-last input as the CUDA path gives it) and
-RegNetX-200MF / ResNeXt grouped 3x3 convs. Prints the median ms and spread per row and the ratios.
+RegNetX-200MF / ResNeXt grouped 3x3 convs. Prints the median ms per row (common.interleaved_ms: in turns,
+the order flipped each round) and the ratios.
 """
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -21,7 +20,7 @@ sys.path.insert(0, os.getcwd())  # run from the repository root: this checkout's
 import minires as mr  # noqa: E402
 import minires.functional as F  # noqa: E402
 from minires import backend, dispatch  # noqa: E402
-from minires.bench.common import cuda_header, header, markdown_table, write_json  # noqa: E402
+from minires.bench.common import cuda_header, header, interleaved_ms, markdown_table, write_json  # noqa: E402
 
 # (name, C_in, C_out, groups, stride, H)
 LAYERS = [("mbv2 dw 144 s1", 144, 144, 144, 1, 16), ("mbv2 dw 144 s2", 144, 144, 144, 2, 16),
@@ -72,36 +71,28 @@ def main():
                 out.backward(g)
             return type(out.grad_fn).__name__
 
-        runs = {"fast": step, "reference": step}
+        impl_name = step("fast")
+        runs = {"fast": lambda: step("fast"), "reference": lambda: step("reference")}
+
+        def sync():  # both libraries' queues drained: each timing covers its own launches only
+            cp.cuda.Device().synchronize()
+            if torch_ok:
+                torch.cuda.synchronize()
         if torch_ok:
             tx = torch.tensor(xa, device="cuda", requires_grad=True).contiguous(memory_format=torch.channels_last)
             tw = torch.tensor(wa, device="cuda", requires_grad=True)
 
-            def tstep(_):
+            def tstep():
                 tx.grad = tw.grad = None
                 out = torch.nn.functional.conv2d(tx, tw, stride=S, padding=1, groups=G)
                 out.backward(torch.ones_like(out))
-                return "torch"
             runs["torch"] = tstep
-        times = {k: [] for k in runs}
-        impl_name = step("fast")
-        for fn in runs.values():  # warm-up (compiles kernels, cuBLAS/cuDNN plans)
-            fn("fast") if fn is step else fn(None)
-        for _ in range(a.repeats):  # in turns
-            for k, fn in runs.items():
-                cp.cuda.Device().synchronize()
-                if torch_ok:
-                    torch.cuda.synchronize()
-                t = time.perf_counter()
-                fn(k)
-                cp.cuda.Device().synchronize()
-                if torch_ok:
-                    torch.cuda.synchronize()
-                times[k].append((time.perf_counter() - t) * 1e3)
-        med = {k: statistics.median(v) for k, v in times.items()}
+        sync()
+        # in turns, the warm-ups compiling kernels and making cuBLAS/cuDNN plans
+        ms = interleaved_ms(list(runs.values()), repeats=a.repeats, warmup=1, syncs=[sync] * len(runs))
+        med = dict(zip(runs, ms))
         row = dict(layer=name, impl=impl_name, batch=a.batch, H=H, dtype=a.dtype,
                    **{f"{k}_ms": round(m, 3) for k, m in med.items()},
-                   **{f"{k}_spread": round(max(v) - min(v), 3) for k, v in times.items()},
                    ref_over_fast=round(med["reference"] / med["fast"], 2))
         if torch_ok:
             row["fast_over_torch"] = round(med["fast"] / med["torch"], 2)
